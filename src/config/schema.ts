@@ -1,0 +1,176 @@
+import { z } from 'zod';
+
+/**
+ * The configuration schema, and with it the one table of defaults: every default lives here and nowhere else.
+ * The layout is the reference server's `config.yaml` (server, selected_module, VAD/ASR/LLM/TTS/... blocks,
+ * the `xiaozhi` hello template, prompt, exit_commands, close_connection_no_voice_time...), plus the fork's
+ * meeting/workflow/peer/working/coding/llm_by_mode blocks and our own keys.
+ * Objects use `prefault({})` so that a missing block still gets its nested defaults.
+ */
+
+const port = z.number().int().min(0).max(65535);
+const ms = z.number().int().min(0);
+const positiveInt = z.number().int().positive();
+/** Free-form block whose keys belong to a provider or to a feature that validates them itself. */
+const openBlock = z.record(z.string(), z.unknown());
+const providerCatalogue = z.record(z.string(), z.looseObject({ type: z.string().optional() }));
+
+const staticToken = z.union([z.string().min(1), z.looseObject({ token: z.string().min(1), name: z.string().optional() })]);
+
+export const serverSchema = z
+  .object({
+    ip: z.string().min(1).default('0.0.0.0'),
+    port: port.default(8000),
+    /** The reference's separate HTTP port; Linus serves everything on `port`, so this is accepted and unused. */
+    http_port: port.optional(),
+    /** WebSocket URL handed out by OTA; empty = built from the OTA request's Host header. */
+    websocket: z.string().default(''),
+    /** Vision explain URL sent in MCP initialize; empty = built from the device's Host header. */
+    vision_explain: z.string().default(''),
+    /** Hours, as in the reference; OTA sends it in minutes. */
+    timezone_offset: z.number().min(-14).max(14).default(8),
+    /** Key for device tokens; falls back to manager-api.secret, then to a random per-process key. */
+    auth_key: z.string().default(''),
+    /** Secret for admin HTTP calls and `server` actions. Empty = admin endpoints disabled. */
+    admin_secret: z.string().default(''),
+    auth: z
+      .object({
+        enabled: z.boolean().default(false),
+        allowed_devices: z.array(z.string()).default([]),
+        expire_seconds: z.number().int().min(0).default(2_592_000),
+        /** Static tokens accepted besides signed device tokens. */
+        tokens: z.array(staticToken).default([]),
+      })
+      .prefault({}),
+    /** Delay before the old connection of a device is closed when a new one takes over. */
+    handover_close_ms: ms.default(1500),
+    max_connections: positiveInt.default(50_000),
+    /** Text or binary frames above this get an error reply and are dropped. */
+    max_frame_bytes: positiveInt.default(65_536),
+    /** Frames above this close the socket (code 1009) before they are even buffered. */
+    max_frame_hard_bytes: positiveInt.default(1_048_576),
+    /** Per-connection inbound frame rate (audio is ~17 frames/s per direction). */
+    max_messages_per_second: positiveInt.default(200),
+    /** Outbound bytes queued per connection under back-pressure before audio is dropped. */
+    send_buffer_bytes: positiveInt.default(262_144),
+    /** WebSocket-level ping; a peer that misses one whole interval is dropped. 0 = off. */
+    ws_ping_interval_ms: ms.default(20_000),
+    /** A connection that sends nothing at all within this time is closed. 0 = off. */
+    hello_timeout_ms: ms.default(10_000),
+    /** How long before an idle close the `timeout_warning` is sent. */
+    idle_warning_ms: ms.default(10_000),
+    /** Graceful shutdown deadline. */
+    shutdown_timeout_ms: ms.default(5_000),
+    /** Binary protocol version handed to devices in the OTA `websocket.version` field. */
+    binary_protocol_version: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(1),
+    activation: z
+      .object({
+        /** When on, OTA hands unknown devices a 6-digit code and refuses their WebSocket until activated. */
+        enabled: z.boolean().default(false),
+        message: z.string().default('Open the Linus console and enter this code to activate the device'),
+      })
+      .prefault({}),
+    mqtt_gateway: z.string().optional(),
+    mqtt_signature_key: z.string().optional(),
+    udp_gateway: z.string().optional(),
+  })
+  .prefault({});
+
+export const logSchema = z
+  .object({
+    log_level: z
+      .string()
+      .transform((v) => v.toLowerCase())
+      .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'silent']))
+      .default('info'),
+    /** Log file path; empty = stdout. A relative path is taken from the data dir. */
+    log_file: z.string().default(''),
+    /** Longer log messages keep their head and tail only. */
+    max_message_length: positiveInt.default(2000),
+    log_format: z.string().optional(),
+    log_format_file: z.string().optional(),
+    log_dir: z.string().optional(),
+    data_dir: z.string().optional(),
+  })
+  .prefault({});
+
+const audioParams = z
+  .object({
+    format: z.literal('opus').default('opus'),
+    sample_rate: z.union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)]).default(24000),
+    channels: z.literal(1).default(1),
+    frame_duration: z.union([z.literal(20), z.literal(40), z.literal(60)]).default(60),
+  })
+  .prefault({});
+
+export const configSchema = z
+  .object({
+    server: serverSchema,
+    log: logSchema,
+    'manager-api': z.object({ url: z.string().default(''), secret: z.string().default('') }).prefault({}),
+    /** Server hello template; `audio_params` is what downlink audio is really encoded at. */
+    xiaozhi: z
+      .object({
+        type: z.literal('hello').default('hello'),
+        version: z.number().int().default(1),
+        transport: z.literal('websocket').default('websocket'),
+        audio_params: audioParams,
+      })
+      .prefault({}),
+    close_connection_no_voice_time: positiveInt.default(120),
+    delete_audio: z.boolean().default(true),
+    tts_timeout: positiveInt.default(10),
+    tool_call_timeout: positiveInt.default(30),
+    enable_wakeup_words_response_cache: z.boolean().default(true),
+    enable_greeting: z.boolean().default(true),
+    enable_stop_tts_notify: z.boolean().default(false),
+    stop_tts_notify_voice: z.string().optional(),
+    enable_websocket_ping: z.boolean().default(false),
+    tts_audio_send_delay: z.number().int().min(0).default(0),
+    exit_commands: z.array(z.string()).default(['退出', '关闭', 'exit', 'goodbye']),
+    wakeup_words: z.array(z.string()).default(['你好小智', '嘿你好呀', '你好小志', '小爱同学', 'hello xiaozhi']),
+    prompt: z.string().default('You are Linus, a friendly voice assistant. Answer briefly, in one or two spoken sentences.'),
+    prompt_template: z.string().optional(),
+    system_error_response: z.string().optional(),
+    end_prompt: z.object({ enable: z.boolean().default(false), prompt: z.string().default('') }).prefault({}),
+    module_test: openBlock.optional(),
+    mcp_endpoint: z.string().optional(),
+    context_providers: z.array(z.unknown()).optional(),
+    plugins: openBlock.optional(),
+    voiceprint: openBlock.optional(),
+    selected_module: z
+      .object({
+        VAD: z.string().default('SileroVAD'),
+        ASR: z.string().default('PocketSphinxASR'),
+        LLM: z.string().default(''),
+        VLLM: z.string().default(''),
+        TTS: z.string().default('FliteTTS'),
+        Memory: z.string().default('nomem'),
+        Intent: z.string().default('function_call'),
+      })
+      .prefault({}),
+    VAD: providerCatalogue.default({
+      SileroVAD: { type: 'silero', threshold: 0.5, threshold_low: 0.3, min_silence_duration_ms: 700 },
+      EnergyVAD: { type: 'energy', threshold_db: -45, min_silence_duration_ms: 700 },
+    }),
+    ASR: providerCatalogue.default({ PocketSphinxASR: { type: 'pocketsphinx' } }),
+    LLM: providerCatalogue.default({}),
+    VLLM: providerCatalogue.default({}),
+    TTS: providerCatalogue.default({
+      FliteTTS: { type: 'flite', voice: 'slt' },
+      EspeakTTS: { type: 'espeak', voice: 'en-us' },
+    }),
+    Memory: providerCatalogue.default({ nomem: { type: 'nomem' } }),
+    Intent: providerCatalogue.default({ function_call: { type: 'function_call' } }),
+    // The fork's feature blocks: their keys are validated by the features that own them.
+    meeting: openBlock.default({}),
+    workflow: openBlock.default({}),
+    peer: openBlock.default({}),
+    working: openBlock.default({}),
+    coding: openBlock.default({}),
+    llm_by_mode: openBlock.default({}),
+    device_alias: openBlock.optional(),
+  })
+  .prefault({});
+
+export type LinusConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,83 @@
+import { EventEmitter } from 'node:events';
+
+/** What the registry needs from a live connection. */
+export interface DeviceConnection {
+  readonly connectionId: string;
+  readonly deviceId: string;
+  /** Told that a newer connection of the same device took the route over. */
+  replacedBy(newer: DeviceConnection): void;
+}
+
+/** State that belongs to the device rather than to one connection, so it survives a handover. */
+export class DeviceRecord {
+  readonly state = new Map<string, unknown>();
+  constructor(
+    readonly deviceId: string,
+    readonly firstSeen = Date.now(),
+  ) {}
+}
+
+export interface RegisterResult {
+  record: DeviceRecord;
+  /** The connection that held the route before, if any; it has been told already. */
+  replaced?: DeviceConnection;
+}
+
+export interface RegistryEvents {
+  online: [deviceId: string];
+  offline: [deviceId: string];
+}
+
+/**
+ * Which connection is the route to a device. A device is one route: registering takes it over at once.
+ * Implementations: in-process (below); a Redis-backed one for several nodes (cluster mode).
+ */
+export interface DeviceRegistry extends EventEmitter<RegistryEvents> {
+  register(conn: DeviceConnection): RegisterResult;
+  /** Removes the route only if it still points at this connection; returns whether it did. */
+  unregister(conn: DeviceConnection): boolean;
+  get(deviceId: string): DeviceConnection | undefined;
+  record(deviceId: string): DeviceRecord | undefined;
+  deviceIds(): string[];
+  readonly size: number;
+}
+
+export class LocalDeviceRegistry extends EventEmitter<RegistryEvents> implements DeviceRegistry {
+  #routes = new Map<string, { conn: DeviceConnection; record: DeviceRecord }>();
+
+  register(conn: DeviceConnection): RegisterResult {
+    const existing = this.#routes.get(conn.deviceId);
+    const record = existing?.record ?? new DeviceRecord(conn.deviceId);
+    this.#routes.set(conn.deviceId, { conn, record });
+    if (existing && existing.conn !== conn) {
+      existing.conn.replacedBy(conn);
+      return { record, replaced: existing.conn };
+    }
+    if (!existing) this.emit('online', conn.deviceId);
+    return { record };
+  }
+
+  unregister(conn: DeviceConnection): boolean {
+    const route = this.#routes.get(conn.deviceId);
+    if (!route || route.conn !== conn) return false;
+    this.#routes.delete(conn.deviceId);
+    this.emit('offline', conn.deviceId);
+    return true;
+  }
+
+  get(deviceId: string): DeviceConnection | undefined {
+    return this.#routes.get(deviceId)?.conn;
+  }
+
+  record(deviceId: string): DeviceRecord | undefined {
+    return this.#routes.get(deviceId)?.record;
+  }
+
+  deviceIds(): string[] {
+    return [...this.#routes.keys()];
+  }
+
+  get size(): number {
+    return this.#routes.size;
+  }
+}

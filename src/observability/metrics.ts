@@ -1,0 +1,82 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+/** Message types that get their own label; anything else is counted as `other`, so labels stay bounded. */
+const KNOWN_TYPES = new Set([
+  'hello', 'listen', 'abort', 'mcp', 'iot', 'ping', 'keepalive', 'pong', 'config_update', 'goodbye', 'server',
+  'stt', 'tts', 'llm', 'system', 'alert', 'error', 'mode', 'meeting', 'workflow', 'peer', 'coding', 'audio',
+  'binary', 'custom',
+]);
+
+export function typeLabel(type: string): string {
+  return KNOWN_TYPES.has(type) ? type : 'other';
+}
+
+/** All server metrics in one registry per server instance (tests run several servers in one process). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: 'linus_connections', help: 'Open device WebSocket connections', registers: [this.registry] });
+  readonly connectionsTotal = new Counter({ name: 'linus_connections_total', help: 'Accepted WebSocket connections', registers: [this.registry] });
+  readonly devices = new Gauge({ name: 'linus_devices', help: 'Devices with a live route', registers: [this.registry] });
+  readonly rejectedUpgrades = new Counter({
+    name: 'linus_rejected_upgrades_total', help: 'WebSocket upgrades refused before the handshake', labelNames: ['reason'] as const, registers: [this.registry],
+  });
+  readonly messagesIn = new Counter({ name: 'linus_messages_in_total', help: 'Inbound frames by message type', labelNames: ['type'] as const, registers: [this.registry] });
+  readonly messagesOut = new Counter({ name: 'linus_messages_out_total', help: 'Outbound frames by message type', labelNames: ['type'] as const, registers: [this.registry] });
+  readonly bytesIn = new Counter({ name: 'linus_bytes_in_total', help: 'Inbound WebSocket payload bytes', registers: [this.registry] });
+  readonly bytesOut = new Counter({ name: 'linus_bytes_out_total', help: 'Outbound WebSocket payload bytes', registers: [this.registry] });
+  readonly sendFailures = new Counter({ name: 'linus_send_failures_total', help: 'Frames not delivered by the send path', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly badFrames = new Counter({ name: 'linus_bad_frames_total', help: 'Inbound frames rejected as malformed or over a limit', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly unknownMessages = new Counter({ name: 'linus_unknown_messages_total', help: 'Inbound JSON messages of an unknown type', registers: [this.registry] });
+  readonly handovers = new Counter({ name: 'linus_handovers_total', help: 'Connections replaced by a newer one of the same device', registers: [this.registry] });
+  readonly idleCloses = new Counter({ name: 'linus_idle_closes_total', help: 'Connections closed for inactivity', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly loopLag: IntervalHistogram;
+
+  #inChildren = new Map<string, Counter.Internal>();
+  #outChildren = new Map<string, Counter.Internal>();
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'linus_' });
+    this.loopLag = monitorEventLoopDelay({ resolution: 10 });
+    this.loopLag.enable();
+    const lag = this.loopLag;
+    for (const [q, name] of [[50, 'p50'], [99, 'p99']] as const) {
+      new Gauge({
+        name: `linus_event_loop_lag_${name}_seconds`,
+        help: `Event-loop delay ${name} since the previous scrape`,
+        registers: [this.registry],
+        collect() { this.set(lag.percentile(q) / 1e9); },
+      });
+    }
+    new Gauge({
+      name: 'linus_event_loop_lag_max_seconds',
+      help: 'Largest event-loop delay since the previous scrape',
+      registers: [this.registry],
+      collect() { this.set(lag.max / 1e9); lag.reset(); },
+    });
+  }
+
+  /** Cached label children: the per-frame path must not hash label sets. */
+  countIn(type: string, bytes: number): void {
+    child(this.#inChildren, this.messagesIn, typeLabel(type)).inc();
+    this.bytesIn.inc(bytes);
+  }
+
+  countOut(type: string, bytes: number): void {
+    child(this.#outChildren, this.messagesOut, typeLabel(type)).inc();
+    this.bytesOut.inc(bytes);
+  }
+
+  close(): void {
+    this.loopLag.disable();
+  }
+}
+
+function child(cache: Map<string, Counter.Internal>, counter: Counter<'type'>, label: string): Counter.Internal {
+  let c = cache.get(label);
+  if (!c) {
+    c = counter.labels(label);
+    cache.set(label, c);
+  }
+  return c;
+}

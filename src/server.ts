@@ -1,0 +1,260 @@
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isAbsolute, join } from 'node:path';
+import { WebSocketServer } from 'ws';
+import type { ValidatedConfig } from './config/load.js';
+import type { LinusConfig } from './config/schema.js';
+import { ConfigStore } from './config/store.js';
+import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
+import { createLogger, type Logger } from './observability/log.js';
+import { Metrics } from './observability/metrics.js';
+import { Scope } from './session/scope.js';
+import type { ServerContext, Session } from './session/session.js';
+import { ActivationStore } from './store/activation.js';
+import { openDatabase, type Db } from './store/sqlite.js';
+import { registerAdminRoutes } from './transport/admin.js';
+import { resolveAuthKey } from './transport/device-auth.js';
+import { HttpError, sendJson, sendText } from './transport/http-util.js';
+import { registerOtaRoutes } from './transport/ota.js';
+import { Router } from './transport/router.js';
+import { registerStatusRoutes } from './transport/status.js';
+import { createUpgradeHandler } from './transport/upgrade.js';
+import { VERSION } from './version.js';
+
+/** A startup failure with one line for the operator, naming the config key (or flag) to change (D15). */
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly key?: string,
+  ) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface StartOptions {
+  config: ValidatedConfig;
+  dataDir: string;
+  configPath?: string;
+  /** Defaults to a logger built from the config's `log` block. */
+  logger?: Logger;
+  /** Process-level metrics (CPU, heap, GC); off in tests that run many servers in one process. */
+  defaultMetrics?: boolean;
+}
+
+export interface LinusServer {
+  readonly port: number;
+  readonly host: string;
+  readonly ctx: ServerContext;
+  readonly registry: DeviceRegistry;
+  readonly sessions: ReadonlySet<Session>;
+  readonly activations: ActivationStore;
+  readonly db: Db;
+  readonly http: Server;
+  /** ws://127.0.0.1:<port><path> style URL for local clients. */
+  url(path?: string, scheme?: 'http' | 'ws'): string;
+  /** Graceful: stop accepting, tell devices, close sessions, flush the store. Idempotent. */
+  close(reason?: string): Promise<void>;
+}
+
+function ensureDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    accessSync(dataDir, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new StartupError(`data dir ${dataDir} is not writable (${code}); choose another with --data-dir or LINUS_DATA_DIR`, '--data-dir');
+  }
+}
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): StartupError {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartupError(`port ${port} on ${host} is already in use (another Linus or another program); change server.port, --port or LINUS_PORT`, 'server.port');
+    case 'EACCES':
+    case 'EPERM':
+      return new StartupError(`permission denied to listen on ${host}:${port} (ports below 1024 need privileges); change server.port, --port or LINUS_PORT`, 'server.port');
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+    case 'EINVAL':
+      return new StartupError(`cannot listen on host "${host}" (${err.code}): not an address of this machine; change server.ip, --host or LINUS_HOST`, 'server.ip');
+    default:
+      return new StartupError(`cannot listen on ${host}:${port}: ${err.message}`, 'server.port');
+  }
+}
+
+export async function startServer(opts: StartOptions): Promise<LinusServer> {
+  const initial: LinusConfig = opts.config.config;
+  ensureDataDir(opts.dataDir);
+  const config = new ConfigStore(initial);
+  const logFile = initial.log.log_file ? (isAbsolute(initial.log.log_file) ? initial.log.log_file : join(opts.dataDir, initial.log.log_file)) : undefined;
+  const log = opts.logger ?? createLogger({ level: initial.log.log_level, maxMessageLength: initial.log.max_message_length, ...(logFile ? { file: logFile } : {}) });
+  for (const w of opts.config.warnings) log.warn(`config: ${w}`);
+
+  let db: Db;
+  try {
+    db = openDatabase(opts.dataDir);
+  } catch (err) {
+    throw new StartupError(`cannot open the store in ${opts.dataDir}: ${(err as Error).message}; choose another with --data-dir or LINUS_DATA_DIR`, '--data-dir');
+  }
+  const activations = new ActivationStore(db);
+  const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true });
+  const registry = new LocalDeviceRegistry();
+  const auth = resolveAuthKey(initial, randomBytes(16).toString('hex'));
+  if (auth.ephemeral && initial.server.auth.enabled) {
+    log.warn('server.auth is enabled but no server.auth_key or manager-api.secret is set: tokens will not survive a restart');
+  }
+  const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key };
+  const scope = new Scope('server', (err, where) => log.error({ err, where }, 'error in server scope'));
+  const sessions = new Set<Session>();
+  let state: 'serving' | 'draining' = 'serving';
+
+  const router = new Router();
+  registerStatusRoutes(router, { metrics, registry, connections: () => sessions.size, state: () => state, version: VERSION });
+  registerOtaRoutes(router, { config, activations, authKey: auth.key, log });
+  registerAdminRoutes(router, { config, activations, log });
+
+  const http = createServer((req, res) => void handleHttp(router, log, req, res));
+  http.keepAliveTimeout = 5000;
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false, // Opus does not compress; deflate costs 3x throughput and 2x memory
+    clientTracking: false,
+    maxPayload: initial.server.max_frame_hard_bytes,
+  });
+  http.on(
+    'upgrade',
+    createUpgradeHandler({
+      wss,
+      ctx,
+      activations,
+      accepting: () => state === 'serving',
+      connectionCount: () => sessions.size,
+      onSession: (session) => {
+        sessions.add(session);
+        session.scope.add(() => sessions.delete(session));
+      },
+    }),
+  );
+  http.on('clientError', (_err, socket) => socket.destroy());
+
+  const { ip: host } = initial.server;
+  const port = initial.server.port;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => reject(listenError(err, host, port));
+    http.once('error', onError);
+    try {
+      http.listen({ port, host }, () => {
+        http.off('error', onError);
+        resolve();
+      });
+    } catch (err) {
+      reject(listenError(err as NodeJS.ErrnoException, host, port));
+    }
+  }).catch((err) => {
+    db.close();
+    metrics.close();
+    throw err;
+  });
+  http.on('error', (err) => log.error({ err }, 'http server error'));
+  const bound = (http.address() as AddressInfo).port;
+
+  // One sweep pings every socket; a peer that did not answer the previous ping is cut off (A4).
+  const sweep = (): void => {
+    const every = config.current.server.ws_ping_interval_ms;
+    if (every <= 0) {
+      scope.timeout(5000, sweep);
+      return;
+    }
+    scope.timeout(every, () => {
+      for (const s of sessions) if (!s.ping()) s.terminate();
+      sweep();
+    });
+  };
+  sweep();
+
+  log.info({ host, port: bound, dataDir: opts.dataDir, config: opts.configPath, version: VERSION }, `Linus listening on ${host}:${bound}`);
+
+  let closing: Promise<void> | undefined;
+  const server: LinusServer = {
+    port: bound,
+    host,
+    ctx,
+    registry,
+    sessions,
+    activations,
+    db,
+    http,
+    url(path = '/', scheme = 'http') {
+      const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+      return `${scheme}://${h}:${bound}${path}`;
+    },
+    close(reason = 'shutdown') {
+      closing ??= (async () => {
+        state = 'draining';
+        log.info({ reason, sessions: sessions.size }, 'draining');
+        const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+        for (const s of [...sessions]) {
+          s.notify('shutdown', 'The server is shutting down; reconnect in a moment.');
+          s.close(1001, 'server shutdown');
+        }
+        scope.close();
+        await Promise.race([
+          (async () => {
+            await scope.drain();
+            await httpClosed;
+          })(),
+          new Promise((r) => setTimeout(r, config.current.server.shutdown_timeout_ms).unref()),
+        ]);
+        http.closeAllConnections();
+        try {
+          db.close();
+        } catch (err) {
+          log.error({ err }, 'closing the store failed');
+        }
+        metrics.close();
+        log.info('stopped');
+      })();
+      return closing;
+    },
+  };
+  return server;
+}
+
+async function handleHttp(router: Router, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const method = req.method ?? 'GET';
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    sendJson(res, 400, { success: false, error: 'bad request URL' });
+    return;
+  }
+  const match = router.match(method, url.pathname);
+  try {
+    if (match.kind === 'found') {
+      await match.handler(req, res, match.params, url);
+    } else if (match.kind === 'method_not_allowed') {
+      sendJson(res, 405, { success: false, error: `method ${method} not allowed` }, { allow: match.allow.join(', ') });
+    } else if (method === 'GET' || method === 'HEAD') {
+      // WebSocket paths are any path; a plain GET on one says the server is up, as the reference does (D1).
+      sendText(res, 200, 'Server is running\n');
+    } else {
+      sendJson(res, 404, { success: false, error: 'not found' });
+    }
+  } catch (err) {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof HttpError) sendJson(res, err.status, { success: false, error: err.message });
+    else {
+      log.error({ err, path: url.pathname }, 'http handler failed');
+      sendJson(res, 500, { success: false, error: 'internal error' });
+    }
+  }
+}

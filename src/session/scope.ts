@@ -1,0 +1,136 @@
+/**
+ * A scope owns everything a session (or a turn, or a meeting) starts: timers, intervals, listeners,
+ * child scopes, tasks. `close()` disposes all of it in reverse order, once; later calls do nothing.
+ * Nothing in a session creates a timer or a listener except through its scope.
+ */
+export type Disposer = () => void;
+
+export interface ScopeErrorSink {
+  (error: unknown, where: string): void;
+}
+
+interface Emitterish {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  off(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+export class Scope {
+  readonly name: string;
+  #disposers = new Set<Disposer>();
+  #closed = false;
+  #controller = new AbortController();
+  #tasks = new Set<Promise<unknown>>();
+  readonly #onError: ScopeErrorSink;
+
+  constructor(name: string, onError: ScopeErrorSink = defaultErrorSink) {
+    this.name = name;
+    this.#onError = onError;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Aborted when the scope closes: hand it to every provider call and stream started in this scope. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Registers a disposer. On a closed scope it runs at once, so nothing can leak past close. */
+  add(dispose: Disposer): Disposer {
+    if (this.#closed) {
+      this.#safe(dispose, 'dispose');
+      return noop;
+    }
+    this.#disposers.add(dispose);
+    return () => {
+      if (this.#disposers.delete(dispose)) this.#safe(dispose, 'dispose');
+    };
+  }
+
+  /** A one-shot timer. The returned function cancels it. */
+  timeout(ms: number, fn: () => void): Disposer {
+    if (this.#closed) return noop;
+    const clear: Disposer = () => clearTimeout(handle);
+    const handle = setTimeout(() => {
+      this.#disposers.delete(clear);
+      this.#safe(fn, 'timeout');
+    }, ms);
+    this.#disposers.add(clear);
+    return () => {
+      if (this.#disposers.delete(clear)) clear();
+    };
+  }
+
+  interval(ms: number, fn: () => void): Disposer {
+    if (this.#closed) return noop;
+    const handle = setInterval(() => this.#safe(fn, 'interval'), ms);
+    return this.add(() => clearInterval(handle));
+  }
+
+  on<E extends Emitterish>(emitter: E, event: string, listener: (...args: never[]) => void): Disposer {
+    if (this.#closed) return noop;
+    emitter.on(event, listener);
+    return this.add(() => emitter.off(event, listener));
+  }
+
+  /** A child scope, closed with this one (or earlier, on its own). */
+  child(name: string): Scope {
+    const child = new Scope(`${this.name}/${name}`, this.#onError);
+    if (this.#closed) {
+      child.close();
+      return child;
+    }
+    const closeChild: Disposer = () => child.close();
+    this.#disposers.add(closeChild);
+    // A child closed first unregisters itself, so long-lived parents do not collect dead children.
+    child.#disposers.add(() => this.#disposers.delete(closeChild));
+    return child;
+  }
+
+  /**
+   * Runs an async task owned by this scope: it gets the scope's signal, its rejection is reported
+   * instead of escaping, and `drain()` can await it.
+   */
+  run(name: string, task: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const p = (async () => {
+      try {
+        await task(this.#controller.signal);
+      } catch (err) {
+        if (!this.#controller.signal.aborted) this.#onError(err, `${this.name}:${name}`);
+      }
+    })();
+    this.#tasks.add(p);
+    void p.finally(() => this.#tasks.delete(p));
+    return p;
+  }
+
+  /** Waits for the tasks started with `run` (for shutdown paths that must finish their saves). */
+  async drain(): Promise<void> {
+    while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#controller.abort(new Error(`scope ${this.name} closed`));
+    const all = [...this.#disposers].reverse();
+    this.#disposers.clear();
+    for (const d of all) this.#safe(d, 'dispose');
+  }
+
+  #safe(fn: () => void, where: string): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#onError(err, `${this.name}:${where}`);
+    }
+  }
+}
+
+function noop(): void {}
+
+function defaultErrorSink(error: unknown, where: string): void {
+  process.emitWarning(`scope error in ${where}: ${error instanceof Error ? error.message : String(error)}`);
+}

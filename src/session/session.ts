@@ -1,0 +1,309 @@
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import type { ConfigStore } from '../config/store.js';
+import type { DeviceConnection, DeviceRecord, DeviceRegistry } from '../hub/registry.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import { decodeFrame, type AudioFrame, type ProtocolVersion } from '../protocol/framing.js';
+import type { HandshakeIds } from '../protocol/ids.js';
+import { ErrorCode, readTextFrame, type ListenMessage } from '../protocol/messages.js';
+import { dispatchMessage } from './handlers.js';
+import { IdleMonitor } from './idle.js';
+import { McpClient } from './mcp-client.js';
+import { Scope } from './scope.js';
+import { Sender } from './sender.js';
+
+/** Everything a session needs from the server; nothing reaches sideways past this. */
+export interface ServerContext {
+  config: ConfigStore;
+  metrics: Metrics;
+  log: Logger;
+  registry: DeviceRegistry;
+  /** Key for tokens the server issues (device tokens, the vision token). */
+  authKey: string;
+}
+
+export interface ConnectionInfo {
+  ids: HandshakeIds;
+  /** Host header of the upgrade request, to build URLs the device can reach us at. */
+  host?: string;
+  remoteAddress?: string;
+  path: string;
+}
+
+export type ListenMode = 'auto' | 'manual' | 'realtime';
+
+/** Where the voice pipeline attaches to a session: uplink audio, listen state changes, aborts. */
+export interface VoiceHooks {
+  onAudio(session: Session, frame: AudioFrame): void;
+  onListen(session: Session, message: ListenMessage): void;
+  /** Must end with `tts stop` on the wire, whatever is in flight. */
+  onAbort(session: Session, reason: string | undefined): void;
+}
+
+export type SessionState = 'connected' | 'ready' | 'closed';
+
+const WS_OPEN = 1;
+
+/**
+ * One device connection: its scope (every timer, listener and task it starts), its single send path,
+ * its handshake facts and protocol state. Closing happens in `close()` only, once.
+ */
+export class Session implements DeviceConnection {
+  readonly connectionId = randomUUID();
+  /** The `session_id` of the server hello; stable for the life of the connection (hello is idempotent). */
+  readonly sessionId = randomUUID();
+  readonly deviceId: string;
+  readonly clientId: string;
+  readonly scope: Scope;
+  readonly send: Sender;
+  readonly mcp: McpClient;
+  readonly log: Logger;
+  readonly info: ConnectionInfo;
+  readonly ctx: ServerContext;
+  /** Legacy IoT descriptors and their latest states, by thing name. */
+  readonly iot = { descriptors: new Map<string, Record<string, unknown>>(), states: new Map<string, Record<string, unknown>>() };
+
+  state: SessionState = 'connected';
+  helloCount = 0;
+  features: Record<string, unknown> = {};
+  /** Uplink audio parameters from the client hello (defaults until then: 16 kHz, 60 ms). */
+  uplink = { sampleRate: 16000, frameDuration: 60, format: 'opus' };
+  listen: { state: 'idle' | 'listening'; mode: ListenMode } = { state: 'idle', mode: 'auto' };
+  /** True while the server is speaking to the device; pauses the idle clock. */
+  speaking = false;
+  voice: VoiceHooks | undefined;
+  record: DeviceRecord | undefined;
+  framesIn = 0;
+  /** Set by transport: WS-level liveness for the ping sweep. */
+  alive = true;
+
+  readonly #ws: WebSocket;
+  readonly #idle: IdleMonitor;
+  #closeReason = '';
+  #rate = { windowStart: 0, count: 0 };
+  #lastErrorReply = new Map<string, number>();
+
+  constructor(ws: WebSocket, info: ConnectionInfo, ctx: ServerContext) {
+    this.#ws = ws;
+    this.info = info;
+    this.ctx = ctx;
+    this.deviceId = info.ids.deviceId;
+    this.clientId = info.ids.clientId;
+    this.log = ctx.log.child({ device: this.deviceId, conn: this.connectionId.slice(0, 8) });
+    this.scope = new Scope(`session:${this.deviceId}`, (err, where) => this.log.error({ err, where }, 'error in session scope'));
+    this.send = new Sender(ws, ctx.metrics, {
+      maxQueuedBytes: () => ctx.config.current.server.send_buffer_bytes,
+      onOverflow: () => this.close(1013, 'peer is not reading'),
+    });
+    if (info.ids.protocolVersion) this.send.setProtocolVersion(info.ids.protocolVersion);
+    this.mcp = new McpClient(this.scope, (payload) => this.send.json({ type: 'mcp', payload }), (tools) =>
+      this.log.info({ tools: tools.length }, 'device MCP tools listed'),
+    );
+    this.#idle = new IdleMonitor(this.scope, {
+      idleMs: () => this.idleLimitMs(),
+      warningMs: () => ctx.config.current.server.idle_warning_ms,
+      paused: () => this.speaking,
+      onWarning: () =>
+        this.notify('timeout_warning', 'The connection will close soon for inactivity; send anything to keep it open.'),
+      onIdle: () => {
+        ctx.metrics.idleCloses.labels('no_activity').inc();
+        this.notify('idle_close', 'Closing the connection after a long idle period.');
+        this.close(1000, 'idle');
+      },
+    });
+  }
+
+  /** Wires the socket and takes the device route. Called once, right after the upgrade. */
+  start(): void {
+    const { metrics, config } = this.ctx;
+    metrics.connections.inc();
+    metrics.connectionsTotal.inc();
+    this.scope.on(this.#ws, 'message', ((data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary)) as never);
+    this.scope.on(this.#ws, 'pong', (() => (this.alive = true)) as never);
+    this.scope.on(this.#ws, 'close', (() => this.close(1000, 'peer closed')) as never);
+    this.scope.on(this.#ws, 'error', ((err: Error) => {
+      this.log.warn({ err: err.message }, 'socket error');
+      this.close(1011, 'socket error');
+    }) as never);
+    const helloTimeout = config.current.server.hello_timeout_ms;
+    if (helloTimeout > 0) {
+      this.scope.timeout(helloTimeout, () => {
+        if (this.framesIn === 0) {
+          this.ctx.metrics.idleCloses.labels('no_hello').inc();
+          this.close(1008, 'no hello');
+        }
+      });
+    }
+    const { record, replaced } = this.ctx.registry.register(this);
+    this.record = record;
+    if (replaced) metrics.handovers.inc();
+    metrics.devices.set(this.ctx.registry.size);
+    this.log.info(
+      { client: this.clientId, source: this.info.ids.source, path: this.info.path, protocol: this.send.protocolVersion, replaced: !!replaced },
+      'device connected',
+    );
+    if (this.info.ids.source === 'auto') this.log.warn('no device id in query or headers; using a generated id');
+  }
+
+  /** Current binary framing version. */
+  get protocolVersion(): ProtocolVersion {
+    return this.send.protocolVersion;
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Mode-dependent idle limit: ×3 in meeting and working modes (A7). */
+  idleLimitMs(): number {
+    const base = this.ctx.config.current.close_connection_no_voice_time * 1000;
+    const mode = this.record?.state.get('mode');
+    return mode === 'meeting' || mode === 'working' ? base * 3 : base;
+  }
+
+  /** `{"type":"system","event":...}` notice. */
+  notify(event: string, message: string): boolean {
+    return this.send.json({ type: 'system', event, message });
+  }
+
+  /** A throttled `{"type":"error"}` reply: at most one per code per second, so bad input cannot amplify. */
+  replyError(code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    if (now - (this.#lastErrorReply.get(code) ?? 0) < 1000) return;
+    this.#lastErrorReply.set(code, now);
+    this.send.json({ type: 'error', code, message, ...extra });
+  }
+
+  /** Called by the registry when a newer connection of this device took the route over. */
+  replacedBy(newer: DeviceConnection): void {
+    const delay = this.ctx.config.current.server.handover_close_ms;
+    this.log.info({ newer: newer.connectionId.slice(0, 8), delay }, 'replaced by a newer connection');
+    this.send.json({
+      type: 'system',
+      event: 'replaced',
+      message: `A new connection of this device took over; this one closes in ${delay} ms.`,
+    });
+    this.scope.timeout(delay, () => this.close(1000, 'replaced'));
+  }
+
+  /** Idempotent: closes the scope (timers, listeners, tasks), the socket and the route. */
+  close(code = 1000, reason = ''): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.#closeReason = reason;
+    this.scope.close();
+    this.send.dispose();
+    const { registry, metrics } = this.ctx;
+    registry.unregister(this);
+    metrics.devices.set(registry.size);
+    metrics.connections.dec();
+    if (this.#ws.readyState === WS_OPEN) {
+      try {
+        this.#ws.close(code, reason.slice(0, 120));
+      } catch {
+        this.#ws.terminate();
+      }
+    }
+    this.log.info({ code, reason }, 'device disconnected');
+  }
+
+  get closeReason(): string {
+    return this.#closeReason;
+  }
+
+  /** Cuts the socket without a closing handshake (dead peer). */
+  terminate(): void {
+    this.#ws.terminate();
+    this.close(1006, 'dead peer');
+  }
+
+  /** Sends a WS-level ping; returns false when the peer missed the previous one. */
+  ping(): boolean {
+    if (!this.alive) return false;
+    this.alive = false;
+    try {
+      this.#ws.ping();
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  #onFrame(data: Buffer, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    const { metrics, config } = this.ctx;
+    const limits = config.current.server;
+    this.framesIn++;
+    this.alive = true;
+    this.#idle.touch();
+    if (!this.#admit(limits.max_messages_per_second)) {
+      metrics.badFrames.labels('rate_limited').inc();
+      this.replyError(ErrorCode.RateLimited, `more than ${limits.max_messages_per_second} frames per second; frame dropped`);
+      return;
+    }
+    if (data.length > limits.max_frame_bytes) {
+      metrics.badFrames.labels('too_large').inc();
+      this.replyError(ErrorCode.FrameTooLarge, `frame of ${data.length} bytes exceeds server.max_frame_bytes (${limits.max_frame_bytes}); dropped`);
+      return;
+    }
+    if (isBinary) this.#onBinary(data);
+    else this.#onText(data);
+  }
+
+  #admit(maxPerSecond: number): boolean {
+    const now = Date.now();
+    if (now - this.#rate.windowStart >= 1000) {
+      this.#rate.windowStart = now;
+      this.#rate.count = 0;
+    }
+    return ++this.#rate.count <= maxPerSecond;
+  }
+
+  #onBinary(data: Buffer): void {
+    const { metrics } = this.ctx;
+    metrics.countIn('binary', data.length);
+    const decoded = decodeFrame(this.send.protocolVersion, data);
+    if (!decoded.ok) {
+      metrics.badFrames.labels(`binary_${decoded.reason}`).inc();
+      if (decoded.reason !== 'empty') {
+        this.replyError(ErrorCode.BadFrame, `binary frame rejected (${decoded.reason}) for protocol v${this.send.protocolVersion}`);
+      }
+      return;
+    }
+    // Audio before hello is accepted and decoded with the default parameters (D4).
+    this.voice?.onAudio(this, decoded.frame);
+  }
+
+  #onText(data: Buffer): void {
+    const { metrics } = this.ctx;
+    const text = data.toString('utf8');
+    const frame = readTextFrame(text);
+    switch (frame.kind) {
+      case 'bad_json':
+        metrics.countIn('invalid', data.length);
+        metrics.badFrames.labels('bad_json').inc();
+        this.log.debug({ error: frame.error, text }, 'bad JSON frame');
+        this.replyError(ErrorCode.BadJson, `not valid JSON: ${frame.error}`);
+        return;
+      case 'number':
+        metrics.countIn('number', data.length);
+        this.send.text(frame.text, 'number');
+        return;
+      case 'no_type':
+        metrics.countIn('invalid', data.length);
+        metrics.badFrames.labels('no_type').inc();
+        this.replyError(ErrorCode.NoType, 'a message must be a JSON object with a string "type"');
+        return;
+      case 'message':
+        metrics.countIn(frame.type, data.length);
+        dispatchMessage(this, frame.type, frame.message);
+        return;
+    }
+  }
+
+  /** Lets the send-side code know whether the socket is still usable. */
+  get writable(): boolean {
+    return this.state !== 'closed' && this.#ws.readyState === WS_OPEN;
+  }
+}

@@ -1,0 +1,125 @@
+import type { IncomingMessage } from 'node:http';
+import type { ConfigStore } from '../config/store.js';
+import type { LinusConfig } from '../config/schema.js';
+import type { Logger } from '../observability/log.js';
+import { signDeviceToken } from '../protocol/auth-token.js';
+import { normalizeId, resolveHandshakeIds } from '../protocol/ids.js';
+import type { ActivationStore } from '../store/activation.js';
+import { isAllowListed } from './device-auth.js';
+import { headerString, readJson, sendJson, sendText } from './http-util.js';
+import type { Router } from './router.js';
+
+/** The two URL families devices use: the reference's and the fork's. */
+export const OTA_FAMILIES = [
+  { ota: '/xiaozhi/ota', ws: '/xiaozhi/v1/' },
+  { ota: '/supie/ota', ws: '/supie/v1/' },
+] as const;
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-headers': 'content-type, device-id, client-id, authorization, activation-version, serial-number',
+};
+
+/** The reference's default `server.websocket` is a placeholder that must not reach devices. */
+function configuredWebsocketUrl(config: LinusConfig): string | undefined {
+  const v = config.server.websocket.trim();
+  if (!v || !/^wss?:\/\/[^\s/]+/i.test(v) || /你的|your[-_ ]?ip/i.test(v)) return undefined;
+  return v;
+}
+
+/** The WebSocket URL a device should use, from config or from the host it reached us at. */
+export function websocketUrlFor(config: LinusConfig, req: Pick<IncomingMessage, 'headers'>, wsPath: string): string {
+  const configured = configuredWebsocketUrl(config);
+  if (configured) return configured;
+  const { ip, port } = config.server;
+  const host = headerString(req as IncomingMessage, 'host') || `${ip === '0.0.0.0' || ip === '::' ? '127.0.0.1' : ip}:${port}`;
+  const proto = headerString(req as IncomingMessage, 'x-forwarded-proto') === 'https' ? 'wss' : 'ws';
+  return `${proto}://${host}${wsPath}`;
+}
+
+export interface OtaDeps {
+  config: ConfigStore;
+  activations: ActivationStore;
+  authKey: string;
+  log: Logger;
+}
+
+interface OtaBody {
+  mac_address?: unknown;
+  application?: { version?: unknown };
+}
+
+export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
+  for (const family of OTA_FAMILIES) {
+    router.add('OPTIONS', `${family.ota}/`, (_req, res) => {
+      res.writeHead(204, CORS);
+      res.end();
+    });
+    router.add('OPTIONS', `${family.ota}/activate`, (_req, res) => {
+      res.writeHead(204, CORS);
+      res.end();
+    });
+    router.add('GET', `${family.ota}/`, (req, res) => {
+      sendText(res, 200, `OTA interface is running; websocket address: ${websocketUrlFor(deps.config.current, req, family.ws)}\n`, CORS);
+    });
+    router.add('POST', `${family.ota}/`, async (req, res) => {
+      const config = deps.config.current;
+      let body: OtaBody = {};
+      try {
+        const parsed = await readJson(req);
+        if (parsed && typeof parsed === 'object') body = parsed as OtaBody;
+      } catch {
+        // Firmware always sends JSON; a body we cannot read still gets an answer from the headers alone.
+      }
+      const ids = resolveHandshakeIds(req.url, req.headers, () => '');
+      const deviceId = ids.deviceId || normalizeId(body.mac_address);
+      if (!deviceId) {
+        sendJson(res, 200, { success: false, message: 'request error: Device-Id header is missing' }, CORS);
+        return;
+      }
+      const clientId = ids.clientId || deviceId;
+      const now = Date.now();
+      const websocket: Record<string, unknown> = { url: websocketUrlFor(config, req, family.ws), token: '' };
+      if (config.server.auth.enabled && !isAllowListed(config, deviceId)) {
+        websocket.token = signDeviceToken(deps.authKey, clientId, deviceId, now / 1000);
+      }
+      websocket.version = config.server.binary_protocol_version;
+      const appVersion = typeof body.application?.version === 'string' ? body.application.version : '0.0.0';
+      const reply: Record<string, unknown> = {
+        server_time: { timestamp: now, timezone_offset: Math.round(config.server.timezone_offset * 60) },
+        // No firmware images are served: report the device's own version so it does not try to upgrade.
+        firmware: { version: appVersion, url: '' },
+        websocket,
+      };
+      if (config.server.activation.enabled && !deps.activations.isActivated(deviceId)) {
+        const rec = deps.activations.issue(deviceId, clientId, now);
+        reply.activation = {
+          code: rec.code,
+          message: `${config.server.activation.message}\n${rec.code}`,
+          challenge: rec.challenge,
+          timeout_ms: 30_000,
+        };
+        deps.log.info({ device: deviceId, code: rec.code }, 'device awaits activation');
+      }
+      sendJson(res, 200, reply, CORS);
+    });
+    router.add('POST', `${family.ota}/activate`, async (req, res) => {
+      await readJson(req).catch(() => ({}));
+      const config = deps.config.current;
+      if (!config.server.activation.enabled) {
+        sendJson(res, 200, { success: true, message: 'activation is not required' }, CORS);
+        return;
+      }
+      const ids = resolveHandshakeIds(req.url, req.headers, () => '');
+      const rec = ids.deviceId ? deps.activations.get(ids.deviceId) : undefined;
+      if (!rec) {
+        sendJson(res, 404, { success: false, message: 'unknown device: call the OTA URL first to get a code' }, CORS);
+        return;
+      }
+      // 202 tells the firmware to keep polling; 200 ends its activation loop.
+      if (rec.activatedAt === null) sendJson(res, 202, { success: false, message: 'waiting for activation' }, CORS);
+      else sendJson(res, 200, { success: true, message: 'activated' }, CORS);
+    });
+  }
+}
