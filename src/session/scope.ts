@@ -9,9 +9,11 @@ export interface ScopeErrorSink {
   (error: unknown, where: string): void;
 }
 
-interface Emitterish {
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  off(event: string, listener: (...args: never[]) => void): unknown;
+type Listener = (...args: never[]) => void;
+
+interface Emitterish<L extends Listener> {
+  on(event: string, listener: L): unknown;
+  off(event: string, listener: L): unknown;
 }
 
 export class Scope {
@@ -68,7 +70,7 @@ export class Scope {
     return this.add(() => clearInterval(handle));
   }
 
-  on<E extends Emitterish>(emitter: E, event: string, listener: (...args: never[]) => void): Disposer {
+  on<L extends Listener>(emitter: Emitterish<L>, event: string, listener: L): Disposer {
     if (this.#closed) return noop;
     emitter.on(event, listener);
     return this.add(() => emitter.off(event, listener));

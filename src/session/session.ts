@@ -119,13 +119,13 @@ export class Session implements DeviceConnection {
     const { metrics, config } = this.ctx;
     metrics.connections.inc();
     metrics.connectionsTotal.inc();
-    this.scope.on(this.#ws, 'message', ((data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary)) as never);
-    this.scope.on(this.#ws, 'pong', (() => (this.alive = true)) as never);
-    this.scope.on(this.#ws, 'close', (() => this.close(1000, 'peer closed')) as never);
-    this.scope.on(this.#ws, 'error', ((err: Error) => {
+    this.scope.on(this.#ws, 'message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary));
+    this.scope.on(this.#ws, 'pong', () => (this.alive = true));
+    this.scope.on(this.#ws, 'close', () => this.close(1000, 'peer closed'));
+    this.scope.on(this.#ws, 'error', (err: Error) => {
       this.log.warn({ err: err.message }, 'socket error');
       this.close(1011, 'socket error');
-    }) as never);
+    });
     const helloTimeout = config.current.server.hello_timeout_ms;
     if (helloTimeout > 0) {
       this.scope.timeout(helloTimeout, () => {

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createLogger, truncateForLog } from './log.js';
+
+describe('logging (D-5)', () => {
+  it('keeps head and tail of long messages', () => {
+    const long = `HEAD${'x'.repeat(5000)}TAIL`;
+    const cut = truncateForLog(long, 200);
+    assert.ok(cut.length < 260, `length ${cut.length}`);
+    assert.ok(cut.startsWith('HEAD'));
+    assert.ok(cut.endsWith('TAIL'));
+    assert.match(cut, /chars cut/);
+    assert.equal(truncateForLog('short', 200), 'short');
+  });
+
+  it('writes JSON lines with secrets redacted and long messages truncated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'linus-log-'));
+    try {
+      const file = join(dir, 'sub', 'linus.log');
+      const log = createLogger({ level: 'info', maxMessageLength: 100, file });
+      log.info({ authorization: 'Bearer supersecret', headers: { authorization: 'Bearer alsosecret' }, content: { secret: 'adminsecret' }, api_key: 'sk-123' }, 'y'.repeat(1000));
+      log.debug('not at this level');
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
+      await new Promise((r) => setTimeout(r, 50));
+      const lines = readFileSync(file, 'utf8').trim().split('\n');
+      assert.equal(lines.length, 1);
+      const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+      const text = lines[0]!;
+      for (const secret of ['supersecret', 'alsosecret', 'adminsecret', 'sk-123']) assert.ok(!text.includes(secret), secret);
+      assert.equal(entry.authorization, '***');
+      assert.ok(String(entry.msg).length < 160);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
