@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,14 +8,23 @@ import { WebSocketServer } from 'ws';
 import type { ValidatedConfig } from './config/load.js';
 import type { LinusConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
+import { DEVICES_FILE, DeviceDirectory } from './hub/directory.js';
 import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { Metrics } from './observability/metrics.js';
 import { Scope } from './session/scope.js';
-import type { ServerContext, Session } from './session/session.js';
+import { MessageTable, registerCoreHandlers } from './session/handlers.js';
+import type { ServerContext, Session, SessionEvents } from './session/session.js';
+import { createFeatures } from './features/index.js';
+import { ModeController } from './features/modes.js';
+import { createProviderFactories } from './providers/factories.js';
+import { ProviderRegistry } from './providers/registry.js';
+import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
+import { MemoryStore } from './store/memory.js';
 import { openDatabase, type Db } from './store/sqlite.js';
 import { registerAdminRoutes } from './transport/admin.js';
+import { ApiRoutes } from './transport/api.js';
 import { resolveAuthKey } from './transport/device-auth.js';
 import { HttpError, sendJson, sendText } from './transport/http-util.js';
 import { registerOtaRoutes } from './transport/ota.js';
@@ -22,6 +32,7 @@ import { Router } from './transport/router.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
+import { VoicePipeline } from './voice/pipeline.js';
 
 /** A startup failure with one line for the operator, naming the config key (or flag) to change (D15). */
 export class StartupError extends Error {
@@ -51,6 +62,7 @@ export interface LinusServer {
   readonly registry: DeviceRegistry;
   readonly sessions: ReadonlySet<Session>;
   readonly activations: ActivationStore;
+  readonly providers: ProviderRegistry;
   readonly db: Db;
   readonly http: Server;
   /** ws://127.0.0.1:<port><path> style URL for local clients. */
@@ -108,8 +120,15 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   if (auth.ephemeral && initial.server.auth.enabled) {
     log.warn('server.auth is enabled but no server.auth_key or manager-api.secret is set: tokens will not survive a restart');
   }
-  const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key };
   const scope = new Scope('server', (err, where) => log.error({ err, where }, 'error in server scope'));
+  const background = new Scope('background', (err, where) => log.error({ err, where }, 'background task failed'));
+  const messages = new MessageTable();
+  registerCoreHandlers(messages);
+  const events = new EventEmitter<SessionEvents>();
+  const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key, background, messages, events };
+  const providers = new ProviderRegistry(config, createProviderFactories(), log);
+  const memory = new MemoryStore(db);
+  void checkSystemTools(initial, log);
   const sessions = new Set<Session>();
   let state: 'serving' | 'draining' = 'serving';
 
@@ -117,6 +136,22 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   registerStatusRoutes(router, { metrics, registry, connections: () => sessions.size, state: () => state, version: VERSION });
   registerOtaRoutes(router, { config, activations, authKey: auth.key, log });
   registerAdminRoutes(router, { config, activations, log });
+  const modes = new ModeController(messages);
+  const directory = new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log);
+  scope.add(() => directory.close());
+  const voices = new WeakMap<Session, VoicePipeline>();
+  const features = createFeatures({
+    ctx,
+    db,
+    providers,
+    modes,
+    directory,
+    dataDir: opts.dataDir,
+    router,
+    api: new ApiRoutes(router, config),
+    voiceOf: (session) => voices.get(session),
+    sessions: () => sessions,
+  });
 
   const http = createServer((req, res) => void handleHttp(router, log, req, res));
   http.keepAliveTimeout = 5000;
@@ -137,6 +172,9 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       onSession: (session) => {
         sessions.add(session);
         session.scope.add(() => sessions.delete(session));
+        const voice = new VoicePipeline(session, { providers, memory });
+        voices.set(session, voice);
+        session.voice = voice;
       },
     }),
   );
@@ -187,6 +225,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     registry,
     sessions,
     activations,
+    providers,
     db,
     http,
     url(path = '/', scheme = 'http') {
@@ -203,14 +242,24 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
           s.close(1001, 'server shutdown');
         }
         scope.close();
+        for (const f of [...features].reverse()) {
+          try {
+            await f.close?.();
+          } catch (err) {
+            log.error({ err, feature: f.name }, 'feature close failed');
+          }
+        }
+        // Pending saves (dialogue memory...) finish before the store closes: nothing stored is lost (A9).
         await Promise.race([
           (async () => {
-            await scope.drain();
+            await background.drain();
             await httpClosed;
           })(),
           new Promise((r) => setTimeout(r, config.current.server.shutdown_timeout_ms).unref()),
         ]);
+        background.close();
         http.closeAllConnections();
+        await providers.close();
         try {
           db.close();
         } catch (err) {

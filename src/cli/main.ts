@@ -8,6 +8,7 @@ import { startServer, StartupError } from '../server.js';
 import { ActivationStore } from '../store/activation.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
+import { simulate } from './simulate.js';
 
 /** One line on stderr and a non-zero exit: what an operator needs, nothing more (D15). */
 function fail(err: unknown): never {
@@ -100,5 +101,28 @@ export function main(argv: string[]): void {
   withConfigFlags(program.command('token <device-id> [client-id]').description('print a device token (server.auth_key must be set)')).action(
     (deviceId: string, clientId: string | undefined, flags: CliFlags) => token(deviceId, clientId, flags),
   );
+  program
+    .command('simulate')
+    .description('act as a device: speak a WAV file or a sentence, print the replies, save the reply audio')
+    .option('-u, --url <url>', 'WebSocket URL of the server', 'ws://127.0.0.1:8000/xiaozhi/v1/')
+    .option('-w, --wav <file>', 'speak this WAV file (any rate, mono or stereo)')
+    .option('-s, --say <text>', 'speak this text (synthesized locally with flite)')
+    .option('-t, --type <text>', 'type this text instead of speaking (listen detect)')
+    .option('-o, --out <file>', 'save the reply audio to this WAV file')
+    .option('--device-id <id>', 'device id to connect as', 'sim-device')
+    .option('--protocol <n>', 'binary protocol version 1, 2 or 3', '1')
+    .option('--manual', 'push-to-talk: listen start manual, audio, listen stop', false)
+    .option('--timeout <ms>', 'give up after this long', '30000')
+    .action(async (o: { url: string; wav?: string; say?: string; type?: string; out?: string; deviceId: string; protocol: string; manual: boolean; timeout: string }) => {
+      if (!o.wav && !o.say && o.type === undefined) fail('give --wav FILE, --say TEXT or --type TEXT');
+      const protocol = Number(o.protocol);
+      if (protocol !== 1 && protocol !== 2 && protocol !== 3) fail('--protocol must be 1, 2 or 3');
+      try {
+        const r = await simulate({ ...o, protocol, timeoutMs: Number(o.timeout) || 30000, print: (l) => process.stdout.write(`${l}\n`) });
+        process.exit(r.completed ? 0 : 1);
+      } catch (err) {
+        fail(err);
+      }
+    });
   program.parseAsync(argv).catch(fail);
 }

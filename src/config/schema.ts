@@ -59,6 +59,10 @@ export const serverSchema = z
     hello_timeout_ms: ms.default(10_000),
     /** How long before an idle close the `timeout_warning` is sent. */
     idle_warning_ms: ms.default(10_000),
+    /** Token for the HTTP API (/supie/...); empty = no token needed. */
+    meeting_api_token: z.string().default(''),
+    /** HTTP API requests per second per client address (429 beyond). 0 = unlimited. */
+    api_rate_limit: z.number().int().min(0).default(10),
     /** Graceful shutdown deadline. */
     shutdown_timeout_ms: ms.default(5_000),
     /** Binary protocol version handed to devices in the OTA `websocket.version` field. */

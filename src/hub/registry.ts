@@ -6,6 +6,8 @@ export interface DeviceConnection {
   readonly deviceId: string;
   /** Told that a newer connection of the same device took the route over. */
   replacedBy(newer: DeviceConnection): void;
+  /** Hands the device one JSON message; false when it could not be sent. */
+  deliver(message: { type: string } & Record<string, unknown>): boolean;
 }
 
 /** State that belongs to the device rather than to one connection, so it survives a handover. */

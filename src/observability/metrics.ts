@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Message types that get their own label; anything else is counted as `other`, so labels stay bounded. */
 const KNOWN_TYPES = new Set([
@@ -30,6 +30,18 @@ export class Metrics {
   readonly unknownMessages = new Counter({ name: 'linus_unknown_messages_total', help: 'Inbound JSON messages of an unknown type', registers: [this.registry] });
   readonly handovers = new Counter({ name: 'linus_handovers_total', help: 'Connections replaced by a newer one of the same device', registers: [this.registry] });
   readonly idleCloses = new Counter({ name: 'linus_idle_closes_total', help: 'Connections closed for inactivity', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly turns = new Counter({ name: 'linus_turns_total', help: 'Voice turns by how they ended', labelNames: ['outcome'] as const, registers: [this.registry] });
+  readonly turnStage = new Histogram({
+    name: 'linus_turn_stage_seconds',
+    help: 'Voice turn latency by stage: asr (VAD end to ASR final), llm (to first token), tts (to first audio), send (to first frame), total (VAD end to first frame), server (total minus provider time)',
+    labelNames: ['stage'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly providerErrors = new Counter({ name: 'linus_provider_errors_total', help: 'Provider call failures', labelNames: ['kind', 'reason'] as const, registers: [this.registry] });
+  readonly downlinkFrames = new Counter({ name: 'linus_downlink_frames_total', help: 'Paced downlink audio frames sent', registers: [this.registry] });
+  readonly downlinkLateFrames = new Counter({ name: 'linus_downlink_late_frames_total', help: 'Downlink frames sent more than 5 ms later than one frame after the previous one', registers: [this.registry] });
+  readonly uplinkDecodeErrors = new Counter({ name: 'linus_uplink_decode_errors_total', help: 'Uplink Opus packets that failed to decode', registers: [this.registry] });
   readonly loopLag: IntervalHistogram;
 
   #inChildren = new Map<string, Counter.Internal>();

@@ -16,22 +16,30 @@ import {
 import type { Session } from './session.js';
 
 /**
- * The one message table: inbound `type` → schema + handler. A message whose type is not here is counted
- * and ignored in `dispatchMessage`, the only place that happens. Features add their types with `registerHandler`.
+ * The one message table of a server: inbound `type` → schema + handler. A message whose type is not here is
+ * counted and ignored in `dispatch`, the only place that happens. Features add their types with `register`.
  */
 export interface MessageHandler<S extends z.ZodType = z.ZodType> {
   schema: S;
   handle(session: Session, message: z.infer<S>): void;
 }
 
-const table = new Map<string, MessageHandler>();
+export class MessageTable {
+  readonly #table = new Map<string, MessageHandler>();
 
-export function registerHandler<S extends z.ZodType>(types: string | string[], handler: MessageHandler<S>): void {
-  for (const t of Array.isArray(types) ? types : [types]) table.set(t, handler as unknown as MessageHandler);
+  register<S extends z.ZodType>(types: string | string[], handler: MessageHandler<S>): void {
+    for (const t of Array.isArray(types) ? types : [types]) {
+      if (this.#table.has(t)) throw new Error(`message type ${t} is already handled`);
+      this.#table.set(t, handler as unknown as MessageHandler);
+    }
+  }
+
+  dispatch(session: Session, type: string, message: Record<string, unknown>): void {
+    dispatchMessage(this.#table.get(type), session, type, message);
+  }
 }
 
-export function dispatchMessage(session: Session, type: string, message: Record<string, unknown>): void {
-  const handler = table.get(type);
+function dispatchMessage(handler: MessageHandler | undefined, session: Session, type: string, message: Record<string, unknown>): void {
   if (!handler) {
     session.ctx.metrics.unknownMessages.inc();
     session.log.info({ type }, 'unknown message type ignored');
@@ -52,97 +60,100 @@ export function dispatchMessage(session: Session, type: string, message: Record<
   }
 }
 
-/** Heartbeat: answered here and nowhere else (seed #11). */
-registerHandler(['ping', 'keepalive'], {
-  schema: heartbeatSchema,
-  handle(session) {
-    session.send.json({ type: 'pong' });
-  },
-});
+/** The protocol's own messages; features register theirs next to these. */
+export function registerCoreHandlers(table: MessageTable): void {
+  /** Heartbeat: answered here and nowhere else (seed #11). */
+  table.register(['ping', 'keepalive'], {
+    schema: heartbeatSchema,
+    handle(session) {
+      session.send.json({ type: 'pong' });
+    },
+  });
 
-registerHandler('hello', {
-  schema: helloSchema,
-  handle(session, hello) {
-    session.helloCount++;
-    const version = parseProtocolVersion(hello.version);
-    if (version) session.send.setProtocolVersion(version);
-    if (hello.features) session.features = { ...session.features, ...hello.features };
-    const ap = hello.audio_params;
-    if (ap) {
-      session.uplink = {
-        sampleRate: ap.sample_rate ?? session.uplink.sampleRate,
-        frameDuration: ap.frame_duration ?? session.uplink.frameDuration,
-        format: ap.format ?? session.uplink.format,
-      };
-    }
-    const tpl = session.ctx.config.current.xiaozhi;
-    // Advertise what downlink audio is really encoded at, never an echo of the client's params (D4).
-    session.send.json({
-      type: 'hello',
-      version: session.protocolVersion,
-      transport: 'websocket',
-      session_id: session.sessionId,
-      audio_params: { ...tpl.audio_params },
-    });
-    if (session.state === 'connected') session.state = 'ready';
-    if (session.features.mcp === true && !session.mcp.started) session.mcp.start(visionCapability(session));
-  },
-});
+  table.register('hello', {
+    schema: helloSchema,
+    handle(session, hello) {
+      session.helloCount++;
+      const version = parseProtocolVersion(hello.version);
+      if (version) session.send.setProtocolVersion(version);
+      if (hello.features) session.features = { ...session.features, ...hello.features };
+      const ap = hello.audio_params;
+      if (ap) {
+        session.uplink = {
+          sampleRate: ap.sample_rate ?? session.uplink.sampleRate,
+          frameDuration: ap.frame_duration ?? session.uplink.frameDuration,
+          format: ap.format ?? session.uplink.format,
+        };
+      }
+      const tpl = session.ctx.config.current.xiaozhi;
+      // Advertise what downlink audio is really encoded at, never an echo of the client's params (D4).
+      session.send.json({
+        type: 'hello',
+        version: session.protocolVersion,
+        transport: 'websocket',
+        session_id: session.sessionId,
+        audio_params: { ...tpl.audio_params },
+      });
+      session.markReady();
+      if (session.features.mcp === true && !session.mcp.started) session.mcp.start(visionCapability(session));
+    },
+  });
+
+  table.register('mcp', {
+    schema: mcpSchema,
+    handle(session, msg) {
+      if (!session.mcp.handle(msg.payload)) session.log.debug({ id: msg.payload.id }, 'unmatched MCP message');
+    },
+  });
+
+  table.register('iot', {
+    schema: iotSchema,
+    handle(session, msg) {
+      for (const d of msg.descriptors ?? []) session.iot.descriptors.set(d.name, d);
+      for (const s of msg.states ?? []) {
+        session.iot.states.set(s.name, { ...(session.iot.states.get(s.name) ?? {}), ...s.state });
+      }
+    },
+  });
+
+  table.register('listen', {
+    schema: listenSchema,
+    handle(session, msg) {
+      if (msg.state === 'start') session.listen = { state: 'listening', mode: msg.mode ?? session.listen.mode };
+      else if (msg.state === 'stop') session.listen = { ...session.listen, state: 'idle' };
+      session.voice?.onListen(session, msg);
+    },
+  });
+
+  table.register('abort', {
+    schema: abortSchema,
+    handle(session, msg) {
+      session.send.dropQueuedAudio();
+      if (session.voice) session.voice.onAbort(session, msg.reason);
+      else session.send.json({ type: 'tts', state: 'stop', session_id: session.sessionId });
+    },
+  });
+
+  /** Legacy message: acknowledged as a no-op, as the fork does. */
+  table.register('config_update', {
+    schema: configUpdateSchema,
+    handle(session, msg) {
+      const keys = msg.config && typeof msg.config === 'object' ? Object.keys(msg.config) : [];
+      session.log.info({ keys }, 'config_update ignored (no-op)');
+      session.send.json({ type: 'config_update', status: 'ok', noop: true });
+    },
+  });
+
+  table.register('goodbye', {
+    schema: goodbyeSchema,
+    handle(session) {
+      session.close(1000, 'goodbye');
+    },
+  });
+}
 
 function visionCapability(session: Session): { url: string; token: string } {
   const server = session.ctx.config.current.server;
   const url = server.vision_explain || `http://${session.info.host ?? `127.0.0.1:${server.port}`}/mcp/vision/explain`;
   return { url, token: signDeviceToken(session.ctx.authKey, session.clientId, session.deviceId, Date.now() / 1000) };
 }
-
-registerHandler('mcp', {
-  schema: mcpSchema,
-  handle(session, msg) {
-    if (!session.mcp.handle(msg.payload)) session.log.debug({ id: msg.payload.id }, 'unmatched MCP message');
-  },
-});
-
-registerHandler('iot', {
-  schema: iotSchema,
-  handle(session, msg) {
-    for (const d of msg.descriptors ?? []) session.iot.descriptors.set(d.name, d);
-    for (const s of msg.states ?? []) {
-      session.iot.states.set(s.name, { ...(session.iot.states.get(s.name) ?? {}), ...s.state });
-    }
-  },
-});
-
-registerHandler('listen', {
-  schema: listenSchema,
-  handle(session, msg) {
-    if (msg.state === 'start') session.listen = { state: 'listening', mode: msg.mode ?? session.listen.mode };
-    else if (msg.state === 'stop') session.listen = { ...session.listen, state: 'idle' };
-    session.voice?.onListen(session, msg);
-  },
-});
-
-registerHandler('abort', {
-  schema: abortSchema,
-  handle(session, msg) {
-    session.send.dropQueuedAudio();
-    if (session.voice) session.voice.onAbort(session, msg.reason);
-    else session.send.json({ type: 'tts', state: 'stop', session_id: session.sessionId });
-  },
-});
-
-/** Legacy message: acknowledged as a no-op, as the fork does. */
-registerHandler('config_update', {
-  schema: configUpdateSchema,
-  handle(session, msg) {
-    const keys = msg.config && typeof msg.config === 'object' ? Object.keys(msg.config) : [];
-    session.log.info({ keys }, 'config_update ignored (no-op)');
-    session.send.json({ type: 'config_update', status: 'ok', noop: true });
-  },
-});
-
-registerHandler('goodbye', {
-  schema: goodbyeSchema,
-  handle(session) {
-    session.close(1000, 'goodbye');
-  },
-});

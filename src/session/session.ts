@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { ConfigStore } from '../config/store.js';
 import type { DeviceConnection, DeviceRecord, DeviceRegistry } from '../hub/registry.js';
@@ -7,7 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { decodeFrame, type AudioFrame, type ProtocolVersion } from '../protocol/framing.js';
 import type { HandshakeIds } from '../protocol/ids.js';
 import { ErrorCode, readTextFrame, type ListenMessage } from '../protocol/messages.js';
-import { dispatchMessage } from './handlers.js';
+import type { MessageTable } from './handlers.js';
 import { IdleMonitor } from './idle.js';
 import { McpClient } from './mcp-client.js';
 import { Scope } from './scope.js';
@@ -21,6 +22,18 @@ export interface ServerContext {
   registry: DeviceRegistry;
   /** Key for tokens the server issues (device tokens, the vision token). */
   authKey: string;
+  /** Work that outlives a session but not the server (memory saves): shutdown drains it before the store closes. */
+  background: Scope;
+  /** This server's message table: the protocol's handlers and every feature's. */
+  messages: MessageTable;
+  /** Session lifecycle, for features: registered (route taken), ready (first hello), closed. */
+  events: EventEmitter<SessionEvents>;
+}
+
+export interface SessionEvents {
+  registered: [session: Session];
+  ready: [session: Session];
+  closed: [session: Session];
 }
 
 export interface ConnectionInfo {
@@ -144,6 +157,23 @@ export class Session implements DeviceConnection {
       'device connected',
     );
     if (this.info.ids.source === 'auto') this.log.warn('no device id in query or headers; using a generated id');
+    this.#emit('registered');
+  }
+
+  /** Lifecycle events go to features; a failing listener is logged, never breaks the session. */
+  #emit(event: keyof SessionEvents): void {
+    try {
+      this.ctx.events.emit(event, this);
+    } catch (err) {
+      this.log.error({ err, event }, 'session event listener failed');
+    }
+  }
+
+  /** Called by the hello handler the first time a hello arrives. */
+  markReady(): void {
+    if (this.state !== 'connected') return;
+    this.state = 'ready';
+    this.#emit('ready');
   }
 
   /** Current binary framing version. */
@@ -160,6 +190,11 @@ export class Session implements DeviceConnection {
     const base = this.ctx.config.current.close_connection_no_voice_time * 1000;
     const mode = this.record?.state.get('mode');
     return mode === 'meeting' || mode === 'working' ? base * 3 : base;
+  }
+
+  /** The hub's way to hand this device a JSON message (same single send path). */
+  deliver(message: { type: string } & Record<string, unknown>): boolean {
+    return this.send.json(message);
   }
 
   /** `{"type":"system","event":...}` notice. */
@@ -206,6 +241,7 @@ export class Session implements DeviceConnection {
       }
     }
     this.log.info({ code, reason }, 'device disconnected');
+    this.#emit('closed');
   }
 
   get closeReason(): string {
@@ -297,7 +333,7 @@ export class Session implements DeviceConnection {
         return;
       case 'message':
         metrics.countIn(frame.type, data.length);
-        dispatchMessage(this, frame.type, frame.message);
+        this.ctx.messages.dispatch(this, frame.type, frame.message);
         return;
     }
   }

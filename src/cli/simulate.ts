@@ -1,0 +1,183 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { decodeFrame, encodeFrame, type ProtocolVersion } from '../protocol/framing.js';
+import { createFliteTts } from '../providers/tts/flite.js';
+import type { PcmChunk } from '../providers/types.js';
+import { createOpusDecoder, createOpusEncoder } from '../voice/opus.js';
+import { createResampler } from '../voice/resample.js';
+import { readWav, writeWav } from '../voice/wav.js';
+
+/**
+ * `linus simulate`: a device simulator that connects like the firmware, speaks a WAV file (or text through
+ * the local flite TTS) as 60 ms Opus frames in real time, prints what the server answers, and saves the
+ * reply audio to a WAV file.
+ */
+export interface SimulateOptions {
+  url: string;
+  wav?: string;
+  say?: string;
+  type?: string;
+  deviceId: string;
+  out?: string;
+  protocol: ProtocolVersion;
+  manual: boolean;
+  timeoutMs: number;
+  print: (line: string) => void;
+}
+
+export interface SimulateResult {
+  stt?: string;
+  sentences: string[];
+  replyFrames: number;
+  replySeconds: number;
+  /** End of our speech (last frame sent) → first reply frame, ms. */
+  firstAudioMs?: number;
+  completed: boolean;
+}
+
+const UPLINK_RATE = 16000;
+const FRAME_MS = 60;
+
+async function uplinkPcm(opts: SimulateOptions): Promise<Int16Array | undefined> {
+  let chunk: PcmChunk | undefined;
+  if (opts.wav) chunk = readWav(readFileSync(opts.wav));
+  else if (opts.say) {
+    const tts = createFliteTts('simulate', {});
+    const parts: Int16Array[] = [];
+    let rate = UPLINK_RATE;
+    for await (const c of tts.synthesize(opts.say, { signal: AbortSignal.timeout(10_000) })) {
+      parts.push(c.samples);
+      rate = c.sampleRate;
+    }
+    await tts.dispose();
+    chunk = { sampleRate: rate, samples: concat(parts) };
+  }
+  if (!chunk) return undefined;
+  if (chunk.sampleRate === UPLINK_RATE) return chunk.samples;
+  const r = createResampler(chunk.sampleRate, UPLINK_RATE);
+  const out = concat([r.push(chunk.samples), r.flush()]);
+  r.dispose();
+  return out;
+}
+
+function concat(parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
+  const speech = await uplinkPcm(opts);
+  const result: SimulateResult = { sentences: [], replyFrames: 0, replySeconds: 0, completed: false };
+  const ws = new WebSocket(opts.url, {
+    perMessageDeflate: false,
+    headers: { 'Device-Id': opts.deviceId, 'Client-Id': `${opts.deviceId}-sim`, 'Protocol-Version': String(opts.protocol) },
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`server refused the connection: HTTP ${res.statusCode}`)));
+  });
+  const frames: Buffer[] = [];
+  let speaking = false;
+  let spokeAt = 0;
+  let helloRate = 24000;
+  let resolveHello: () => void = () => {};
+  const helloSeen = new Promise<void>((r) => (resolveHello = r));
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((r) => (resolveDone = r));
+
+  ws.on('message', (data: Buffer, isBinary) => {
+    if (isBinary) {
+      if (!speaking) return; // the firmware drops audio outside tts start/stop too
+      const f = decodeFrame(opts.protocol, data);
+      if (f.ok) {
+        if (result.firstAudioMs === undefined && spokeAt) result.firstAudioMs = Math.round(performance.now() - spokeAt);
+        frames.push(f.frame.payload);
+      }
+      return;
+    }
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      opts.print(`text: ${data.toString('utf8')}`);
+      return;
+    }
+    if (msg.type === 'hello') {
+      helloRate = Number((msg.audio_params as { sample_rate?: number } | undefined)?.sample_rate ?? 24000);
+      opts.print(`hello: session ${String(msg.session_id)}, downlink ${helloRate} Hz`);
+      resolveHello();
+    } else if (msg.type === 'stt') {
+      result.stt = String(msg.text);
+      opts.print(`stt: ${result.stt}`);
+    } else if (msg.type === 'llm') opts.print(`llm: ${String(msg.text)} (${String(msg.emotion)})`);
+    else if (msg.type === 'tts') {
+      if (msg.state === 'start') speaking = true;
+      if (msg.state === 'sentence_start') {
+        result.sentences.push(String(msg.text));
+        opts.print(`tts: ${String(msg.text)}`);
+      }
+      if (msg.state === 'stop') {
+        speaking = false;
+        result.completed = true;
+        opts.print('tts: stop');
+        resolveDone();
+      }
+    } else if (msg.type === 'mcp') {
+      const payload = msg.payload as { id?: number; method?: string };
+      // Answer like a device with no tools, so the server's MCP exchange completes.
+      if (payload.method === 'initialize') ws.send(JSON.stringify({ type: 'mcp', payload: { jsonrpc: '2.0', id: payload.id, result: { protocolVersion: '2024-11-05', capabilities: { tools: {} }, serverInfo: { name: 'linus-simulate', version: '1' } } } }));
+      else if (payload.method === 'tools/list') ws.send(JSON.stringify({ type: 'mcp', payload: { jsonrpc: '2.0', id: payload.id, result: { tools: [], nextCursor: '' } } }));
+    } else opts.print(`${String(msg.type)}: ${JSON.stringify(msg)}`);
+  });
+  ws.on('close', () => resolveDone());
+
+  ws.send(JSON.stringify({ type: 'hello', version: opts.protocol, features: { mcp: true }, transport: 'websocket', audio_params: { format: 'opus', sample_rate: UPLINK_RATE, channels: 1, frame_duration: FRAME_MS } }));
+  await Promise.race([helloSeen, sleep(10_000)]);
+  const timeout = sleep(opts.timeoutMs);
+
+  if (opts.type !== undefined) {
+    ws.send(JSON.stringify({ type: 'listen', state: 'detect', text: opts.type }));
+    spokeAt = performance.now();
+  } else if (speech) {
+    ws.send(JSON.stringify({ type: 'listen', state: 'start', mode: opts.manual ? 'manual' : 'auto' }));
+    const encoder = createOpusEncoder(UPLINK_RATE, FRAME_MS);
+    const frameSamples = (UPLINK_RATE * FRAME_MS) / 1000;
+    // Speech, then 1.5 s of silence so the server's VAD sees the end of the utterance.
+    const total = speech.length + (opts.manual ? 0 : UPLINK_RATE * 1.5);
+    const start = performance.now();
+    for (let i = 0, off = 0; off < total; i++, off += frameSamples) {
+      const frame = new Int16Array(frameSamples);
+      if (off < speech.length) frame.set(speech.subarray(off, Math.min(off + frameSamples, speech.length)));
+      ws.send(encodeFrame(opts.protocol, encoder.encode(frame), Math.round(i * FRAME_MS)));
+      if (off + frameSamples >= speech.length && !spokeAt) spokeAt = performance.now();
+      const wait = start + (i + 1) * FRAME_MS - performance.now();
+      if (wait > 0) await sleep(wait);
+      if (result.completed) break;
+    }
+    encoder.dispose();
+    if (opts.manual) ws.send(JSON.stringify({ type: 'listen', state: 'stop' }));
+  }
+  await Promise.race([done, timeout]);
+  ws.close();
+
+  result.replyFrames = frames.length;
+  result.replySeconds = (frames.length * FRAME_MS) / 1000;
+  if (opts.out && frames.length) {
+    const decoder = createOpusDecoder(helloRate, 1);
+    const pcm = concat(frames.map((f) => decoder.decode(f)));
+    decoder.dispose();
+    writeFileSync(opts.out, writeWav({ sampleRate: helloRate, samples: pcm }));
+    opts.print(`saved ${result.replySeconds.toFixed(2)} s of reply audio to ${opts.out}`);
+  }
+  if (result.firstAudioMs !== undefined) opts.print(`first reply audio ${result.firstAudioMs} ms after the end of speech`);
+  return result;
+}

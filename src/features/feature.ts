@@ -1,0 +1,37 @@
+import type { DeviceDirectory } from '../hub/directory.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { ServerContext, Session } from '../session/session.js';
+import type { Db } from '../store/sqlite.js';
+import type { ApiRoutes } from '../transport/api.js';
+import type { Router } from '../transport/router.js';
+import type { VoicePipeline } from '../voice/pipeline.js';
+import type { ModeController } from './modes.js';
+
+/**
+ * What a feature (meeting, workflow, peer, coding, stats) gets from the server. A feature registers its
+ * message types on `ctx.messages`, its routes on `router`, listens to `ctx.events` / `modes`, keeps its
+ * timers in session scopes or its own scope, and reaches other devices only through `ctx.registry`.
+ */
+export interface FeatureDeps {
+  ctx: ServerContext;
+  db: Db;
+  providers: ProviderRegistry;
+  modes: ModeController;
+  /** Aliases, workflow groups and roles of devices (devices.yaml, hot-reloaded). */
+  directory: DeviceDirectory;
+  /** The data dir (files a feature may keep next to the store, e.g. exports). */
+  dataDir: string;
+  router: Router;
+  /** HTTP API routes with the fork's wrapper, token auth, CORS and rate limit (D21). */
+  api: ApiRoutes;
+  /** The voice pipeline of a session (text interceptors, TTS bypass). */
+  voiceOf(session: Session): VoicePipeline | undefined;
+  /** Live sessions on this node. */
+  sessions(): Iterable<Session>;
+}
+
+export interface Feature {
+  readonly name: string;
+  /** Called on shutdown after sessions closed: flush outboxes, stop timers. */
+  close?(): Promise<void> | void;
+}

@@ -1,0 +1,129 @@
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { ConfigStore } from '../config/store.js';
+import type { Logger } from '../observability/log.js';
+import { normalizeId } from '../protocol/ids.js';
+
+/**
+ * Who a device is to the team features: its alias, workflow group and role. Read from `devices.yaml` in the
+ * data dir (hot-reloaded on change) and from the config's `device_alias` / `workflow.device_alias` maps.
+ * Group of a device (D20): its devices.yaml group if set, else the first 8 characters of its normalised id.
+ */
+const entrySchema = z.looseObject({
+  alias: z.string().optional(),
+  name: z.string().optional(),
+  group: z.string().optional(),
+  groupKey: z.string().optional(),
+  role: z.string().optional(),
+});
+const fileSchema = z.looseObject({ devices: z.record(z.string(), entrySchema).default({}) });
+
+interface DeviceEntry {
+  alias?: string;
+  group?: string;
+  role?: string;
+}
+
+export const DEVICES_FILE = 'devices.yaml';
+
+export function defaultGroupKey(deviceId: string): string {
+  return deviceId.slice(0, 8);
+}
+
+export class DeviceDirectory {
+  #entries = new Map<string, DeviceEntry>();
+  #watcher: FSWatcher | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #version = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly config: ConfigStore,
+    private readonly log: Logger,
+  ) {
+    this.reload();
+    this.#watch();
+  }
+
+  /** Bumped on every successful reload, so features can tell that groups may have changed. */
+  get version(): number {
+    return this.#version;
+  }
+
+  groupOf(deviceId: string): string {
+    return this.#entries.get(deviceId)?.group ?? defaultGroupKey(deviceId);
+  }
+
+  aliasOf(deviceId: string): string | undefined {
+    const fromFile = this.#entries.get(deviceId)?.alias;
+    if (fromFile) return fromFile;
+    const c = this.config.current;
+    for (const map of [(c.workflow as Record<string, unknown>).device_alias, c.device_alias]) {
+      if (map && typeof map === 'object') {
+        for (const [id, alias] of Object.entries(map as Record<string, unknown>)) {
+          if (normalizeId(id) === deviceId && typeof alias === 'string') return alias;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  roleOf(deviceId: string): string | undefined {
+    return this.#entries.get(deviceId)?.role;
+  }
+
+  /** `alias|device-id` when an alias exists (the fork's owner display form), else the id. */
+  displayName(deviceId: string): string {
+    const alias = this.aliasOf(deviceId);
+    return alias ? `${alias}|${deviceId}` : deviceId;
+  }
+
+  /** Re-reads the file; a broken file keeps the previous entries and says why. */
+  reload(): boolean {
+    if (!existsSync(this.file)) {
+      if (this.#entries.size) this.#version++;
+      this.#entries = new Map();
+      return true;
+    }
+    try {
+      const parsed = fileSchema.parse(parseYaml(readFileSync(this.file, 'utf8')) ?? {});
+      const next = new Map<string, DeviceEntry>();
+      for (const [rawId, e] of Object.entries(parsed.devices)) {
+        const id = normalizeId(rawId);
+        if (!id) continue;
+        const alias = e.alias ?? e.name;
+        const group = e.group ?? e.groupKey;
+        next.set(id, { ...(alias ? { alias } : {}), ...(group ? { group } : {}), ...(e.role ? { role: e.role } : {}) });
+      }
+      this.#entries = next;
+      this.#version++;
+      this.log.info({ devices: next.size }, `${DEVICES_FILE} loaded`);
+      return true;
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, `${DEVICES_FILE} is invalid; keeping the previous entries`);
+      return false;
+    }
+  }
+
+  close(): void {
+    this.#watcher?.close();
+    if (this.#debounce) clearTimeout(this.#debounce);
+  }
+
+  /** Watches the directory (the file may not exist yet, or be replaced by an editor's rename). */
+  #watch(): void {
+    try {
+      this.#watcher = watch(dirname(this.file), (_event, name) => {
+        if (name && name !== basename(this.file)) return;
+        // Editors write in several steps; one reload per save.
+        if (this.#debounce) clearTimeout(this.#debounce);
+        this.#debounce = setTimeout(() => this.reload(), 150);
+      });
+      this.#watcher.on('error', () => this.#watcher?.close());
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, `cannot watch ${DEVICES_FILE}; changes need a restart`);
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import { createAsr } from './asr/index.js';
+import { createLlm } from './llm/index.js';
+import type { ProviderFactories } from './registry.js';
+import { createTts } from './tts/index.js';
+import { ProviderError, type VadProvider } from './types.js';
+import { createEnergyVad } from './vad/energy.js';
+import { createSileroVad } from './vad/silero.js';
+
+function createVad(alias: string, block: Record<string, unknown>): VadProvider {
+  const type = String(block.type ?? '').toLowerCase();
+  switch (type) {
+    case 'silero':
+      return createSileroVad(alias, block);
+    case 'energy':
+    case 'webrtc':
+      return createEnergyVad(alias, block);
+    default:
+      throw new ProviderError(`VAD.${alias}`, 'config', `VAD.${alias}.type "${type}" is not supported (use silero or energy)`);
+  }
+}
+
+/** The concrete provider constructors, by kind; the registry builds instances through these. */
+export function createProviderFactories(): ProviderFactories {
+  return { asr: createAsr, llm: createLlm, tts: createTts, vad: createVad };
+}

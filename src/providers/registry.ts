@@ -1,0 +1,173 @@
+import type { ConfigStore } from '../config/store.js';
+import type { LinusConfig } from '../config/schema.js';
+import type { Logger } from '../observability/log.js';
+import type { AsrProvider, LlmProvider, TtsProvider, VadProvider } from './types.js';
+
+export interface ProviderKinds {
+  asr: AsrProvider;
+  llm: LlmProvider;
+  tts: TtsProvider;
+  vad: VadProvider;
+}
+export type ProviderKind = keyof ProviderKinds;
+
+export type ProviderFactories = {
+  [K in ProviderKind]: (alias: string, block: Record<string, unknown>) => ProviderKinds[K] | Promise<ProviderKinds[K]>;
+};
+
+/** Config section and selected_module key of each kind. */
+const SECTION = { asr: 'ASR', llm: 'LLM', tts: 'TTS', vad: 'VAD' } as const;
+
+export interface Lease<T> {
+  readonly provider: T;
+  readonly alias: string;
+  /** Idempotent. The instance is disposed once replaced and no lease holds it. */
+  release(): void;
+}
+
+interface Entry {
+  key: string;
+  fingerprint: string;
+  provider: Promise<unknown>;
+  leases: number;
+  stale: boolean;
+}
+
+/** The purposes that `llm_by_mode` can route to a different LLM alias. */
+export type LlmPurpose = 'chat' | 'meeting' | 'working' | 'coding' | 'intent' | 'memory' | 'default';
+
+/**
+ * One registry of provider instances keyed by `kind:alias:stable JSON of overrides` (D12, seed #4).
+ * A lease pins the instance a turn started with; when the config block behind a key changes, the next
+ * lease gets a new instance and the old one is disposed when its last lease ends. Sessions never cache
+ * instances of their own.
+ */
+export class ProviderRegistry {
+  #entries = new Map<string, Entry>();
+  #failed = new Map<string, string>();
+  #closed = false;
+
+  constructor(
+    private readonly config: ConfigStore,
+    private readonly factories: ProviderFactories,
+    private readonly log: Logger,
+  ) {}
+
+  /** Alias selected for a kind in `selected_module`, '' when none. */
+  selectedAlias(kind: ProviderKind, config: LinusConfig = this.config.current): string {
+    return config.selected_module[SECTION[kind]] ?? '';
+  }
+
+  /** Resolves an `llm_by_mode` purpose to an alias and overrides: purpose → default → selected_module.LLM. */
+  llmRoute(purpose: LlmPurpose, config: LinusConfig = this.config.current): { alias: string; overrides: Record<string, unknown> } {
+    const table = config.llm_by_mode;
+    for (const key of [purpose, 'default']) {
+      const r = table[key];
+      if (typeof r === 'string' && r) return { alias: r, overrides: {} };
+      if (r && typeof r === 'object') {
+        const o = r as Record<string, unknown>;
+        const alias = [o.alias, o.name, o.module, o.llm].find((v): v is string => typeof v === 'string' && v.length > 0);
+        const overrides = (o.overrides && typeof o.overrides === 'object' ? o.overrides : {}) as Record<string, unknown>;
+        if (alias) return { alias, overrides };
+        // Flat overrides on the selected LLM.
+        const { alias: _a, name: _n, module: _m, llm: _l, ...flat } = o;
+        return { alias: this.selectedAlias('llm', config), overrides: flat };
+      }
+    }
+    return { alias: this.selectedAlias('llm', config), overrides: {} };
+  }
+
+  /**
+   * Leases the provider for `alias` (default: the selected one). Resolves undefined when none is configured
+   * or it cannot be built (logged once per config version, with the key to fix).
+   */
+  async lease<K extends ProviderKind>(kind: K, alias?: string, overrides: Record<string, unknown> = {}): Promise<Lease<ProviderKinds[K]> | undefined> {
+    if (this.#closed) return undefined;
+    const config = this.config.current;
+    const name = alias ?? this.selectedAlias(kind, config);
+    if (!name) return undefined;
+    const section = config[SECTION[kind]] as Record<string, Record<string, unknown> | undefined>;
+    const baseBlock = section[name];
+    const path = `${SECTION[kind]}.${name}`;
+    const key = `${kind}:${name}:${stableJson(overrides)}`;
+    if (!baseBlock) {
+      this.#logOnce(key, 'missing', `${path} is not defined: add it to the config or change selected_module.${SECTION[kind]}`);
+      return undefined;
+    }
+    const block = { ...baseBlock, ...overrides };
+    const fingerprint = stableJson(block);
+    let entry = this.#entries.get(key);
+    if (entry && entry.fingerprint !== fingerprint) {
+      this.#retire(entry);
+      entry = undefined;
+    }
+    if (!entry) {
+      entry = { key, fingerprint, provider: Promise.resolve().then(() => this.factories[kind](name, block)), leases: 0, stale: false };
+      this.#entries.set(key, entry);
+    }
+    entry.leases++;
+    let provider: ProviderKinds[K];
+    try {
+      provider = (await entry.provider) as ProviderKinds[K];
+    } catch (err) {
+      entry.leases--;
+      if (this.#entries.get(key) === entry) this.#entries.delete(key);
+      this.#logOnce(key, fingerprint, `${path} cannot be used: ${(err as Error).message}`);
+      return undefined;
+    }
+    const held = entry;
+    let released = false;
+    return {
+      provider,
+      alias: name,
+      release: () => {
+        if (released) return;
+        released = true;
+        held.leases--;
+        if (held.stale && held.leases === 0) this.#dispose(held);
+      },
+    };
+  }
+
+  /** Number of live instances (for tests and metrics). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#entries.values()];
+    this.#entries.clear();
+    await Promise.allSettled(all.map((e) => e.provider.then((p) => (p as { dispose(): Promise<void> }).dispose())));
+  }
+
+  #retire(entry: Entry): void {
+    this.#entries.delete(entry.key);
+    entry.stale = true;
+    if (entry.leases === 0) this.#dispose(entry);
+  }
+
+  #dispose(entry: Entry): void {
+    entry.provider
+      .then((p) => (p as { dispose(): Promise<void> }).dispose())
+      .catch((err: unknown) => this.log.warn({ err, key: entry.key }, 'provider dispose failed'));
+  }
+
+  #logOnce(key: string, version: string, message: string): void {
+    if (this.#failed.get(key) === version) return;
+    this.#failed.set(key, version);
+    this.log.error(message);
+  }
+}
+
+/** JSON with sorted keys, so equal configs give equal keys. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

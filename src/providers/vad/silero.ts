@@ -1,0 +1,125 @@
+/**
+ * Silero VAD v5 run directly with onnxruntime-node, for one speech probability per 512-sample window (the
+ * reference's dual-threshold decision needs probabilities; sherpa-onnx's Vad only exposes segments).
+ *
+ * Runtime choice (measured on this 2-core machine, one thread): onnxruntime-node ≈ 4k windows/s;
+ * onnxruntime-web (wasm) ≈ 0.5–2.5k windows/s, with 1.5 s to compile its wasm. Both only offer an async
+ * `run()`, while VadDetector.process is synchronous; onnxruntime-node's public run() is nothing but
+ * `setImmediate` around its native synchronous `run`, so we call that binding (pinned version, checked below).
+ *
+ * One ORT session (the weights) per provider, shared by all detectors: it holds no per-stream state. The
+ * model's recurrent state and its 64-sample context live in each detector, so sessions never share them and a
+ * detector costs a few kB to create.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as OrtBindingModule from 'onnxruntime-node/dist/binding.js';
+import type * as OrtModule from 'onnxruntime-node';
+import { createWindowedDetector, parseVadThresholds, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES, type WindowModel } from '../../voice/vad-decision.js';
+import { ProviderError } from '../types.js';
+import type { VadDetector, VadProvider } from '../types.js';
+
+type OrtSession = InstanceType<typeof OrtBindingModule.binding.InferenceSession>;
+type Tensor = OrtModule.Tensor;
+
+/** Silero's own wrapper prepends the previous window's last 64 samples; without them p is much less sharp. */
+const CONTEXT_SAMPLES = 64;
+const STATE_SIZE = 2 * 1 * 128;
+const MODEL_FILE = 'silero_vad_v5.onnx';
+
+const require = createRequire(import.meta.url);
+
+/** Loaded on first use, so a config that uses another VAD never loads the 70 MB native runtime. */
+function loadOrt(alias: string): { ort: typeof OrtModule; binding: typeof OrtBindingModule.binding } {
+  try {
+    const ort = require('onnxruntime-node') as typeof OrtModule;
+    const internal = require('onnxruntime-node/dist/binding.js') as typeof OrtBindingModule;
+    if (typeof internal.initOrt !== 'function' || typeof internal.binding?.InferenceSession !== 'function') {
+      throw new Error('onnxruntime-node/dist/binding.js changed shape; this code expects onnxruntime-node 1.30');
+    }
+    internal.initOrt();
+    return { ort, binding: internal.binding };
+  } catch (err) {
+    throw new ProviderError(alias, 'config', `cannot load onnxruntime-node: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/** `model_path` (a file), else `model_dir` (the reference's layout or a folder with the file), else models/ of this repo. */
+export function resolveSileroModel(alias: string, block: Record<string, unknown>): string {
+  const path = block.model_path;
+  if (typeof path === 'string' && path !== '') {
+    if (!existsSync(path)) throw new ProviderError(alias, 'config', `model_path ${path} does not exist`);
+    return resolve(path);
+  }
+  const dir = block.model_dir;
+  if (typeof dir === 'string' && dir !== '') {
+    const candidates = [MODEL_FILE, 'silero_vad.onnx', 'src/silero_vad/data/silero_vad.onnx'].map((f) => join(dir, f));
+    const found = candidates.find((f) => existsSync(f));
+    if (!found) throw new ProviderError(alias, 'config', `no Silero ONNX model in model_dir ${dir} (looked for ${candidates.join(', ')})`);
+    return resolve(found);
+  }
+  // Walk up from this file: the same code runs from src/ (tsx) and from dist/src/ (built).
+  for (let d = dirname(fileURLToPath(import.meta.url)), i = 0; i < 6; d = dirname(d), i++) {
+    const f = join(d, 'models', MODEL_FILE);
+    if (existsSync(f) && statSync(f).isFile()) return f;
+  }
+  throw new ProviderError(alias, 'config', `models/${MODEL_FILE} not found; set model_path`);
+}
+
+export function createSileroVad(alias: string, block: Record<string, unknown>): VadProvider {
+  const thresholds = parseVadThresholds(alias, block);
+  const modelPath = resolveSileroModel(alias, block);
+  const { ort, binding } = loadOrt(alias);
+  let session: OrtSession | undefined = new binding.InferenceSession();
+  try {
+    // One thread: VAD runs per frame on the caller's thread; parallelism comes from sessions, not from ORT.
+    session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+  } catch (err) {
+    throw new ProviderError(alias, 'config', `cannot load ${modelPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const inputs = session.inputMetadata.map((m) => m.name).sort().join(',');
+  if (inputs !== 'input,sr,state') {
+    session.dispose();
+    throw new ProviderError(alias, 'config', `${modelPath} is not a Silero v5 model (inputs: ${inputs}; v5 has input, state, sr)`);
+  }
+  const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), []);
+
+  const windowModel = (): WindowModel => {
+    const state = new Float32Array(STATE_SIZE);
+    const input = new Float32Array(CONTEXT_SAMPLES + VAD_WINDOW_SAMPLES);
+    return {
+      probability(window) {
+        if (!session) throw new ProviderError(alias, 'config', 'VAD detector used after its provider was disposed');
+        input.copyWithin(0, VAD_WINDOW_SAMPLES); // the previous window's tail becomes the context
+        input.set(window, CONTEXT_SAMPLES);
+        const out = session.run(
+          { input: new ort.Tensor('float32', input, [1, input.length]), state: new ort.Tensor('float32', state, [2, 1, 128]), sr },
+          { output: null, stateN: null },
+          {},
+        ) as Record<'output' | 'stateN', Tensor>;
+        state.set(out.stateN.data as Float32Array);
+        return (out.output.data as Float32Array)[0] ?? 0;
+      },
+      reset() {
+        state.fill(0);
+        input.fill(0);
+      },
+      dispose() {},
+    };
+  };
+
+  return {
+    name: alias,
+    createDetector(): VadDetector {
+      if (!session) throw new ProviderError(alias, 'config', 'VAD provider used after dispose()');
+      return createWindowedDetector(windowModel(), thresholds);
+    },
+    async dispose() {
+      // Frees the native session; a detector still alive then throws on its next window instead of touching freed memory.
+      session?.dispose();
+      session = undefined;
+    },
+  };
+}

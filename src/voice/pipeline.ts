@@ -1,0 +1,325 @@
+import { performance } from 'node:perf_hooks';
+import type { AudioFrame } from '../protocol/framing.js';
+import type { ListenMessage } from '../protocol/messages.js';
+import type { Lease, LlmPurpose, ProviderRegistry } from '../providers/registry.js';
+import type { AsrStream, VadDetector, VadProvider } from '../providers/types.js';
+import type { Session, VoiceHooks } from '../session/session.js';
+import type { MemoryStore } from '../store/memory.js';
+import { Dialogue } from './dialogue.js';
+import { createDownlinkEncoder, type DownlinkEncoder } from './downlink.js';
+import { saveMemory } from './memory.js';
+import { createOpusDecoder, OpusDecodeError, type OpusDecoder } from './opus.js';
+import { createResampler } from './resample.js';
+import { cleanTranscript, commandKey } from './text.js';
+import { Turn, type TurnInput, type TurnTimings } from './turn.js';
+
+export interface VoiceServiceDeps {
+  providers: ProviderRegistry;
+  memory: MemoryStore;
+}
+
+/** Frames of audio kept before speech starts, so the first syllable is not cut (~600 ms at 60 ms). */
+const PREROLL_FRAMES = 10;
+/** An utterance is ended by force after this long, whatever the VAD thinks. */
+const MAX_UTTERANCE_MS = 60_000;
+/** Shorter "utterances" are clicks and coughs; they never reach ASR. */
+const MIN_UTTERANCE_MS = 250;
+const ASR_SAMPLE_RATE = 16000;
+
+/** Lets features (meeting, working mode) take recognized text before it becomes a chat turn. */
+export type TextInterceptor = (session: Session, text: string, source: 'voice' | 'typed') => boolean;
+
+interface Utterance {
+  stream: AsrStream;
+  lease: Lease<unknown> | undefined;
+  samples: number;
+  startedAt: number;
+}
+
+/**
+ * The voice side of one session: Opus in → VAD → utterance → ASR → turn (LLM → TTS → paced Opus out).
+ * Everything it holds (decoder, detector, streams, the current turn) lives in the session's scope.
+ */
+export class VoicePipeline implements VoiceHooks {
+  readonly dialogue: Dialogue;
+  #decoder: OpusDecoder | undefined;
+  #decoderRate = 0;
+  #resampleUp: ReturnType<typeof createResampler> | undefined;
+  #vadLease: Lease<VadProvider> | undefined;
+  #vad: VadDetector | undefined;
+  #vadLoading: Promise<void> | undefined;
+  #preroll: Int16Array[] = [];
+  #utterance: Utterance | undefined;
+  #finishing = false;
+  #turn: Turn | undefined;
+  #turnSeq = 0;
+  #encoder: DownlinkEncoder | undefined;
+  readonly interceptors: TextInterceptor[] = [];
+  /** Features that silence replies (meeting.disable_tts, working.disable_tts): then only placeholder tts start/stop go out. */
+  readonly ttsBypass: ((session: Session) => boolean)[] = [];
+
+  constructor(
+    private readonly session: Session,
+    private readonly deps: VoiceServiceDeps,
+  ) {
+    this.dialogue = new Dialogue(20, deps.memory.load(session.deviceId));
+    session.scope.add(() => this.#dispose());
+    this.#vadLoading = this.#loadVad();
+  }
+
+  get turn(): Turn | undefined {
+    return this.#turn?.active ? this.#turn : undefined;
+  }
+
+  // ------------------------------------------------------------------ hooks from the session
+
+  onAudio(session: Session, frame: AudioFrame): void {
+    if (frame.payload.length === 0) return; // an empty packet would decode to 360 ms of PLC
+    const pcm = this.#decode(frame.payload);
+    if (!pcm || pcm.length === 0) return;
+    const mode = session.listen.mode;
+    if (mode === 'manual') {
+      if (this.#utterance) this.#write(pcm);
+      return;
+    }
+    // In auto mode the device does not listen while we speak: audio then is echo, not a new utterance.
+    if ((this.turn && mode === 'auto') || this.#finishing) return;
+    if (!this.#vad) return;
+    const decision = this.#vad.process(pcm);
+    if (!this.#utterance) {
+      this.#preroll.push(pcm);
+      if (this.#preroll.length > PREROLL_FRAMES) this.#preroll.shift();
+      if (!decision.speaking) return;
+      if (this.turn) this.turn.abort('barge-in'); // realtime: the user talks over us
+      this.#startUtterance();
+      for (const p of this.#preroll) this.#write(p);
+      this.#preroll = [];
+      return;
+    }
+    this.#write(pcm);
+    const tooLong = (this.#utterance.samples / ASR_SAMPLE_RATE) * 1000 > MAX_UTTERANCE_MS;
+    if (decision.endOfUtterance || tooLong) void this.#endUtterance();
+  }
+
+  onListen(session: Session, msg: ListenMessage): void {
+    if (msg.state === 'start') {
+      this.#vad?.reset();
+      this.#preroll = [];
+      if (session.listen.mode === 'manual') {
+        this.#utterance?.stream.abort();
+        this.#utterance = undefined;
+        this.#startUtterance();
+      }
+    } else if (msg.state === 'stop') {
+      if (this.#utterance) void this.#endUtterance();
+    } else if (msg.state === 'detect' && typeof msg.text === 'string') {
+      this.#onDetect(msg.text);
+    }
+  }
+
+  onAbort(session: Session, reason: string | undefined): void {
+    if (this.turn) this.turn.abort(reason ?? 'abort');
+    else session.send.json({ type: 'tts', state: 'stop', session_id: session.sessionId });
+  }
+
+  /**
+   * Drops the utterance in progress and the VAD state (meeting end, mode change): the next utterance starts
+   * on a fresh ASR stream, nothing carries over (seed #8).
+   */
+  resetAudio(): void {
+    this.#utterance?.stream.abort();
+    this.#utterance = undefined;
+    this.#preroll = [];
+    this.#vad?.reset();
+  }
+
+  // ------------------------------------------------------------------ text → turns
+
+  /** A typed or recognized user utterance. Empty text starts nothing: the device keeps listening. */
+  handleText(raw: string, source: 'voice' | 'typed', timings?: Partial<TurnTimings>): void {
+    const text = cleanTranscript(raw);
+    if (!text) return;
+    for (const intercept of this.interceptors) if (intercept(this.session, text, source)) return;
+    const config = this.session.ctx.config.current;
+    if (config.exit_commands.some((c) => commandKey(c) === commandKey(text))) {
+      void this.startTurn({ text, echoStt: true, fixedReply: 'Goodbye!', exitAfter: true, ...(timings ? { timings } : {}) });
+      return;
+    }
+    void this.startTurn({ text, echoStt: true, ...(timings ? { timings } : {}) });
+  }
+
+  /** Starts a turn, cancelling the one in flight: one active turn per session. */
+  async startTurn(input: TurnInput, purpose: LlmPurpose = this.#purpose()): Promise<Turn | undefined> {
+    const seq = ++this.#turnSeq;
+    this.#turn?.abort('replaced by a new turn');
+    if (this.ttsBypass.some((check) => check(this.session))) {
+      this.session.send.json({ type: 'tts', state: 'start', session_id: this.session.sessionId });
+      this.session.send.json({ type: 'tts', state: 'stop', session_id: this.session.sessionId });
+      return undefined;
+    }
+    const { providers } = this.deps;
+    const route = providers.llmRoute(purpose);
+    const [llm, tts] = await Promise.all([
+      input.fixedReply === undefined && route.alias ? providers.lease('llm', route.alias, route.overrides) : undefined,
+      providers.lease('tts'),
+    ]);
+    if (seq !== this.#turnSeq || this.session.closed) {
+      llm?.release();
+      tts?.release();
+      return undefined;
+    }
+    this.#encoder ??= createDownlinkEncoder(this.session.ctx.config.current.xiaozhi.audio_params.sample_rate, this.session.ctx.config.current.xiaozhi.audio_params.frame_duration);
+    const turn = new Turn({ session: this.session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder }, input);
+    this.#turn = turn;
+    return turn;
+  }
+
+  #purpose(): LlmPurpose {
+    const mode = this.session.record?.state.get('mode');
+    return mode === 'meeting' || mode === 'working' || mode === 'coding' ? mode : 'chat';
+  }
+
+  #onDetect(raw: string): void {
+    const config = this.session.ctx.config.current;
+    const text = cleanTranscript(raw);
+    if (!text) return;
+    const isWakeWord = config.wakeup_words.some((w) => commandKey(w) === commandKey(text));
+    if (!isWakeWord) {
+      this.handleText(text, 'typed');
+      return;
+    }
+    if (config.enable_greeting) {
+      void this.startTurn({ text, echoStt: true });
+    } else {
+      this.session.send.json({ type: 'stt', text, session_id: this.session.sessionId });
+      this.session.send.json({ type: 'tts', state: 'stop', session_id: this.session.sessionId });
+    }
+  }
+
+  // ------------------------------------------------------------------ utterances
+
+  #startUtterance(): void {
+    const session = this.session;
+    const lease = this.deps.providers.lease('asr');
+    // The stream must exist now so no audio is lost; the provider arrives asynchronously, so buffer until then.
+    const pending: Int16Array[] = [];
+    let real: AsrStream | undefined;
+    let aborted = false;
+    let leaseHeld: Lease<unknown> | undefined;
+    const ready = lease.then((l) => {
+      leaseHeld = l;
+      if (utterance) utterance.lease = l;
+      if (!l || aborted) {
+        l?.release();
+        return;
+      }
+      real = l.provider.createStream({ signal: session.scope.signal, sessionId: session.sessionId, timeoutMs: 15_000 });
+      for (const p of pending) real.write(p);
+      pending.length = 0;
+    });
+    const stream: AsrStream = {
+      write: (s) => (real ? real.write(s) : pending.push(s)),
+      finish: async () => {
+        await ready;
+        if (!real) {
+          if (!leaseHeld) session.log.warn('no ASR is configured: set selected_module.ASR to an alias defined under ASR');
+          return { text: '' };
+        }
+        return real.finish();
+      },
+      abort: () => {
+        aborted = true;
+        real?.abort();
+        leaseHeld?.release();
+      },
+    };
+    const utterance: Utterance = { stream, lease: undefined, samples: 0, startedAt: performance.now() };
+    this.#utterance = utterance;
+  }
+
+  #write(pcm: Int16Array): void {
+    const u = this.#utterance;
+    if (!u) return;
+    u.samples += pcm.length;
+    u.stream.write(pcm);
+  }
+
+  async #endUtterance(): Promise<void> {
+    const u = this.#utterance;
+    if (!u) return;
+    this.#utterance = undefined;
+    this.#vad?.reset();
+    const vadEnd = performance.now();
+    if ((u.samples / ASR_SAMPLE_RATE) * 1000 < MIN_UTTERANCE_MS) {
+      u.stream.abort();
+      return;
+    }
+    this.#finishing = true;
+    let text = '';
+    try {
+      text = (await u.stream.finish()).text;
+    } catch (err) {
+      this.session.ctx.metrics.providerErrors.labels('asr', (err as { kind?: string }).kind ?? 'error').inc();
+      this.session.log.warn({ err: (err as Error).message }, 'ASR failed');
+    } finally {
+      u.lease?.release();
+      this.#finishing = false;
+    }
+    if (this.session.closed) return;
+    this.handleText(text, 'voice', { vadEnd, asrDone: performance.now() });
+  }
+
+  // ------------------------------------------------------------------ audio plumbing
+
+  #decode(packet: Buffer): Int16Array | undefined {
+    const rate = this.session.uplink.sampleRate;
+    if (!this.#decoder || this.#decoderRate !== rate) {
+      this.#decoder?.dispose();
+      this.#resampleUp?.dispose();
+      this.#decoder = createOpusDecoder(rate, 1);
+      this.#decoderRate = rate;
+      this.#resampleUp = rate === ASR_SAMPLE_RATE ? undefined : createResampler(rate, ASR_SAMPLE_RATE);
+    }
+    try {
+      const pcm = this.#decoder.decode(packet);
+      return this.#resampleUp ? this.#resampleUp.push(pcm) : pcm;
+    } catch (err) {
+      if (!(err instanceof OpusDecodeError)) throw err;
+      // A corrupted packet costs one frame, not the session (B1).
+      this.session.ctx.metrics.uplinkDecodeErrors.inc();
+      this.#decoder.reset();
+      return undefined;
+    }
+  }
+
+  async #loadVad(): Promise<void> {
+    const lease = await this.deps.providers.lease('vad');
+    if (this.session.closed) {
+      lease?.release();
+      return;
+    }
+    if (!lease) {
+      this.session.log.warn('no VAD is configured: auto listening cannot find the end of speech (set selected_module.VAD)');
+      return;
+    }
+    this.#vadLease = lease;
+    this.#vad = lease.provider.createDetector();
+  }
+
+  /** Resolves once the VAD is loaded (tests and the simulator wait on it). */
+  ready(): Promise<void> {
+    return this.#vadLoading ?? Promise.resolve();
+  }
+
+  #dispose(): void {
+    this.#turn?.abort('session closed');
+    this.#utterance?.stream.abort();
+    this.#utterance = undefined;
+    this.#vad?.dispose();
+    this.#vadLease?.release();
+    this.#decoder?.dispose();
+    this.#resampleUp?.dispose();
+    this.#encoder?.dispose();
+    saveMemory(this.session, this.dialogue, this.deps);
+  }
+}

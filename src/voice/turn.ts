@@ -1,0 +1,287 @@
+import { performance } from 'node:perf_hooks';
+import type { Lease } from '../providers/registry.js';
+import type { ChatMessage, LlmProvider, ToolCall, TtsProvider } from '../providers/types.js';
+import type { Scope } from '../session/scope.js';
+import type { Session } from '../session/session.js';
+import type { Dialogue } from './dialogue.js';
+import type { DownlinkEncoder } from './downlink.js';
+import { Pacer } from './pacer.js';
+import { SentenceSplitter } from './sentences.js';
+import { displayText, emotionOf, speakableText } from './text.js';
+import { runTool, toolsFor, type ToolOutcome } from './tools.js';
+
+/** Time marks of one turn (performance.now() ms) for the latency report (B9). */
+export interface TurnTimings {
+  vadEnd?: number;
+  asrDone?: number;
+  llmFirstToken?: number;
+  ttsFirstAudio?: number;
+  firstFrameSent?: number;
+  /** Time spent waiting on providers before the first frame, subtracted to get the server's own share. */
+  providerWaitMs: number;
+}
+
+export interface TurnInput {
+  /** What the user said or typed (already cleaned). */
+  text: string;
+  /** Send `stt` with the text first (false for greetings the user did not say). */
+  echoStt: boolean;
+  /** Speak this instead of asking the LLM (exit command goodbye, fixed replies). */
+  fixedReply?: string;
+  /** Close the session after `tts stop` (exit). */
+  exitAfter?: boolean;
+  timings?: Partial<TurnTimings>;
+}
+
+export interface TurnDeps {
+  session: Session;
+  dialogue: Dialogue;
+  llm: Lease<LlmProvider> | undefined;
+  tts: Lease<TtsProvider> | undefined;
+  encoder: DownlinkEncoder;
+}
+
+export type TurnOutcome = 'completed' | 'aborted' | 'failed' | 'no_llm';
+
+const MAX_TOOL_ROUNDS = 5;
+const PREBUFFER_FRAMES = 3;
+
+/**
+ * One voice turn: stt → tts start → llm emotion → per sentence sentence_start + paced frames → tts stop.
+ * It owns a child scope of the session: closing it aborts the LLM stream and TTS requests for real
+ * (their signal), drops queued audio, and `tts stop` is sent exactly once whatever happened (D9).
+ */
+export class Turn {
+  readonly scope: Scope;
+  readonly timings: TurnTimings;
+  outcome: TurnOutcome | undefined;
+  #started = false;
+  #stopped = false;
+  #pacer: Pacer;
+  #spoken = '';
+  #emotionSent = false;
+  #speech: Promise<void> = Promise.resolve();
+  #exitAfter = false;
+  readonly #deps: TurnDeps;
+
+  constructor(deps: TurnDeps, input: TurnInput) {
+    this.#deps = deps;
+    const { session } = deps;
+    this.scope = session.scope.child('turn');
+    this.timings = { providerWaitMs: 0, ...input.timings };
+    this.#exitAfter = !!input.exitAfter;
+    const metrics = session.ctx.metrics;
+    const frameMs = session.ctx.config.current.xiaozhi.audio_params.frame_duration;
+    this.#pacer = new Pacer({
+      scope: this.scope,
+      frameMs,
+      prebufferFrames: PREBUFFER_FRAMES,
+      sendAudio: (frame) => {
+        if (this.timings.firstFrameSent === undefined) this.timings.firstFrameSent = performance.now();
+        return session.send.audio(frame);
+      },
+      sendControl: (m) => session.send.json(m),
+      onFrameSent: (interval) => {
+        metrics.downlinkFrames.inc();
+        if (interval > frameMs + 5) metrics.downlinkLateFrames.inc();
+      },
+    });
+    this.scope.add(() => {
+      deps.llm?.release();
+      deps.tts?.release();
+    });
+    this.done = this.#run(input);
+  }
+
+  /** Settles when the turn has ended, however it ended. Never rejects. */
+  readonly done: Promise<TurnOutcome>;
+
+  get active(): boolean {
+    return !this.scope.closed;
+  }
+
+  /** Barge-in or device abort: stop speaking now. */
+  abort(reason: string): void {
+    if (this.scope.closed) return;
+    this.outcome ??= 'aborted';
+    this.#deps.session.log.info({ reason }, 'turn aborted');
+    this.#deps.session.send.dropQueuedAudio();
+    this.#sendStop();
+    this.scope.close();
+  }
+
+  async #run(input: TurnInput): Promise<TurnOutcome> {
+    const { session, dialogue } = this.#deps;
+    session.speaking = true;
+    try {
+      if (input.echoStt) session.send.json({ type: 'stt', text: input.text, session_id: session.sessionId });
+      this.#sendStart();
+      if (input.fixedReply !== undefined) {
+        this.#say(input.fixedReply);
+      } else {
+        dialogue.add({ role: 'user', content: input.text });
+        await this.#converse();
+      }
+      await this.#speech;
+      if (this.scope.closed) return this.outcome ?? 'aborted';
+      await this.#pacer.whenPlayed();
+      this.outcome ??= 'completed';
+    } catch (err) {
+      if (this.scope.closed) {
+        this.outcome ??= 'aborted';
+      } else {
+        this.outcome = 'failed';
+        session.log.warn({ err: (err as Error).message }, 'turn failed');
+      }
+    } finally {
+      if (this.#spoken && input.fixedReply === undefined) dialogue.add({ role: 'assistant', content: this.#spoken });
+      this.#sendStop();
+      this.#report();
+      session.speaking = false;
+      this.scope.close();
+      if (this.#exitAfter && this.outcome === 'completed') {
+        // Let the final frames leave before the socket closes.
+        session.scope.timeout(50, () => session.close(1000, 'exit'));
+      }
+    }
+    return this.outcome ?? 'completed';
+  }
+
+  /** LLM rounds: stream text into speech; run tool calls and feed results back, at most 5 rounds. */
+  async #converse(): Promise<void> {
+    const { session, dialogue, llm } = this.#deps;
+    const config = session.ctx.config.current;
+    if (!llm) {
+      this.outcome = 'no_llm';
+      session.log.warn('no LLM is configured: set selected_module.LLM to an alias defined under LLM (e.g. an openai block with base_url, model_name, api_key)');
+      this.#say('No language model is configured yet. Please set selected_module LLM in the Linus config.');
+      return;
+    }
+    const tools = toolsFor(session);
+    const specs = [...tools.values()].map((t) => t.spec);
+    const extra: ChatMessage[] = [];
+    const splitter = new SentenceSplitter();
+    const asked = performance.now();
+    for (let round = 0; round < MAX_TOOL_ROUNDS; round++) {
+      let calls: ToolCall[] = [];
+      let text = '';
+      const stream = llm.provider.stream({
+        messages: dialogue.messages(config.prompt, extra),
+        tools: specs,
+        // The deadline is the LLM block's `timeout_ms` (the provider's default when unset).
+        signal: this.scope.signal,
+      });
+      for await (const ev of stream) {
+        if (this.scope.closed) return;
+        if (ev.type === 'tool_calls') {
+          calls = ev.calls;
+          continue;
+        }
+        if (!ev.text) continue;
+        if (this.timings.llmFirstToken === undefined) {
+          this.timings.llmFirstToken = performance.now();
+          this.timings.providerWaitMs += this.timings.llmFirstToken - asked;
+        }
+        text += ev.text;
+        this.#emotion(ev.text);
+        for (const s of splitter.push(ev.text)) this.#say(s);
+      }
+      if (!calls.length) break;
+      extra.push({ role: 'assistant', content: text || null, tool_calls: calls });
+      let respond: Extract<ToolOutcome, { action: 'respond' }> | undefined;
+      for (const call of calls) {
+        const outcome = await runTool(tools, call, this.scope.signal);
+        extra.push({ role: 'tool', tool_call_id: call.id, content: outcome.action === 'reqllm' ? outcome.result : outcome.text });
+        if (outcome.action === 'respond') respond = outcome;
+      }
+      if (respond) {
+        for (const s of splitter.flush()) this.#say(s);
+        this.#say(respond.text);
+        if (respond.exit) this.#exitAfter = true;
+        return;
+      }
+    }
+    for (const s of splitter.flush()) this.#say(s);
+  }
+
+  #emotion(text: string): void {
+    const { session } = this.#deps;
+    if (this.#emotionSent || !text.trim()) return;
+    this.#emotionSent = true;
+    if (session.features.emoji === false) return;
+    const { emoji, emotion } = emotionOf(text);
+    session.send.json({ type: 'llm', text: emoji, emotion, session_id: session.sessionId });
+  }
+
+  /** Queues one segment: its sentence_start and audio go out in order, paced. */
+  #say(segment: string): void {
+    const speak = speakableText(segment);
+    const show = displayText(segment);
+    if (!show && !speak) return;
+    this.#spoken += (this.#spoken ? ' ' : '') + show;
+    this.#speech = this.#speech.then(() => this.#synthesize(show, speak));
+  }
+
+  async #synthesize(show: string, speak: string): Promise<void> {
+    const { session, tts, encoder } = this.#deps;
+    if (this.scope.closed) return;
+    this.#pacer.enqueueControl({ type: 'tts', state: 'sentence_start', text: show, session_id: session.sessionId });
+    if (!tts || !speak) return;
+    const config = session.ctx.config.current;
+    const asked = performance.now();
+    try {
+      const out = encoder.sentence();
+      for await (const chunk of tts.provider.synthesize(speak, { signal: this.scope.signal, timeoutMs: config.tts_timeout * 1000 })) {
+        if (this.scope.closed) return;
+        if (this.timings.ttsFirstAudio === undefined) {
+          this.timings.ttsFirstAudio = performance.now();
+          this.timings.providerWaitMs += this.timings.ttsFirstAudio - asked;
+        }
+        for (const frame of out.push(chunk)) this.#pacer.enqueueAudio(frame);
+      }
+      for (const frame of out.end()) this.#pacer.enqueueAudio(frame);
+    } catch (err) {
+      if (this.scope.closed) return;
+      // One sentence failing does not end the turn: the rest is still spoken, and the turn still ends with tts stop.
+      session.ctx.metrics.providerErrors.labels('tts', (err as { kind?: string }).kind ?? 'error').inc();
+      session.log.warn({ err: (err as Error).message }, 'TTS failed for a sentence');
+    }
+  }
+
+  #sendStart(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#deps.session.send.json({ type: 'tts', state: 'start', session_id: this.#deps.session.sessionId });
+  }
+
+  #sendStop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#pacer.clear();
+    this.#deps.session.send.json({ type: 'tts', state: 'stop', session_id: this.#deps.session.sessionId });
+  }
+
+  #report(): void {
+    const { session } = this.#deps;
+    const t = this.timings;
+    const m = session.ctx.metrics;
+    m.turns.labels(this.outcome ?? 'completed').inc();
+    const span = (a?: number, b?: number) => (a !== undefined && b !== undefined ? (b - a) / 1000 : undefined);
+    const stages: Record<string, number | undefined> = {
+      asr: span(t.vadEnd, t.asrDone),
+      llm: span(t.asrDone, t.llmFirstToken),
+      tts: span(t.llmFirstToken, t.ttsFirstAudio),
+      send: span(t.ttsFirstAudio, t.firstFrameSent),
+      total: span(t.vadEnd, t.firstFrameSent),
+    };
+    const total = stages.total;
+    const asr = stages.asr ?? 0;
+    if (total !== undefined) stages.server = Math.max(0, total - asr - t.providerWaitMs / 1000);
+    for (const [stage, v] of Object.entries(stages)) if (v !== undefined) m.turnStage.labels(stage).observe(v);
+    session.log.info(
+      { outcome: this.outcome, latencyMs: Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined).map(([k, v]) => [k, Math.round((v as number) * 1000)])) },
+      'turn ended',
+    );
+  }
+}
+

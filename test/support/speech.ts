@@ -1,0 +1,60 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readWav } from '../../src/voice/wav.js';
+import type { TestDevice } from './device.js';
+
+const cache = new Map<string, Int16Array>();
+
+/** 16 kHz mono PCM of `text` spoken by Debian's flite (the voice pocketsphinx recognizes best). */
+export function speechPcm(text: string): Int16Array {
+  let pcm = cache.get(text);
+  if (!pcm) {
+    const dir = mkdtempSync(join(tmpdir(), 'linus-speech-'));
+    try {
+      const file = join(dir, 'speech.wav');
+      execFileSync('flite', ['-voice', 'slt', '-t', text, '-o', file]);
+      const wav = readWav(readFileSync(file));
+      if (wav.sampleRate !== 16000) throw new Error(`flite gave ${wav.sampleRate} Hz`);
+      pcm = wav.samples;
+      cache.set(text, pcm);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return pcm;
+}
+
+export function silence(ms: number): Int16Array {
+  return new Int16Array((16000 * ms) / 1000);
+}
+
+export function join16(...parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/**
+ * Streams PCM as 60 ms Opus frames from the device, paced like the firmware (speed 1 = real time).
+ * Resolves when the last frame was sent; `stopWhen` ends it early.
+ */
+export async function streamPcm(dev: TestDevice, pcm: Int16Array, opts: { speed?: number; stopWhen?: () => boolean } = {}): Promise<number> {
+  const frameMs = 60 / (opts.speed ?? 1);
+  const packets = dev.encodePcm(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+  const start = performance.now();
+  let sent = 0;
+  for (const p of packets) {
+    if (opts.stopWhen?.() || dev.ws.readyState !== dev.ws.OPEN) break;
+    dev.sendOpus(p, Math.round(sent * 60));
+    sent++;
+    const wait = start + sent * frameMs - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  return sent;
+}
