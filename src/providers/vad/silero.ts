@@ -2,14 +2,14 @@
  * Silero VAD v5 run directly with onnxruntime-node, for one speech probability per 512-sample window (the
  * reference's dual-threshold decision needs probabilities; sherpa-onnx's Vad only exposes segments).
  *
- * Runtime choice (measured on this 2-core machine, one thread): onnxruntime-node ≈ 4k windows/s;
- * onnxruntime-web (wasm) ≈ 0.5–2.5k windows/s, with 1.5 s to compile its wasm. Both only offer an async
- * `run()`, while VadDetector.process is synchronous; onnxruntime-node's public run() is nothing but
- * `setImmediate` around its native synchronous `run`, so we call that binding (pinned version, checked below).
+ * Runtime choice (measured on this 2-core machine, one thread, CPU time): onnxruntime-node 4–7k windows/s
+ * (140–250 µs each); onnxruntime-web (wasm) 0.5–1.8k windows/s and 1.5–2.4 s to create a session. Both only
+ * offer an async `run()`, while VadDetector.process is synchronous; onnxruntime-node's public run() is only
+ * `setImmediate` around its native synchronous `run`, so we call that binding (version pinned, shape checked).
  *
  * One ORT session (the weights) per provider, shared by all detectors: it holds no per-stream state. The
- * model's recurrent state and its 64-sample context live in each detector, so sessions never share them and a
- * detector costs a few kB to create.
+ * model's recurrent state and its 64-sample context live in each detector, so two device sessions never share
+ * them, and a detector costs a few kB to create.
  */
 import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -31,7 +31,7 @@ const MODEL_FILE = 'silero_vad_v5.onnx';
 
 const require = createRequire(import.meta.url);
 
-/** Loaded on first use, so a config that uses another VAD never loads the 70 MB native runtime. */
+/** Loaded on first use, so a config that uses another VAD never loads the 45 MB native runtime. */
 function loadOrt(alias: string): { ort: typeof OrtModule; binding: typeof OrtBindingModule.binding } {
   try {
     const ort = require('onnxruntime-node') as typeof OrtModule;

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openDatabase } from '../../src/store/sqlite.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import { readWav } from '../../src/voice/wav.js';
+import { TestDevice, type Json } from '../support/device.js';
+import { FakeOpenAi } from '../support/fake-openai.js';
+import { metricValue, startTestServer, tempDir, type TestServer } from '../support/server.js';
+import { join16, silence, speechPcm, streamPcm } from '../support/speech.js';
+import { sleep } from '../support/wait.js';
+
+const isStop = (m: Json) => m.type === 'tts' && m.state === 'stop';
+
+function config(fake: FakeOpenAi, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    selected_module: { VAD: 'SileroVAD', ASR: 'PocketSphinxASR', LLM: 'Fake', TTS: 'FliteTTS', Memory: 'mem_local_short' },
+    LLM: { Fake: { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'k', timeout_ms: 5000 } },
+    Memory: { mem_local_short: { type: 'mem_local_short' } },
+    ...extra,
+  };
+}
+
+describe('per-session voice state', () => {
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  before(async () => {
+    fake = await FakeOpenAi.start();
+    fake.chat = { chunks: ['Okay.'] };
+    server = await startTestServer(config(fake));
+  });
+  after(async () => {
+    await server.stop();
+    await fake.stop();
+  });
+
+  it('seed #8: two devices speaking at once each get their own transcript (no shared ASR state)', async () => {
+    const a = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'asr-a' });
+    const b = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'asr-b' });
+    await Promise.all([a.hello(), b.hello()]);
+    a.send({ type: 'listen', state: 'start', mode: 'auto' });
+    b.send({ type: 'listen', state: 'start', mode: 'auto' });
+    await Promise.all([
+      streamPcm(a, join16(silence(300), speechPcm('what time is it'), silence(1500)), { speed: 2 }),
+      streamPcm(b, join16(silence(300), speechPcm('what is the weather like today'), silence(1500)), { speed: 2 }),
+    ]);
+    assert.equal((await a.next('stt', 10_000)).text, 'what time is it');
+    assert.equal((await b.next('stt', 10_000)).text, 'what is the weather like today');
+    await Promise.all([a.next(isStop, 10_000), b.next(isStop, 10_000)]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('a corrupted Opus packet costs one frame, not the session (B1)', async () => {
+    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'corrupt' });
+    await dev.hello();
+    dev.send({ type: 'listen', state: 'start', mode: 'auto' });
+    const before = await metricValue(server, 'linus_uplink_decode_errors_total');
+    dev.sendOpus(Buffer.from([0xff, 0xff, 0xff, 0x00, 0x13, 0x37, 0xde, 0xad]));
+    dev.sendOpus(Buffer.alloc(0));
+    await streamPcm(dev, join16(silence(300), speechPcm('what time is it'), silence(1500)), { speed: 2 });
+    assert.equal((await dev.next('stt', 10_000)).text, 'what time is it');
+    assert.ok((await metricValue(server, 'linus_uplink_decode_errors_total')) > before);
+    await dev.next(isStop, 10_000);
+    await dev.close();
+  });
+});
+
+describe('dialogue memory (B7, seed #9)', () => {
+  it('is saved off the close path, awaited by shutdown, and loaded on the next connection', async () => {
+    const fake = await FakeOpenAi.start();
+    const dataDir = tempDir();
+    try {
+      let server = await startTestServer(config(fake), { dataDir });
+      const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'memory-dev' });
+      await dev.hello();
+      fake.chat = { chunks: ['Nice to meet you, Ada.'] };
+      dev.send({ type: 'listen', state: 'detect', text: 'my name is Ada and I like tea' });
+      await dev.next(isStop, 10_000);
+      // The memory summary request is slow; closing must not wait for it, shutdown must.
+      fake.chat = { chunks: ['- The user is called Ada and likes tea.'], delayMs: 400 };
+      const t0 = performance.now();
+      await dev.close();
+      const closedIn = performance.now() - t0;
+      assert.ok(closedIn < 300, `close took ${closedIn.toFixed(0)} ms`);
+      await sleep(50);
+      await server.close('test');
+      const db = openDatabase(dataDir);
+      assert.equal(new MemoryStore(db).load('memory-dev'), '- The user is called Ada and likes tea.');
+      db.close();
+
+      server = await startTestServer(config(fake), { dataDir });
+      const again = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'memory-dev' });
+      await again.hello();
+      fake.chat = { chunks: ['Hello again, Ada.'] };
+      again.send({ type: 'listen', state: 'detect', text: 'do you remember me' });
+      await again.next(isStop, 10_000);
+      const system = (fake.last('/v1/chat/completions').body.messages as { role: string; content: string }[])[0]!;
+      assert.match(system.content, /Ada and likes tea/);
+      await again.close();
+      await server.close('test');
+    } finally {
+      await fake.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('linus simulate', () => {
+  it('speaks a sentence like a device, prints the replies and saves the reply audio', async () => {
+    const fake = await FakeOpenAi.start();
+    fake.chat = { chunks: ['It is noon.'] };
+    const server = await startTestServer(config(fake));
+    const dir = tempDir();
+    try {
+      const out = join(dir, 'reply.wav');
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'simulate', '--url', server.url('/xiaozhi/v1/', 'ws'), '--say', 'what time is it', '--out', out, '--protocol', '3'], {
+        cwd: join(import.meta.dirname, '../..'),
+      });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));
+      const code = await new Promise<number | null>((r) => child.on('exit', r));
+      assert.equal(code, 0, stdout);
+      assert.match(stdout, /stt: what time is it/);
+      assert.match(stdout, /tts: It is noon\./);
+      assert.ok(existsSync(out));
+      const wav = readWav(readFileSync(out));
+      assert.equal(wav.sampleRate, 24000);
+      assert.ok(wav.samples.length > 24000 * 0.3, 'some reply audio was saved');
+    } finally {
+      await server.stop();
+      await fake.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
