@@ -50,7 +50,7 @@ async function serve(flags: CliFlags): Promise<void> {
 function checkConfig(flags: CliFlags): void {
   try {
     const opts = resolveRuntimeOptions(flags, process.env);
-    const { config, warnings } = loadEffectiveConfig(opts);
+    const { config, warnings } = loadEffectiveConfig(opts, 'read');
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`# effective config from ${opts.configPath} (secrets redacted)\n`);
     process.stdout.write(stringifyYaml(redactConfig(config)));
@@ -75,7 +75,7 @@ function activate(code: string, flags: CliFlags): void {
 function token(deviceId: string, clientId: string | undefined, flags: CliFlags): void {
   try {
     const opts = resolveRuntimeOptions(flags, process.env);
-    const { config } = loadEffectiveConfig(opts);
+    const { config } = loadEffectiveConfig(opts, 'read');
     const key = config.server.auth_key || config['manager-api'].secret;
     if (!key) fail('set server.auth_key in the config first: tokens are signed with it');
     const dev = normalizeId(deviceId);

@@ -35,10 +35,16 @@ export function validateConfig(raw: unknown): ValidatedConfig {
 }
 
 /** Reads and validates a YAML config file. A missing file is created with the defaults, commented out, when asked. */
-export function loadConfigFile(path: string, options: { createIfMissing?: boolean } = {}): ValidatedConfig {
+export function loadConfigFile(path: string, options: { createIfMissing?: boolean; defaultsIfMissing?: boolean } = {}): ValidatedConfig {
   if (!existsSync(path)) {
+    if (options.defaultsIfMissing) return validateConfig({});
     if (!options.createIfMissing) throw new ConfigError(`config file not found: ${path}`);
-    writeDefaultConfig(path);
+    try {
+      writeDefaultConfig(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new ConfigError(`cannot create ${path} (${code}): the data dir is not writable; choose another with --data-dir or LINUS_DATA_DIR`, '--data-dir');
+    }
   }
   let text: string;
   try {
@@ -56,7 +62,9 @@ export function parseConfigText(text: string, origin = 'config'): unknown {
     if (err instanceof YAMLParseError) {
       const pos = err.linePos?.[0];
       const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
-      throw new ConfigError(`${origin}: YAML syntax error${where}: ${err.message.split('\n')[0]}`);
+      // The library's message repeats the position; keep only the reason.
+      const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      throw new ConfigError(`${origin}: YAML syntax error${where}: ${reason}`);
     }
     throw new ConfigError(`${origin}: ${(err as Error).message}`);
   }

@@ -41,8 +41,9 @@ function parsePort(value: string | number, origin: string): number {
 }
 
 /** Loads the config file and applies the port/host overrides, validating the result as a whole. */
-export function loadEffectiveConfig(opts: RuntimeOptions): ValidatedConfig {
-  const loaded = loadConfigFile(opts.configPath, { createIfMissing: opts.defaultConfigPath });
+export function loadEffectiveConfig(opts: RuntimeOptions, mode: 'serve' | 'read' = 'serve'): ValidatedConfig {
+  // Serving creates the default file on first start; read-only commands (check-config, token) never write.
+  const loaded = loadConfigFile(opts.configPath, mode === 'serve' ? { createIfMissing: opts.defaultConfigPath } : { defaultsIfMissing: opts.defaultConfigPath });
   return applyOverrides(loaded, opts);
 }
 

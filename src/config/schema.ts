@@ -55,6 +55,8 @@ export const serverSchema = z
     send_buffer_bytes: positiveInt.default(262_144),
     /** WebSocket-level ping; a peer that misses one whole interval is dropped. 0 = off. */
     ws_ping_interval_ms: ms.default(20_000),
+    /** Period of the `server.stats` broadcast to every device (C6); read each cycle, so a reload applies from the next one. 0 = only on register/unregister. */
+    stats_interval_ms: ms.default(10_000),
     /** A connection that sends nothing at all within this time is closed. 0 = off. */
     hello_timeout_ms: ms.default(10_000),
     /** How long before an idle close the `timeout_warning` is sent. */

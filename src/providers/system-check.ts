@@ -17,8 +17,10 @@ const TOOLS: Record<string, string> = {
 export async function checkSystemTools(config: LinusConfig, log: Logger): Promise<string[]> {
   const missing: string[] = [];
   for (const [section, alias] of [['ASR', config.selected_module.ASR], ['TTS', config.selected_module.TTS]] as const) {
-    const type = config[section][alias]?.type;
-    const tool = type ? TOOLS[type] : undefined;
+    const block = config[section][alias];
+    const type = block?.type;
+    const override = (block as { binary?: unknown } | undefined)?.binary;
+    const tool = typeof override === 'string' && override ? override : type ? TOOLS[type] : undefined;
     if (!tool || (await findExecutable(tool))) continue;
     const hint = `${section} ${alias} needs ${tool}, which is not installed: run \`sudo apt-get install ${missingPackageHint(tool)}\` (or \`npm start\`, which installs it)`;
     missing.push(hint);
