@@ -137,7 +137,7 @@ test('deadline: no answer at all is a timeout; partials heard so far are returne
   const n = fake.connections.length;
   let s = asr({ timeout_ms: 200 }).createStream(opts());
   s.write(ramp(960));
-  const conn = await waitFor(() => fake.connections[n]?.pcmBytes && fake.connections[n], 2000, 'audio');
+  const conn = await waitFor(() => (fake.connections[n]?.pcmBytes ? fake.connections[n] : undefined), 2000, 'audio');
   const t0 = Date.now();
   const err = await s.finish().then(
     () => assert.fail('expected a timeout'),
@@ -148,7 +148,7 @@ test('deadline: no answer at all is a timeout; partials heard so far are returne
   assert.equal(await conn.closed, 1006, 'the socket was cut');
 
   fake.script = { flavour: 'cpp', partials: ['partial', 'text'], noFinal: true };
-  s = asr({ timeout_ms: 200 }).createStream(opts());
+  s = asr().createStream({ ...opts(), timeoutMs: 200 }); // the call's deadline, this time
   s.write(ramp(960 * 2));
   await waitFor(() => fake.last().frames.length === 2, 2000, 'frames');
   await sleep(50);

@@ -1,7 +1,8 @@
 import { endianness } from 'node:os';
 import WebSocket from 'ws';
-import { abortError, blockNumber, blockString } from '../llm/openai.js';
-import type { ProviderBlock } from '../llm/openai.js';
+import { blockNumber, blockString } from '../block.js';
+import { abortError } from '../openai-common.js';
+import type { ProviderBlock } from '../block.js';
 import { ProviderError } from '../types.js';
 import type { AsrProvider, AsrResult, AsrStream, CallOptions } from '../types.js';
 
@@ -57,6 +58,7 @@ export function createFunAsr(alias: string, block: ProviderBlock): AsrProvider {
     },
     // The Python server assumes each binary message is one `60 * chunk_size[1] / chunk_interval` ms step.
     frameSamples: Math.max(160, Math.round((SAMPLE_RATE / 1000) * ((60 * (chunkSize[1] ?? 10)) / chunkInterval))),
+    // Deadline for the answer to the end flag (the call's timeoutMs wins), as the reference waits 5 s per message.
     finalTimeoutMs: blockNumber(block, where, ['timeout_ms']) ?? 5000,
     connectTimeoutMs: blockNumber(block, where, ['connect_timeout_ms']) ?? 5000,
     // Same header as the reference's fun_server client, for gateways in front of FunASR; FunASR itself ignores it.
@@ -128,7 +130,7 @@ class FunAsrStream implements AsrStream {
       this.#send(JSON.stringify({ is_speaking: false }));
       this.#endSent = true;
       const python = this.#partialsFinal === true;
-      const wait = this.#s.mode === 'online' && python ? ONLINE_GRACE_MS : this.#s.finalTimeoutMs;
+      const wait = this.#s.mode === 'online' && python ? ONLINE_GRACE_MS : (this.#opts.timeoutMs ?? this.#s.finalTimeoutMs);
       this.#timer = setTimeout(() => this.#endWithoutFinal(new ProviderError(this.#s.alias, 'timeout', `no final result within ${wait} ms`)), wait);
     });
   }

@@ -1,9 +1,13 @@
-import { endianness } from 'node:os';
 import { toFile } from 'openai';
-import { abortError, blockNumber, blockString, openAiClient, toProviderError } from '../llm/openai.js';
-import type { ProviderBlock } from '../llm/openai.js';
+import { blockNumber, blockString } from '../block.js';
+import { abortError, openAiClient, toProviderError } from '../openai-common.js';
+import type { ProviderBlock } from '../block.js';
+import { writeWav } from '../../voice/wav.js';
 import { callSignal } from '../types.js';
 import type { AsrProvider, AsrStream, CallOptions } from '../types.js';
+
+/** Every call has a deadline (D9): the block's `timeout_ms`, else the caller's, else this. */
+const DEFAULT_TIMEOUT_MS = 15_000;
 
 const SAMPLE_RATE = 16000;
 
@@ -25,7 +29,7 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
     createStream(opts: CallOptions & { sessionId: string }): AsrStream {
       const local = new AbortController();
       // The deadline counts from finish(): the upload is the only network call.
-      const call: CallOptions = { signal: AbortSignal.any([opts.signal, local.signal]), timeoutMs: opts.timeoutMs ?? blockTimeout };
+      const call: CallOptions = { signal: AbortSignal.any([opts.signal, local.signal]), timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
       let chunks: Int16Array[] = [];
       let finished = false;
       return {
@@ -42,7 +46,7 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
           if (!pcm.length) return { text: '' };
           const signal = callSignal(call);
           try {
-            const file = await toFile(wav(pcm, SAMPLE_RATE), 'audio.wav', { type: 'audio/wav' });
+            const file = await toFile(writeWav({ sampleRate: SAMPLE_RATE, samples: pcm }), 'audio.wav', { type: 'audio/wav' });
             const res = await client.audio.transcriptions.create(
               { file, model, ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) },
               { signal },
@@ -70,24 +74,4 @@ function concat(chunks: Int16Array[]): Int16Array {
     at += c.length;
   }
   return out;
-}
-
-/** 16-bit mono PCM in a 44-byte RIFF/WAVE header. */
-function wav(samples: Int16Array, sampleRate: number): Buffer {
-  const data = Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength);
-  if (endianness() === 'BE') data.swap16(); // WAV is little-endian; `samples` is ours to change
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16); // fmt chunk size
-  h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(1, 22); // mono
-  h.writeUInt32LE(sampleRate, 24);
-  h.writeUInt32LE(sampleRate * 2, 28); // byte rate
-  h.writeUInt16LE(2, 32); // block align
-  h.writeUInt16LE(16, 34); // bits per sample
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  return Buffer.concat([h, data]);
 }

@@ -1,7 +1,8 @@
 import { ProviderError } from '../types.js';
 import type { LlmProvider } from '../types.js';
-import { blockString, createOpenAiLlm } from './openai.js';
-import type { ProviderBlock } from './openai.js';
+import { blockString } from '../block.js';
+import { createOpenAiLlm } from './openai.js';
+import type { ProviderBlock } from '../block.js';
 
 /**
  * LLM types that speak OpenAI chat completions, with the endpoint used when the block gives none

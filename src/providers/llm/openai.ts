@@ -1,92 +1,12 @@
-import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import type OpenAI from 'openai';
+import { blockNumber, blockString, type ProviderBlock } from '../block.js';
+import { abortError, callSignals, openAiClient, toProviderError } from '../openai-common.js';
 import { stripThink, ThinkFilter } from '../../voice/think-filter.js';
 import { callSignal, ProviderError } from '../types.js';
 import type { CallOptions, ChatMessage, LlmEvent, LlmProvider, LlmRequest, ToolCall } from '../types.js';
 
-/** A provider block from the config (`LLM.<alias>`, `ASR.<alias>`, `TTS.<alias>`): free-form, checked here. */
-export type ProviderBlock = Record<string, unknown>;
-
-// ---------------------------------------------------------------- helpers shared by the OpenAI-compatible providers
-
-/** The first of `keys` set in the block (the reference spells the same setting several ways), as a string. */
-export function blockString(block: ProviderBlock, where: string, keys: string[]): string | undefined {
-  for (const key of keys) {
-    const v = block[key];
-    if (v === undefined || v === null || v === '') continue;
-    if (typeof v === 'string') return v.trim();
-    if (typeof v === 'number') return String(v);
-    throw new ProviderError(where, 'config', `${where}.${key} must be a string`);
-  }
-  return undefined;
-}
-
-/** Like blockString, for numbers; numeric strings are accepted because some config sources only carry strings. */
-export function blockNumber(block: ProviderBlock, where: string, keys: string[]): number | undefined {
-  for (const key of keys) {
-    const v = block[key];
-    if (v === undefined || v === null || v === '') continue;
-    const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
-    if (!Number.isFinite(n)) throw new ProviderError(where, 'config', `${where}.${key} must be a number`);
-    return n;
-  }
-  return undefined;
-}
-
-/**
- * An OpenAI SDK client for the block's endpoint. The reference's TTS blocks give the full endpoint
- * (`api_url: https://api.openai.com/v1/audio/speech`), so a trailing endpoint path is cut off to get the base URL.
- * Retries are off: a turn has a deadline, and the caller decides what to do on failure.
- */
-export function openAiClient(block: ProviderBlock, where: string, defaultBaseUrl = 'https://api.openai.com/v1'): OpenAI {
-  const given = blockString(block, where, ['base_url', 'url', 'api_url', 'baseURL']);
-  const baseURL = (given ?? defaultBaseUrl).replace(/\/+$/, '').replace(/\/(chat\/completions|audio\/speech|audio\/transcriptions)$/, '');
-  if (!baseURL) throw new ProviderError(where, 'config', `${where}.base_url is required`);
-  const apiKey = blockString(block, where, ['api_key']);
-  // The reference's sample config ships placeholders such as "你的api_key" ("your api_key").
-  if (apiKey?.includes('你的')) throw new ProviderError(where, 'config', `${where}.api_key is still the sample placeholder`);
-  if (!apiKey && /^https:\/\/api\.openai\.com\//.test(baseURL)) {
-    throw new ProviderError(where, 'config', `${where}.api_key is required for ${baseURL}`);
-  }
-  // Local servers (ollama, vLLM, whisper servers) ignore the key, but the SDK insists on one.
-  return new OpenAI({ baseURL, apiKey: apiKey || 'none', maxRetries: 0 });
-}
-
-/** The error a caller sees when its own signal aborted the call: not a provider failure. */
-export function abortError(): Error {
-  return new DOMException('The operation was aborted', 'AbortError');
-}
-
-/**
- * Turns whatever the SDK or fetch threw into a ProviderError (or an AbortError when the caller aborted).
- * `signal` is the call's combined signal: aborted while the caller's is not means the deadline passed.
- */
-export function toProviderError(provider: string, err: unknown, opts: CallOptions, signal: AbortSignal): Error {
-  if (err instanceof ProviderError) return err;
-  if (opts.signal.aborted) return abortError();
-  if (signal.aborted || err instanceof APIConnectionTimeoutError) {
-    return new ProviderError(provider, 'timeout', `no answer within ${opts.timeoutMs ?? '?'} ms`, { cause: err });
-  }
-  if (err instanceof APIConnectionError) {
-    const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
-    const code = cause?.code ?? cause?.cause?.code ?? '';
-    return new ProviderError(provider, 'network', `connection failed${code ? ` (${code})` : ''}: ${err.message}`, { cause: err });
-  }
-  if (err instanceof APIError && err.status !== undefined) {
-    return new ProviderError(provider, 'http', `HTTP ${err.status}: ${err.message}`, { cause: err });
-  }
-  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
-    return new ProviderError(provider, 'timeout', `aborted: ${err.message}`, { cause: err });
-  }
-  // Failures while reading a response body (socket reset mid-stream) surface as plain errors.
-  return new ProviderError(provider, 'network', err instanceof Error ? err.message : String(err), { cause: err });
-}
-
-/** One signal for a call: the caller's signal, its deadline, and a local controller that ends the request early. */
-export function callSignals(opts: CallOptions): { signal: AbortSignal; deadline: AbortSignal; local: AbortController } {
-  const deadline = callSignal(opts);
-  const local = new AbortController();
-  return { signal: AbortSignal.any([deadline, local.signal]), deadline, local };
-}
+/** Every call has a deadline (D9): the block's `timeout_ms`, else the caller's, else this. */
+const DEFAULT_TIMEOUT_MS = 60_000;
 
 // ---------------------------------------------------------------- the LLM provider
 
@@ -128,7 +48,7 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
     ...((req.maxTokens ?? maxTokens) !== undefined ? { max_tokens: req.maxTokens ?? maxTokens } : {}),
     ...((req.temperature ?? temperature) !== undefined ? { temperature: req.temperature ?? temperature } : {}),
   });
-  const withTimeout = (req: LlmRequest): CallOptions => ({ signal: req.signal, timeoutMs: req.timeoutMs ?? blockTimeout });
+  const withTimeout = (req: LlmRequest): CallOptions => ({ signal: req.signal, timeoutMs: blockTimeout ?? req.timeoutMs ?? DEFAULT_TIMEOUT_MS });
 
   return {
     name: alias,
@@ -139,6 +59,7 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
       const { signal, deadline, local } = callSignals(opts);
       const think = new ThinkFilter();
       const calls: ToolCall[] = [];
+      let handedOut = false;
       try {
         const stream = await client.chat.completions.create({ ...body(req), stream: true }, { signal });
         for await (const chunk of stream) {
@@ -146,7 +67,11 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
           if (!delta) continue;
           if (delta.content) {
             const text = think.push(delta.content);
-            if (text) yield { type: 'text', text };
+            if (text) {
+              handedOut = true;
+              yield { type: 'text', text };
+              handedOut = false;
+            }
           }
           for (const [i, d] of (delta.tool_calls ?? []).entries()) {
             // Deltas of one call share its index; the id and name come once, the arguments in pieces.
@@ -159,6 +84,8 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
         // The SDK ends the iteration quietly when its signal aborts; a cut answer must not look complete.
         if (signal.aborted) throw abortError();
       } catch (err) {
+        // The consumer stopped while holding an event; closing the stream may fail, but that is no news to it.
+        if (handedOut) return;
         throw toProviderError(alias, err, opts, deadline);
       } finally {
         // Also reached when the consumer stops iterating early: the HTTP request must not outlive it.

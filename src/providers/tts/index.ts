@@ -1,5 +1,5 @@
-import { blockString } from '../llm/openai.js';
-import type { ProviderBlock } from '../llm/openai.js';
+import { blockString } from '../block.js';
+import type { ProviderBlock } from '../block.js';
 import { ProviderError } from '../types.js';
 import type { TtsProvider } from '../types.js';
 import { createEspeakTts } from './espeak.js';

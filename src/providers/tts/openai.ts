@@ -1,8 +1,12 @@
 import { endianness } from 'node:os';
-import { blockNumber, blockString, callSignals, openAiClient, toProviderError } from '../llm/openai.js';
-import type { ProviderBlock } from '../llm/openai.js';
+import { blockNumber, blockString } from '../block.js';
+import { abortError, callSignals, openAiClient, toProviderError } from '../openai-common.js';
+import type { ProviderBlock } from '../block.js';
 import { ProviderError } from '../types.js';
 import type { CallOptions, PcmChunk, TtsProvider } from '../types.js';
+
+/** Every call has a deadline (D9): the block's `timeout_ms`, else the caller's, else this. */
+const DEFAULT_TIMEOUT_MS = 15_000;
 
 /**
  * OpenAI-compatible `/audio/speech`. Asks for `pcm` (OpenAI documents it as raw 24 kHz 16-bit little-endian
@@ -24,19 +28,25 @@ export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvide
     name: alias,
     async *synthesize(text: string, opts: CallOptions): AsyncGenerator<PcmChunk> {
       if (!text.trim()) return;
-      const call: CallOptions = { signal: opts.signal, timeoutMs: opts.timeoutMs ?? blockTimeout };
+      const call: CallOptions = { signal: opts.signal, timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
       const { signal, deadline, local } = callSignals(call);
       const reader = format === 'wav' ? new WavReader(alias) : new PcmReader(pcmRate, 1);
+      let handedOut = false;
       try {
         const res = await client.audio.speech.create({ model, voice, input: text, response_format: format, ...(speed ? { speed } : {}) }, { signal });
         if (!res.body) return;
         for await (const bytes of res.body) {
           const chunk = reader.push(bytes as Uint8Array);
-          if (chunk?.samples.length) yield chunk;
+          if (!chunk?.samples.length) continue;
+          handedOut = true;
+          yield chunk;
+          handedOut = false;
         }
-        // The fetch body ends quietly on some aborts; a cut sentence must not look complete.
-        if (signal.aborted) throw new DOMException('The operation was aborted', 'AbortError');
+        // Should a body ever end quietly on abort, a cut sentence must still not look complete.
+        if (signal.aborted) throw abortError();
       } catch (err) {
+        // The consumer stopped while holding a chunk; closing the body may fail, but that is no news to it.
+        if (handedOut) return;
         throw toProviderError(alias, err, call, deadline);
       } finally {
         // Also reached when the consumer stops early (barge-in): the HTTP request must not outlive it.
