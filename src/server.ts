@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import type { ValidatedConfig } from './config/load.js';
+import { ConfigReloader, type ReloadResult, type ReloadSource } from './config/reload.js';
 import type { LinusConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
 import { DEVICES_FILE, DeviceDirectory } from './hub/directory.js';
@@ -14,6 +15,7 @@ import { createLogger, type Logger } from './observability/log.js';
 import { Metrics } from './observability/metrics.js';
 import { Scope } from './session/scope.js';
 import { MessageTable, registerCoreHandlers } from './session/handlers.js';
+import { registerServerActions } from './session/server-actions.js';
 import type { ServerContext, Session, SessionEvents } from './session/session.js';
 import { createFeatures } from './features/index.js';
 import { ModeController } from './features/modes.js';
@@ -53,6 +55,12 @@ export interface StartOptions {
   logger?: Logger;
   /** Process-level metrics (CPU, heap, GC); off in tests that run many servers in one process. */
   defaultMetrics?: boolean;
+  /** Where reloads read from: the config file and the command-line overrides. Without it, reload reports an error. */
+  reload?: { configPath: string; port?: number; host?: string; watch?: boolean };
+  /** Called for `server`/`restart` and `POST /admin/restart`; the process owner (the CLI) drains and restarts. */
+  onRestart?: () => void;
+  /** Keep retrying a port that is still in use for this long (a replacement waiting for its predecessor). */
+  bindRetryMs?: number;
 }
 
 export interface LinusServer {
@@ -69,6 +77,8 @@ export interface LinusServer {
   url(path?: string, scheme?: 'http' | 'ws'): string;
   /** Graceful: stop accepting, tell devices, close sessions, flush the store. Idempotent. */
   close(reason?: string): Promise<void>;
+  /** Rebuilds and validates the whole config, then swaps it in; on failure the old one stays (D12). */
+  reload(source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult>;
 }
 
 function ensureDataDir(dataDir: string): void {
@@ -127,6 +137,14 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const events = new EventEmitter<SessionEvents>();
   const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key, background, messages, events };
   const providers = new ProviderRegistry(config, createProviderFactories(), log);
+  const reloader = opts.reload ? new ConfigReloader(config, opts.reload, log) : undefined;
+  const reload = (source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> =>
+    reloader ? reloader.reload(source, patch) : Promise.resolve({ ok: false, source, error: 'this server has no config file to reload from' });
+  const restart = (): void => {
+    if (opts.onRestart) opts.onRestart();
+    else log.warn('restart requested, but this server is not run by the linus command; ignoring');
+  };
+  registerServerActions(messages, { reload: (patch) => reload('device', patch), restart });
   const memory = new MemoryStore(db);
   void checkSystemTools(initial, log);
   const sessions = new Set<Session>();
@@ -135,7 +153,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const router = new Router();
   registerStatusRoutes(router, { metrics, registry, connections: () => sessions.size, state: () => state, version: VERSION });
   registerOtaRoutes(router, { config, activations, authKey: auth.key, log });
-  registerAdminRoutes(router, { config, activations, log });
+  registerAdminRoutes(router, { config, activations, log, reload: (patch) => reload('admin', patch), restart });
   const modes = new ModeController(messages);
   const directory = new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log);
   scope.add(() => directory.close());
@@ -182,22 +200,15 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
 
   const { ip: host } = initial.server;
   const port = initial.server.port;
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => reject(listenError(err, host, port));
-    http.once('error', onError);
-    try {
-      http.listen({ port, host }, () => {
-        http.off('error', onError);
-        resolve();
-      });
-    } catch (err) {
-      reject(listenError(err as NodeJS.ErrnoException, host, port));
-    }
-  }).catch((err) => {
+  await listen(http, host, port, opts.bindRetryMs ?? 0).catch((err) => {
     db.close();
     metrics.close();
     throw err;
   });
+  if (reloader && opts.reload?.watch) {
+    reloader.watchFile();
+    scope.add(() => reloader.close());
+  }
   http.on('error', (err) => log.error({ err }, 'http server error'));
   const bound = (http.address() as AddressInfo).port;
 
@@ -232,6 +243,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
       return `${scheme}://${h}:${bound}${path}`;
     },
+    reload,
     close(reason = 'shutdown') {
       closing ??= (async () => {
         state = 'draining';
@@ -272,6 +284,33 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     },
   };
   return server;
+}
+
+/** Binds; a port still held by a predecessor is retried until `retryMs` runs out (restart hand-over). */
+async function listen(http: Server, host: string, port: number, retryMs: number): Promise<void> {
+  const deadline = Date.now() + retryMs;
+  for (;;) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException) => reject(err);
+        http.once('error', onError);
+        try {
+          http.listen({ port, host }, () => {
+            http.off('error', onError);
+            resolve();
+          });
+        } catch (err) {
+          http.off('error', onError);
+          reject(err);
+        }
+      });
+      return;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'EADDRINUSE' || Date.now() >= deadline) throw listenError(e, host, port);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 async function handleHttp(router: Router, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError, redactConfig } from '../config/load.js';
@@ -8,6 +9,7 @@ import { startServer, StartupError } from '../server.js';
 import { ActivationStore } from '../store/activation.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
+import { restartProcess } from './restart.js';
 import { simulate } from './simulate.js';
 
 /** One line on stderr and a non-zero exit: what an operator needs, nothing more (D15). */
@@ -22,15 +24,27 @@ const withConfigFlags = (cmd: Command): Command =>
     .option('-c, --config <file>', 'config file (default: <data-dir>/config.yaml, env LINUS_CONFIG)')
     .option('-d, --data-dir <dir>', 'data directory (default: ./data, env LINUS_DATA_DIR)');
 
-async function serve(flags: CliFlags): Promise<void> {
-  let server;
+async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> {
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let logFile = '';
+  const supervised = !!flags.supervised || process.env.LINUS_SUPERVISED === '1';
   try {
     const opts = resolveRuntimeOptions(flags, process.env);
     const loaded = loadEffectiveConfig(opts);
-    server = await startServer({ config: loaded, dataDir: opts.dataDir, configPath: opts.configPath });
+    const configured = loaded.config.log.log_file;
+    logFile = configured ? resolve(opts.dataDir, configured) : join(opts.dataDir, 'linus.log');
+    server = await startServer({
+      config: loaded,
+      dataDir: opts.dataDir,
+      configPath: opts.configPath,
+      reload: { configPath: opts.configPath, watch: loaded.config.server.watch_config, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) },
+      onRestart: () => void restartProcess(server, { supervised, logFile }).catch(fail),
+      bindRetryMs: Number(process.env.LINUS_BIND_RETRY_MS) || 0,
+    });
   } catch (err) {
     fail(err);
   }
+  process.on('SIGHUP', () => void server.reload('signal'));
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
@@ -91,6 +105,7 @@ export function main(argv: string[]): void {
   withConfigFlags(program.command('serve').description('start the server'))
     .option('-p, --port <n>', 'port (env LINUS_PORT; config server.port)')
     .option('-H, --host <host>', 'address to bind (env LINUS_HOST; config server.ip)')
+    .option('--supervised', 'on restart, drain and exit 0 for a supervisor (systemd Restart=always) to start us again (env LINUS_SUPERVISED=1)')
     .action((flags: CliFlags) => serve(flags));
   withConfigFlags(program.command('check-config').description('validate the config and print the effective values, secrets redacted')).action(
     (flags: CliFlags) => checkConfig(flags),

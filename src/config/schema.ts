@@ -65,6 +65,8 @@ export const serverSchema = z
     meeting_api_token: z.string().default(''),
     /** HTTP API requests per second per client address (429 beyond). 0 = unlimited. */
     api_rate_limit: z.number().int().min(0).default(10),
+    /** Reload when the config file is saved (SIGHUP, the admin call and update_config always work). */
+    watch_config: z.boolean().default(true),
     /** Graceful shutdown deadline. */
     shutdown_timeout_ms: ms.default(5_000),
     /** Binary protocol version handed to devices in the OTA `websocket.version` field. */

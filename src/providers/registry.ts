@@ -21,12 +21,17 @@ const SECTION = { asr: 'ASR', llm: 'LLM', tts: 'TTS', vad: 'VAD' } as const;
 export interface Lease<T> {
   readonly provider: T;
   readonly alias: string;
+  /** True once a reload replaced this instance: long-held leases (a session's VAD) re-lease when convenient. */
+  readonly stale: boolean;
   /** Idempotent. The instance is disposed once replaced and no lease holds it. */
   release(): void;
 }
 
 interface Entry {
   key: string;
+  kind: ProviderKind;
+  alias: string;
+  overrides: Record<string, unknown>;
   fingerprint: string;
   provider: Promise<unknown>;
   leases: number;
@@ -45,13 +50,27 @@ export type LlmPurpose = 'chat' | 'meeting' | 'working' | 'coding' | 'intent' | 
 export class ProviderRegistry {
   #entries = new Map<string, Entry>();
   #failed = new Map<string, string>();
+  #retiring = new Set<Entry>();
+  #disposed = 0;
   #closed = false;
 
   constructor(
     private readonly config: ConfigStore,
     private readonly factories: ProviderFactories,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // A reload retires exactly the instances whose block changed or vanished; leases in flight keep theirs.
+    config.on('change', () => this.prune());
+  }
+
+  /** Retires every instance whose config block is no longer what it was built from. */
+  prune(): void {
+    const config = this.config.current;
+    for (const entry of [...this.#entries.values()]) {
+      const base = (config[SECTION[entry.kind]] as Record<string, Record<string, unknown> | undefined>)[entry.alias];
+      if (!base || stableJson({ ...base, ...entry.overrides }) !== entry.fingerprint) this.#retire(entry);
+    }
+  }
 
   /** Alias selected for a kind in `selected_module`, '' when none. */
   selectedAlias(kind: ProviderKind, config: LinusConfig = this.config.current): string {
@@ -102,7 +121,7 @@ export class ProviderRegistry {
       entry = undefined;
     }
     if (!entry) {
-      entry = { key, fingerprint, provider: Promise.resolve().then(() => this.factories[kind](name, block)), leases: 0, stale: false };
+      entry = { key, kind, alias: name, overrides, fingerprint, provider: Promise.resolve().then(() => this.factories[kind](name, block)), leases: 0, stale: false };
       this.#entries.set(key, entry);
     }
     entry.leases++;
@@ -120,6 +139,9 @@ export class ProviderRegistry {
     return {
       provider,
       alias: name,
+      get stale() {
+        return held.stale;
+      },
       release: () => {
         if (released) return;
         released = true;
@@ -134,6 +156,11 @@ export class ProviderRegistry {
     return this.#entries.size;
   }
 
+  /** Live instances, replaced ones still leased by a turn in flight, and instances disposed so far. */
+  stats(): { live: number; retiring: number; disposed: number } {
+    return { live: this.#entries.size, retiring: this.#retiring.size, disposed: this.#disposed };
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     const all = [...this.#entries.values()];
@@ -144,10 +171,13 @@ export class ProviderRegistry {
   #retire(entry: Entry): void {
     this.#entries.delete(entry.key);
     entry.stale = true;
+    this.#retiring.add(entry);
     if (entry.leases === 0) this.#dispose(entry);
   }
 
   #dispose(entry: Entry): void {
+    this.#retiring.delete(entry);
+    this.#disposed++;
     entry.provider
       .then((p) => (p as { dispose(): Promise<void> }).dispose())
       .catch((err: unknown) => this.log.warn({ err, key: entry.key }, 'provider dispose failed'));

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { ReloadResult } from '../config/reload.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Logger } from '../observability/log.js';
 import { secretEquals } from '../protocol/auth-token.js';
@@ -15,7 +16,29 @@ export function requireAdmin(config: ConfigStore, req: IncomingMessage): void {
   if (!secretEquals(given, secret)) throw new HttpError(401, 'admin token missing or wrong');
 }
 
-export function registerAdminRoutes(router: Router, deps: { config: ConfigStore; activations: ActivationStore; log: Logger }): void {
+export interface AdminDeps {
+  config: ConfigStore;
+  activations: ActivationStore;
+  log: Logger;
+  reload(patch?: Record<string, unknown>): Promise<ReloadResult>;
+  restart(): void;
+}
+
+export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
+  router.add('POST', '/admin/config/reload', async (req, res) => {
+    requireAdmin(deps.config, req);
+    const body = (await readJson(req)) as { patch?: unknown };
+    const patch = body.patch && typeof body.patch === 'object' && !Array.isArray(body.patch) ? (body.patch as Record<string, unknown>) : undefined;
+    const result = await deps.reload(patch);
+    if (!result.ok) throw new HttpError(400, result.error);
+    sendJson(res, 200, { success: true, data: { changed: result.changed, restartRequired: result.restartRequired, warnings: result.warnings } });
+  });
+  router.add('POST', '/admin/restart', (req, res) => {
+    requireAdmin(deps.config, req);
+    sendJson(res, 202, { success: true, data: { restarting: true } });
+    // Answer first: the drain closes this connection too.
+    res.on('finish', () => setTimeout(() => deps.restart(), 50).unref());
+  });
   router.add('POST', '/admin/activate', async (req, res) => {
     requireAdmin(deps.config, req);
     const body = (await readJson(req)) as { code?: unknown };

@@ -12,6 +12,7 @@ export function registerStatusRoutes(
     const serving = deps.state() === 'serving';
     sendJson(res, serving ? 200 : 503, {
       status: serving ? 'ok' : 'draining',
+      pid: process.pid,
       version: deps.version,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       connections: deps.connections(),

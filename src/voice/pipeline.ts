@@ -103,6 +103,7 @@ export class VoicePipeline implements VoiceHooks {
 
   onListen(session: Session, msg: ListenMessage): void {
     if (msg.state === 'start') {
+      if (this.#vadLease?.stale && !this.#utterance) this.#swapVad();
       this.#vad?.reset();
       this.#preroll = [];
       if (session.listen.mode === 'manual') {
@@ -248,7 +249,8 @@ export class VoicePipeline implements VoiceHooks {
     const u = this.#utterance;
     if (!u) return;
     this.#utterance = undefined;
-    this.#vad?.reset();
+    if (this.#vadLease?.stale) this.#swapVad();
+    else this.#vad?.reset();
     const vadEnd = performance.now();
     if ((u.samples / ASR_SAMPLE_RATE) * 1000 < MIN_UTTERANCE_MS) {
       u.stream.abort();
@@ -304,6 +306,15 @@ export class VoicePipeline implements VoiceHooks {
     }
     this.#vadLease = lease;
     this.#vad = lease.provider.createDetector();
+  }
+
+  /** A reload changed the VAD block: new thresholds apply from the next utterance (D12). */
+  #swapVad(): void {
+    this.#vad?.dispose();
+    this.#vadLease?.release();
+    this.#vad = undefined;
+    this.#vadLease = undefined;
+    this.#vadLoading = this.#loadVad();
   }
 
   /** Resolves once the VAD is loaded (tests and the simulator wait on it). */

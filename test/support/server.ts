@@ -27,10 +27,13 @@ export function tempDir(prefix = 'linus-test-'): string {
 }
 
 /** A real Linus server on 127.0.0.1 with an ephemeral port and its own temp data dir. */
-export async function startTestServer(overrides: Record<string, unknown> = {}, opts: { dataDir?: string; logger?: Logger } = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Record<string, unknown> = {},
+  opts: { dataDir?: string; logger?: Logger; reload?: { configPath: string; watch?: boolean } } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const raw = merge({ server: { ip: '127.0.0.1', port: 0 }, log: { log_level: 'silent' } }, overrides);
-  const server = await startServer({ config: validateConfig(raw), dataDir, logger: opts.logger ?? silentLogger(), defaultMetrics: false });
+  const server = await startServer({ config: validateConfig(raw), dataDir, logger: opts.logger ?? silentLogger(), defaultMetrics: false, ...(opts.reload ? { reload: opts.reload } : {}) });
   return Object.assign(server, {
     dataDir,
     async stop() {
