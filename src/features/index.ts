@@ -1,11 +1,28 @@
 import { createCodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
-import { createMeetingFeature } from './meeting/index.js';
+import { createMeetingFeature, meetingSummaryFor } from './meeting/index.js';
 import { createPeerFeature } from './peer/index.js';
+import type { NormalizedTask } from './peer/message.js';
 import { createStatsFeature } from './stats.js';
-import { createWorkflowFeature } from './workflow/index.js';
+import { createWorkflowFeature, type WorkflowFeature } from './workflow/index.js';
+
+/**
+ * A peer `category:"task"` message becomes a task in the TARGET's group, owned by the target
+ * (`peer.peer_task_to_workflow`); the normalized id, priority, status and assignees are kept.
+ */
+function peerTaskToWorkflow(workflow: WorkflowFeature, deps: FeatureDeps) {
+  return async (target: string, task: NormalizedTask, from: string): Promise<void> => {
+    const fields = { ...task, title: task.title ?? task.description ?? 'Task', owner: deps.directory.displayName(target) };
+    // Only the fields the sender gave: absent ones must not overwrite what the task already has.
+    const defined = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+    await workflow.upsertTasks(workflow.groupOf(target), [defined], from);
+  };
+}
 
 /** Every team feature, in start order; closed in reverse order on shutdown. */
 export function createFeatures(deps: FeatureDeps): Feature[] {
-  return [createMeetingFeature(deps), createWorkflowFeature(deps), createPeerFeature(deps), createCodingFeature(deps), createStatsFeature(deps)];
+  const meeting = createMeetingFeature(deps);
+  const workflow = createWorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) });
+  const peer = createPeerFeature(deps, { onTask: peerTaskToWorkflow(workflow, deps) });
+  return [meeting, workflow, peer, createCodingFeature(deps), createStatsFeature(deps)];
 }

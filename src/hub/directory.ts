@@ -37,6 +37,7 @@ export class DeviceDirectory {
   #watcher: FSWatcher | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #version = 0;
+  #reloadListeners = new Set<() => void>();
 
   constructor(
     private readonly file: string,
@@ -80,11 +81,29 @@ export class DeviceDirectory {
     return alias ? `${alias}|${deviceId}` : deviceId;
   }
 
+  /** Called after every reload that may have changed entries (so groups may have moved). Returns a disposer. */
+  onReload(listener: () => void): () => void {
+    this.#reloadListeners.add(listener);
+    return () => this.#reloadListeners.delete(listener);
+  }
+
+  #notifyReload(): void {
+    for (const listener of [...this.#reloadListeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.error({ err }, `${DEVICES_FILE} reload listener failed`);
+      }
+    }
+  }
+
   /** Re-reads the file; a broken file keeps the previous entries and says why. */
   reload(): boolean {
     if (!existsSync(this.file)) {
-      if (this.#entries.size) this.#version++;
+      const had = this.#entries.size > 0;
+      if (had) this.#version++;
       this.#entries = new Map();
+      if (had) this.#notifyReload();
       return true;
     }
     try {
@@ -100,6 +119,7 @@ export class DeviceDirectory {
       this.#entries = next;
       this.#version++;
       this.log.info({ devices: next.size }, `${DEVICES_FILE} loaded`);
+      this.#notifyReload();
       return true;
     } catch (err) {
       this.log.error({ err: (err as Error).message }, `${DEVICES_FILE} is invalid; keeping the previous entries`);

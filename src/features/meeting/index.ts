@@ -1,6 +1,15 @@
 import type { Feature, FeatureDeps } from '../feature.js';
+import { registerMeetingRoutes } from './api.js';
+import { MeetingService } from './service.js';
 
-/** Scaffolding: replaced by the meeting feature. */
-export function createMeetingFeature(_deps: FeatureDeps): Feature {
-  return { name: 'meeting' };
+export { meetingSummaryFor, type MeetingSummaryRef } from './store.js';
+
+/**
+ * The meeting feature (C2): live transcription with minutes. Wiring only; see service.ts (run time), store.ts
+ * (SQLite), finalize.ts (D18), timers.ts (pushes and checkpoints), webhook.ts (outbox delivery), api.ts (HTTP).
+ */
+export function createMeetingFeature(deps: FeatureDeps): Feature {
+  const service = new MeetingService(deps);
+  registerMeetingRoutes(deps.api, service.store);
+  return { name: 'meeting', close: () => service.close() };
 }

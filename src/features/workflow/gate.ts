@@ -18,6 +18,7 @@ export const AUTOMATIC_SOURCES: ReadonlySet<SnapshotSource> = new Set(['register
  */
 export class SnapshotGate {
   #last: number | undefined;
+  #beforeAdmit: number | undefined;
 
   constructor(
     private readonly windowMs = SNAPSHOT_DEBOUNCE_MS,
@@ -28,8 +29,17 @@ export class SnapshotGate {
   admit(): boolean {
     const t = this.now();
     if (this.#last !== undefined && t - this.#last < this.windowMs) return false;
+    this.#beforeAdmit = this.#last;
     this.#last = t;
     return true;
+  }
+
+  /**
+   * Gives back an admission that sent nothing (the list was empty): the window is as if the trigger never came.
+   * Does nothing when another snapshot was recorded since.
+   */
+  release(admittedAt: number): void {
+    if (this.#last === admittedAt) this.#last = this.#beforeAdmit;
   }
 
   /** Records a snapshot sent outside the debounce (an answer the caller asked for, a change push). */

@@ -9,7 +9,7 @@ import { CORE_FIELDS, MAX_PRIORITY, MIN_PRIORITY, TASK_STATUSES, type TaskPatch,
 
 export const MAX_TASKS_PER_UPDATE = 100;
 export const MAX_IDS = 100;
-export const MAX_ID_LENGTH = 128;
+export const MAX_ID_LENGTH = 200;
 export const MAX_TITLE_LENGTH = 500;
 export const MAX_OWNER_LENGTH = 200;
 export const MAX_GROUP_KEY_LENGTH = 64;

@@ -1,0 +1,104 @@
+import { normalizeId } from '../../protocol/ids.js';
+import { pagination, validId, type ApiRoutes } from '../../transport/api.js';
+import { HttpError, readJson } from '../../transport/http-util.js';
+import type { WorkflowService } from './service.js';
+import { taskToWire } from './types.js';
+import { MAX_TITLE_LENGTH, normalizeGroupKey } from './validate.js';
+
+/**
+ * What import-from-meeting needs to know about a meeting. The meeting feature provides the lookup; `deviceId`
+ * (the meeting's device) lets an import without `groupKey` land in that device's group.
+ */
+export interface MeetingSummaryForImport {
+  title: string;
+  actions: string[];
+  nextSteps: string[];
+  deviceId?: string;
+}
+
+/** The seam to the meeting feature: a meeting's summary by id, undefined when there is no such meeting. */
+export type MeetingSummaryLookup = (meetingId: string) => Promise<MeetingSummaryForImport | undefined>;
+
+/** Until the meeting feature is wired in, no meeting exists. */
+export const noMeetings: MeetingSummaryLookup = async () => undefined;
+
+const FULL_MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
+
+/**
+ * `?groupKey=` as the fork accepted it: a group key, or a device's full id (then that device's group);
+ * else `?deviceId=`.
+ */
+function groupFromQuery(url: URL, service: WorkflowService, required = true): string | undefined {
+  const rawGroup = url.searchParams.get('groupKey');
+  const rawDevice = url.searchParams.get('deviceId') ?? url.searchParams.get('device_id');
+  if (rawGroup !== null) {
+    const key = normalizeGroupKey(rawGroup);
+    if (!key) throw new HttpError(400, 'invalid groupKey');
+    return FULL_MAC.test(key) ? service.groupOf(validId(normalizeId(key), 'groupKey')) : key;
+  }
+  if (rawDevice !== null) return service.groupOf(validId(normalizeId(rawDevice), 'deviceId'));
+  if (required) throw new HttpError(400, 'groupKey or deviceId is required');
+  return undefined;
+}
+
+/** GET /supie/workflow and POST /supie/workflow/import-from-meeting (D21), on the shared API conventions. */
+export function registerWorkflowApi(api: ApiRoutes, service: WorkflowService, summaryOf: MeetingSummaryLookup): void {
+  api.add('GET', '/supie/workflow', async (_req, _params, url) => {
+    const groupKey = groupFromQuery(url, service)!;
+    const { limit, offset } = pagination(url, { limit: 100, max: 500 });
+    const page = await service.listTasks(groupKey, { limit, offset });
+    return { items: page.items.map(taskToWire), groupKey, total: page.total, limit, offset };
+  });
+
+  api.add('POST', '/supie/workflow/import-from-meeting', async (req, _params, url) => {
+    const body = await readJson(req);
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object');
+    const b = body as Record<string, unknown>;
+    // The fork's tests passed the parameters in the query string and called the id `sessionId`.
+    const pick = (...keys: string[]) => {
+      for (const k of keys) {
+        const v = b[k] ?? url.searchParams.get(k);
+        if (v !== undefined && v !== null && v !== '') return v;
+      }
+      return undefined;
+    };
+    const rawId = pick('meetingId', 'sessionId');
+    if (rawId === undefined) throw new HttpError(400, 'meetingId is required');
+    if (typeof rawId !== 'string') throw new HttpError(400, 'invalid meetingId');
+    const meetingId = validId(rawId, 'meetingId');
+    const rawGroup = pick('groupKey');
+    let groupKey: string | undefined;
+    if (rawGroup !== undefined) {
+      groupKey = normalizeGroupKey(rawGroup);
+      if (!groupKey) throw new HttpError(400, 'invalid groupKey');
+    }
+
+    const summary = await summaryOf(meetingId);
+    if (!summary) throw new HttpError(404, 'meeting not found');
+    if (!groupKey) {
+      const device = normalizeId(summary.deviceId);
+      if (!device) throw new HttpError(400, 'groupKey is required (the meeting names no device)');
+      groupKey = service.groupOf(device);
+    }
+
+    const tasks: Record<string, unknown>[] = [];
+    const add = (items: unknown, kind: 'action' | 'nextStep', letter: 'A' | 'N') => {
+      if (!Array.isArray(items)) return;
+      items.forEach((text, i) => {
+        if (typeof text !== 'string' || text.trim() === '') return;
+        tasks.push({
+          id: `MEET-${meetingId}-${letter}${i + 1}`,
+          title: text.trim().slice(0, MAX_TITLE_LENGTH),
+          source: 'meeting',
+          meetingId,
+          meetingTitle: typeof summary.title === 'string' ? summary.title : '',
+          kind,
+        });
+      });
+    };
+    add(summary.actions, 'action', 'A');
+    add(summary.nextSteps, 'nextStep', 'N');
+    const r = await service.upsertTasks(groupKey, tasks, `meeting:${meetingId}`);
+    return { imported: tasks.length, ids: r.ids, created: r.created.length, groupKey };
+  });
+}
