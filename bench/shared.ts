@@ -27,14 +27,23 @@ export interface LoadConfig {
   concurrency: number;
   /** Per-connection limit for upgrade + hello reply. */
   timeoutMs: number;
+  /** No new connection is started after this long, so a slow server yields a partial result, not a hang. */
+  openForMs: number;
 }
 
-/** Start the ping loops. Load clients are stopped with SIGTERM (or by the IPC channel closing). */
-export type ToLoad = { kind: 'go'; warmupMs: number; measureMs: number };
+/** Messages the server sent on its own (not a hello or pong reply), as seen by one load client. */
+export interface Pushes {
+  messages: number;
+  bytes: number;
+}
+
+/** `go` starts the ping loops; `report` asks for the pushes so far. Clients are stopped with SIGTERM. */
+export type ToLoad = { kind: 'go'; warmupMs: number; measureMs: number } | { kind: 'report' };
 
 export type FromLoad =
   | { kind: 'ready'; opened: number; failed: number; firstError?: string; ms: number }
-  | { kind: 'result'; roundTrips: number; measuredMs: number; buckets: number[]; cpuMs: number; lost: number };
+  | { kind: 'result'; roundTrips: number; measuredMs: number; buckets: number[]; cpuMs: number; lost: number; pushes: Pushes }
+  | { kind: 'pushes'; pushes: Pushes };
 
 /** Log-scale buckets 2% wide over microseconds: percentiles within 2%, and it merges by adding arrays. */
 const GROWTH = Math.log(1.02);

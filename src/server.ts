@@ -34,7 +34,8 @@ import { Router } from './transport/router.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
-import { VoicePipeline } from './voice/pipeline.js';
+import { VoiceHooks } from './voice/hooks.js';
+import { LazyVoice } from './voice/pipeline.js';
 
 /** A startup failure with one line for the operator, naming the config key (or flag) to change (D15). */
 export class StartupError extends Error {
@@ -157,7 +158,8 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const modes = new ModeController(messages);
   const directory = new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log);
   scope.add(() => directory.close());
-  const voices = new WeakMap<Session, VoicePipeline>();
+  const voices = new WeakMap<Session, LazyVoice>();
+  const voiceHooks = new VoiceHooks();
   const features = createFeatures({
     ctx,
     db,
@@ -167,7 +169,8 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     dataDir: opts.dataDir,
     router,
     api: new ApiRoutes(router, config),
-    voiceOf: (session) => voices.get(session),
+    voiceHooks,
+    voiceOf: (session) => voices.get(session)?.pipeline,
     sessions: () => sessions,
   });
 
@@ -190,7 +193,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       onSession: (session) => {
         sessions.add(session);
         session.scope.add(() => sessions.delete(session));
-        const voice = new VoicePipeline(session, { providers, memory });
+        const voice = new LazyVoice(session, { providers, memory, hooks: voiceHooks });
         voices.set(session, voice);
         session.voice = voice;
       },

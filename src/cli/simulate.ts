@@ -7,6 +7,7 @@ import type { PcmChunk } from '../providers/types.js';
 import { createOpusDecoder, createOpusEncoder } from '../voice/opus.js';
 import { createResampler } from '../voice/resample.js';
 import { readWav, writeWav } from '../voice/wav.js';
+import { timeoutSignal } from '../signals.js';
 
 /**
  * `linus simulate`: a device simulator that connects like the firmware, speaks a WAV file (or text through
@@ -46,7 +47,7 @@ async function uplinkPcm(opts: SimulateOptions): Promise<Int16Array | undefined>
     const tts = createFliteTts('simulate', {});
     const parts: Int16Array[] = [];
     let rate = UPLINK_RATE;
-    for await (const c of tts.synthesize(opts.say, { signal: AbortSignal.timeout(10_000) })) {
+    for await (const c of tts.synthesize(opts.say, { signal: timeoutSignal(10_000) })) {
       parts.push(c.samples);
       rate = c.sampleRate;
     }

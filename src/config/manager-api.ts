@@ -1,3 +1,5 @@
+import { timeoutSignal } from '../signals.js';
+
 /**
  * Client of the reference's manager API (`manager-api.url` + `manager-api.secret`): the whole server config
  * from `POST {url}/config/server-base`, answered as `{code, msg, data}` with code 0 meaning OK.
@@ -25,12 +27,12 @@ export async function managerPost(path: string, body: unknown, opts: ManagerApiO
   for (let i = 0; i < attempts; i++) {
     if (i > 0) await delay((opts.backoffMs ?? 1000) * 2 ** (i - 1), opts.signal);
     try {
-      const signals = [AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])];
+      const signal = timeoutSignal(opts.timeoutMs ?? 30_000, opts.signal);
       const res = await fetch(`${opts.url.replace(/\/+$/, '')}${path}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${opts.secret}`, 'content-type': 'application/json' },
         body: JSON.stringify(body ?? {}),
-        signal: AbortSignal.any(signals),
+        signal,
       });
       if (!res.ok) {
         lastError = new ManagerApiError(`manager API ${path} answered HTTP ${res.status}`);

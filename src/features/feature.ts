@@ -4,6 +4,7 @@ import type { ServerContext, Session } from '../session/session.js';
 import type { Db } from '../store/sqlite.js';
 import type { ApiRoutes } from '../transport/api.js';
 import type { Router } from '../transport/router.js';
+import type { VoiceHooks } from '../voice/hooks.js';
 import type { VoicePipeline } from '../voice/pipeline.js';
 import type { ModeController } from './modes.js';
 
@@ -24,7 +25,9 @@ export interface FeatureDeps {
   router: Router;
   /** HTTP API routes with the fork's wrapper, token auth, CORS and rate limit (D21). */
   api: ApiRoutes;
-  /** The voice pipeline of a session (text interceptors, TTS bypass). */
+  /** Text interceptors and TTS bypass checks for every session's voice pipeline; register once. */
+  voiceHooks: VoiceHooks;
+  /** The voice pipeline of a session if it has one yet (it is built on first audio or listen). */
   voiceOf(session: Session): VoicePipeline | undefined;
   /** Live sessions on this node. */
   sessions(): Iterable<Session>;

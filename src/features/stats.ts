@@ -1,6 +1,121 @@
+import { cpus, freemem, totalmem } from 'node:os';
+import { Scope } from '../session/scope.js';
 import type { Feature, FeatureDeps } from './feature.js';
 
-/** Scaffolding: replaced by the stats broadcast (C6). */
-export function createStatsFeature(_deps: FeatureDeps): Feature {
-  return { name: 'stats' };
+/**
+ * `server.stats` broadcast (C6): `{"type":"server","event":"stats","ts","deviceCount","online":[ids],"cpuPercent",
+ * "memPercent","memUsedMB","memTotalMB"}` to every device every `server.stats_interval_ms` (10 s; read each cycle,
+ * so a reload applies from the next one) and on every register/unregister (registry `online`/`offline`).
+ *
+ * Nothing here blocks: CPU is the delta of the kernel's counters since the previous sample (no sampling sleep,
+ * the psutil `cpu_percent(interval=...)` trap), memory comes from two cheap calls, and the fan-out to many
+ * devices is cut into slices, one event-loop turn each. Register/unregister bursts are coalesced into one
+ * broadcast per `COALESCE_MS`, so N devices connecting at once cost O(N) messages per window, not O(N²).
+ */
+const COALESCE_MS = 100;
+/** Devices sent to per event-loop turn. */
+const FANOUT_SLICE = 500;
+/** Ids listed in `online`; `deviceCount` always carries the true number. */
+const MAX_ONLINE_LISTED = 1000;
+
+export interface StatsMessage {
+  type: 'server';
+  event: 'stats';
+  ts: number;
+  deviceCount: number;
+  online: string[];
+  cpuPercent: number;
+  memPercent: number;
+  memUsedMB: number;
+  memTotalMB: number;
+  [key: string]: unknown;
+}
+
+/** System CPU use between two calls, from the kernel's per-CPU time counters. */
+export class CpuSampler {
+  #prev = CpuSampler.#read();
+
+  static #read(): { idle: number; total: number } {
+    let idle = 0;
+    let total = 0;
+    for (const c of cpus()) {
+      const t = c.times;
+      idle += t.idle;
+      total += t.user + t.nice + t.sys + t.idle + t.irq;
+    }
+    return { idle, total };
+  }
+
+  /** Percent busy since the previous call (0..100, one decimal). */
+  sample(): number {
+    const now = CpuSampler.#read();
+    const total = now.total - this.#prev.total;
+    const idle = now.idle - this.#prev.idle;
+    this.#prev = now;
+    if (total <= 0) return 0;
+    return Math.round(Math.min(100, Math.max(0, (1 - idle / total) * 100)) * 10) / 10;
+  }
+}
+
+export function createStatsFeature(deps: FeatureDeps): Feature {
+  const { registry, config, log } = deps.ctx;
+  const scope = new Scope('stats', (err, where) => log.error({ err, where }, 'stats broadcast failed'));
+  const cpu = new CpuSampler();
+  let lastSent = 0;
+  let pending: (() => void) | undefined;
+
+  const build = (): StatsMessage => {
+    const ids = registry.deviceIds();
+    const total = totalmem();
+    const used = total - freemem();
+    return {
+      type: 'server',
+      event: 'stats',
+      ts: Date.now(),
+      deviceCount: ids.length,
+      online: ids.length > MAX_ONLINE_LISTED ? ids.slice(0, MAX_ONLINE_LISTED) : ids,
+      cpuPercent: cpu.sample(),
+      memPercent: total > 0 ? Math.round((used / total) * 1000) / 10 : 0,
+      memUsedMB: Math.round(used / 1048576),
+      memTotalMB: Math.round(total / 1048576),
+    };
+  };
+
+  const broadcast = (): void => {
+    lastSent = Date.now();
+    const message = build();
+    const targets = registry.deviceIds();
+    const sendSlice = (from: number): void => {
+      for (const id of targets.slice(from, from + FANOUT_SLICE)) registry.get(id)?.deliver(message);
+      if (from + FANOUT_SLICE < targets.length) scope.timeout(0, () => sendSlice(from + FANOUT_SLICE));
+    };
+    sendSlice(0);
+  };
+
+  /** A presence change: one broadcast soon, shared by every change of the same window. */
+  const onPresence = (): void => {
+    if (pending) return;
+    const wait = Math.max(0, lastSent + COALESCE_MS - Date.now());
+    pending = scope.timeout(wait, () => {
+      pending = undefined;
+      broadcast();
+    });
+  };
+  scope.on(registry, 'online', onPresence);
+  scope.on(registry, 'offline', onPresence);
+
+  // The periodic cycle re-reads its interval every time, like the server's ping sweep: reloads apply next cycle.
+  const cycle = (): void => {
+    const every = config.current.server.stats_interval_ms;
+    scope.timeout(every > 0 ? every : 5000, () => {
+      if (every > 0 && registry.size > 0) broadcast();
+      cycle();
+    });
+  };
+  cycle();
+
+  return {
+    name: 'stats',
+    close: () => scope.close(),
+  };
 }

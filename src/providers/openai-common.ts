@@ -2,6 +2,7 @@ import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 
 import { blockString, type ProviderBlock } from './block.js';
 import { callSignal, ProviderError } from './types.js';
 import type { CallOptions } from './types.js';
+import { anySignal } from '../signals.js';
 
 /** Helpers shared by the OpenAI-compatible providers (LLM, ASR, TTS): client set-up, error mapping, call signals. */
 
@@ -58,5 +59,5 @@ export function toProviderError(provider: string, err: unknown, opts: CallOption
 export function callSignals(opts: CallOptions): { signal: AbortSignal; deadline: AbortSignal; local: AbortController } {
   const deadline = callSignal(opts);
   const local = new AbortController();
-  return { signal: AbortSignal.any([deadline, local.signal]), deadline, local };
+  return { signal: anySignal([deadline, local.signal]), deadline, local };
 }

@@ -1,3 +1,5 @@
+import { timeoutSignal } from '../signals.js';
+
 /**
  * Provider interfaces. Providers know nothing of sessions or sockets: they get audio or text, an AbortSignal
  * and a deadline, and return audio or text. Every call must stop its network/process work when the signal aborts.
@@ -125,5 +127,5 @@ export class ProviderError extends Error {
 
 /** Combines the caller's signal with a timeout into one signal. */
 export function callSignal(opts: CallOptions): AbortSignal {
-  return opts.timeoutMs && opts.timeoutMs > 0 ? AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs)]) : opts.signal;
+  return opts.timeoutMs && opts.timeoutMs > 0 ? timeoutSignal(opts.timeoutMs, opts.signal) : opts.signal;
 }

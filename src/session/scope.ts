@@ -19,9 +19,10 @@ interface Emitterish<L extends Listener> {
 export class Scope {
   readonly name: string;
   #disposers = new Set<Disposer>();
+  // Tasks are rare on a scope; the set is made when the first one starts.
   #closed = false;
-  #controller = new AbortController();
-  #tasks = new Set<Promise<unknown>>();
+  #controller: AbortController | undefined;
+  #tasks: Set<Promise<unknown>> | undefined;
   readonly #onError: ScopeErrorSink;
 
   constructor(name: string, onError: ScopeErrorSink = defaultErrorSink) {
@@ -35,6 +36,9 @@ export class Scope {
 
   /** Aborted when the scope closes: hand it to every provider call and stream started in this scope. */
   get signal(): AbortSignal {
+    // Made on first use: most scopes never hand out a signal.
+    this.#controller ??= new AbortController();
+    if (this.#closed && !this.#controller.signal.aborted) this.#controller.abort(new Error(`scope ${this.name} closed`));
     return this.#controller.signal;
   }
 
@@ -98,25 +102,26 @@ export class Scope {
     if (this.#closed) return Promise.resolve();
     const p = (async () => {
       try {
-        await task(this.#controller.signal);
+        await task(this.signal);
       } catch (err) {
-        if (!this.#controller.signal.aborted) this.#onError(err, `${this.name}:${name}`);
+        if (!this.signal.aborted) this.#onError(err, `${this.name}:${name}`);
       }
     })();
-    this.#tasks.add(p);
-    void p.finally(() => this.#tasks.delete(p));
+    const tasks = (this.#tasks ??= new Set());
+    tasks.add(p);
+    void p.finally(() => tasks.delete(p));
     return p;
   }
 
   /** Waits for the tasks started with `run` (for shutdown paths that must finish their saves). */
   async drain(): Promise<void> {
-    while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+    while (this.#tasks && this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#controller.abort(new Error(`scope ${this.name} closed`));
+    this.#controller?.abort(new Error(`scope ${this.name} closed`));
     const all = [...this.#disposers].reverse();
     this.#disposers.clear();
     for (const d of all) this.#safe(d, 'dispose');

@@ -47,7 +47,7 @@ export interface ConnectionInfo {
 export type ListenMode = 'auto' | 'manual' | 'realtime';
 
 /** Where the voice pipeline attaches to a session: uplink audio, listen state changes, aborts. */
-export interface VoiceHooks {
+export interface SessionVoice {
   onAudio(session: Session, frame: AudioFrame): void;
   onListen(session: Session, message: ListenMessage): void;
   /** Must end with `tts stop` on the wire, whatever is in flight. */
@@ -70,12 +70,11 @@ export class Session implements DeviceConnection {
   readonly clientId: string;
   readonly scope: Scope;
   readonly send: Sender;
-  readonly mcp: McpClient;
-  readonly log: Logger;
+  #mcp: McpClient | undefined;
+  #log: Logger | undefined;
   readonly info: ConnectionInfo;
   readonly ctx: ServerContext;
-  /** Legacy IoT descriptors and their latest states, by thing name. */
-  readonly iot = { descriptors: new Map<string, Record<string, unknown>>(), states: new Map<string, Record<string, unknown>>() };
+  #iot: { descriptors: Map<string, Record<string, unknown>>; states: Map<string, Record<string, unknown>> } | undefined;
 
   state: SessionState = 'connected';
   helloCount = 0;
@@ -85,7 +84,7 @@ export class Session implements DeviceConnection {
   listen: { state: 'idle' | 'listening'; mode: ListenMode } = { state: 'idle', mode: 'auto' };
   /** True while the server is speaking to the device; pauses the idle clock. */
   speaking = false;
-  voice: VoiceHooks | undefined;
+  voice: SessionVoice | undefined;
   record: DeviceRecord | undefined;
   framesIn = 0;
   /** Set by transport: WS-level liveness for the ping sweep. */
@@ -95,7 +94,7 @@ export class Session implements DeviceConnection {
   readonly #idle: IdleMonitor;
   #closeReason = '';
   #rate = { windowStart: 0, count: 0 };
-  #lastErrorReply = new Map<string, number>();
+  #lastErrorReply: Map<string, number> | undefined;
 
   constructor(ws: WebSocket, info: ConnectionInfo, ctx: ServerContext) {
     this.#ws = ws;
@@ -103,16 +102,12 @@ export class Session implements DeviceConnection {
     this.ctx = ctx;
     this.deviceId = info.ids.deviceId;
     this.clientId = info.ids.clientId;
-    this.log = ctx.log.child({ device: this.deviceId, conn: this.connectionId.slice(0, 8) });
-    this.scope = new Scope(`session:${this.deviceId}`, (err, where) => this.log.error({ err, where }, 'error in session scope'));
+    this.scope = new Scope('session', (err, where) => this.log.error({ err, where }, 'error in session scope'));
     this.send = new Sender(ws, ctx.metrics, {
       maxQueuedBytes: () => ctx.config.current.server.send_buffer_bytes,
       onOverflow: () => this.close(1013, 'peer is not reading'),
     });
     if (info.ids.protocolVersion) this.send.setProtocolVersion(info.ids.protocolVersion);
-    this.mcp = new McpClient(this.scope, (payload) => this.send.json({ type: 'mcp', payload }), (tools) =>
-      this.log.info({ tools: tools.length }, 'device MCP tools listed'),
-    );
     this.#idle = new IdleMonitor(this.scope, {
       idleMs: () => this.idleLimitMs(),
       warningMs: () => ctx.config.current.server.idle_warning_ms,
@@ -125,6 +120,25 @@ export class Session implements DeviceConnection {
         this.close(1000, 'idle');
       },
     });
+  }
+
+  // Built on first use: an idle connection carries no logger child, MCP client or IoT maps (memory per connection).
+  get log(): Logger {
+    this.#log ??= this.ctx.log.child({ device: this.deviceId, conn: this.connectionId.slice(0, 8) });
+    return this.#log;
+  }
+
+  get mcp(): McpClient {
+    this.#mcp ??= new McpClient(this.scope, (payload) => this.send.json({ type: 'mcp', payload }), (tools) =>
+      this.log.info({ tools: tools.length }, 'device MCP tools listed'),
+    );
+    return this.#mcp;
+  }
+
+  /** Legacy IoT descriptors and their latest states, by thing name. */
+  get iot(): { descriptors: Map<string, Record<string, unknown>>; states: Map<string, Record<string, unknown>> } {
+    this.#iot ??= { descriptors: new Map(), states: new Map() };
+    return this.#iot;
   }
 
   /** Wires the socket and takes the device route. Called once, right after the upgrade. */
@@ -205,6 +219,7 @@ export class Session implements DeviceConnection {
   /** A throttled `{"type":"error"}` reply: at most one per code per second, so bad input cannot amplify. */
   replyError(code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void {
     const now = Date.now();
+    this.#lastErrorReply ??= new Map();
     if (now - (this.#lastErrorReply.get(code) ?? 0) < 1000) return;
     this.#lastErrorReply.set(code, now);
     this.send.json({ type: 'error', code, message, ...extra });

@@ -29,7 +29,8 @@ function refuse(socket: Duplex, status: number, statusText: string, message: str
 export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { ctx } = deps;
   return (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
+    const onSocketError = (): void => void socket.destroy();
+    socket.on('error', onSocketError);
     const config = ctx.config.current;
     if (!deps.accepting()) {
       ctx.metrics.rejectedUpgrades.labels('draining').inc();
@@ -54,14 +55,16 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
       refuse(socket, 401, 'Unauthorized', 'device is not activated: call the OTA URL and enter the code shown');
       return;
     }
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const host = headerString(req, 'host');
+    // Copy what the session needs: the callback must not keep the upgrade request alive for the connection's life.
+    const info = {
+      ids,
+      path: (req.url ?? '/').split('?')[0] ?? '/',
+      ...(headerString(req, 'host') ? { host: headerString(req, 'host')! } : {}),
+      ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+    };
     deps.wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = new Session(
-        ws,
-        { ids, path, ...(host ? { host } : {}), ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}) },
-        ctx,
-      );
+      socket.off('error', onSocketError);
+      const session = new Session(ws, info, ctx);
       deps.onSession(session);
       session.start();
     });

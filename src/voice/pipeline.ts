@@ -3,7 +3,7 @@ import type { AudioFrame } from '../protocol/framing.js';
 import type { ListenMessage } from '../protocol/messages.js';
 import type { Lease, LlmPurpose, ProviderRegistry } from '../providers/registry.js';
 import type { AsrStream, VadDetector, VadProvider } from '../providers/types.js';
-import type { Session, VoiceHooks } from '../session/session.js';
+import type { Session, SessionVoice } from '../session/session.js';
 import type { MemoryStore } from '../store/memory.js';
 import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder, type DownlinkEncoder } from './downlink.js';
@@ -11,11 +11,13 @@ import { saveMemory } from './memory.js';
 import { createOpusDecoder, OpusDecodeError, type OpusDecoder } from './opus.js';
 import { createResampler } from './resample.js';
 import { cleanTranscript, commandKey } from './text.js';
+import type { VoiceHooks } from './hooks.js';
 import { Turn, type TurnInput, type TurnTimings } from './turn.js';
 
 export interface VoiceServiceDeps {
   providers: ProviderRegistry;
   memory: MemoryStore;
+  hooks: VoiceHooks;
 }
 
 /** Frames of audio kept before speech starts, so the first syllable is not cut (~600 ms at 60 ms). */
@@ -26,8 +28,6 @@ const MAX_UTTERANCE_MS = 60_000;
 const MIN_UTTERANCE_MS = 250;
 const ASR_SAMPLE_RATE = 16000;
 
-/** Lets features (meeting, working mode) take recognized text before it becomes a chat turn. */
-export type TextInterceptor = (session: Session, text: string, source: 'voice' | 'typed') => boolean;
 
 interface Utterance {
   stream: AsrStream;
@@ -40,7 +40,7 @@ interface Utterance {
  * The voice side of one session: Opus in → VAD → utterance → ASR → turn (LLM → TTS → paced Opus out).
  * Everything it holds (decoder, detector, streams, the current turn) lives in the session's scope.
  */
-export class VoicePipeline implements VoiceHooks {
+export class VoicePipeline implements SessionVoice {
   readonly dialogue: Dialogue;
   #decoder: OpusDecoder | undefined;
   #decoderRate = 0;
@@ -54,9 +54,8 @@ export class VoicePipeline implements VoiceHooks {
   #turn: Turn | undefined;
   #turnSeq = 0;
   #encoder: DownlinkEncoder | undefined;
-  readonly interceptors: TextInterceptor[] = [];
-  /** Features that silence replies (meeting.disable_tts, working.disable_tts): then only placeholder tts start/stop go out. */
-  readonly ttsBypass: ((session: Session) => boolean)[] = [];
+  /** Audio that arrived while the VAD was still loading; replayed once it is ready, so no syllable is lost. */
+  #early: Int16Array[] = [];
 
   constructor(
     private readonly session: Session,
@@ -84,8 +83,16 @@ export class VoicePipeline implements VoiceHooks {
     }
     // In auto mode the device does not listen while we speak: audio then is echo, not a new utterance.
     if ((this.turn && mode === 'auto') || this.#finishing) return;
-    if (!this.#vad) return;
-    const decision = this.#vad.process(pcm);
+    if (!this.#vad) {
+      if (this.#vadLease === undefined && this.#early.length < PREROLL_FRAMES) this.#early.push(pcm);
+      return;
+    }
+    this.#detect(pcm);
+  }
+
+  /** VAD on one decoded frame: opens an utterance on speech, feeds it, ends it on silence. */
+  #detect(pcm: Int16Array): void {
+    const decision = this.#vad!.process(pcm);
     if (!this.#utterance) {
       this.#preroll.push(pcm);
       if (this.#preroll.length > PREROLL_FRAMES) this.#preroll.shift();
@@ -140,7 +147,7 @@ export class VoicePipeline implements VoiceHooks {
   handleText(raw: string, source: 'voice' | 'typed', timings?: Partial<TurnTimings>): void {
     const text = cleanTranscript(raw);
     if (!text) return;
-    for (const intercept of this.interceptors) if (intercept(this.session, text, source)) return;
+    for (const intercept of this.deps.hooks.interceptors) if (intercept(this.session, text, source)) return;
     const config = this.session.ctx.config.current;
     if (config.exit_commands.some((c) => commandKey(c) === commandKey(text))) {
       void this.startTurn({ text, echoStt: true, fixedReply: 'Goodbye!', exitAfter: true, ...(timings ? { timings } : {}) });
@@ -153,7 +160,7 @@ export class VoicePipeline implements VoiceHooks {
   async startTurn(input: TurnInput, purpose: LlmPurpose = this.#purpose()): Promise<Turn | undefined> {
     const seq = ++this.#turnSeq;
     this.#turn?.abort('replaced by a new turn');
-    if (this.ttsBypass.some((check) => check(this.session))) {
+    if (this.deps.hooks.ttsBypass.some((check) => check(this.session))) {
       this.session.send.json({ type: 'tts', state: 'start', session_id: this.session.sessionId });
       this.session.send.json({ type: 'tts', state: 'stop', session_id: this.session.sessionId });
       return undefined;
@@ -306,6 +313,9 @@ export class VoicePipeline implements VoiceHooks {
     }
     this.#vadLease = lease;
     this.#vad = lease.provider.createDetector();
+    const early = this.#early;
+    this.#early = [];
+    for (const pcm of early) if (!this.#finishing) this.#detect(pcm);
   }
 
   /** A reload changed the VAD block: new thresholds apply from the next utterance (D12). */
@@ -332,5 +342,42 @@ export class VoicePipeline implements VoiceHooks {
     this.#resampleUp?.dispose();
     this.#encoder?.dispose();
     saveMemory(this.session, this.dialogue, this.deps);
+  }
+}
+
+/**
+ * The voice side of a session, built on first use (first audio frame, listen or abort): an idle connection
+ * pays for no decoder, VAD state or dialogue (the memory cost of 20,000 idle devices).
+ */
+export class LazyVoice implements SessionVoice {
+  #pipeline: VoicePipeline | undefined;
+
+  constructor(
+    private readonly session: Session,
+    private readonly deps: VoiceServiceDeps,
+  ) {}
+
+  /** The pipeline if it exists; never creates one. */
+  get pipeline(): VoicePipeline | undefined {
+    return this.#pipeline;
+  }
+
+  get(): VoicePipeline {
+    this.#pipeline ??= new VoicePipeline(this.session, this.deps);
+    return this.#pipeline;
+  }
+
+  onAudio(session: Session, frame: AudioFrame): void {
+    if (frame.payload.length === 0 && !this.#pipeline) return;
+    this.get().onAudio(session, frame);
+  }
+
+  onListen(session: Session, msg: ListenMessage): void {
+    this.get().onListen(session, msg);
+  }
+
+  onAbort(session: Session, reason: string | undefined): void {
+    if (this.#pipeline) this.#pipeline.onAbort(session, reason);
+    else session.send.json({ type: 'tts', state: 'stop', session_id: session.sessionId });
   }
 }

@@ -56,6 +56,9 @@ export class MeetingService {
     this.#log = deps.ctx.log.child({ feature: 'meeting' });
     this.#scope = new Scope('meeting', (err, where) => this.#log.error({ err, where }, 'meeting task failed'));
     this.store = opts.store ?? new SqliteMeetingStore(deps.db);
+    // Registered once for every session: speech in meeting mode is transcript, and meeting.disable_tts silences replies.
+    this.#scope.add(deps.voiceHooks.intercept((s, text) => this.#intercept(s, text)));
+    this.#scope.add(deps.voiceHooks.bypassTts((s) => this.#deps.modes.current(s) === 'meeting' && this.config().disable_tts));
     const config = () => this.config();
     const summarizer = new Summarizer(this.store, deps.providers, config, this.#log);
     this.#timers = new MeetingTimers(this.store, summarizer, config, this.#log);
@@ -290,11 +293,6 @@ export class MeetingService {
 
   /** A new connection of a device: voice hooks, and the resume of its open meeting (timers move here). */
   #onRegistered(session: Session): void {
-    const voice = this.#deps.voiceOf(session);
-    if (voice) {
-      voice.interceptors.push((s, text) => this.#intercept(s, text));
-      voice.ttsBypass.push((s) => this.#deps.modes.current(s) === 'meeting' && this.config().disable_tts);
-    }
     // The old connection (handover) stops pushing at once; this one takes over below.
     this.#timers.stop(session.deviceId);
     void this.#scope.run('resume', async () => {

@@ -3,6 +3,7 @@ import type { Logger } from '../../observability/log.js';
 import type { Disposer, Scope } from '../../session/scope.js';
 import type { MeetingConfig } from './config.js';
 import type { NewWebhook, WebhookJob, WebhookOutbox } from './outbox.js';
+import { timeoutSignal } from '../../signals.js';
 
 /**
  * Meeting webhooks: compact JSON POSTed to `meeting.webhook.url` with `X-Meeting-Signature` =
@@ -99,7 +100,7 @@ export class WebhookDispatcher {
   }
 
   async #deliver(job: WebhookJob): Promise<void> {
-    const signal = AbortSignal.any([this.scope.signal, AbortSignal.timeout(job.timeoutMs)]);
+    const signal = timeoutSignal(job.timeoutMs, this.scope.signal);
     const facts = { id: job.id, meeting: job.meetingId, body_len: Buffer.byteLength(job.body), sha256: createHash('sha256').update(job.body).digest('hex').slice(0, 8) };
     let error: string;
     try {

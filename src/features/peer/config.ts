@@ -34,7 +34,7 @@ const fields = {
   /** Unicast peer messages per sending device per second. */
   rate_limit_per_second: z.number().int().min(1).default(5),
   /** Broadcasts per sending device per minute. */
-  broadcast_per_minute: z.number().int().min(0).default(6),
+  broadcast_per_minute: z.number().int().min(1).default(6),
   /** Offline queue: messages kept per target device (more are refused with QUEUE_FULL, never silently dropped). */
   offline_max_per_device: z.number().int().min(0).default(100),
   /** Offline queue: how long a message waits for its target (3 days). */
@@ -48,7 +48,11 @@ const fields = {
   peer_task_to_workflow: z.boolean().default(true),
 } as const;
 
-const strictSchema = z.looseObject(fields);
+/**
+ * The block's schema with its defaults. Exported so that the config schema can adopt it in place of the open block
+ * (then an invalid value fails the load with its key path, D11); until then the feature validates on read.
+ */
+export const peerConfigSchema = z.looseObject(fields);
 
 type Fields = typeof fields;
 export type PeerConfig = { [K in keyof Fields]: z.output<Fields[K]> };
@@ -66,7 +70,7 @@ export function peerConfig(config: LinusConfig, log?: Logger): PeerConfig {
   const block = config.peer;
   const hit = cache.get(block);
   if (hit) return hit;
-  const strict = strictSchema.safeParse(block);
+  const strict = peerConfigSchema.safeParse(block);
   let parsed: PeerConfig;
   if (strict.success) parsed = strict.data as PeerConfig;
   else {

@@ -1,6 +1,357 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { LinusConfig } from '../../config/schema.js';
+import { Scope } from '../../session/scope.js';
+import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
+import { PeerAcl } from './acl.js';
+import { peerConfig, type PeerConfig } from './config.js';
+import { envelopeFor, parsePeerRequest, PeerCode, peerError, type NormalizedTask, type PeerEnvelope, type PeerMessage, type PeerRequest } from './message.js';
+import type { PeerQueue } from './queue.js';
+import { SlidingWindowLimiter } from './rate-limit.js';
+import { SqlitePeerQueue } from './sqlite-queue.js';
+import { structureText } from './structure.js';
+import { anySignal } from '../../signals.js';
 
-/** Scaffolding: replaced by the peer feature. */
-export function createPeerFeature(_deps: FeatureDeps): Feature {
-  return { name: 'peer' };
+export type { NormalizedTask, PeerEnvelope, PeerMessage } from './message.js';
+export type { PeerQueue } from './queue.js';
+
+/**
+ * Called for every target of a `category:"task"` message (delivered or queued) when `peer.peer_task_to_workflow`
+ * is on: the workflow feature upserts the task into the target's group with the target as owner.
+ * `task` is the corrected `normalized` form, or `{title: <text>}` when there is none. Errors are logged.
+ */
+export type PeerTaskHook = (targetDeviceId: string, task: NormalizedTask, from: string) => void | Promise<void>;
+
+export interface PeerFeatureOptions {
+  onTask?: PeerTaskHook;
+  /** Offline queue; default: the SQLite one in the server's store. */
+  queue?: PeerQueue;
+}
+
+/** What the peer feature uses of the server (a FeatureDeps is one). */
+export type PeerDeps = Pick<FeatureDeps, 'ctx' | 'db' | 'providers' | 'directory'>;
+
+export interface PeerFeature extends Feature {
+  readonly queue: PeerQueue;
+}
+
+type RouteResult = 'delivered' | 'queued' | 'full' | 'offline' | 'error';
+
+interface FailedTarget {
+  to: string;
+  code: PeerCode;
+  message: string;
+}
+
+/** Messages read from the queue per page while flushing (the default per-device cap). */
+const FLUSH_PAGE = 100;
+const PURGE_EVERY_MS = 3_600_000;
+
+const peerSchema = z.looseObject({ type: z.literal('peer') });
+
+/**
+ * Device-to-device messages that are never lost (C4, D19). Every delivery to a device goes through one path per
+ * target (`#route`): online → its connection through the registry; not accepted or offline → the durable queue.
+ * Operations for one target run in order in a per-target lane while a flush is running, so queued messages
+ * always reach a device before newer ones.
+ */
+export function createPeerFeature(deps: PeerDeps, options: PeerFeatureOptions = {}): PeerFeature {
+  return new Peer(deps, options);
+}
+
+class Peer implements PeerFeature {
+  readonly name = 'peer';
+  readonly queue: PeerQueue;
+  readonly #deps: PeerDeps;
+  readonly #onTask: PeerTaskHook | undefined;
+  readonly #scope: Scope;
+  readonly #unicast = new SlidingWindowLimiter();
+  readonly #broadcast = new SlidingWindowLimiter();
+  /** Per-target lanes: present while a flush (or work queued behind it) runs for that device. */
+  readonly #lanes = new Map<string, Promise<void>>();
+  /** Enqueues not yet committed, per target: a flush waits for them before reading. */
+  readonly #writes = new Map<string, Set<Promise<unknown>>>();
+  /** Per-sender order while a message waits for the LLM. */
+  readonly #senderTails = new Map<string, Promise<void>>();
+  /** Aborted on shutdown: structuring stops at once and falls back to pass-through. */
+  readonly #llm = new AbortController();
+
+  constructor(deps: PeerDeps, options: PeerFeatureOptions) {
+    this.#deps = deps;
+    this.#onTask = options.onTask;
+    const log = deps.ctx.log.child({ feature: 'peer' });
+    this.#scope = new Scope('peer', (err, where) => log.error({ err, where }, 'peer task failed'));
+    this.queue = options.queue ?? new SqlitePeerQueue(deps.db);
+    deps.ctx.messages.register('peer', { schema: peerSchema, handle: (session, msg) => this.#onMessage(session, msg) });
+    this.#scope.on(deps.ctx.events, 'registered', (session: Session) => this.#onRegistered(session.deviceId));
+    this.#scope.interval(60_000, () => {
+      this.#unicast.sweep(1000);
+      this.#broadcast.sweep(60_000);
+    });
+    this.#scope.interval(PURGE_EVERY_MS, () => void this.#scope.run('purge', () => this.#purge()));
+    void this.#scope.run('purge', () => this.#purge());
+  }
+
+  get #log() {
+    return this.#deps.ctx.log;
+  }
+
+  #config(config: LinusConfig = this.#deps.ctx.config.current): PeerConfig {
+    return peerConfig(config, this.#log);
+  }
+
+  async close(): Promise<void> {
+    // Aborts LLM calls (their messages fall back to pass-through and are still routed), waits for every message
+    // still waiting behind another of its sender and for every routing and flush task, then closes the store:
+    // nothing accepted is lost on shutdown.
+    this.#llm.abort(new Error('server shutdown'));
+    while (this.#senderTails.size) await Promise.allSettled([...this.#senderTails.values()]);
+    await this.#scope.drain();
+    this.#scope.close();
+    await this.#scope.drain();
+    await this.queue.close();
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  #onMessage(session: Session, msg: Record<string, unknown>): void {
+    const started = performance.now();
+    const from = session.deviceId;
+    const cfg = this.#config();
+    const parsed = parsePeerRequest(msg);
+    if (!parsed.ok) {
+      session.send.json(peerError(parsed.code, parsed.message, parsed.requestId !== undefined ? { requestId: parsed.requestId } : {}));
+      return;
+    }
+    const req = parsed.request;
+    const rid = req.requestId !== undefined ? { requestId: req.requestId } : {};
+    if (!cfg.enabled) {
+      session.send.json(peerError(PeerCode.Unauthorized, 'peer messaging is disabled on this server (peer.enabled)', rid));
+      return;
+    }
+    if (req.targets.length > cfg.max_targets) {
+      session.send.json(peerError(PeerCode.InvalidRequest, `too many targets: ${req.targets.length} > peer.max_targets (${cfg.max_targets})`, { ...rid, maxTargets: cfg.max_targets }));
+      return;
+    }
+    // ACL before anything costly (the LLM).
+    const acl = new PeerAcl(cfg, this.#deps.directory);
+    const failed: FailedTarget[] = [];
+    const recipients: string[] = [];
+    if (req.broadcast) {
+      if (!acl.mayBroadcast(from)) {
+        failed.push({ to: 'broadcast', code: PeerCode.Unauthorized, message: cfg.allow_broadcast ? 'no broadcast grant for this device' : 'broadcast is disabled (peer.allow_broadcast)' });
+      } else {
+        for (const id of this.#deps.ctx.registry.deviceIds()) if (id !== from) recipients.push(id);
+      }
+    }
+    for (const t of req.targets) {
+      if (!acl.mayMessage(from, t)) failed.push({ to: t, code: PeerCode.Unauthorized, message: 'not permitted by peer ACL' });
+      else if (!recipients.includes(t)) recipients.push(t);
+    }
+    if (recipients.length === 0 && failed.length > 0) {
+      session.send.json(peerError(PeerCode.Unauthorized, 'no permitted targets', { ...rid, failed }));
+      return;
+    }
+    const limit = req.broadcast
+      ? this.#broadcast.take(from, cfg.broadcast_per_minute, 60_000)
+      : this.#unicast.take(from, cfg.rate_limit_per_second, 1000);
+    if (!limit.ok) {
+      const what = req.broadcast ? `${cfg.broadcast_per_minute} broadcasts per minute (peer.broadcast_per_minute)` : `${cfg.rate_limit_per_second} messages per second (peer.rate_limit_per_second)`;
+      session.send.json(peerError(PeerCode.RateLimited, `rate limit of ${what} reached; retry in ${limit.retryAfterMs} ms`, { ...rid, retryAfterMs: limit.retryAfterMs }));
+      return;
+    }
+    const base: PeerMessage = { id: randomUUID(), from, category: req.category, payload: req.payload, ts: Date.now() };
+    const needsLlm = !req.normalized && cfg.llm_structuring && typeof req.payload.text === 'string' && req.payload.text.trim().length > 0;
+    const send = (signal: AbortSignal) => this.#send(session, req, base, recipients, failed, needsLlm, cfg, started, signal);
+    // Messages of one sender keep their order even when one waits for the LLM.
+    const tail = this.#senderTails.get(from);
+    if (!needsLlm && !tail) {
+      void this.#scope.run('send', send);
+      return;
+    }
+    const run = (tail ?? Promise.resolve()).then(() => this.#scope.run('send', send));
+    this.#senderTails.set(from, run);
+    void run.then(() => {
+      if (this.#senderTails.get(from) === run) this.#senderTails.delete(from);
+    });
+  }
+
+  async #send(
+    session: Session,
+    req: PeerRequest,
+    base: PeerMessage,
+    recipients: string[],
+    failed: FailedTarget[],
+    needsLlm: boolean,
+    cfg: PeerConfig,
+    started: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let normalized = req.normalized;
+    let structuring: 'llm' | 'passthrough' | 'device' | 'none' = normalized ? 'device' : 'none';
+    if (needsLlm) {
+      const r = await structureText(String(req.payload.text), {
+        providers: this.#deps.providers,
+        signal: anySignal([signal, this.#llm.signal]),
+        timeoutMs: cfg.llm_timeout_ms,
+        maxInputChars: cfg.llm_max_input_chars,
+        log: this.#log,
+      });
+      if (r.ok) {
+        normalized = r.normalized;
+        structuring = 'llm';
+      } else {
+        structuring = 'passthrough';
+        this.#log.warn({ id: base.id, from: base.from, reason: r.reason }, 'peer: LLM structuring failed; message passed through as sent');
+      }
+    }
+    const message: PeerMessage = { ...base, ...(normalized ? { normalized } : {}) };
+    const results = await Promise.all(recipients.map((to) => this.#route(to, envelopeFor(message, to), cfg)));
+    const delivered: string[] = [];
+    const enqueued: string[] = [];
+    const offline: string[] = [];
+    results.forEach((r, i) => {
+      const to = recipients[i]!;
+      if (r === 'delivered') delivered.push(to);
+      else if (r === 'queued') enqueued.push(to);
+      else {
+        offline.push(to);
+        failed.push(
+          r === 'full'
+            ? { to, code: PeerCode.QueueFull, message: `target is offline and its queue is full (peer.offline_max_per_device = ${cfg.offline_max_per_device})` }
+            : r === 'offline'
+              ? { to, code: PeerCode.TargetOffline, message: 'target is offline and the offline queue is off (peer.offline_max_per_device / offline_ttl_ms)' }
+              : { to, code: PeerCode.InternalError, message: 'could not store the message for the offline target' },
+        );
+      }
+    });
+    const rid = req.requestId !== undefined ? { requestId: req.requestId } : {};
+    session.send.json({
+      type: 'peer',
+      status: 'done',
+      id: base.id,
+      ...rid,
+      category: base.category,
+      delivered,
+      failed,
+      enqueued,
+      summary: { delivered: delivered.length, enqueued: enqueued.length, failed: failed.length },
+      ...(cfg.llm_structuring ? { structuring } : {}),
+      elapsedMs: Math.round(performance.now() - started),
+      targetsCount: delivered.length + enqueued.length + failed.length,
+    });
+    // The fork's follow-up, kept only for what it means: targets that are offline and will NOT get the message.
+    if (offline.length) {
+      session.send.json(peerError(PeerCode.TargetOffline, 'some targets are offline and the message could not be queued for them', { id: base.id, ...rid, failed: offline }));
+    }
+    this.#log.debug({ id: base.id, from: base.from, delivered: delivered.length, enqueued: enqueued.length, failed: failed.length, structuring }, 'peer message routed');
+    if (base.category === 'task' && cfg.peer_task_to_workflow && this.#onTask) {
+      const text = typeof base.payload.text === 'string' ? base.payload.text.trim() : '';
+      const task: NormalizedTask | undefined = normalized ?? (text ? { title: text.slice(0, 80) } : undefined);
+      if (task) {
+        for (const to of [...delivered, ...enqueued]) {
+          try {
+            await this.#onTask(to, task, base.from);
+          } catch (err) {
+            this.#log.error({ err, to, id: base.id }, 'peer: task hook (peer_task_to_workflow) failed');
+          }
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ routing
+
+  /** The one way a message reaches a device: its connection, or the queue. */
+  #route(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
+    if (this.#lanes.has(to)) return this.#lane(to, () => this.#deliverOrQueue(to, envelope, cfg));
+    return this.#deliverOrQueue(to, envelope, cfg);
+  }
+
+  #deliverOrQueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
+    const conn = this.#deps.ctx.registry.get(to);
+    if (conn?.deliver(envelope)) return Promise.resolve('delivered');
+    return this.#enqueue(to, envelope, cfg);
+  }
+
+  async #enqueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
+    if (cfg.offline_max_per_device === 0 || cfg.offline_ttl_ms === 0) return 'offline';
+    const now = Date.now();
+    const write = this.queue.enqueue([{ deviceId: to, envelope, queuedAt: now, expiresAt: now + cfg.offline_ttl_ms, maxPerDevice: cfg.offline_max_per_device }]);
+    let set = this.#writes.get(to);
+    if (!set) this.#writes.set(to, (set = new Set()));
+    set.add(write);
+    try {
+      const [outcome] = await write;
+      return outcome === 'queued' ? 'queued' : 'full';
+    } catch (err) {
+      this.#log.error({ err, to, id: envelope.id }, 'peer: offline queue write failed');
+      return 'error';
+    } finally {
+      set.delete(write);
+      if (set.size === 0 && this.#writes.get(to) === set) this.#writes.delete(to);
+    }
+  }
+
+  /** Runs `task` after everything already in the target's lane. */
+  #lane<T>(deviceId: string, task: () => Promise<T>): Promise<T> {
+    const prev = this.#lanes.get(deviceId) ?? Promise.resolve();
+    const run = prev.then(task);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#lanes.set(deviceId, tail);
+    void tail.then(() => {
+      if (this.#lanes.get(deviceId) === tail) this.#lanes.delete(deviceId);
+    });
+    return run;
+  }
+
+  // ------------------------------------------------------------------ offline queue flush
+
+  #onRegistered(deviceId: string): void {
+    void this.#scope.run(`flush:${deviceId}`, () => this.#lane(deviceId, () => this.#flush(deviceId)));
+  }
+
+  /**
+   * Sends a device its queued messages in order, removing each only once the send path accepted it; stops at the
+   * first refusal (the rest stays queued for the next registration). Then one `redelivered` per online sender.
+   */
+  async #flush(deviceId: string): Promise<void> {
+    for (let set = this.#writes.get(deviceId); set?.size; set = this.#writes.get(deviceId)) await Promise.allSettled([...set]);
+    const now = Date.now();
+    const dropped = await this.queue.dropExpired(now, deviceId);
+    const perSender = new Map<string, number>();
+    let sent = 0;
+    let stopped = false;
+    while (!stopped) {
+      const conn = this.#deps.ctx.registry.get(deviceId);
+      if (!conn) break;
+      const items = await this.queue.peek(deviceId, FLUSH_PAGE, now);
+      if (!items.length) break;
+      const done: string[] = [];
+      for (const item of items) {
+        if (!conn.deliver(item.envelope)) {
+          stopped = true;
+          break;
+        }
+        done.push(item.ref);
+        const sender = item.from.trim().toLowerCase();
+        perSender.set(sender, (perSender.get(sender) ?? 0) + 1);
+      }
+      await this.queue.remove(done);
+      sent += done.length;
+    }
+    if (sent || dropped) this.#log.info({ device: deviceId, sent, dropped, kept: stopped }, 'peer: offline queue flushed');
+    for (const [sender, count] of perSender) {
+      this.#deps.ctx.registry.get(sender)?.deliver({ type: 'peer', event: 'redelivered', to: deviceId, count });
+    }
+  }
+
+  async #purge(): Promise<void> {
+    const n = await this.queue.dropExpired(Date.now());
+    if (n) this.#log.info({ dropped: n }, 'peer: expired offline messages removed');
+  }
 }

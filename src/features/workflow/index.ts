@@ -7,7 +7,7 @@ import { registerWorkflowEvents } from './events.js';
 import { WorkflowService } from './service.js';
 import { workflowSettings } from './settings.js';
 import { SqliteTaskStore, type TaskStore } from './store.js';
-import { attachWorkingVoice, enterManualListening, installWorkingMode } from './working.js';
+import { installWorkingVoice, enterManualListening, installWorkingMode } from './working.js';
 
 export type { MeetingSummaryForImport, MeetingSummaryLookup } from './api.js';
 export type { SnapshotSource } from './gate.js';
@@ -54,12 +54,11 @@ export function createWorkflowFeature(deps: FeatureDeps, options: WorkflowFeatur
 
   registerWorkflowEvents(ctx.messages, service);
   installWorkingMode(working);
+  scope.add(installWorkingVoice(deps.voiceHooks, working));
   registerWorkflowApi(deps.api, service, options.summaryOf ?? noMeetings);
 
   const onRegistered = (session: Session): void => {
     service.attach(session);
-    const voice = deps.voiceOf(session);
-    if (voice) attachWorkingVoice(session, voice, working);
     const { testMode, registerDelayMs } = workflowSettings(ctx.config.current);
     if (testMode && registerDelayMs > 0) {
       // One task that really waits, then sends; closing the session aborts the wait and nothing is sent (seed #10).

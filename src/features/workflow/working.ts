@@ -1,6 +1,6 @@
 import type { ConfigStore } from '../../config/store.js';
 import type { Session } from '../../session/session.js';
-import type { VoicePipeline } from '../../voice/pipeline.js';
+import type { VoiceHooks } from '../../voice/hooks.js';
 import type { ModeController } from '../modes.js';
 import { isWorkingModeSwitch, parseWorkingCommand, type WorkingCommand } from './commands.js';
 import { WorkflowNotFoundError, type WorkflowService } from './service.js';
@@ -33,8 +33,8 @@ export function enterManualListening(session: Session): void {
   session.send.json({ type: 'listen', state: 'start', mode: 'manual' });
 }
 
-/** Hooks working mode into one session's voice pipeline; removed again when the session closes. */
-export function attachWorkingVoice(session: Session, voice: VoicePipeline, deps: WorkingModeDeps): void {
+/** Hooks working mode into every session's voice pipeline (once per server); the disposer removes the hooks. */
+export function installWorkingVoice(voice: VoiceHooks, deps: WorkingModeDeps): () => void {
   const { modes, config, service } = deps;
   const inWorking = (s: Session) => modes.current(s) === 'working';
 
@@ -56,13 +56,8 @@ export function attachWorkingVoice(session: Session, voice: VoicePipeline, deps:
     return true;
   };
 
-  const hooks = [guarded(modeSwitch), guarded(command)];
-  voice.interceptors.push(...hooks);
-  voice.ttsBypass.push(bypass);
-  session.scope.add(() => {
-    for (const hook of hooks) remove(voice.interceptors, hook);
-    remove(voice.ttsBypass, bypass);
-  });
+  const disposers = [voice.intercept(guarded(modeSwitch)), voice.intercept(guarded(command)), voice.bypassTts(bypass)];
+  return () => disposers.forEach((d) => d());
 }
 
 /**
@@ -78,11 +73,6 @@ function guarded(intercept: (s: Session, text: string) => boolean): (s: Session,
       return false;
     }
   };
-}
-
-function remove<T>(list: T[], item: T): void {
-  const i = list.indexOf(item);
-  if (i >= 0) list.splice(i, 1);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { ProviderBlock } from '../block.js';
 import { writeWav } from '../../voice/wav.js';
 import { callSignal } from '../types.js';
 import type { AsrProvider, AsrStream, CallOptions } from '../types.js';
+import { anySignal } from '../../signals.js';
 
 /** Every call has a deadline (D9): the block's `timeout_ms`, else the caller's, else this. */
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -29,7 +30,7 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
     createStream(opts: CallOptions & { sessionId: string }): AsrStream {
       const local = new AbortController();
       // The deadline counts from finish(): the upload is the only network call.
-      const call: CallOptions = { signal: AbortSignal.any([opts.signal, local.signal]), timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+      const call: CallOptions = { signal: anySignal([opts.signal, local.signal]), timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
       let chunks: Int16Array[] = [];
       let finished = false;
       return {

@@ -1,0 +1,45 @@
+import type { PeerEnvelope } from './message.js';
+
+/**
+ * The offline queue of peer messages (D16, D19): messages for a device that could not take them, kept durably
+ * until it registers again. The interface is async and knows nothing of SQLite, so that a PostgreSQL or Redis
+ * implementation (cluster mode, D17) can take its place.
+ *
+ * Contract:
+ *  - `enqueue` resolves only once the messages are durable; outcomes come back in item order.
+ *    A device holding `maxPerDevice` unexpired messages gets `full` (the message is refused, never an older one dropped).
+ *  - `peek` returns a device's unexpired messages oldest first (enqueue order); it removes nothing.
+ *  - `remove` deletes messages by `ref` once their send succeeded (at-least-once).
+ */
+export interface QueuedPeerMessage {
+  /** Opaque, store-specific handle (a row id, a stream id). */
+  ref: string;
+  deviceId: string;
+  id: string;
+  from: string;
+  envelope: PeerEnvelope;
+  queuedAt: number;
+  expiresAt: number;
+}
+
+export interface EnqueueItem {
+  deviceId: string;
+  envelope: PeerEnvelope;
+  queuedAt: number;
+  expiresAt: number;
+  maxPerDevice: number;
+}
+
+export type EnqueueOutcome = 'queued' | 'full';
+
+export interface PeerQueue {
+  enqueue(items: readonly EnqueueItem[]): Promise<EnqueueOutcome[]>;
+  peek(deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]>;
+  remove(refs: readonly string[]): Promise<void>;
+  /** Deletes expired messages (of one device, or all); resolves with how many went. */
+  dropExpired(now: number, deviceId?: string): Promise<number>;
+  /** Unexpired messages waiting for a device. */
+  count(deviceId: string, now: number): Promise<number>;
+  /** Commits anything still pending; later calls reject. */
+  close(): Promise<void>;
+}
