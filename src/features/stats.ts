@@ -10,13 +10,16 @@ import type { Feature, FeatureDeps } from './feature.js';
  * Nothing here blocks: CPU is the delta of the kernel's counters since the previous sample (no sampling sleep,
  * the psutil `cpu_percent(interval=...)` trap), memory comes from two cheap calls, and the fan-out to many
  * devices is cut into slices, one event-loop turn each. Register/unregister bursts are coalesced into one
- * broadcast per `COALESCE_MS`, so N devices connecting at once cost O(N) messages per window, not O(N²).
+ * broadcast per `COALESCE_MS` (longer with many devices), and the message is serialized once for all devices, so N
+ * devices connecting at once cost O(N) messages per window, not O(N²).
  */
-const COALESCE_MS = 100;
+const COALESCE_MS = 1000;
+/** Presence broadcasts go to every device, so with many devices they are spaced further (0.5 ms per device). */
+const COALESCE_MS_PER_DEVICE = 0.5;
 /** Devices sent to per event-loop turn. */
 const FANOUT_SLICE = 500;
 /** Ids listed in `online`; `deviceCount` always carries the true number. */
-const MAX_ONLINE_LISTED = 1000;
+const MAX_ONLINE_LISTED = 100;
 
 export interface StatsMessage {
   type: 'server';
@@ -83,10 +86,10 @@ export function createStatsFeature(deps: FeatureDeps): Feature {
 
   const broadcast = (): void => {
     lastSent = Date.now();
-    const message = build();
+    const text = JSON.stringify(build());
     const targets = registry.deviceIds();
     const sendSlice = (from: number): void => {
-      for (const id of targets.slice(from, from + FANOUT_SLICE)) registry.get(id)?.deliver(message);
+      for (const id of targets.slice(from, from + FANOUT_SLICE)) registry.get(id)?.deliverText(text, 'server');
       if (from + FANOUT_SLICE < targets.length) scope.timeout(0, () => sendSlice(from + FANOUT_SLICE));
     };
     sendSlice(0);
@@ -95,7 +98,8 @@ export function createStatsFeature(deps: FeatureDeps): Feature {
   /** A presence change: one broadcast soon, shared by every change of the same window. */
   const onPresence = (): void => {
     if (pending) return;
-    const wait = Math.max(0, lastSent + COALESCE_MS - Date.now());
+    const spacing = Math.max(COALESCE_MS, registry.size * COALESCE_MS_PER_DEVICE);
+    const wait = Math.max(0, lastSent + spacing - Date.now());
     pending = scope.timeout(wait, () => {
       pending = undefined;
       broadcast();

@@ -8,6 +8,8 @@ export interface DeviceConnection {
   replacedBy(newer: DeviceConnection): void;
   /** Hands the device one JSON message; false when it could not be sent. */
   deliver(message: { type: string } & Record<string, unknown>): boolean;
+  /** The same, already serialized (one broadcast serialized once for every device). */
+  deliverText(json: string, type: string): boolean;
 }
 
 /** State that belongs to the device rather than to one connection, so it survives a handover. */

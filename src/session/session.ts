@@ -211,6 +211,10 @@ export class Session implements DeviceConnection {
     return this.send.json(message);
   }
 
+  deliverText(json: string, type: string): boolean {
+    return this.send.text(json, type);
+  }
+
   /** `{"type":"system","event":...}` notice. */
   notify(event: string, message: string): boolean {
     return this.send.json({ type: 'system', event, message });

@@ -582,9 +582,15 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
   registerWorkflowApi(new ApiRoutes(router, config), service, summaryOf);
   /** An online device of the group, seen through the registry as the hub sees any connection. */
   const inbox: Json[] = [];
-  const online: DeviceConnection = { connectionId: 'c1', deviceId: idIn(G, 1), replacedBy() {}, deliver: (m) => inbox.push(m) > 0 };
+  const online: DeviceConnection = { connectionId: 'c1', deviceId: idIn(G, 1), replacedBy() {}, deliver: (m) => inbox.push(m) > 0, deliverText: (j) => inbox.push(JSON.parse(j) as Json) > 0 };
   const elsewhere: Json[] = [];
-  const outside: DeviceConnection = { connectionId: 'c2', deviceId: idIn('a7:00:02', 1), replacedBy() {}, deliver: (m) => elsewhere.push(m) > 0 };
+  const outside: DeviceConnection = {
+    connectionId: 'c2',
+    deviceId: idIn('a7:00:02', 1),
+    replacedBy() {},
+    deliver: (m) => elsewhere.push(m) > 0,
+    deliverText: (j) => elsewhere.push(JSON.parse(j) as Json) > 0,
+  };
   let httpServer: Server;
   const base = { url: (path = '/') => `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}${path}` };
 

@@ -69,6 +69,9 @@ class Device implements DeviceConnection {
     this.inbox.push(message);
     return true;
   }
+  deliverText(json: string): boolean {
+    return this.deliver(JSON.parse(json) as Json);
+  }
 }
 
 const waitFor = async (check: () => boolean, what: string): Promise<void> => {
