@@ -5,6 +5,7 @@
  *   2. RSS per idle connection: --connections firmware-style connections (headers + hello, features.mcp=false).
  * It prints numbers and asserts nothing. Run: npm run bench:transport -- [--seconds 5] [--connections 10000] [--json]
  */
+import { execFileSync } from 'node:child_process';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -206,6 +207,7 @@ server:
   hello_timeout_ms: 0
   ws_ping_interval_ms: 0
   max_messages_per_second: 100000
+  stats_interval_ms: ${process.env.BENCH_STATS_MS ?? 10000}
 close_connection_no_voice_time: 3600
 `;
 
@@ -239,7 +241,8 @@ async function startServer(kind: Kind): Promise<Server> {
     const dataDir = mkdtempSync(join(tmpdir(), 'linus-bench-'));
     tempDirs.push(dataDir);
     writeFileSync(join(dataDir, 'config.yaml'), LINUS_CONFIG);
-    const args = [...extra, '--import', 'tsx', 'src/cli/index.ts', 'serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir];
+    // The product as shipped: compiled JavaScript (tsx adds per-closure metadata that inflates memory per connection).
+    const args = [...extra, 'dist/cli/index.js', 'serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir];
     proc = startProc('Linus', args, {}, false, SERVER_CPUS);
   }
   const deadline = Date.now() + 60_000;
@@ -507,6 +510,8 @@ function printTable(r: Results): void {
 
 async function main(): Promise<void> {
   if (flags.help) return void console.log(HELP);
+  // Measure the current sources: build dist/ first (quietly; a build error stops the bench).
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
   const only = new Set(flags.only.split(','));
   const r: Results = { node: process.version, cpus: cpus().length, pinned: PIN, fdHardLimit: fdHardLimit() };
   if (only.has('ping')) r.ping = await pingRounds();

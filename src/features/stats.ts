@@ -97,7 +97,7 @@ export function createStatsFeature(deps: FeatureDeps): Feature {
 
   /** A presence change: one broadcast soon, shared by every change of the same window. */
   const onPresence = (): void => {
-    if (pending) return;
+    if (pending || config.current.server.stats_interval_ms <= 0) return;
     const spacing = Math.max(COALESCE_MS, registry.size * COALESCE_MS_PER_DEVICE);
     const wait = Math.max(0, lastSent + spacing - Date.now());
     pending = scope.timeout(wait, () => {

@@ -93,6 +93,7 @@ export class Session implements DeviceConnection {
   readonly #ws: WebSocket;
   readonly #idle: IdleMonitor;
   #closeReason = '';
+  #cancelHelloTimeout: (() => void) | undefined;
   #rate = { windowStart: 0, count: 0 };
   #lastErrorReply: Map<string, number> | undefined;
 
@@ -108,7 +109,7 @@ export class Session implements DeviceConnection {
       onOverflow: () => this.close(1013, 'peer is not reading'),
     });
     if (info.ids.protocolVersion) this.send.setProtocolVersion(info.ids.protocolVersion);
-    this.#idle = new IdleMonitor(this.scope, {
+    this.#idle = new IdleMonitor({
       idleMs: () => this.idleLimitMs(),
       warningMs: () => ctx.config.current.server.idle_warning_ms,
       paused: () => this.speaking,
@@ -155,18 +156,17 @@ export class Session implements DeviceConnection {
     });
     const helloTimeout = config.current.server.hello_timeout_ms;
     if (helloTimeout > 0) {
-      this.scope.timeout(helloTimeout, () => {
-        if (this.framesIn === 0) {
-          this.ctx.metrics.idleCloses.labels('no_hello').inc();
-          this.close(1008, 'no hello');
-        }
+      // Cancelled by the first frame, so a live connection does not keep a timer for it.
+      this.#cancelHelloTimeout = this.scope.timeout(helloTimeout, () => {
+        this.ctx.metrics.idleCloses.labels('no_hello').inc();
+        this.close(1008, 'no hello');
       });
     }
     const { record, replaced } = this.ctx.registry.register(this);
     this.record = record;
     if (replaced) metrics.handovers.inc();
     metrics.devices.set(this.ctx.registry.size);
-    this.log.info(
+    if (this.ctx.log.isLevelEnabled('info')) this.log.info(
       { client: this.clientId, source: this.info.ids.source, path: this.info.path, protocol: this.send.protocolVersion, replaced: !!replaced },
       'device connected',
     );
@@ -188,6 +188,11 @@ export class Session implements DeviceConnection {
     if (this.state !== 'connected') return;
     this.state = 'ready';
     this.#emit('ready');
+  }
+
+  /** Called by the server's sweep: timeout warning, then idle close (A7). */
+  checkIdle(now: number): void {
+    if (this.state !== 'closed') this.#idle.check(now);
   }
 
   /** Current binary framing version. */
@@ -259,7 +264,7 @@ export class Session implements DeviceConnection {
         this.#ws.terminate();
       }
     }
-    this.log.info({ code, reason }, 'device disconnected');
+    if (this.ctx.log.isLevelEnabled('info')) this.log.info({ code, reason }, 'device disconnected');
     this.#emit('closed');
   }
 
@@ -289,7 +294,10 @@ export class Session implements DeviceConnection {
     if (this.state === 'closed') return;
     const { metrics, config } = this.ctx;
     const limits = config.current.server;
-    this.framesIn++;
+    if (this.framesIn++ === 0 && this.#cancelHelloTimeout) {
+      this.#cancelHelloTimeout();
+      this.#cancelHelloTimeout = undefined;
+    }
     this.alive = true;
     this.#idle.touch();
     if (!this.#admit(limits.max_messages_per_second)) {
