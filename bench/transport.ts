@@ -1,5 +1,5 @@
 /**
- * Transport benchmark: Linus against a bare `ws` server (bench/bare-ws-server.ts), each in its own process on
+ * Transport benchmark: Linus against a bare `ws` server (bench/bare-ws-server.mjs), each in its own process on
  * 127.0.0.1, loaded by child processes (bench/load-client.ts) so that the numbers are the server's.
  *   1. ping→pong round trips/s: --clients connections, each a sequential ping→wait-pong loop, for --seconds.
  *   2. RSS per idle connection: --connections firmware-style connections (headers + hello, features.mcp=false).
@@ -236,7 +236,7 @@ async function startServer(kind: Kind): Promise<Server> {
   const extra = flags['server-node-args'].split(/\s+/).filter(Boolean);
   let proc: Proc;
   if (kind === 'bare') {
-    proc = startProc('bare ws server', [...extra, '--import', 'tsx', 'bench/bare-ws-server.ts', '--port', String(port)], {}, true, SERVER_CPUS);
+    proc = startProc('bare ws server', [...extra, 'bench/bare-ws-server.mjs', '--port', String(port)], {}, true, SERVER_CPUS);
   } else {
     const dataDir = mkdtempSync(join(tmpdir(), 'linus-bench-'));
     tempDirs.push(dataDir);

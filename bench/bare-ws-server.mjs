@@ -1,14 +1,13 @@
-/**
- * The baseline for bench/transport.ts: the least a server must do to speak the same ping/hello subset as Linus.
- * Plain `ws` (no deflate, as Linus), one JSON.parse per text frame (any protocol server parses), a pong for
- * a ping and a hello-shaped reply for a hello. GET /health answers with the open connection count.
- */
+// The baseline for bench/transport.ts, in plain JavaScript so neither server runs through a TypeScript loader:
+// the least a server must do to speak the same ping/hello subset as Linus. Plain `ws` (no deflate, as Linus),
+// one JSON.parse per text frame (any protocol server parses), a pong for a ping and a hello-shaped reply for a
+// hello. GET /health answers with the open connection count.
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { WebSocketServer } from 'ws';
-import { PONG } from './shared.js';
 
+const PONG = '{"type":"pong"}';
 const { values } = parseArgs({ options: { port: { type: 'string' } } });
 const AUDIO_PARAMS = { format: 'opus', sample_rate: 24000, channels: 1, frame_duration: 60 };
 let connections = 0;
@@ -25,9 +24,9 @@ wss.on('connection', (ws) => {
   ws.on('error', () => ws.terminate());
   ws.on('message', (data, isBinary) => {
     if (isBinary) return;
-    let type: unknown;
+    let type;
     try {
-      type = (JSON.parse(String(data)) as { type?: unknown }).type;
+      type = JSON.parse(String(data)).type;
     } catch {
       return;
     }
