@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import type { ValidatedConfig } from './config/load.js';
+import { fetchPrivateConfig } from './config/private-config.js';
 import { ConfigReloader, type ReloadResult, type ReloadSource } from './config/reload.js';
 import type { LinusConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
@@ -146,6 +147,11 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     else log.warn('restart requested, but this server is not run by the linus command; ignoring');
   };
   registerServerActions(messages, { reload: (patch) => reload('device', patch), restart });
+  // With a manager API the whole config comes from it at start; when it cannot be had, the file config serves.
+  if (reloader && initial['manager-api'].url) {
+    const r = await reload('start');
+    if (!r.ok) log.error(`manager API config not loaded at start (${r.error}); serving the local config`);
+  }
   const memory = new MemoryStore(db);
   void checkSystemTools(initial, log);
   const sessions = new Set<Session>();
@@ -193,6 +199,15 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       onSession: (session) => {
         sessions.add(session);
         session.scope.add(() => sessions.delete(session));
+        if (config.current['manager-api'].url) {
+          void session.scope.run('private-config', async () => {
+            try {
+              session.privateConfig = await fetchPrivateConfig(session);
+            } catch (err) {
+              if (!session.closed) session.log.warn({ err: (err as Error).message }, 'no private config from the manager API; using the server config');
+            }
+          });
+        }
         const voice = new LazyVoice(session, { providers, memory, hooks: voiceHooks });
         voices.set(session, voice);
         session.voice = voice;

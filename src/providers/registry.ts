@@ -67,6 +67,7 @@ export class ProviderRegistry {
   prune(): void {
     const config = this.config.current;
     for (const entry of [...this.#entries.values()]) {
+      if (entry.key.includes(':private:')) continue; // keyed by its own block: a server reload does not change it
       const base = (config[SECTION[entry.kind]] as Record<string, Record<string, unknown> | undefined>)[entry.alias];
       if (!base || stableJson({ ...base, ...entry.overrides }) !== entry.fingerprint) this.#retire(entry);
     }
@@ -100,15 +101,21 @@ export class ProviderRegistry {
    * Leases the provider for `alias` (default: the selected one). Resolves undefined when none is configured
    * or it cannot be built (logged once per config version, with the key to fix).
    */
-  async lease<K extends ProviderKind>(kind: K, alias?: string, overrides: Record<string, unknown> = {}): Promise<Lease<ProviderKinds[K]> | undefined> {
+  async lease<K extends ProviderKind>(
+    kind: K,
+    alias?: string,
+    overrides: Record<string, unknown> = {},
+    /** A block that is not in the server config (a device's private config); part of the instance key. */
+    privateBlock?: Record<string, unknown>,
+  ): Promise<Lease<ProviderKinds[K]> | undefined> {
     if (this.#closed) return undefined;
     const config = this.config.current;
     const name = alias ?? this.selectedAlias(kind, config);
     if (!name) return undefined;
     const section = config[SECTION[kind]] as Record<string, Record<string, unknown> | undefined>;
-    const baseBlock = section[name];
+    const baseBlock = privateBlock ?? section[name];
     const path = `${SECTION[kind]}.${name}`;
-    const key = `${kind}:${name}:${stableJson(overrides)}`;
+    const key = `${kind}:${name}:${stableJson(overrides)}${privateBlock ? `:private:${stableJson(privateBlock)}` : ''}`;
     if (!baseBlock) {
       this.#logOnce(key, 'missing', `${path} is not defined: add it to the config or change selected_module.${SECTION[kind]}`);
       return undefined;

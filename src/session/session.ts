@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
+import type { PrivateConfig } from '../config/private-config.js';
 import type { ConfigStore } from '../config/store.js';
 import type { DeviceConnection, DeviceRecord, DeviceRegistry } from '../hub/registry.js';
 import type { Logger } from '../observability/log.js';
@@ -87,6 +88,8 @@ export class Session implements DeviceConnection {
   voice: SessionVoice | undefined;
   record: DeviceRecord | undefined;
   framesIn = 0;
+  /** The device's own provider choices and prompt from the manager API, when it has any. */
+  privateConfig: PrivateConfig | undefined;
   /** Set by transport: WS-level liveness for the ping sweep. */
   alive = true;
 

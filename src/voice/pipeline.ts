@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AudioFrame } from '../protocol/framing.js';
 import type { ListenMessage } from '../protocol/messages.js';
-import type { Lease, LlmPurpose, ProviderRegistry } from '../providers/registry.js';
+import type { Lease, LlmPurpose, ProviderKinds, ProviderRegistry } from '../providers/registry.js';
 import type { AsrStream, VadDetector, VadProvider } from '../providers/types.js';
 import type { Session, SessionVoice } from '../session/session.js';
 import type { MemoryStore } from '../store/memory.js';
@@ -166,10 +166,11 @@ export class VoicePipeline implements SessionVoice {
       return undefined;
     }
     const { providers } = this.deps;
-    const route = providers.llmRoute(purpose);
+    const own = this.session.privateConfig;
+    const route = own?.selected.LLM && purpose === 'chat' ? { alias: own.selected.LLM, overrides: {} } : providers.llmRoute(purpose);
     const [llm, tts] = await Promise.all([
-      input.fixedReply === undefined && route.alias ? providers.lease('llm', route.alias, route.overrides) : undefined,
-      providers.lease('tts'),
+      input.fixedReply === undefined && route.alias ? providers.lease('llm', route.alias, route.overrides, own?.blocks.LLM?.[route.alias]) : undefined,
+      this.#lease('tts', 'TTS'),
     ]);
     if (seq !== this.#turnSeq || this.session.closed) {
       llm?.release();
@@ -180,6 +181,13 @@ export class VoicePipeline implements SessionVoice {
     const turn = new Turn({ session: this.session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder }, input);
     this.#turn = turn;
     return turn;
+  }
+
+  /** Leases the device's own choice of provider (private config) when it has one, else the server's. */
+  #lease<K extends 'asr' | 'tts' | 'vad'>(kind: K, section: 'ASR' | 'TTS' | 'VAD'): Promise<Lease<ProviderKinds[K]> | undefined> {
+    const own = this.session.privateConfig;
+    const alias = own?.selected[section];
+    return alias ? this.deps.providers.lease(kind, alias, {}, own?.blocks[section]?.[alias]) : this.deps.providers.lease(kind);
   }
 
   #purpose(): LlmPurpose {
@@ -208,7 +216,7 @@ export class VoicePipeline implements SessionVoice {
 
   #startUtterance(): void {
     const session = this.session;
-    const lease = this.deps.providers.lease('asr');
+    const lease = this.#lease('asr', 'ASR');
     // The stream must exist now so no audio is lost; the provider arrives asynchronously, so buffer until then.
     const pending: Int16Array[] = [];
     let real: AsrStream | undefined;
@@ -302,7 +310,7 @@ export class VoicePipeline implements SessionVoice {
   }
 
   async #loadVad(): Promise<void> {
-    const lease = await this.deps.providers.lease('vad');
+    const lease = await this.#lease('vad', 'VAD');
     if (this.session.closed) {
       lease?.release();
       return;

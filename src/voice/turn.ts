@@ -166,7 +166,7 @@ export class Turn {
       let calls: ToolCall[] = [];
       let text = '';
       const stream = llm.provider.stream({
-        messages: dialogue.messages(config.prompt, extra),
+        messages: dialogue.messages(session.privateConfig?.prompt ?? config.prompt, extra),
         tools: specs,
         // The deadline is the LLM block's `timeout_ms` (the provider's default when unset).
         signal: this.scope.signal,

@@ -1,0 +1,163 @@
+/**
+ * Fake OpenAI-compatible providers for bench/voice.ts, as a process of its own (so that its CPU is not the
+ * server's): /v1/audio/transcriptions, /v1/chat/completions (SSE stream or plain) and /v1/audio/speech (raw
+ * 24 kHz s16le PCM, streamed) on 127.0.0.1. The reply audio is real speech (flite, resampled to 24 kHz), cut to
+ * 1.5–3 s per request, so the server's Opus encoder works on speech, not on a tone; a tone if flite is missing.
+ *   --delay zero        answers at once (the server's own latency is all that is left)
+ *   --delay realistic   ASR 300 ms; LLM first token 400 ms, then a token every 30 ms; TTS first audio 200 ms,
+ *                       then 100 ms of audio every 25 ms (4× real time)
+ * It says `listening` with its port over IPC, answers `counts` with the requests served, and ends on SIGTERM
+ * or when its parent goes away.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createResampler } from '../src/voice/resample.js';
+import { readWav } from '../src/voice/wav.js';
+import type { FromFake, ToFake } from './voice-shared.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    delay: { type: 'string', default: 'zero' },
+    transcript: { type: 'string', default: 'what time is it' },
+    reply: { type: 'string', default: 'It is ten past three in the afternoon. Is there anything else I can help you with today?' },
+    'min-audio-ms': { type: 'string', default: '1500' },
+    'max-audio-ms': { type: 'string', default: '3000' },
+  },
+});
+
+interface Delays {
+  asrMs: number;
+  llmFirstMs: number;
+  llmChunkMs: number;
+  ttsFirstMs: number;
+  /** Time between two 100 ms pieces of audio. */
+  ttsChunkMs: number;
+}
+const DELAYS: Record<string, Delays> = {
+  zero: { asrMs: 0, llmFirstMs: 0, llmChunkMs: 0, ttsFirstMs: 0, ttsChunkMs: 0 },
+  realistic: { asrMs: 300, llmFirstMs: 400, llmChunkMs: 30, ttsFirstMs: 200, ttsChunkMs: 25 },
+};
+const delays = DELAYS[flags.delay];
+if (!delays) throw new Error(`--delay must be zero or realistic, got ${flags.delay}`);
+
+const RATE = 24000;
+const CHUNK_BYTES = (RATE / 10) * 2; // 100 ms
+const MIN_MS = Number(flags['min-audio-ms']);
+const MAX_MS = Number(flags['max-audio-ms']);
+
+/** At least MAX_MS of 24 kHz speech: flite says the reply (repeated if short), resampled from its 16 kHz. */
+function speechAudio(): Buffer {
+  const need = Math.ceil((MAX_MS / 1000) * RATE);
+  let samples: Int16Array;
+  const dir = mkdtempSync(join(tmpdir(), 'linus-bench-tts-'));
+  try {
+    execFileSync('flite', ['-voice', 'slt', '-t', flags.reply, '-o', join(dir, 'reply.wav')]);
+    const wav = readWav(readFileSync(join(dir, 'reply.wav')));
+    const rs = createResampler(wav.sampleRate, RATE);
+    const a = rs.push(wav.samples);
+    const b = rs.flush();
+    rs.dispose();
+    samples = new Int16Array(a.length + b.length);
+    samples.set(a);
+    samples.set(b, a.length);
+  } catch {
+    samples = new Int16Array(need).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / RATE)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const out = new Int16Array(need);
+  for (let at = 0; at < need; at += samples.length) out.set(samples.subarray(0, Math.min(samples.length, need - at)), at);
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+const AUDIO = speechAudio();
+
+/** Deterministic lengths in [MIN_MS, MAX_MS] (a small LCG), so two runs ask the same work of the server. */
+let seed = 12345;
+function nextAudioBytes(): number {
+  seed = (seed * 1103515245 + 12345) % 2147483648;
+  const ms = MIN_MS + (seed / 2147483648) * (MAX_MS - MIN_MS);
+  return Math.round((ms / 1000) * RATE) * 2;
+}
+
+/** The reply streamed word by word, as LLM tokens come. */
+const TOKENS = flags.reply.split(/(?<= )/);
+
+const counts: Record<string, number> = {};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const path = (req.url ?? '').split('?')[0] ?? '';
+  counts[path] = (counts[path] ?? 0) + 1;
+  const parts: Buffer[] = [];
+  try {
+    for await (const c of req) parts.push(c as Buffer);
+  } catch {
+    return; // the client went away during the upload
+  }
+  if (path === '/v1/audio/transcriptions') {
+    if (delays!.asrMs) await sleep(delays!.asrMs);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return void res.end(JSON.stringify({ text: flags.transcript }));
+  }
+  if (path === '/v1/chat/completions') {
+    const body = JSON.parse(Buffer.concat(parts).toString() || '{}') as { stream?: boolean; model?: string };
+    return chat(res, body.model ?? 'bench', !!body.stream);
+  }
+  if (path === '/v1/audio/speech') return speech(res);
+  res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
+}
+
+async function chat(res: http.ServerResponse, model: string, stream: boolean): Promise<void> {
+  if (delays!.llmFirstMs) await sleep(delays!.llmFirstMs);
+  if (!stream) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const message = { role: 'assistant', content: flags.reply };
+    return void res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 0, model, choices: [{ index: 0, message, finish_reason: 'stop' }] }));
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const event = (delta: Record<string, unknown>, finish: string | null): string =>
+    `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  for (const [i, token] of TOKENS.entries()) {
+    if (i > 0 && delays!.llmChunkMs) await sleep(delays!.llmChunkMs);
+    if (res.destroyed) return;
+    res.write(event(i === 0 ? { role: 'assistant', content: token } : { content: token }, null));
+  }
+  if (res.destroyed) return;
+  res.write(event({}, 'stop'));
+  res.end('data: [DONE]\n\n');
+}
+
+async function speech(res: http.ServerResponse): Promise<void> {
+  const bytes = nextAudioBytes();
+  if (delays!.ttsFirstMs) await sleep(delays!.ttsFirstMs);
+  res.writeHead(200, { 'content-type': 'audio/pcm' });
+  for (let at = 0; at < bytes; at += CHUNK_BYTES) {
+    if (at > 0 && delays!.ttsChunkMs) await sleep(delays!.ttsChunkMs);
+    if (res.destroyed) return;
+    res.write(AUDIO.subarray(at, Math.min(bytes, at + CHUNK_BYTES)));
+  }
+  res.end();
+}
+
+const server = http.createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
+// Longer than the server's idle pooled connections live, so a reused connection is never closed under it.
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 130_000;
+server.listen(Number(flags.port), '127.0.0.1', () => {
+  const msg: FromFake = { kind: 'listening', port: (server.address() as AddressInfo).port };
+  process.send?.(msg);
+});
+process.on('message', (m: ToFake) => {
+  if (m.kind === 'counts') process.send?.({ kind: 'counts', counts } satisfies FromFake);
+});
+process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => {
+  server.closeAllConnections();
+  server.close(() => process.exit(0));
+});

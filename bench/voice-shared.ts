@@ -1,0 +1,90 @@
+/** What bench/voice.ts, its load generators (bench/voice-client.ts) and bench/fake-providers.ts share. */
+
+/** The uplink utterance, encoded once by the orchestrator and read by every generator. */
+export interface Utterance {
+  text: string;
+  /** 60 ms 16 kHz mono Opus packets, base64: leading silence, speech, trailing silence. */
+  packets: string[];
+  /** Index of the last packet that carries speech (flite's trailing silence excluded). */
+  lastSpeechPacket: number;
+  /**
+   * Index of the packet on which the server's VAD (the same Opus decoder and Silero code and thresholds) ends the
+   * utterance, found offline by the orchestrator; null when it could not be computed.
+   */
+  vadEndPacket: number | null;
+  speechMs: number;
+}
+
+/** Handed to a generator in the BENCH_VOICE environment variable. */
+export interface VoiceClientConfig {
+  url: string;
+  utterancePath: string;
+  count: number;
+  /** Numeric id of this process's first device (device ids are unique per level and process). */
+  firstId: number;
+  /** Position of this process's first device in the level, for the start stagger. */
+  firstIndex: number;
+  levelSize: number;
+  /** Turns per device; ignored when `seconds` > 0. */
+  turns: number;
+  /** When > 0, devices keep starting turns for this long after `go`. */
+  seconds: number;
+  staggerMs: number;
+  /** Pause between `tts stop` and the next `listen start`. */
+  pauseMs: number;
+  /** A turn that has not ended this long after its last uplink packet counts as timed out. */
+  turnTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** Handshakes in flight at once. */
+  concurrency: number;
+  /** Decode every downlink frame, only the first of each turn, or none. */
+  decode: 'all' | 'first' | 'none';
+}
+
+export type TurnOutcome = 'completed' | 'no_reply' | 'no_audio' | 'timeout' | 'closed';
+
+/** One turn as the device saw it; times are ms after its `listen start`, absent when it never happened. */
+export interface TurnRecord {
+  outcome: TurnOutcome;
+  lastSpeechSent?: number;
+  vadEndSent?: number;
+  stt?: number;
+  ttsStart?: number;
+  firstFrame?: number;
+  lastFrame?: number;
+  ttsStop?: number;
+  packetsSent: number;
+  frames: number;
+  /** Inter-arrival gaps between consecutive reply frames of this turn, and how many were > 65 ms. */
+  intervals: number;
+  lateIntervals: number;
+  maxIntervalMs: number;
+  /** Most audio the device held beyond what it had played (its play clock starts at the first frame). */
+  maxLeadMs: number;
+  /** Frames that found the device's buffer already empty (it ran dry mid-reply). */
+  underruns: number;
+  decodeErrors: number;
+}
+
+export type ToVoiceClient = { kind: 'go'; startAt: number };
+
+export type FromVoiceClient =
+  | { kind: 'ready'; connected: number; failed: number; firstError?: string; ms: number }
+  | {
+      kind: 'result';
+      turns: TurnRecord[];
+      /** Histogram (shared.ts buckets, µs) of reply-frame inter-arrival gaps. */
+      intervalBuckets: number[];
+      /** Histogram (µs) of how late each uplink packet left against its 60 ms deadline: the generator's own lag. */
+      sendLateBuckets: number[];
+      /** Event-loop delay beyond the 10 ms sampling interval. */
+      loopLagP99Ms: number;
+      loopLagMaxMs: number;
+      /** Devices whose socket closed before they were done. */
+      lost: number;
+      /** Messages the server sent that a turn does not expect (stats broadcasts...). */
+      otherMessages: number;
+    };
+
+export type FromFake = { kind: 'listening'; port: number } | { kind: 'counts'; counts: Record<string, number> };
+export type ToFake = { kind: 'counts' };
