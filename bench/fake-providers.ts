@@ -77,11 +77,13 @@ function speechAudio(): Buffer {
 }
 const AUDIO = speechAudio();
 
-/** Deterministic lengths in [MIN_MS, MAX_MS] (a small LCG), so two runs ask the same work of the server. */
-let seed = 12345;
+/** Deterministic lengths in [MIN_MS, MAX_MS] (xorshift32), so two runs ask the same work of the server. */
+let seed = 2463534242;
 function nextAudioBytes(): number {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  const ms = MIN_MS + (seed / 2147483648) * (MAX_MS - MIN_MS);
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  const ms = MIN_MS + ((seed >>> 0) / 4294967296) * (MAX_MS - MIN_MS);
   return Math.round((ms / 1000) * RATE) * 2;
 }
 

@@ -174,6 +174,7 @@ export class FakeOpenAi {
     const chunks = s.chunks ?? [];
     const calls = s.toolCalls ?? [];
     if (!rec.body.stream) {
+      if (s.delayMs) await sleep(s.delayMs);
       const tool_calls = calls.length ? calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) : undefined;
       const message = { role: 'assistant', content: chunks.join(''), tool_calls };
       res.setHeader('content-type', 'application/json');
