@@ -645,6 +645,9 @@ function printTable(r: Results): void {
     '  provider answer waited to be read counts as provider wait, so under load it under-reports. With zero-delay providers,',
     '  stage "total" (and the client\'s VAD-end frame → first frame) is the server-added latency plus 3 localhost round trips.',
     '  The VAD-end frame is the uplink packet on which the server\'s VAD (same code, offline) ends the utterance.',
+    ...(r.providerDelay === 'realistic'
+      ? ['  With realistic delays, stage "server" also holds the LLM\'s time to stream the rest of the first sentence after its', '  first token (not provider wait on the server\'s books): only the zero-delay run measures server-added latency.']
+      : []),
     '',
   );
   if (r.stoppedEarly) out.push(`Stopped escalating: ${r.stoppedEarly}`, '');
