@@ -2,17 +2,23 @@ import type { PcmChunk } from '../providers/types.js';
 import { createOpusEncoder } from './opus.js';
 import { createResampler } from './resample.js';
 
-/** Turns TTS audio (any rate, any chunk size) into Opus frames of exactly the advertised rate and duration. */
+/**
+ * Turns TTS audio (any rate, any chunk size) into PCM frames of exactly the advertised rate and duration.
+ * Frames are Opus-encoded one at a time when the pacer sends them (`encode`), not a sentence at once: a burst
+ * of 50 encodes (~12 ms) would hold every other session's pacer timers back.
+ */
 export interface SentenceFrames {
-  push(chunk: PcmChunk): Buffer[];
+  push(chunk: PcmChunk): Int16Array[];
   /** Pads the last partial frame with silence: the device needs whole frames. */
-  end(): Buffer[];
+  end(): Int16Array[];
 }
 
 export interface DownlinkEncoder {
   readonly sampleRate: number;
   readonly frameMs: number;
   sentence(): SentenceFrames;
+  /** One frame of PCM → one Opus packet. */
+  encode(frame: Int16Array): Buffer;
   dispose(): void;
 }
 
@@ -27,11 +33,11 @@ export function createDownlinkEncoder(sampleRate: number, frameMs: number): Down
       let resampler: ReturnType<typeof createResampler> | undefined;
       let resampledFrom = 0;
       let pending = new Int16Array(0);
-      const frames = (samples: Int16Array): Buffer[] => {
+      const frames = (samples: Int16Array): Int16Array[] => {
         const all = pending.length ? concat(pending, samples) : samples;
-        const out: Buffer[] = [];
+        const out: Int16Array[] = [];
         let off = 0;
-        for (; off + frameSamples <= all.length; off += frameSamples) out.push(encoder.encode(all.subarray(off, off + frameSamples)));
+        for (; off + frameSamples <= all.length; off += frameSamples) out.push(all.slice(off, off + frameSamples));
         pending = all.slice(off);
         return out;
       };
@@ -53,11 +59,14 @@ export function createDownlinkEncoder(sampleRate: number, frameMs: number): Down
             const last = new Int16Array(frameSamples);
             last.set(pending);
             pending = new Int16Array(0);
-            out.push(encoder.encode(last));
+            out.push(last);
           }
           return out;
         },
       };
+    },
+    encode(frame) {
+      return encoder.encode(frame);
     },
     dispose() {
       encoder.dispose();

@@ -8,21 +8,21 @@ import type { Scope } from '../session/scope.js';
  * When the device has run dry (a gap between TTS sentences) the clock re-anchors with a fresh pre-buffer
  * instead of bursting to catch up. Control messages (sentence_start) queue in order and take no play time.
  */
-export interface PacerOptions {
+export interface PacerOptions<F = Buffer> {
   scope: Scope;
   frameMs: number;
   prebufferFrames: number;
-  sendAudio: (frame: Buffer) => boolean;
+  sendAudio: (frame: F) => boolean;
   sendControl: (message: { type: string } & Record<string, unknown>) => boolean;
   /** Called with the gap between two consecutive audio sends, for the late-frame metric. */
   onFrameSent?: (intervalMs: number, leadMs: number) => void;
   now?: () => number;
 }
 
-type Item = { audio: Buffer } | { control: { type: string } & Record<string, unknown> };
+type Item<F> = { audio: F } | { control: { type: string } & Record<string, unknown> };
 
-export class Pacer {
-  #queue: Item[] = [];
+export class Pacer<F = Buffer> {
+  #queue: Item<F>[] = [];
   #head = 0;
   #anchor = -1;
   #index = 0;
@@ -31,10 +31,10 @@ export class Pacer {
   #timerAt = -1;
   #waiters: (() => void)[] = [];
   #framesSent = 0;
-  readonly #o: PacerOptions;
+  readonly #o: PacerOptions<F>;
   readonly #now: () => number;
 
-  constructor(options: PacerOptions) {
+  constructor(options: PacerOptions<F>) {
     this.#o = options;
     this.#now = options.now ?? (() => performance.now());
     options.scope.add(() => this.clear());
@@ -48,7 +48,7 @@ export class Pacer {
     return this.#queue.length - this.#head;
   }
 
-  enqueueAudio(frame: Buffer): void {
+  enqueueAudio(frame: F): void {
     this.#queue.push({ audio: frame });
     this.#pump();
   }

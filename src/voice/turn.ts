@@ -57,7 +57,7 @@ export class Turn {
   outcome: TurnOutcome | undefined;
   #started = false;
   #stopped = false;
-  #pacer: Pacer;
+  #pacer: Pacer<Int16Array>;
   #spoken = '';
   #emotionSent = false;
   #speech: Promise<void> = Promise.resolve();
@@ -72,13 +72,14 @@ export class Turn {
     this.#exitAfter = !!input.exitAfter;
     const metrics = session.ctx.metrics;
     const frameMs = session.ctx.config.current.xiaozhi.audio_params.frame_duration;
-    this.#pacer = new Pacer({
+    this.#pacer = new Pacer<Int16Array>({
       scope: this.scope,
       frameMs,
       prebufferFrames: PREBUFFER_FRAMES,
-      sendAudio: (frame) => {
+      // Encoded just in time, one frame per pacer tick: no burst of encodes blocks other sessions.
+      sendAudio: (pcm) => {
         if (this.timings.firstFrameSent === undefined) this.timings.firstFrameSent = performance.now();
-        return session.send.audio(frame);
+        return session.send.audio(deps.encoder.encode(pcm));
       },
       sendControl: (m) => session.send.json(m),
       onFrameSent: (interval) => {
