@@ -142,9 +142,12 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const reloader = opts.reload ? new ConfigReloader(config, opts.reload, log) : undefined;
   const reload = (source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> =>
     reloader ? reloader.reload(source, patch) : Promise.resolve({ ok: false, source, error: 'this server has no config file to reload from' });
+  /** Deferred a moment so the caller's reply leaves first; the drain then closes that connection too. */
   const restart = (): void => {
-    if (opts.onRestart) opts.onRestart();
-    else log.warn('restart requested, but this server is not run by the linus command; ignoring');
+    background.timeout(100, () => {
+      if (opts.onRestart) opts.onRestart();
+      else log.warn('restart requested, but this server is not run by the linus command; ignoring');
+    });
   };
   registerServerActions(messages, { reload: (patch) => reload('device', patch), restart });
   // With a manager API the whole config comes from it at start; when it cannot be had, the file config serves.

@@ -5,6 +5,7 @@ import { decodeFrame, encodeFrame, type ProtocolVersion } from '../protocol/fram
 import { createFliteTts } from '../providers/tts/flite.js';
 import type { PcmChunk } from '../providers/types.js';
 import { createOpusDecoder, createOpusEncoder } from '../voice/opus.js';
+import { concatPcm } from '../voice/pcm.js';
 import { createResampler } from '../voice/resample.js';
 import { readWav, writeWav } from '../voice/wav.js';
 import { timeoutSignal } from '../signals.js';
@@ -52,23 +53,13 @@ async function uplinkPcm(opts: SimulateOptions): Promise<Int16Array | undefined>
       rate = c.sampleRate;
     }
     await tts.dispose();
-    chunk = { sampleRate: rate, samples: concat(parts) };
+    chunk = { sampleRate: rate, samples: concatPcm(parts) };
   }
   if (!chunk) return undefined;
   if (chunk.sampleRate === UPLINK_RATE) return chunk.samples;
   const r = createResampler(chunk.sampleRate, UPLINK_RATE);
-  const out = concat([r.push(chunk.samples), r.flush()]);
+  const out = concatPcm([r.push(chunk.samples), r.flush()]);
   r.dispose();
-  return out;
-}
-
-function concat(parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
   return out;
 }
 
@@ -174,7 +165,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
   result.replySeconds = (frames.length * FRAME_MS) / 1000;
   if (opts.out && frames.length) {
     const decoder = createOpusDecoder(helloRate, 1);
-    const pcm = concat(frames.map((f) => decoder.decode(f)));
+    const pcm = concatPcm(frames.map((f) => decoder.decode(f)));
     decoder.dispose();
     writeFileSync(opts.out, writeWav({ sampleRate: helloRate, samples: pcm }));
     opts.print(`saved ${result.replySeconds.toFixed(2)} s of reply audio to ${opts.out}`);

@@ -32,6 +32,8 @@ interface Entry {
   kind: ProviderKind;
   alias: string;
   overrides: Record<string, unknown>;
+  /** Built from a device's private block, not from the server config: a reload does not retire it. */
+  private: boolean;
   fingerprint: string;
   provider: Promise<unknown>;
   leases: number;
@@ -67,7 +69,7 @@ export class ProviderRegistry {
   prune(): void {
     const config = this.config.current;
     for (const entry of [...this.#entries.values()]) {
-      if (entry.key.includes(':private:')) continue; // keyed by its own block: a server reload does not change it
+      if (entry.private) continue;
       const base = (config[SECTION[entry.kind]] as Record<string, Record<string, unknown> | undefined>)[entry.alias];
       if (!base || stableJson({ ...base, ...entry.overrides }) !== entry.fingerprint) this.#retire(entry);
     }
@@ -128,7 +130,7 @@ export class ProviderRegistry {
       entry = undefined;
     }
     if (!entry) {
-      entry = { key, kind, alias: name, overrides, fingerprint, provider: Promise.resolve().then(() => this.factories[kind](name, block)), leases: 0, stale: false };
+      entry = { key, kind, alias: name, overrides, private: !!privateBlock, fingerprint, provider: Promise.resolve().then(() => this.factories[kind](name, block)), leases: 0, stale: false };
       this.#entries.set(key, entry);
     }
     entry.leases++;

@@ -35,8 +35,7 @@ export function registerServerActions(table: MessageTable, actions: ServerAction
       }
       if (msg.action === 'restart') {
         reply('success', 'restarting');
-        // The reply leaves first; the drain closes this socket along with every other one.
-        session.ctx.background.timeout(100, () => actions.restart());
+        actions.restart();
         return;
       }
       void actions.reload(msg.content?.patch).then((r) =>

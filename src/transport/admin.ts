@@ -36,8 +36,7 @@ export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
   router.add('POST', '/admin/restart', (req, res) => {
     requireAdmin(deps.config, req);
     sendJson(res, 202, { success: true, data: { restarting: true } });
-    // Answer first: the drain closes this connection too.
-    res.on('finish', () => setTimeout(() => deps.restart(), 50).unref());
+    res.on('finish', () => deps.restart());
   });
   router.add('POST', '/admin/activate', async (req, res) => {
     requireAdmin(deps.config, req);

@@ -1,5 +1,6 @@
 import type { PcmChunk } from '../providers/types.js';
 import { createOpusEncoder } from './opus.js';
+import { concatPcm } from './pcm.js';
 import { createResampler } from './resample.js';
 
 /**
@@ -34,7 +35,7 @@ export function createDownlinkEncoder(sampleRate: number, frameMs: number): Down
       let resampledFrom = 0;
       let pending = new Int16Array(0);
       const frames = (samples: Int16Array): Int16Array[] => {
-        const all = pending.length ? concat(pending, samples) : samples;
+        const all = pending.length ? concatPcm([pending, samples]) : samples;
         const out: Int16Array[] = [];
         let off = 0;
         for (; off + frameSamples <= all.length; off += frameSamples) out.push(all.slice(off, off + frameSamples));
@@ -72,11 +73,4 @@ export function createDownlinkEncoder(sampleRate: number, frameMs: number): Down
       encoder.dispose();
     },
   };
-}
-
-function concat(a: Int16Array, b: Int16Array): Int16Array {
-  const out = new Int16Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }

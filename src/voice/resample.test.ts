@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { concatPcm } from './pcm.js';
 import { createResampler, type Resampler } from './resample.js';
 import { readWav } from './wav.js';
 
@@ -23,16 +24,6 @@ function zeroCrossings(x: Int16Array, from: number, to: number): number {
   return n;
 }
 
-function concat(parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Feeds `input` in chunks of the given sizes (cycled), then flushes. */
 function run(r: Resampler, input: Int16Array, sizes: number[]): Int16Array {
   const parts: Int16Array[] = [];
@@ -42,7 +33,7 @@ function run(r: Resampler, input: Int16Array, sizes: number[]): Int16Array {
     at += n;
   }
   parts.push(r.flush());
-  return concat(parts);
+  return concatPcm(parts);
 }
 
 const PAIRS: Array<[number, number]> = [

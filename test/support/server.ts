@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
+import { deepMerge } from '../../src/config/reload.js';
 import { silentLogger, type Logger } from '../../src/observability/log.js';
 import { startServer, type LinusServer } from '../../src/server.js';
 
@@ -13,14 +14,6 @@ export interface TestServer extends LinusServer {
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> | T[K] : T[K] };
 
-function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b) ? merge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}
 
 export function tempDir(prefix = 'linus-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -32,7 +25,7 @@ export async function startTestServer(
   opts: { dataDir?: string; logger?: Logger; reload?: { configPath: string; watch?: boolean } } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
-  const raw = merge({ server: { ip: '127.0.0.1', port: 0 }, log: { log_level: 'silent' } }, overrides);
+  const raw = deepMerge({ server: { ip: '127.0.0.1', port: 0 }, log: { log_level: 'silent' } }, overrides);
   const server = await startServer({ config: validateConfig(raw), dataDir, logger: opts.logger ?? silentLogger(), defaultMetrics: false, ...(opts.reload ? { reload: opts.reload } : {}) });
   return Object.assign(server, {
     dataDir,

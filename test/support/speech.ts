@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { concatPcm } from '../../src/voice/pcm.js';
 import { readWav } from '../../src/voice/wav.js';
 import type { TestDevice } from './device.js';
 
@@ -30,15 +31,7 @@ export function silence(ms: number): Int16Array {
   return new Int16Array((16000 * ms) / 1000);
 }
 
-export function join16(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+export const join16 = (...parts: Int16Array[]): Int16Array => concatPcm(parts);
 
 /**
  * Streams PCM as 60 ms Opus frames from the device, paced like the firmware (speed 1 = real time).

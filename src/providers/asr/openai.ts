@@ -1,3 +1,4 @@
+import { concatPcm } from '../../voice/pcm.js';
 import { toFile } from 'openai';
 import { blockNumber, blockString } from '../block.js';
 import { abortError, openAiClient, toProviderError } from '../openai-common.js';
@@ -42,7 +43,7 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
           if (call.signal.aborted) throw abortError();
           if (finished) throw new Error(`${alias}: finish() called twice`);
           finished = true;
-          const pcm = concat(chunks);
+          const pcm = concatPcm(chunks);
           chunks = [];
           if (!pcm.length) return { text: '' };
           const signal = callSignal(call);
@@ -65,14 +66,4 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
     },
     async dispose(): Promise<void> {},
   };
-}
-
-function concat(chunks: Int16Array[]): Int16Array {
-  const out = new Int16Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

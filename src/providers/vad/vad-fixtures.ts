@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readWav } from '../../voice/wav.js';
+import { concatPcm } from '../../voice/pcm.js';
 import type { VadDetector } from '../types.js';
 
 /** Audio fixtures and a feeder shared by the VAD provider tests. */
@@ -34,15 +35,7 @@ export function noise(seconds: number): Int16Array {
   });
 }
 
-export function concat(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export const concat = (...parts: Int16Array[]): Int16Array => concatPcm(parts);
 
 /** Where the waveform is above -40 dB of its loudest 10 ms: the "true" speech spans, in ms. */
 export function speechSpan(pcm: Int16Array): { start: number; end: number } {
