@@ -21,6 +21,7 @@ import type { ServerContext, Session, SessionEvents } from './session/session.js
 import { createFeatures } from './features/index.js';
 import { ModeController } from './features/modes.js';
 import { createProviderFactories } from './providers/factories.js';
+import { createAudioEngine } from './voice/audio-workers.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
@@ -156,6 +157,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     if (!r.ok) log.error(`manager API config not loaded at start (${r.error}); serving the local config`);
   }
   const memory = new MemoryStore(db);
+  const audio = createAudioEngine(initial.server.audio_workers, log);
   void checkSystemTools(initial, log);
   const sessions = new Set<Session>();
   let state: 'serving' | 'draining' = 'serving';
@@ -211,7 +213,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
             }
           });
         }
-        const voice = new LazyVoice(session, { providers, memory, hooks: voiceHooks });
+        const voice = new LazyVoice(session, { providers, memory, hooks: voiceHooks, audio });
         voices.set(session, voice);
         session.voice = voice;
       },
@@ -222,6 +224,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const { ip: host } = initial.server;
   const port = initial.server.port;
   await listen(http, host, port, opts.bindRetryMs ?? 0).catch((err) => {
+    void audio.close();
     db.close();
     metrics.close();
     throw err;
@@ -302,6 +305,8 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
         ]);
         background.close();
         http.closeAllConnections();
+        // After the sessions: their streams are closed; encodes still in flight are dropped with the threads.
+        await audio.close();
         await providers.close();
         try {
           db.close();

@@ -69,6 +69,11 @@ export const serverSchema = z
     watch_config: z.boolean().default(true),
     /** Graceful shutdown deadline. */
     shutdown_timeout_ms: ms.default(5_000),
+    /**
+     * Threads for audio work (Opus decode/encode, resampling, VAD), off the event loop that paces every session.
+     * "auto" = one less than the CPUs, 1 to 4; 0 = on the main thread. Read at start (a change needs a restart).
+     */
+    audio_workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
     /** Binary protocol version handed to devices in the OTA `websocket.version` field. */
     binary_protocol_version: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(1),
     activation: z

@@ -1,3 +1,4 @@
+import type { VadThresholds } from '../voice/vad-decision.js';
 import { timeoutSignal } from '../signals.js';
 
 /**
@@ -106,8 +107,18 @@ export interface VadDetector {
   dispose(): void;
 }
 
+/**
+ * A VAD in plain data: enough to rebuild its model elsewhere (an audio worker thread builds its own from it,
+ * see src/voice/audio-engine.ts).
+ */
+export type VadSpec =
+  | { kind: 'silero'; alias: string; modelPath: string; thresholds: VadThresholds }
+  | { kind: 'energy'; alias: string; thresholdDb: number; thresholds: VadThresholds };
+
 export interface VadProvider {
   readonly name: string;
+  readonly spec: VadSpec;
+  /** A detector on the calling thread (tests, and servers run with `server.audio_workers: 0`). */
   createDetector(): VadDetector;
   dispose(): Promise<void>;
 }

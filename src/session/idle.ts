@@ -17,6 +17,7 @@ export interface IdleOptions {
 export class IdleMonitor {
   #last = Date.now();
   #warned = false;
+  #warnedAt = 0;
 
   constructor(private readonly opts: IdleOptions) {}
 
@@ -36,14 +37,17 @@ export class IdleMonitor {
       return false;
     }
     const idle = this.opts.idleMs();
+    const warning = this.opts.warningMs();
     const elapsed = now - this.#last;
-    if (elapsed >= idle) {
+    if (!this.#warned && elapsed >= idle - warning) {
+      this.#warned = true;
+      this.#warnedAt = now;
+      this.opts.onWarning();
+    }
+    // Never a close without its warning: a sweep that ran late (a busy box) still gives the device its notice.
+    if (elapsed >= idle && now - this.#warnedAt >= Math.min(warning, idle)) {
       this.opts.onIdle();
       return true;
-    }
-    if (!this.#warned && elapsed >= idle - this.opts.warningMs()) {
-      this.#warned = true;
-      this.opts.onWarning();
     }
     return false;
   }

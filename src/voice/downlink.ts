@@ -1,12 +1,13 @@
 import type { PcmChunk } from '../providers/types.js';
-import { createOpusEncoder } from './opus.js';
+import type { AudioEngine, AudioPacket } from './audio-engine.js';
 import { concatPcm } from './pcm.js';
 import { createResampler } from './resample.js';
 
 /**
- * Turns TTS audio (any rate, any chunk size) into PCM frames of exactly the advertised rate and duration.
- * Frames are Opus-encoded one at a time when the pacer sends them (`encode`), not a sentence at once: a burst
- * of 50 encodes (~12 ms) would hold every other session's pacer timers back.
+ * Turns TTS audio (any rate, any chunk size) into PCM frames of exactly the advertised rate and duration,
+ * then into Opus packets through the audio engine: in a worker thread ahead of time, or (inline engine) one
+ * frame per pacer tick, never a sentence at once on the main thread (a burst of 50 encodes, ~12 ms, would hold
+ * every other session's pacer timers back).
  */
 export interface SentenceFrames {
   push(chunk: PcmChunk): Int16Array[];
@@ -18,14 +19,16 @@ export interface DownlinkEncoder {
   readonly sampleRate: number;
   readonly frameMs: number;
   sentence(): SentenceFrames;
-  /** One frame of PCM → one Opus packet. */
-  encode(frame: Int16Array): Buffer;
+  /** Frames → packets ready for the pacer, in order. */
+  prepare(frames: Int16Array[]): Promise<AudioPacket[]>;
+  /** The Opus packet of a prepared frame (encodes it now with the inline engine). */
+  packet(prepared: AudioPacket): Buffer;
   dispose(): void;
 }
 
 /** One per session: the Opus encoder keeps its state across sentences and turns. */
-export function createDownlinkEncoder(sampleRate: number, frameMs: number): DownlinkEncoder {
-  const encoder = createOpusEncoder(sampleRate, frameMs);
+export function createDownlinkEncoder(engine: AudioEngine, sampleRate: number, frameMs: number): DownlinkEncoder {
+  const encoder = engine.openEncoder(sampleRate, frameMs);
   const frameSamples = (sampleRate * frameMs) / 1000;
   return {
     sampleRate,
@@ -66,11 +69,10 @@ export function createDownlinkEncoder(sampleRate: number, frameMs: number): Down
         },
       };
     },
-    encode(frame) {
-      return encoder.encode(frame);
-    },
+    prepare: (frames) => encoder.prepare(frames),
+    packet: (p) => encoder.packet(p),
     dispose() {
-      encoder.dispose();
+      encoder.close();
     },
   };
 }

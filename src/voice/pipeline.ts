@@ -2,14 +2,13 @@ import { performance } from 'node:perf_hooks';
 import type { AudioFrame } from '../protocol/framing.js';
 import type { ListenMessage } from '../protocol/messages.js';
 import type { Lease, LlmPurpose, ProviderKinds, ProviderRegistry } from '../providers/registry.js';
-import type { AsrStream, VadDetector, VadProvider } from '../providers/types.js';
+import type { AsrStream, VadProvider } from '../providers/types.js';
 import type { Session, SessionVoice } from '../session/session.js';
 import type { MemoryStore } from '../store/memory.js';
+import type { AudioEngine, UplinkChannel, UplinkResult } from './audio-engine.js';
 import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder, type DownlinkEncoder } from './downlink.js';
 import { saveMemory } from './memory.js';
-import { createOpusDecoder, OpusDecodeError, type OpusDecoder } from './opus.js';
-import { createResampler } from './resample.js';
 import { cleanTranscript, commandKey } from './text.js';
 import type { VoiceHooks } from './hooks.js';
 import { Turn, type TurnInput, type TurnTimings } from './turn.js';
@@ -18,10 +17,13 @@ export interface VoiceServiceDeps {
   providers: ProviderRegistry;
   memory: MemoryStore;
   hooks: VoiceHooks;
+  audio: AudioEngine;
 }
 
 /** Frames of audio kept before speech starts, so the first syllable is not cut (~600 ms at 60 ms). */
 const PREROLL_FRAMES = 10;
+/** Packets held while the VAD lease is on its way (normally a few ms), replayed once it is ready. */
+const EARLY_PACKETS = 50;
 /** An utterance is ended by force after this long, whatever the VAD thinks. */
 const MAX_UTTERANCE_MS = 60_000;
 /** Shorter "utterances" are clicks and coughs; they never reach ASR. */
@@ -42,11 +44,10 @@ interface Utterance {
  */
 export class VoicePipeline implements SessionVoice {
   readonly dialogue: Dialogue;
-  #decoder: OpusDecoder | undefined;
-  #decoderRate = 0;
-  #resampleUp: ReturnType<typeof createResampler> | undefined;
+  #uplink: UplinkChannel | undefined;
+  #uplinkRate = 0;
   #vadLease: Lease<VadProvider> | undefined;
-  #vad: VadDetector | undefined;
+  #vadReady = false;
   #vadLoading: Promise<void> | undefined;
   #preroll: Int16Array[] = [];
   #utterance: Utterance | undefined;
@@ -54,8 +55,8 @@ export class VoicePipeline implements SessionVoice {
   #turn: Turn | undefined;
   #turnSeq = 0;
   #encoder: DownlinkEncoder | undefined;
-  /** Audio that arrived while the VAD was still loading; replayed once it is ready, so no syllable is lost. */
-  #early: Int16Array[] = [];
+  /** Packets that arrived while the VAD was still loading; replayed once it is ready, so no syllable is lost. */
+  #early: Buffer[] = [];
 
   constructor(
     private readonly session: Session,
@@ -74,29 +75,52 @@ export class VoicePipeline implements SessionVoice {
 
   onAudio(session: Session, frame: AudioFrame): void {
     if (frame.payload.length === 0) return; // an empty packet would decode to 360 ms of PLC
-    const pcm = this.#decode(frame.payload);
-    if (!pcm || pcm.length === 0) return;
-    const mode = session.listen.mode;
-    if (mode === 'manual') {
-      if (this.#utterance) this.#write(pcm);
+    if (!this.#vadReady) {
+      // Copied: the frame may be a view into the socket's read buffer.
+      if (this.#early.length < EARLY_PACKETS) this.#early.push(Buffer.from(frame.payload));
       return;
     }
-    // In auto mode the device does not listen while we speak: audio then is echo, not a new utterance.
-    if ((this.turn && mode === 'auto') || this.#finishing) return;
-    if (!this.#vad) {
-      if (this.#vadLease === undefined && this.#early.length < PREROLL_FRAMES) this.#early.push(pcm);
-      return;
-    }
-    this.#detect(pcm);
+    this.#route(frame.payload);
   }
 
-  /** VAD on one decoded frame: opens an utterance on speech, feeds it, ends it on silence. */
-  #detect(pcm: Int16Array): void {
-    const decision = this.#vad!.process(pcm);
+  /** Sends a packet on to be decoded (and VAD-checked when listening automatically), or drops it. */
+  #route(packet: Buffer): void {
+    const mode = this.session.listen.mode;
+    if (mode === 'manual') {
+      if (this.#utterance) this.#channel().push(packet, false);
+      return;
+    }
+    if (this.#dropsAudio()) return;
+    if (!this.#vadLease) return; // no VAD configured: nothing can find the end of speech (logged at load)
+    this.#channel().push(packet, true);
+  }
+
+  /** In auto mode the device does not listen while we speak: audio then is echo, not a new utterance. */
+  #dropsAudio(): boolean {
+    return (!!this.turn && this.session.listen.mode === 'auto') || this.#finishing;
+  }
+
+  /** A decoded packet is back from the audio engine (same order as sent). */
+  #onUplink(r: UplinkResult): void {
+    if (this.session.closed) return;
+    if (r.decodeError) this.session.ctx.metrics.uplinkDecodeErrors.inc(); // a corrupted packet costs one frame, not the session (B1)
+    if (r.pcm.length === 0) return;
+    if (this.session.listen.mode === 'manual') {
+      if (this.#utterance) this.#write(r.pcm);
+      return;
+    }
+    if (this.#dropsAudio()) return;
+    // A decision made before the latest VAD reset is stale: the audio still counts (pre-roll), the decision not.
+    const current = r.epoch === this.#uplink?.epoch;
+    this.#detect(r.pcm, current && r.speaking, current && r.endOfUtterance);
+  }
+
+  /** Opens an utterance on speech, feeds it, ends it on silence. */
+  #detect(pcm: Int16Array, speaking: boolean, endOfUtterance: boolean): void {
     if (!this.#utterance) {
       this.#preroll.push(pcm);
       if (this.#preroll.length > PREROLL_FRAMES) this.#preroll.shift();
-      if (!decision.speaking) return;
+      if (!speaking) return;
       if (this.turn) this.turn.abort('barge-in'); // realtime: the user talks over us
       this.#startUtterance();
       for (const p of this.#preroll) this.#write(p);
@@ -105,13 +129,14 @@ export class VoicePipeline implements SessionVoice {
     }
     this.#write(pcm);
     const tooLong = (this.#utterance.samples / ASR_SAMPLE_RATE) * 1000 > MAX_UTTERANCE_MS;
-    if (decision.endOfUtterance || tooLong) void this.#endUtterance();
+    // The VAD resets itself after an end of utterance; a forced end must reset it.
+    if (endOfUtterance || tooLong) void this.#endUtterance(!endOfUtterance);
   }
 
   onListen(session: Session, msg: ListenMessage): void {
     if (msg.state === 'start') {
       if (this.#vadLease?.stale && !this.#utterance) this.#swapVad();
-      this.#vad?.reset();
+      this.#uplink?.resetVad();
       this.#preroll = [];
       if (session.listen.mode === 'manual') {
         this.#utterance?.stream.abort();
@@ -119,7 +144,7 @@ export class VoicePipeline implements SessionVoice {
         this.#startUtterance();
       }
     } else if (msg.state === 'stop') {
-      if (this.#utterance) void this.#endUtterance();
+      if (this.#utterance) void this.#endAfterInFlight(this.#utterance);
     } else if (msg.state === 'detect' && typeof msg.text === 'string') {
       this.#onDetect(msg.text);
     }
@@ -138,7 +163,7 @@ export class VoicePipeline implements SessionVoice {
     this.#utterance?.stream.abort();
     this.#utterance = undefined;
     this.#preroll = [];
-    this.#vad?.reset();
+    this.#uplink?.resetVad();
   }
 
   // ------------------------------------------------------------------ text → turns
@@ -177,7 +202,8 @@ export class VoicePipeline implements SessionVoice {
       tts?.release();
       return undefined;
     }
-    this.#encoder ??= createDownlinkEncoder(this.session.ctx.config.current.xiaozhi.audio_params.sample_rate, this.session.ctx.config.current.xiaozhi.audio_params.frame_duration);
+    const { sample_rate: rate, frame_duration: frameMs } = this.session.ctx.config.current.xiaozhi.audio_params;
+    this.#encoder ??= createDownlinkEncoder(this.deps.audio, rate, frameMs);
     const turn = new Turn({ session: this.session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder }, input);
     this.#turn = turn;
     return turn;
@@ -260,12 +286,18 @@ export class VoicePipeline implements SessionVoice {
     u.stream.write(pcm);
   }
 
-  async #endUtterance(): Promise<void> {
+  /** `listen stop`: the packets sent before it are still being decoded; they belong to the utterance. */
+  async #endAfterInFlight(u: Utterance): Promise<void> {
+    await this.#uplink?.whenDrained();
+    if (this.#utterance === u) await this.#endUtterance(true);
+  }
+
+  async #endUtterance(resetVad: boolean): Promise<void> {
     const u = this.#utterance;
     if (!u) return;
     this.#utterance = undefined;
     if (this.#vadLease?.stale) this.#swapVad();
-    else this.#vad?.reset();
+    else if (resetVad) this.#uplink?.resetVad();
     const vadEnd = performance.now();
     if ((u.samples / ASR_SAMPLE_RATE) * 1000 < MIN_UTTERANCE_MS) {
       u.stream.abort();
@@ -288,25 +320,23 @@ export class VoicePipeline implements SessionVoice {
 
   // ------------------------------------------------------------------ audio plumbing
 
-  #decode(packet: Buffer): Int16Array | undefined {
+  /** The uplink stream in the audio engine, (re)opened for the device's current rate and the current VAD. */
+  #channel(): UplinkChannel {
     const rate = this.session.uplink.sampleRate;
-    if (!this.#decoder || this.#decoderRate !== rate) {
-      this.#decoder?.dispose();
-      this.#resampleUp?.dispose();
-      this.#decoder = createOpusDecoder(rate, 1);
-      this.#decoderRate = rate;
-      this.#resampleUp = rate === ASR_SAMPLE_RATE ? undefined : createResampler(rate, ASR_SAMPLE_RATE);
+    if (!this.#uplink || this.#uplinkRate !== rate) {
+      this.#uplink?.close();
+      this.#uplinkRate = rate;
+      this.#uplink = this.deps.audio.openUplink(
+        { rate, vad: this.#vadLease?.provider.spec },
+        {
+          onResult: (r) => this.#onUplink(r),
+          onError: (message) => {
+            if (!this.session.closed) this.session.log.warn({ err: message }, 'uplink audio: VAD unavailable for this stream');
+          },
+        },
+      );
     }
-    try {
-      const pcm = this.#decoder.decode(packet);
-      return this.#resampleUp ? this.#resampleUp.push(pcm) : pcm;
-    } catch (err) {
-      if (!(err instanceof OpusDecodeError)) throw err;
-      // A corrupted packet costs one frame, not the session (B1).
-      this.session.ctx.metrics.uplinkDecodeErrors.inc();
-      this.#decoder.reset();
-      return undefined;
-    }
+    return this.#uplink;
   }
 
   async #loadVad(): Promise<void> {
@@ -315,23 +345,21 @@ export class VoicePipeline implements SessionVoice {
       lease?.release();
       return;
     }
-    if (!lease) {
-      this.session.log.warn('no VAD is configured: auto listening cannot find the end of speech (set selected_module.VAD)');
-      return;
-    }
+    if (!lease) this.session.log.warn('no VAD is configured: auto listening cannot find the end of speech (set selected_module.VAD)');
     this.#vadLease = lease;
-    this.#vad = lease.provider.createDetector();
+    this.#vadReady = true;
     const early = this.#early;
     this.#early = [];
-    for (const pcm of early) if (!this.#finishing) this.#detect(pcm);
+    for (const packet of early) this.#route(packet);
   }
 
   /** A reload changed the VAD block: new thresholds apply from the next utterance (D12). */
   #swapVad(): void {
-    this.#vad?.dispose();
+    this.#uplink?.close();
+    this.#uplink = undefined;
     this.#vadLease?.release();
-    this.#vad = undefined;
     this.#vadLease = undefined;
+    this.#vadReady = false;
     this.#vadLoading = this.#loadVad();
   }
 
@@ -344,10 +372,8 @@ export class VoicePipeline implements SessionVoice {
     this.#turn?.abort('session closed');
     this.#utterance?.stream.abort();
     this.#utterance = undefined;
-    this.#vad?.dispose();
+    this.#uplink?.close();
     this.#vadLease?.release();
-    this.#decoder?.dispose();
-    this.#resampleUp?.dispose();
     this.#encoder?.dispose();
     saveMemory(this.session, this.dialogue, this.deps);
   }

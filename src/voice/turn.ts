@@ -4,6 +4,7 @@ import type { ChatMessage, LlmProvider, ToolCall, TtsProvider } from '../provide
 import type { Scope } from '../session/scope.js';
 import type { Session } from '../session/session.js';
 import type { Dialogue } from './dialogue.js';
+import type { AudioPacket } from './audio-engine.js';
 import type { DownlinkEncoder } from './downlink.js';
 import { Pacer } from './pacer.js';
 import { SentenceSplitter } from './sentences.js';
@@ -45,6 +46,8 @@ export type TurnOutcome = 'completed' | 'aborted' | 'failed' | 'no_llm';
 
 const MAX_TOOL_ROUNDS = 5;
 const PREBUFFER_FRAMES = 3;
+/** Frames per encode request after the first (which is the pre-buffer's worth: a turn's first frames never wait on a whole sentence). */
+const ENCODE_PIECE_FRAMES = 16;
 
 /**
  * One voice turn: stt → tts start → llm emotion → per sentence sentence_start + paced frames → tts stop.
@@ -57,7 +60,7 @@ export class Turn {
   outcome: TurnOutcome | undefined;
   #started = false;
   #stopped = false;
-  #pacer: Pacer<Int16Array>;
+  #pacer: Pacer<AudioPacket>;
   #spoken = '';
   #emotionSent = false;
   #speech: Promise<void> = Promise.resolve();
@@ -72,14 +75,13 @@ export class Turn {
     this.#exitAfter = !!input.exitAfter;
     const metrics = session.ctx.metrics;
     const frameMs = session.ctx.config.current.xiaozhi.audio_params.frame_duration;
-    this.#pacer = new Pacer<Int16Array>({
+    this.#pacer = new Pacer<AudioPacket>({
       scope: this.scope,
       frameMs,
       prebufferFrames: PREBUFFER_FRAMES,
-      // Encoded just in time, one frame per pacer tick: no burst of encodes blocks other sessions.
-      sendAudio: (pcm) => {
+      sendAudio: (prepared) => {
         if (this.timings.firstFrameSent === undefined) this.timings.firstFrameSent = performance.now();
-        return session.send.audio(deps.encoder.encode(pcm));
+        return session.send.audio(deps.encoder.packet(prepared));
       },
       sendControl: (m) => session.send.json(m),
       onFrameSent: (interval) => {
@@ -238,14 +240,31 @@ export class Turn {
           this.timings.ttsFirstAudio = performance.now();
           this.timings.providerWaitMs += this.timings.ttsFirstAudio - asked;
         }
-        for (const frame of out.push(chunk)) this.#pacer.enqueueAudio(frame);
+        await this.#enqueue(out.push(chunk));
       }
-      for (const frame of out.end()) this.#pacer.enqueueAudio(frame);
+      await this.#enqueue(out.end());
     } catch (err) {
       if (this.scope.closed) return;
       // One sentence failing does not end the turn: the rest is still spoken, and the turn still ends with tts stop.
       session.ctx.metrics.providerErrors.labels('tts', (err as { kind?: string }).kind ?? 'error').inc();
       session.log.warn({ err: (err as Error).message }, 'TTS failed for a sentence');
+    }
+  }
+
+  /**
+   * Frames go to the pacer in order once encoded (off the main thread with audio workers). A long TTS chunk is
+   * encoded in small pieces, all requested at once: the first frames can leave while the rest are encoded.
+   */
+  async #enqueue(frames: Int16Array[]): Promise<void> {
+    const pieces: Promise<AudioPacket[]>[] = [];
+    for (let i = 0, n = PREBUFFER_FRAMES; i < frames.length; i += n, n = ENCODE_PIECE_FRAMES) pieces.push(this.#deps.encoder.prepare(frames.slice(i, i + n)));
+    // Every piece is awaited, so none rejects unobserved when an earlier one fails.
+    const settled = pieces.map((p) => p.then((packets) => ({ packets }), (error: unknown) => ({ error })));
+    for (const piece of settled) {
+      const r = await piece;
+      if ('error' in r) throw r.error;
+      if (this.scope.closed) return;
+      for (const p of r.packets) this.#pacer.enqueueAudio(p);
     }
   }
 

@@ -83,6 +83,29 @@ export interface WindowModel {
 }
 
 /**
+ * A speech model that scores windows of many streams in one call: one ONNX run for a batch costs far less
+ * than a run per window (Silero: ~120 µs for one window, ~55 µs per window in a batch of 16). The per-stream
+ * state (`S`) lives with the stream; the model itself (the weights) is shared.
+ */
+export interface BatchWindowModel<S> {
+  createState(): S;
+  resetState(state: S): void;
+  /** `windows[i]` belongs to `states[i]`; a stream appears at most once per call. */
+  score(states: readonly S[], windows: readonly Float32Array[]): ArrayLike<number>;
+  dispose(): void;
+}
+
+/** One stream of a batch model, as a WindowModel (batches of one). */
+export function singleStream<S>(model: BatchWindowModel<S>): WindowModel {
+  const state = model.createState();
+  return {
+    probability: (window) => model.score([state], [window])[0] ?? 0,
+    reset: () => model.resetState(state),
+    dispose() {},
+  };
+}
+
+/**
  * A VadDetector from a window model: cuts any chunk size into 512-sample windows (carrying the rest over)
  * and runs each window through the decision.
  */

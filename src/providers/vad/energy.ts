@@ -7,7 +7,7 @@
  * speech from other loud sound: use it where the room is quiet, or when the model cannot load.
  */
 import { z } from 'zod';
-import { createWindowedDetector, parseVadThresholds, type WindowModel } from '../../voice/vad-decision.js';
+import { createWindowedDetector, parseVadThresholds, singleStream, type BatchWindowModel } from '../../voice/vad-decision.js';
 import { ProviderError } from '../types.js';
 import type { VadDetector, VadProvider } from '../types.js';
 
@@ -25,21 +25,27 @@ export function windowDb(window: Float32Array): number {
   return 10 * Math.log10(sum / window.length);
 }
 
+/** The level model has no state of its own: every stream can share it. */
+export function createEnergyModel(thresholdDb: number): BatchWindowModel<null> {
+  const floorDb = thresholdDb - SPAN_DB / 2;
+  return {
+    createState: () => null,
+    resetState() {},
+    score: (_states, windows) => windows.map((w) => Math.min(1, Math.max(0, (windowDb(w) - floorDb) / SPAN_DB))),
+    dispose() {},
+  };
+}
+
 export function createEnergyVad(alias: string, block: Record<string, unknown>): VadProvider {
   const thresholds = parseVadThresholds(alias, block);
   const parsed = Keys.safeParse(block);
   if (!parsed.success) throw new ProviderError(alias, 'config', z.prettifyError(parsed.error));
-  const floorDb = parsed.data.threshold_db - SPAN_DB / 2;
-
-  const model: WindowModel = {
-    probability: (window) => Math.min(1, Math.max(0, (windowDb(window) - floorDb) / SPAN_DB)),
-    reset() {},
-    dispose() {},
-  };
+  const thresholdDb = parsed.data.threshold_db;
+  const model = createEnergyModel(thresholdDb);
   return {
     name: alias,
-    // The level model has no state of its own: every detector can share it.
-    createDetector: (): VadDetector => createWindowedDetector(model, thresholds),
+    spec: { kind: 'energy', alias, thresholdDb, thresholds },
+    createDetector: (): VadDetector => createWindowedDetector(singleStream(model), thresholds),
     async dispose() {},
   };
 }

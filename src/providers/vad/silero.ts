@@ -7,9 +7,9 @@
  * offer an async `run()`, while VadDetector.process is synchronous; onnxruntime-node's public run() is only
  * `setImmediate` around its native synchronous `run`, so we call that binding (version pinned, shape checked).
  *
- * One ORT session (the weights) per provider, shared by all detectors: it holds no per-stream state. The
- * model's recurrent state and its 64-sample context live in each detector, so two device sessions never share
- * them, and a detector costs a few kB to create.
+ * One ORT session (the weights) per provider (per audio worker thread), shared by all streams: it holds no
+ * per-stream state. The model's recurrent state and its 64-sample context live with each stream, so two device
+ * sessions never share them, and a stream costs a few kB to create.
  */
 import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as OrtBindingModule from 'onnxruntime-node/dist/binding.js';
 import type * as OrtModule from 'onnxruntime-node';
-import { createWindowedDetector, parseVadThresholds, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES, type WindowModel } from '../../voice/vad-decision.js';
+import { createWindowedDetector, parseVadThresholds, singleStream, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES, type BatchWindowModel } from '../../voice/vad-decision.js';
 import { ProviderError } from '../types.js';
 import type { VadDetector, VadProvider } from '../types.js';
 
@@ -68,13 +68,24 @@ export function resolveSileroModel(alias: string, block: Record<string, unknown>
   throw new ProviderError(alias, 'config', `models/${MODEL_FILE} not found; set model_path`);
 }
 
-export function createSileroVad(alias: string, block: Record<string, unknown>): VadProvider {
-  const thresholds = parseVadThresholds(alias, block);
-  const modelPath = resolveSileroModel(alias, block);
+interface SileroState {
+  /** The model's recurrent state, [2, 1, 128]. */
+  state: Float32Array;
+  /** The previous window's last 64 samples. */
+  context: Float32Array;
+}
+
+const HALF_STATE = STATE_SIZE / 2;
+
+/**
+ * Silero v5 as a batch model: one ORT session (the weights) scores the windows of many streams in one run,
+ * each stream bringing its own recurrent state and context. Throws ProviderError when the file is not a v5 model.
+ */
+export function createSileroModel(alias: string, modelPath: string): BatchWindowModel<SileroState> {
   const { ort, binding } = loadOrt(alias);
   let session: OrtSession | undefined = new binding.InferenceSession();
   try {
-    // One thread: VAD runs per frame on the caller's thread; parallelism comes from sessions, not from ORT.
+    // One thread: parallelism comes from batching and from audio worker threads, not from ORT's own pool.
     session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
   } catch (err) {
     throw new ProviderError(alias, 'config', `cannot load ${modelPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -85,41 +96,68 @@ export function createSileroVad(alias: string, block: Record<string, unknown>): 
     throw new ProviderError(alias, 'config', `${modelPath} is not a Silero v5 model (inputs: ${inputs}; v5 has input, state, sr)`);
   }
   const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), []);
-
-  const windowModel = (): WindowModel => {
-    const state = new Float32Array(STATE_SIZE);
-    const input = new Float32Array(CONTEXT_SAMPLES + VAD_WINDOW_SAMPLES);
-    return {
-      probability(window) {
-        if (!session) throw new ProviderError(alias, 'config', 'VAD detector used after its provider was disposed');
-        input.copyWithin(0, VAD_WINDOW_SAMPLES); // the previous window's tail becomes the context
-        input.set(window, CONTEXT_SAMPLES);
-        const out = session.run(
-          { input: new ort.Tensor('float32', input, [1, input.length]), state: new ort.Tensor('float32', state, [2, 1, 128]), sr },
-          { output: null, stateN: null },
-          {},
-        ) as Record<'output' | 'stateN', Tensor>;
-        state.set(out.stateN.data as Float32Array);
-        return (out.output.data as Float32Array)[0] ?? 0;
-      },
-      reset() {
-        state.fill(0);
-        input.fill(0);
-      },
-      dispose() {},
-    };
-  };
-
+  const row = CONTEXT_SAMPLES + VAD_WINDOW_SAMPLES;
   return {
-    name: alias,
-    createDetector(): VadDetector {
-      if (!session) throw new ProviderError(alias, 'config', 'VAD provider used after dispose()');
-      return createWindowedDetector(windowModel(), thresholds);
+    createState: () => ({ state: new Float32Array(STATE_SIZE), context: new Float32Array(CONTEXT_SAMPLES) }),
+    resetState(s) {
+      s.state.fill(0);
+      s.context.fill(0);
     },
-    async dispose() {
-      // Frees the native session; a detector still alive then throws on its next window instead of touching freed memory.
+    score(states, windows) {
+      if (!session) throw new ProviderError(alias, 'config', 'VAD used after its provider was disposed');
+      const n = states.length;
+      const input = new Float32Array(n * row);
+      // The state tensor is [2, batch, 128]: layer-major, so each stream's two halves sit n·128 apart.
+      const state = new Float32Array(2 * n * HALF_STATE);
+      for (let b = 0; b < n; b++) {
+        const s = states[b]!;
+        input.set(s.context, b * row);
+        input.set(windows[b]!, b * row + CONTEXT_SAMPLES);
+        state.set(s.state.subarray(0, HALF_STATE), b * HALF_STATE);
+        state.set(s.state.subarray(HALF_STATE), (n + b) * HALF_STATE);
+      }
+      const out = session.run(
+        { input: new ort.Tensor('float32', input, [n, row]), state: new ort.Tensor('float32', state, [2, n, HALF_STATE]), sr },
+        { output: null, stateN: null },
+        {},
+      ) as Record<'output' | 'stateN', Tensor>;
+      const next = out.stateN.data as Float32Array;
+      for (let b = 0; b < n; b++) {
+        const s = states[b]!;
+        s.state.set(next.subarray(b * HALF_STATE, (b + 1) * HALF_STATE), 0);
+        s.state.set(next.subarray((n + b) * HALF_STATE, (n + b + 1) * HALF_STATE), HALF_STATE);
+        s.context.set(windows[b]!.subarray(VAD_WINDOW_SAMPLES - CONTEXT_SAMPLES));
+      }
+      return out.output.data as Float32Array;
+    },
+    dispose() {
+      // Frees the native session; a stream still alive then throws on its next window instead of touching freed memory.
       session?.dispose();
       session = undefined;
+    },
+  };
+}
+
+/**
+ * The provider: thresholds and model path are checked at once; the ORT session is built on the first
+ * detector, so a server whose VAD runs in audio worker threads never loads the runtime on its main thread.
+ */
+export function createSileroVad(alias: string, block: Record<string, unknown>): VadProvider {
+  const thresholds = parseVadThresholds(alias, block);
+  const modelPath = resolveSileroModel(alias, block);
+  let model: BatchWindowModel<SileroState> | undefined;
+  let disposed = false;
+  return {
+    name: alias,
+    spec: { kind: 'silero', alias, modelPath, thresholds },
+    createDetector(): VadDetector {
+      if (disposed) throw new ProviderError(alias, 'config', 'VAD provider used after dispose()');
+      model ??= createSileroModel(alias, modelPath);
+      return createWindowedDetector(singleStream(model), thresholds);
+    },
+    async dispose() {
+      disposed = true;
+      model?.dispose();
     },
   };
 }

@@ -1,0 +1,138 @@
+/**
+ * Where a session's audio work runs: Opus decode → resample → VAD on the way in, Opus encode on the way out.
+ * Two engines with one interface: a pool of worker threads (src/voice/audio-workers.ts, the default) keeps this
+ * CPU work off the event loop that paces every session's frames; the inline engine (`server.audio_workers: 0`)
+ * runs it on the main thread.
+ */
+import { createOpusEncoder } from './opus.js';
+import { UplinkProcessor, type UplinkOptions, type UplinkResult } from './uplink.js';
+
+export type { UplinkOptions, UplinkResult } from './uplink.js';
+
+export interface UplinkHandlers {
+  /** One result per packet, in packet order. */
+  onResult(result: UplinkResult): void;
+  /** The stream could not be set up as asked (e.g. the VAD model failed to load): it decodes without a VAD. */
+  onError(message: string): void;
+}
+
+export interface UplinkChannel {
+  push(packet: Uint8Array, vad: boolean): void;
+  /** Forgets the VAD state. Results computed before it carry an older epoch: their decisions are stale. */
+  resetVad(): void;
+  readonly epoch: number;
+  /** Resolves once every packet pushed so far has had its result delivered (or the stream failed or closed). */
+  whenDrained(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * Counts packets in flight for whenDrained(): each packet gets exactly one result, unless the stream fails
+ * (worker lost, processing error) or closes, which releases every waiter.
+ */
+export class InFlight {
+  #count = 0;
+  #waiters: Array<() => void> = [];
+
+  sent(): void {
+    this.#count++;
+  }
+
+  answered(): void {
+    if (this.#count > 0) this.#count--;
+    if (this.#count === 0) this.#release();
+  }
+
+  /** Nothing more will be answered. */
+  abandon(): void {
+    this.#count = 0;
+    this.#release();
+  }
+
+  drained(): Promise<void> {
+    if (this.#count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #release(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** PCM waiting to be encoded (inline engine: encoded when sent), or an Opus packet (worker engine). */
+export type AudioPacket = Int16Array | Buffer;
+
+export interface FrameEncoder {
+  /** Gets frames ready to send; with workers they are encoded off the main thread, in order, and the frames' buffers are transferred (unusable after). */
+  prepare(frames: Int16Array[]): Promise<AudioPacket[]>;
+  /** The Opus packet to send for a prepared frame. */
+  packet(prepared: AudioPacket): Buffer;
+  close(): void;
+}
+
+export interface AudioEngine {
+  /** Worker threads (0 = inline). */
+  readonly workers: number;
+  openUplink(opts: UplinkOptions, handlers: UplinkHandlers): UplinkChannel;
+  openEncoder(rate: number, frameMs: number): FrameEncoder;
+  /** Stops the workers; work in flight is dropped and pending encodes reject. Idempotent. */
+  close(): Promise<void>;
+}
+
+export class AudioEngineClosedError extends Error {
+  constructor(message = 'audio engine closed') {
+    super(message);
+    this.name = 'AudioEngineClosedError';
+  }
+}
+
+/** The main-thread engine: the same processor as the workers, called directly. */
+export function createInlineAudio(): AudioEngine {
+  const uplink = new UplinkProcessor();
+  let nextId = 1;
+  let closed = false;
+  return {
+    workers: 0,
+    openUplink(opts, handlers) {
+      const id = nextId++;
+      let epoch = 0;
+      try {
+        uplink.open(id, opts);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        queueMicrotask(() => handlers.onError(message));
+      }
+      return {
+        push(packet, vad) {
+          if (closed) return;
+          for (const r of uplink.process([{ id, packet, vad }])) handlers.onResult(r);
+        },
+        resetVad() {
+          epoch++;
+          uplink.reset(id);
+        },
+        get epoch() {
+          return epoch;
+        },
+        // Results are delivered synchronously inside push: nothing is ever in flight.
+        whenDrained: () => Promise.resolve(),
+        close: () => uplink.close(id),
+      };
+    },
+    openEncoder(rate, frameMs) {
+      const encoder = createOpusEncoder(rate, frameMs);
+      return {
+        // Kept as PCM and encoded one frame per pacer tick: a sentence encoded at once would block other sessions.
+        prepare: (frames) => Promise.resolve(frames),
+        packet: (p) => (Buffer.isBuffer(p) ? p : encoder.encode(p)),
+        close: () => encoder.dispose(),
+      };
+    },
+    async close() {
+      closed = true;
+      uplink.dispose();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * An audio worker thread (see audio-workers.ts): applies each batch of operations in order and answers with
+ * one message (encodes are answered one by one, at once). Uplink packets are gathered until another operation
+ * needs them processed first, so a batch of packets from many sessions goes through the VAD in a few model calls.
+ */
+import { constants, setPriority } from 'node:os';
+import { parentPort } from 'node:worker_threads';
+import type { FromWorker, ToWorker } from './audio-workers.js';
+import { ownsBuffer } from './audio-workers.js';
+import { createOpusEncoder, type OpusEncoder } from './opus.js';
+import { UplinkProcessor, type UplinkPacket } from './uplink.js';
+
+if (!parentPort) throw new Error('audio-worker.ts runs as a worker thread');
+const port = parentPort;
+
+// Below the main thread: when they compete for a CPU, the thread that paces every session's frames wins; this
+// one catches up in the gaps. On Linux, pid 0 means this thread alone (raising one's own nice needs no privilege).
+try {
+  setPriority(0, constants.priority.PRIORITY_BELOW_NORMAL);
+} catch {
+  // Not permitted here (some containers): equal priority only costs latency under full load.
+}
+
+const uplink = new UplinkProcessor();
+const encoders = new Map<number, OpusEncoder>();
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
+  const out: FromWorker = { uplink: [], encoded: [], errors: [] };
+  const transfer: ArrayBuffer[] = [];
+  let batch: UplinkPacket[] = [];
+  const flush = (): void => {
+    if (!batch.length) return;
+    const packets = batch;
+    batch = [];
+    try {
+      for (const r of uplink.process(packets)) {
+        if (!ownsBuffer(r.pcm)) r.pcm = r.pcm.slice();
+        transfer.push(r.pcm.buffer as ArrayBuffer);
+        out.uplink.push(r);
+      }
+    } catch (err) {
+      for (const id of new Set(packets.map((p) => p.id))) out.errors.push({ id, message: `uplink processing failed: ${message(err)}` });
+    }
+  };
+  for (const op of msg.ops) {
+    switch (op.t) {
+      case 'uplink':
+        batch.push({ id: op.id, packet: op.packet, vad: op.vad });
+        break;
+      case 'uplink-open':
+        flush();
+        try {
+          uplink.open(op.id, op.opts);
+        } catch (err) {
+          out.errors.push({ id: op.id, message: message(err) });
+        }
+        break;
+      case 'uplink-reset':
+        flush();
+        uplink.reset(op.id);
+        break;
+      case 'uplink-close':
+        flush();
+        uplink.close(op.id);
+        break;
+      case 'encoder-open':
+        encoders.get(op.id)?.dispose();
+        try {
+          encoders.set(op.id, createOpusEncoder(op.rate, op.frameMs));
+        } catch (err) {
+          encoders.delete(op.id);
+          out.errors.push({ id: op.id, message: message(err) });
+        }
+        break;
+      case 'encode': {
+        const encoder = encoders.get(op.id);
+        if (!encoder) {
+          out.encoded.push({ req: op.req, error: `no encoder ${op.id}` });
+          break;
+        }
+        // Answered at once, not with the batch: a turn's first frames must not wait for other sessions' VAD.
+        try {
+          // A copy per packet: the codec's output may be a view into a shared pool.
+          const packets = op.frames.map((f) => new Uint8Array(encoder.encode(f)));
+          port.postMessage({ uplink: [], encoded: [{ req: op.req, packets }], errors: [] } satisfies FromWorker, packets.map((p) => p.buffer));
+        } catch (err) {
+          out.encoded.push({ req: op.req, error: message(err) });
+        }
+        break;
+      }
+      case 'encoder-close':
+        encoders.get(op.id)?.dispose();
+        encoders.delete(op.id);
+        break;
+    }
+  }
+  flush();
+  return { out, transfer };
+}
+
+port.on('message', (msg: ToWorker) => {
+  const { out, transfer } = handle(msg);
+  if (out.uplink.length || out.encoded.length || out.errors.length) port.postMessage(out, transfer);
+});
