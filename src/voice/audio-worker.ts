@@ -4,7 +4,7 @@
  * needs them processed first, so a batch of packets from many sessions goes through the VAD in a few model calls.
  */
 import { constants, setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import type { FromWorker, ToWorker } from './audio-workers.js';
 import { ownsBuffer } from './audio-workers.js';
 import { createOpusEncoder, type OpusEncoder } from './opus.js';
@@ -99,7 +99,10 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
   return { out, transfer };
 }
 
-port.on('message', (msg: ToWorker) => {
+port.on('message', (first: ToWorker) => {
+  // Whatever queued up while the last batch ran joins this one: a busy worker answers in fewer, larger messages.
+  const msg: ToWorker = { ops: first.ops };
+  for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) msg.ops.push(...(next.message as ToWorker).ops);
   const { out, transfer } = handle(msg);
   if (out.uplink.length || out.encoded.length || out.errors.length) port.postMessage(out, transfer);
 });

@@ -98,6 +98,35 @@ describe('voice turn, fully offline (flite → Opus → Silero → pocketsphinx 
   });
 });
 
+describe('audio on the main thread (server.audio_workers: 0)', () => {
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  before(async () => {
+    fake = await FakeOpenAi.start();
+    server = await startTestServer(voiceConfig(fake, { server: { audio_workers: 0 } }));
+  });
+  after(async () => {
+    await server.stop();
+    await fake.stop();
+  });
+
+  it('hears the utterance and answers with whole frames, as with worker threads', async () => {
+    fake.chat = { chunks: ['It is noon.'] };
+    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'inline-1' });
+    await dev.hello();
+    dev.send({ type: 'listen', state: 'start', mode: 'auto' });
+    await streamPcm(dev, join16(silence(500), speechPcm('what time is it'), silence(1500)));
+    assert.equal((await dev.next('stt', 10_000)).text, 'what time is it');
+    await dev.next(isStop, 15_000);
+    const decoder = createOpusDecoder(24000, 1);
+    const packets = dev.receivedOpus();
+    assert.ok(packets.length > 5, `${packets.length} frames`);
+    for (const p of packets) assert.equal(decoder.decode(p).length, 1440);
+    decoder.dispose();
+    await dev.close();
+  });
+});
+
 describe('abort, barge-in and failures (D9, B6)', () => {
   let fake: FakeOpenAi;
   let server: TestServer;
