@@ -61,6 +61,9 @@ function dispatchMessage(handler: MessageHandler | undefined, session: Session, 
 }
 
 /** The protocol's own messages; features register theirs next to these. */
+/** Repeated `listen` start/stop of the same kind within this window is ignored (fork-contracts §5). */
+export const LISTEN_DEBOUNCE_MS = 300;
+
 export function registerCoreHandlers(table: MessageTable): void {
   /** Heartbeat: answered here and nowhere else (seed #11). */
   table.register(['ping', 'keepalive'], {
@@ -119,6 +122,14 @@ export function registerCoreHandlers(table: MessageTable): void {
   table.register('listen', {
     schema: listenSchema,
     handle(session, msg) {
+      if (msg.state === 'start' || msg.state === 'stop') {
+        // Firmware jitter sends the same start/stop twice in a row; as the fork, the repeat within 300 ms is ignored.
+        const kind = `${msg.state}:${msg.mode ?? ''}`;
+        const now = Date.now();
+        const repeat = session.lastListen.kind === kind && now - session.lastListen.at < LISTEN_DEBOUNCE_MS;
+        session.lastListen = { kind, at: now };
+        if (repeat) return;
+      }
       if (msg.state === 'start') session.listen = { state: 'listening', mode: msg.mode ?? session.listen.mode };
       else if (msg.state === 'stop') session.listen = { ...session.listen, state: 'idle' };
       session.voice?.onListen(session, msg);

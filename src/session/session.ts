@@ -59,6 +59,15 @@ export type SessionState = 'connected' | 'ready' | 'closed';
 
 const WS_OPEN = 1;
 
+/** The bad-frame reason of an error from the `ws` frame parser (its codes are `WS_ERR_*`); undefined for others. */
+export function wsFrameError(err: Error): 'invalid_utf8' | 'over_hard_limit' | 'ws_protocol' | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_INVALID_UTF8') return 'invalid_utf8';
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return 'over_hard_limit';
+  return 'ws_protocol';
+}
+
 /**
  * One device connection: its scope (every timer, listener and task it starts), its single send path,
  * its handshake facts and protocol state. Closing happens in `close()` only, once.
@@ -83,6 +92,8 @@ export class Session implements DeviceConnection {
   /** Uplink audio parameters from the client hello (defaults until then: 16 kHz, 60 ms). */
   uplink = { sampleRate: 16000, frameDuration: 60, format: 'opus' };
   listen: { state: 'idle' | 'listening'; mode: ListenMode } = { state: 'idle', mode: 'auto' };
+  /** The last listen start/stop (kind = state:mode) and when, for the repeat debounce. */
+  lastListen: { kind: string; at: number } = { kind: '', at: 0 };
   /** True while the server is speaking to the device; pauses the idle clock. */
   speaking = false;
   voice: SessionVoice | undefined;
@@ -154,6 +165,10 @@ export class Session implements DeviceConnection {
     this.scope.on(this.#ws, 'pong', () => (this.alive = true));
     this.scope.on(this.#ws, 'close', () => this.close(1000, 'peer closed'));
     this.scope.on(this.#ws, 'error', (err: Error) => {
+      // A frame the WebSocket parser refused (not UTF-8, over the hard limit, a framing error) ends the
+      // connection before #onFrame sees it: it is counted here like every other bad frame.
+      const reason = wsFrameError(err);
+      if (reason) metrics.badFrames.labels(reason).inc();
       this.log.warn({ err: err.message }, 'socket error');
       this.close(1011, 'socket error');
     });

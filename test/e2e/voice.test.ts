@@ -216,6 +216,22 @@ describe('abort, barge-in and failures (D9, B6)', () => {
     await dev.close();
   });
 
+  it('ignores a repeated listen start within 300 ms: the audio before it stays in the utterance', async () => {
+    fake.chat = { chunks: ['Debounced.'] };
+    const dev = await connect('manual');
+    const pcm = speechPcm('what time is it');
+    const packets = dev.encodePcm(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    const half = packets.length >> 1;
+    // Sent unpaced: the whole utterance goes out well within the 300 ms window.
+    for (const p of packets.slice(0, half)) dev.sendOpus(p);
+    dev.send({ type: 'listen', state: 'start', mode: 'manual' });
+    for (const p of packets.slice(half)) dev.sendOpus(p);
+    dev.send({ type: 'listen', state: 'stop' });
+    assert.equal((await dev.next('stt', 10_000)).text, 'what time is it');
+    await dev.next(isStop, 10_000);
+    await dev.close();
+  });
+
   it('silence and noise make no turn: the device keeps listening', async () => {
     const dev = await connect();
     await streamPcm(dev, silence(2000), { speed: 4 });
