@@ -246,11 +246,6 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     scope.timeout(every, () => {
       for (const s of sessions) if (!s.ping()) s.terminate();
       sweep();
-  // One idle sweep for every session instead of a timer per connection (A7).
-  scope.interval(500, () => {
-    const now = Date.now();
-    for (const s of sessions) s.checkIdle(now);
-  });
     });
   };
   sweep();

@@ -43,6 +43,14 @@ describe('heartbeat (A4, seed #11)', () => {
     await live.close();
   });
 
+  it('the ping sweep re-arms itself without adding timers: the count stays flat over many cycles', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    await sleep(250);
+    const before = timers();
+    await sleep(1000); // 10 ping cycles
+    assert.ok(timers() <= before + 1, `timers ${before} → ${timers()}`);
+  });
+
   it('every inbound frame counts as liveness, even without pongs', async () => {
     const chatty = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'hb-chatty', autoPong: false });
     await chatty.hello();
