@@ -1,4 +1,4 @@
-// The baseline for bench/transport.ts, in plain JavaScript so neither server runs through a TypeScript loader:
+// The baseline of the idle and control profiles (bench/lib/transport-load.ts), in plain JavaScript so neither server runs through a TypeScript loader:
 // the least a server must do to speak the same ping/hello subset as Linus. Plain `ws` (no deflate, as Linus),
 // one JSON.parse per text frame (any protocol server parses), a pong for a ping and a hello-shaped reply for a
 // hello. GET /health answers with the open connection count.

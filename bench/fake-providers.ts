@@ -1,13 +1,19 @@
 /**
- * Fake OpenAI-compatible providers for bench/voice.ts, as a process of its own (so that its CPU is not the
+ * Fake OpenAI-compatible providers for the talking-device profiles (bench/lib/voice-load.ts), as a process of its own (so that its CPU is not the
  * server's): /v1/audio/transcriptions, /v1/chat/completions (SSE stream or plain) and /v1/audio/speech (raw
  * 24 kHz s16le PCM, streamed) on 127.0.0.1. The reply audio is real speech (flite, resampled to 24 kHz), cut to
  * 1.5–3 s per request, so the server's Opus encoder works on speech, not on a tone; a tone if flite is missing.
  *   --delay zero        answers at once (the server's own latency is all that is left)
  *   --delay realistic   ASR 300 ms; LLM first token 400 ms, then a token every 30 ms; TTS first audio 200 ms,
  *                       then 100 ms of audio every 25 ms (4× real time)
- * It says `listening` with its port over IPC, answers `counts` with the requests served, and ends on SIGTERM
- * or when its parent goes away.
+ *   --keep-alive-ms N   idle keep-alive of its HTTP connections (120000)
+ * Faults (off by default), drawn per request from a seeded generator, on the endpoints named by --fault-paths:
+ *   --error-rate R      this share of requests gets HTTP 500
+ *   --hang-rate R       this share never gets an answer (half before the response starts, half after its first
+ *                       chunk of a streamed body) until the client gives up and closes
+ * It says `listening` with its port over IPC, answers `counts` with the requests served (plus `error <path>` and
+ * `hang <path>` for the faults injected), takes `faults` to change the rates, and ends on SIGTERM or when its
+ * parent goes away.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +34,11 @@ const { values: flags } = parseArgs({
     reply: { type: 'string', default: 'It is ten past three in the afternoon. Is there anything else I can help you with today?' },
     'min-audio-ms': { type: 'string', default: '1500' },
     'max-audio-ms': { type: 'string', default: '3000' },
+    'keep-alive-ms': { type: 'string', default: '120000' },
+    'error-rate': { type: 'string', default: '0' },
+    'hang-rate': { type: 'string', default: '0' },
+    'fault-paths': { type: 'string', default: 'asr,llm,tts' },
+    'fault-seed': { type: 'string', default: '1' },
   },
 });
 
@@ -87,6 +98,62 @@ function nextAudioBytes(): number {
   return Math.round((ms / 1000) * RATE) * 2;
 }
 
+// ---------------------------------------------------------------- fault injection
+
+const PATHS: Record<string, string> = { asr: '/v1/audio/transcriptions', llm: '/v1/chat/completions', tts: '/v1/audio/speech' };
+const faultPaths = new Set(
+  flags['fault-paths'].split(',').map((k) => {
+    const path = PATHS[k.trim()];
+    if (!path) throw new Error(`--fault-paths takes asr, llm, tts; got ${k}`);
+    return path;
+  }),
+);
+const rate = (name: string, v: string): number => {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new Error(`--${name} must be in 0..1, got ${v}`);
+  return n;
+};
+let errorRate = rate('error-rate', flags['error-rate']);
+let hangRate = rate('hang-rate', flags['hang-rate']);
+if (errorRate + hangRate > 1) throw new Error('--error-rate + --hang-rate must be at most 1');
+
+/**
+ * Deterministic draws (xorshift32), one sequence per endpoint: the n-th request of an endpoint gets the same fault
+ * in every run with the same seed, however requests of different endpoints interleave.
+ */
+const streams = new Map<string, { seed: number; hangs: number }>();
+function stream(path: string): { seed: number; hangs: number } {
+  let s = streams.get(path);
+  if (!s) {
+    let seed = (Number(flags['fault-seed']) >>> 0) || 1;
+    for (const c of path) seed = (Math.imul(seed, 31) + c.charCodeAt(0)) >>> 0;
+    streams.set(path, (s = { seed: seed || 1, hangs: 0 }));
+  }
+  return s;
+}
+function faultDraw(s: { seed: number }): number {
+  s.seed ^= s.seed << 13;
+  s.seed ^= s.seed >>> 17;
+  s.seed ^= s.seed << 5;
+  return (s.seed >>> 0) / 4294967296;
+}
+
+type Fault = 'none' | 'error' | 'hang-start' | 'hang-mid';
+function pickFault(path: string): Fault {
+  if (!faultPaths.has(path) || errorRate + hangRate === 0) return 'none';
+  const s = stream(path);
+  const d = faultDraw(s);
+  const fault: Fault = d < errorRate ? 'error' : d < errorRate + hangRate ? (s.hangs++ % 2 === 0 ? 'hang-start' : 'hang-mid') : 'none';
+  if (fault !== 'none') {
+    const key = `${fault === 'error' ? 'error' : 'hang'} ${path}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return fault;
+}
+
+/** The answer to a hung request: nothing, ever; the client's deadline closes the connection. */
+const never = (): Promise<void> => new Promise<void>(() => {});
+
 /** The reply streamed word by word, as LLM tokens come. */
 const TOKENS = flags.reply.split(/(?<= )/);
 
@@ -102,6 +169,14 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   } catch {
     return; // the client went away during the upload
   }
+  const fault = pickFault(path);
+  if (fault === 'error') {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    return void res.end('{"error":{"message":"injected fault","type":"server_error"}}');
+  }
+  // A JSON answer (ASR, a non-streamed chat) has no middle to hang in: it hangs before it starts.
+  if (fault === 'hang-start' || (fault === 'hang-mid' && path === '/v1/audio/transcriptions')) return never();
+  const hangMid = fault === 'hang-mid';
   if (path === '/v1/audio/transcriptions') {
     if (delays!.asrMs) await sleep(delays!.asrMs);
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -109,13 +184,14 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   }
   if (path === '/v1/chat/completions') {
     const body = JSON.parse(Buffer.concat(parts).toString() || '{}') as { stream?: boolean; model?: string };
-    return chat(res, body.model ?? 'bench', !!body.stream);
+    if (hangMid && !body.stream) return never();
+    return chat(res, body.model ?? 'bench', !!body.stream, hangMid);
   }
-  if (path === '/v1/audio/speech') return speech(res);
+  if (path === '/v1/audio/speech') return speech(res, hangMid);
   res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}');
 }
 
-async function chat(res: http.ServerResponse, model: string, stream: boolean): Promise<void> {
+async function chat(res: http.ServerResponse, model: string, stream: boolean, hangMid = false): Promise<void> {
   if (delays!.llmFirstMs) await sleep(delays!.llmFirstMs);
   if (!stream) {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -129,13 +205,14 @@ async function chat(res: http.ServerResponse, model: string, stream: boolean): P
     if (i > 0 && delays!.llmChunkMs) await sleep(delays!.llmChunkMs);
     if (res.destroyed) return;
     res.write(event(i === 0 ? { role: 'assistant', content: token } : { content: token }, null));
+    if (hangMid) return never();
   }
   if (res.destroyed) return;
   res.write(event({}, 'stop'));
   res.end('data: [DONE]\n\n');
 }
 
-async function speech(res: http.ServerResponse): Promise<void> {
+async function speech(res: http.ServerResponse, hangMid = false): Promise<void> {
   const bytes = nextAudioBytes();
   if (delays!.ttsFirstMs) await sleep(delays!.ttsFirstMs);
   res.writeHead(200, { 'content-type': 'audio/pcm' });
@@ -143,20 +220,28 @@ async function speech(res: http.ServerResponse): Promise<void> {
     if (at > 0 && delays!.ttsChunkMs) await sleep(delays!.ttsChunkMs);
     if (res.destroyed) return;
     res.write(AUDIO.subarray(at, Math.min(bytes, at + CHUNK_BYTES)));
+    if (hangMid) return never();
   }
   res.end();
 }
 
 const server = http.createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
-// Longer than the server's idle pooled connections live, so a reused connection is never closed under it.
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 130_000;
+// Longer than the server's idle pooled connections live, so a reused connection is never closed under it. A soak
+// shortens it: the server's HTTP client (undici) follows the Keep-Alive hint and closes idle pooled sockets a second
+// before, so that they are gone when the soak counts the server's file descriptors after the load.
+server.keepAliveTimeout = Number(flags['keep-alive-ms']);
+server.headersTimeout = server.keepAliveTimeout + 10_000;
 server.listen(Number(flags.port), '127.0.0.1', () => {
   const msg: FromFake = { kind: 'listening', port: (server.address() as AddressInfo).port };
   process.send?.(msg);
 });
 process.on('message', (m: ToFake) => {
   if (m.kind === 'counts') process.send?.({ kind: 'counts', counts } satisfies FromFake);
+  if (m.kind === 'faults') {
+    errorRate = rate('error-rate', String(m.errorRate));
+    hangRate = rate('hang-rate', String(m.hangRate));
+    process.send?.({ kind: 'faults', errorRate, hangRate } satisfies FromFake);
+  }
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => {

@@ -1,12 +1,12 @@
 /**
- * A load-generating child of bench/transport.ts. It opens `count` firmware-style connections (headers + hello,
+ * A load-generating child of the idle and control profiles (bench/lib/transport-load.ts). It opens `count` firmware-style connections (headers + hello,
  * waiting for the hello reply), says `ready`, then either holds them idle or, on `go`, runs sequential
  * ping→pong loops on every connection. It ends on SIGTERM or when the orchestrator goes away.
  * Anything else the server sends (broadcasts, notices) is tolerated, as a device would, and counted as a push.
  */
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { deviceId, HELLO, Histogram, PING, type FromLoad, type LoadConfig, type ToLoad } from './shared.js';
+import { deviceId, HELLO, Histogram, PING, type FromLoad, type Heartbeats, type LoadConfig, type ToLoad } from './shared.js';
 
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '{}') as LoadConfig;
 const sockets: WebSocket[] = [];
@@ -22,6 +22,44 @@ function typeOf(data: WebSocket.RawData): unknown {
   } catch {
     return undefined;
   }
+}
+
+const heartbeats: Heartbeats = { sent: 0, pongs: 0, open: 0 };
+let heartbeatTimer: NodeJS.Timeout | undefined;
+
+/** Idle sockets: a pong answers a heartbeat; anything else is a push. */
+function onIdleMessage(data: WebSocket.RawData): void {
+  if (typeOf(data) === 'pong') heartbeats.pongs++;
+  else countPush(data);
+}
+
+/**
+ * Heartbeats spread evenly: every 100 ms the next slice of the sockets sends a ping, so that each socket sends
+ * one per heartbeatMs and the server never sees them all at once.
+ */
+function startHeartbeats(): void {
+  const every = cfg.heartbeatMs ?? 0;
+  if (!every || !sockets.length) return;
+  const TICK = 100;
+  let next = 0;
+  let owed = 0;
+  heartbeatTimer = setInterval(() => {
+    owed += (sockets.length * TICK) / every;
+    for (; owed >= 1; owed--) {
+      const ws = sockets[next++ % sockets.length]!;
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      ws.send(PING);
+      heartbeats.sent++;
+    }
+  }, TICK);
+}
+
+/** Stops the heartbeats and gives the last pongs up to 2 s to arrive before a report. */
+async function settleHeartbeats(): Promise<void> {
+  clearInterval(heartbeatTimer);
+  heartbeatTimer = undefined;
+  for (let i = 0; i < 40 && heartbeats.pongs < heartbeats.sent; i++) await new Promise((r) => setTimeout(r, 50));
+  heartbeats.open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
 }
 
 function countPush(data: WebSocket.RawData): void {
@@ -51,7 +89,7 @@ function open(n: number): Promise<WebSocket> {
       clearTimeout(timer);
       ws.off('message', onMessage);
       // Idle sockets only count what the server pushes; the ping loop handles its own messages.
-      if (cfg.mode === 'idle') ws.on('message', countPush);
+      if (cfg.mode === 'idle') ws.on('message', onIdleMessage);
       resolve(ws);
     };
     ws.once('open', () => ws.send(HELLO));
@@ -82,6 +120,7 @@ async function openAll(): Promise<void> {
   failed += cfg.count - next; // never started: the open window closed first
   firstError ??= next < cfg.count ? `stopped opening after ${cfg.openForMs} ms` : undefined;
   tell({ kind: 'ready', opened: sockets.length, failed, ...(firstError ? { firstError } : {}), ms: performance.now() - started });
+  if (cfg.mode === 'idle') startHeartbeats();
 }
 
 /** Every socket runs ping→wait pong→ping…; only round trips completed inside the measured window count. */
@@ -128,7 +167,10 @@ async function pingLoops(warmupMs: number, measureMs: number): Promise<void> {
 
 process.on('message', (msg: ToLoad) => {
   if (msg.kind === 'go' && cfg.mode === 'ping') void pingLoops(msg.warmupMs, msg.measureMs);
-  else if (msg.kind === 'report') tell({ kind: 'pushes', pushes });
+  else if (msg.kind === 'report') {
+    if (cfg.mode === 'idle') void settleHeartbeats().then(() => tell({ kind: 'pushes', pushes, heartbeats }));
+    else tell({ kind: 'pushes', pushes });
+  }
 });
 // The orchestrator died or hung up: never outlive it.
 process.on('disconnect', () => process.exit(0));

@@ -1,5 +1,5 @@
 /**
- * What the benchmark orchestrator (transport.ts) and its load-client processes share:
+ * What the idle and control profiles (bench/lib/transport-load.ts) and their load-client processes share:
  * the wire messages, the IPC message shapes and a small mergeable latency histogram.
  */
 
@@ -29,6 +29,15 @@ export interface LoadConfig {
   timeoutMs: number;
   /** No new connection is started after this long, so a slow server yields a partial result, not a hang. */
   openForMs: number;
+  /** Idle mode: each connection sends a `ping` heartbeat this often (spread over the interval); 0 or absent = none. */
+  heartbeatMs?: number;
+}
+
+/** Idle mode: heartbeats sent and answered, and the connections still open, at a `report`. */
+export interface Heartbeats {
+  sent: number;
+  pongs: number;
+  open: number;
 }
 
 /** Messages the server sent on its own (not a hello or pong reply), as seen by one load client. */
@@ -43,7 +52,7 @@ export type ToLoad = { kind: 'go'; warmupMs: number; measureMs: number } | { kin
 export type FromLoad =
   | { kind: 'ready'; opened: number; failed: number; firstError?: string; ms: number }
   | { kind: 'result'; roundTrips: number; measuredMs: number; buckets: number[]; cpuMs: number; lost: number; pushes: Pushes }
-  | { kind: 'pushes'; pushes: Pushes };
+  | { kind: 'pushes'; pushes: Pushes; heartbeats?: Heartbeats };
 
 /** Log-scale buckets 2% wide over microseconds: percentiles within 2%, and it merges by adding arrays. */
 const GROWTH = Math.log(1.02);

@@ -1,5 +1,5 @@
 /**
- * A load generator of bench/voice.ts: `count` devices that talk like the firmware. Each connects (Device-Id,
+ * A load generator of the talking-device profiles (bench/lib/voice-load.ts): `count` devices that talk like the firmware. Each connects (Device-Id,
  * Client-Id, Protocol-Version 1 headers, hello with 16 kHz / 60 ms Opus), says `ready`, and on `go` (after its
  * share of the start stagger) runs turns: `listen start auto`, the pre-encoded utterance streamed in real time
  * (one packet per 60 ms against absolute deadlines) until `tts start` or the end of the packets, then the reply
@@ -24,6 +24,12 @@ const LISTEN_START = JSON.stringify({ type: 'listen', state: 'start', mode: 'aut
 const intervalHist = new Histogram();
 const sendLateHist = new Histogram();
 let otherMessages = 0;
+/** performance.now() of `go`, for the timeline bins. */
+let goAtPerf = 0;
+const timelineIntervals: number[] = [];
+const timelineLate: number[] = [];
+let turnsDone = 0;
+let turnsCompleted = 0;
 
 function tell(msg: FromVoiceClient): void {
   process.send?.(msg);
@@ -94,6 +100,11 @@ class Device {
       rec.intervals++;
       if (gap > LATE_INTERVAL_MS) rec.lateIntervals++;
       if (gap > rec.maxIntervalMs) rec.maxIntervalMs = gap;
+      if (cfg.binMs) {
+        const bin = Math.max(0, Math.floor((now - goAtPerf) / cfg.binMs));
+        timelineIntervals[bin] = (timelineIntervals[bin] ?? 0) + 1;
+        if (gap > LATE_INTERVAL_MS) timelineLate[bin] = (timelineLate[bin] ?? 0) + 1;
+      }
       intervalHist.add(gap * 1000);
       if (cur.playEnd < now) rec.underruns++;
     }
@@ -141,8 +152,13 @@ class Device {
       if (i === utterance.vadEndPacket) rec.vadEndSent = now - t0;
     }
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, lastSentAt + cfg.turnTimeoutMs - performance.now()))))]);
-    clearTimeout(timer);
+    const waitUntil = async (at: number): Promise<void> => {
+      await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, at - performance.now()))))]);
+      clearTimeout(timer);
+    };
+    // A server that stays silent (no stt, no tts start) fails the turn after replyTimeoutMs; one that answered gets turnTimeoutMs.
+    if (cfg.replyTimeoutMs !== undefined) await waitUntil(lastSentAt + cfg.replyTimeoutMs);
+    if (cfg.replyTimeoutMs === undefined || (!isDone && (rec.stt !== undefined || rec.ttsStart !== undefined))) await waitUntil(lastSentAt + cfg.turnTimeoutMs);
     this.current = undefined;
     if (this.closed && rec.ttsStop === undefined) rec.outcome = 'closed';
     else if (rec.ttsStop !== undefined) rec.outcome = rec.frames > 0 ? 'completed' : 'no_audio';
@@ -220,30 +236,38 @@ async function connectAll(): Promise<void> {
   tell({ kind: 'ready', connected: devices.filter(Boolean).length, failed, ...(firstError ? { firstError } : {}), ms: performance.now() - started });
 }
 
-async function run(startAt: number): Promise<void> {
+async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
   const lag = monitorEventLoopDelay({ resolution: 10 });
   lag.enable();
   const turns: TurnRecord[] = [];
   const goAt = performance.now() + (startAt - Date.now());
+  goAtPerf = goAt;
   const until = cfg.seconds > 0 ? goAt + cfg.seconds * 1000 : Infinity;
   let lost = 0;
+  const progress = cfg.progressEveryMs ? setInterval(() => tell({ kind: 'progress', turns: turnsDone, completed: turnsCompleted }), cfg.progressEveryMs) : undefined;
   await Promise.all(
     devices.map(async (dev, i) => {
       if (!dev) return;
       const offset = ((cfg.firstIndex + i) / cfg.levelSize) * cfg.staggerMs;
       await sleep(goAt + offset - performance.now());
-      for (let k = 0; cfg.seconds > 0 ? performance.now() < until : k < cfg.turns; k++) {
+      for (let k = 0; cfg.seconds > 0 ? performance.now() < until : k < turnsPerDevice; k++) {
         if (dev.closed) {
           lost++;
           return;
         }
-        turns.push(await dev.turn());
+        const rec = await dev.turn();
+        turns.push(rec);
+        turnsDone++;
+        if (rec.outcome === 'completed') turnsCompleted++;
         if (cfg.pauseMs) await sleep(cfg.pauseMs);
       }
       if (dev.closed) lost++;
     }),
   );
   lag.disable();
+  clearInterval(progress);
+  const bins = Math.max(timelineIntervals.length, timelineLate.length);
+  const dense = (a: number[]): number[] => Array.from({ length: bins }, (_, i) => a[i] ?? 0);
   tell({
     kind: 'result',
     turns,
@@ -254,12 +278,13 @@ async function run(startAt: number): Promise<void> {
     loopLagMaxMs: Math.max(0, lag.max / 1e6 - 10),
     lost,
     otherMessages,
+    ...(cfg.binMs ? { timeline: { startAt, binMs: cfg.binMs, intervals: dense(timelineIntervals), late: dense(timelineLate) } } : {}),
   });
-  for (const d of devices) d?.close();
+  if (!cfg.keepOpen) for (const d of devices) d?.close();
 }
 
 process.on('message', (msg: ToVoiceClient) => {
-  if (msg.kind === 'go') void run(msg.startAt);
+  if (msg.kind === 'go') void run(msg.startAt, msg.turns);
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => {

@@ -1,4 +1,4 @@
-/** What bench/voice.ts, its load generators (bench/voice-client.ts) and bench/fake-providers.ts share. */
+/** What bench/lib/voice-load.ts, its load generators (bench/voice-client.ts) and bench/fake-providers.ts share. */
 
 /** The uplink utterance, encoded once by the orchestrator and read by every generator. */
 export interface Utterance {
@@ -39,6 +39,27 @@ export interface VoiceClientConfig {
   concurrency: number;
   /** Decode every downlink frame, only the first of each turn, or none. */
   decode: 'all' | 'first' | 'none';
+  /** When set, a `progress` message this often while turns run. */
+  progressEveryMs?: number;
+  /** When set, the result carries a timeline of downlink intervals in bins this wide. */
+  binMs?: number;
+  /**
+   * A turn that got neither `stt` nor `tts start` this long after its last uplink packet ends as no_reply
+   * (default: turnTimeoutMs); once either came, turnTimeoutMs applies. Lets a silent server fail a turn fast.
+   */
+  replyTimeoutMs?: number;
+  /** Devices stay connected after a result, so that another `go` runs more turns on the same sessions. */
+  keepOpen?: boolean;
+}
+
+/** Downlink frame intervals over time: bin i covers [startAt + i × binMs, startAt + (i + 1) × binMs). */
+export interface Timeline {
+  /** Date.now() of `go`'s startAt, the same for every generator of a level. */
+  startAt: number;
+  binMs: number;
+  intervals: number[];
+  /** Intervals > 65 ms. */
+  late: number[];
 }
 
 export type TurnOutcome = 'completed' | 'no_reply' | 'no_audio' | 'timeout' | 'closed';
@@ -66,7 +87,8 @@ export interface TurnRecord {
   decodeErrors: number;
 }
 
-export type ToVoiceClient = { kind: 'go'; startAt: number };
+/** `turns` overrides the config's turns per device for this round. */
+export type ToVoiceClient = { kind: 'go'; startAt: number; turns?: number };
 
 export type FromVoiceClient =
   | { kind: 'ready'; connected: number; failed: number; firstError?: string; ms: number }
@@ -84,7 +106,13 @@ export type FromVoiceClient =
       lost: number;
       /** Messages the server sent that a turn does not expect (stats broadcasts...). */
       otherMessages: number;
-    };
+      timeline?: Timeline;
+    }
+  | { kind: 'progress'; turns: number; completed: number };
 
-export type FromFake = { kind: 'listening'; port: number } | { kind: 'counts'; counts: Record<string, number> };
-export type ToFake = { kind: 'counts' };
+export type FromFake =
+  | { kind: 'listening'; port: number }
+  | { kind: 'counts'; counts: Record<string, number> }
+  | { kind: 'faults'; errorRate: number; hangRate: number };
+/** `faults` changes the injected fault rates from now on (answered with `faults`); see bench/fake-providers.ts. */
+export type ToFake = { kind: 'counts' } | { kind: 'faults'; errorRate: number; hangRate: number };

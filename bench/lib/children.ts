@@ -20,14 +20,39 @@ export interface Child<M = unknown> {
 
 export interface SpawnOptions {
   cwd: string;
-  env?: Record<string, string>;
+  /** Added to this process's environment; an undefined value removes the variable (spawn skips it). */
+  env?: Record<string, string | undefined>;
   /** Open an IPC channel (process.send in the child). */
   ipc?: boolean;
   /** taskset CPU list, used when pinning is on. */
   cpuList?: string;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Waits ms; with a signal, rejects (AbortError) as soon as it is aborted, its timer cleared. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (!signal) return new Promise((r) => setTimeout(r, ms));
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError(signal));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortError(signal));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  const err = new Error(reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted');
+  err.name = 'AbortError';
+  return err;
+}
+
+export const isAbort = (err: unknown): boolean => err instanceof Error && err.name === 'AbortError';
 export const note = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
 
 const available = (cmd: string, arg = '--version'): boolean => spawnSync(cmd, [arg]).status === 0;
@@ -87,9 +112,16 @@ export function spawnNode<M = unknown>(name: string, args: string[], opts: Spawn
 export async function stopChild(c: Child, graceMs = 5000): Promise<void> {
   if (!running(c)) return;
   c.child.kill('SIGTERM');
-  await Promise.race([c.exited, sleep(graceMs)]);
+  await exitedWithin(c, graceMs);
   if (running(c)) c.child.kill('SIGKILL');
-  await Promise.race([c.exited, sleep(2000)]);
+  await exitedWithin(c, 2000);
+}
+
+/** Waits for the exit at most ms; the timer is cleared, so that it does not keep this process alive after. */
+async function exitedWithin(c: Child, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([c.exited, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Every child still alive, stopped in parallel. */
@@ -105,23 +137,37 @@ export function send<T>(c: Child, msg: T): void {
   if (c.child.connected) c.child.send(msg as object, () => {});
 }
 
-/** The next IPC message of this kind; fails if the child exits first or nothing comes within timeoutMs. */
-export async function nextMessage<M extends { kind: string }, K extends M['kind']>(c: Child<M>, kind: K, timeoutMs: number): Promise<Extract<M, { kind: K }>> {
+/**
+ * The next IPC message of this kind; fails if the child exits first, nothing comes within timeoutMs, or the
+ * signal is aborted (AbortError).
+ */
+export async function nextMessage<M extends { kind: string }, K extends M['kind']>(c: Child<M>, kind: K, timeoutMs: number, signal?: AbortSignal): Promise<Extract<M, { kind: K }>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const i = c.inbox.findIndex((m) => m.kind === kind);
     if (i >= 0) return c.inbox.splice(i, 1)[0] as Extract<M, { kind: K }>;
+    if (signal?.aborted) throw abortError(signal);
     if (!running(c)) throw new Error(`${c.name} exited before "${kind}": ${c.output()}`);
     if (Date.now() > deadline) throw new Error(`${c.name}: no "${kind}" within ${timeoutMs} ms`);
     await sleep(20);
   }
 }
 
+export interface AbortOptions {
+  /**
+   * With it, SIGINT/SIGTERM and the timeout first abort it, so that the main path can stop its loops and report
+   * what it measured; exit follows after graceMs if the main path has not called finish by then, or at once on a
+   * second signal.
+   */
+  abort: AbortController;
+  graceMs: number;
+}
+
 /**
  * Exit paths: SIGINT/SIGTERM and the hard timeout run `cleanup` (children are always stopped after it) and
  * exit. Returns `finish(code)`, which the main path calls the same way.
  */
-export function installExitHandlers(timeoutSec: number, cleanup: () => Promise<void> | void = () => {}): (code: number) => Promise<never> {
+export function installExitHandlers(timeoutSec: number, cleanup: () => Promise<void> | void = () => {}, aborting?: AbortOptions): (code: number) => Promise<never> {
   let finishing: Promise<never> | undefined;
   const finish = (code: number): Promise<never> =>
     (finishing ??= (async () => {
@@ -133,15 +179,17 @@ export function installExitHandlers(timeoutSec: number, cleanup: () => Promise<v
       await stopAllChildren();
       process.exit(code);
     })());
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      note(`${sig}: stopping every child process`);
-      void finish(130);
-    });
-  }
-  setTimeout(() => {
-    note(`--timeout of ${timeoutSec} s reached; stopping`);
-    void finish(1);
-  }, timeoutSec * 1000).unref();
+  const stop = (why: string, code: number): void => {
+    if (!aborting || aborting.abort.signal.aborted) {
+      note(`${why}: stopping every child process`);
+      void finish(code);
+      return;
+    }
+    note(`${why}: stopping (again to stop at once)`);
+    aborting.abort.abort(new Error(why));
+    setTimeout(() => void finish(code), aborting.graceMs).unref();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => stop(sig, 130));
+  setTimeout(() => stop(`--timeout of ${timeoutSec} s reached`, 1), timeoutSec * 1000).unref();
   return finish;
 }

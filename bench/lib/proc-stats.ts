@@ -1,5 +1,5 @@
 /** Readings from /proc (Linux): CPU time and memory of a process, busy time of the whole box, open fds. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Clock ticks per second of /proc's CPU counters (USER_HZ; 100 on every Linux this runs on). */
 const TICK_MS = 10;
@@ -71,4 +71,24 @@ export function cpuSnapshot(pids: number[]): CpuSnapshot {
 export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot, pid: number): number {
   const d = (b.byPid.get(pid) ?? NaN) - (a.byPid.get(pid) ?? NaN);
   return Number.isFinite(d) ? d : 0;
+}
+
+/** Open fds of a process by kind (socket, pipe, anon_inode:[eventfd], file...), to tell what a change is made of. */
+export function fdKinds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue; // closed while listing
+      }
+      const kind = /^(socket|pipe):/.exec(target)?.[1] ?? (target.startsWith('anon_inode:') ? target : 'file');
+      out[kind] = (out[kind] ?? 0) + 1;
+    }
+  } catch {
+    // the process is gone
+  }
+  return out;
 }

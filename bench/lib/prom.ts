@@ -2,6 +2,7 @@
  * Prometheus text exposition: scrape, parse, and histogram quantiles from bucket deltas (two scrapes), computed
  * as Prometheus' histogram_quantile does: linear interpolation inside the bucket holding the quantile.
  */
+import { httpGet } from './http.js';
 
 export interface Sample {
   name: string;
@@ -9,10 +10,11 @@ export interface Sample {
   value: number;
 }
 
+/** GET /metrics on a connection of its own, closed after (no keep-alive socket left in the server). */
 export async function scrape(url: string, timeoutMs = 10_000): Promise<Sample[]> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  return parsePrometheus(await res.text());
+  const res = await httpGet(url, timeoutMs);
+  if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return parsePrometheus(res.body);
 }
 
 function parseValue(s: string): number {

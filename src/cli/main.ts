@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError, redactConfig } from '../config/load.js';
@@ -100,6 +103,25 @@ function token(deviceId: string, clientId: string | undefined, flags: CliFlags):
   }
 }
 
+/**
+ * `linus bench ...`: the benchmark runner (bench/run.ts, TypeScript through tsx) from the package root, with the
+ * same arguments and its exit code. Only a checkout with dev dependencies has it.
+ */
+function bench(args: string[]): void {
+  // src/cli/ or dist/cli/: the package root is two levels up either way.
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  if (!existsSync(join(root, 'bench', 'run.ts')) || !existsSync(join(root, 'node_modules', 'tsx', 'package.json'))) {
+    process.stderr.write('linus: bench needs a source checkout with dev dependencies (bench/ and tsx are missing here: git clone, then npm install)\n');
+    process.exit(2);
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: root, stdio: 'inherit' });
+  // Ctrl-C reaches the runner too (same process group): it stops its profile and children, and we wait for it.
+  process.on('SIGINT', () => {});
+  for (const sig of ['SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
+  child.on('error', (err) => fail(err));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 2 : 1)));
+}
+
 export function main(argv: string[]): void {
   const program = new Command('linus').version(VERSION).description('Linus: a server for xiaozhi voice-assistant devices');
   withConfigFlags(program.command('serve').description('start the server'))
@@ -139,5 +161,12 @@ export function main(argv: string[]): void {
         fail(err);
       }
     });
+  program
+    .command('bench')
+    .description('run a benchmark profile (talk, idle, control, peer, soak, ...); linus bench --help lists them')
+    .argument('[args...]', 'the profile and its flags')
+    .allowUnknownOption()
+    .helpOption(false)
+    .action((args: string[]) => bench(args));
   program.parseAsync(argv).catch(fail);
 }

@@ -10,6 +10,11 @@ export interface DeviceConnection {
   deliver(message: { type: string } & Record<string, unknown>): boolean;
   /** The same, already serialized (one broadcast serialized once for every device). */
   deliverText(json: string, type: string): boolean;
+  /**
+   * Like deliver, settled once the message has left this process (written to the socket: true) or was dropped
+   * before that (the connection closed or stopped reading: false). For what must not be lost (the peer queue).
+   */
+  deliverWritten?(message: { type: string } & Record<string, unknown>): Promise<boolean>;
 }
 
 /** State that belongs to the device rather than to one connection, so it survives a handover. */

@@ -21,6 +21,8 @@ interface Pending {
   bytes: number;
   audio: boolean;
   type: string;
+  /** Told once whether the frame was written to the socket (true) or dropped (false). */
+  written?: (ok: boolean) => void;
 }
 
 const OPEN = 1;
@@ -66,6 +68,24 @@ export class Sender {
     return this.#submit({ data: text, bytes: Buffer.byteLength(text), audio: false, type: message.type });
   }
 
+  /**
+   * json(), settled once the frame was written to the socket (true) or dropped before that (false): accepted
+   * here is not sent yet, and what waits in this queue or the socket's buffer is gone when the connection or the
+   * process dies.
+   */
+  jsonWritten(message: { type: string } & Record<string, unknown>): Promise<boolean> {
+    return new Promise((resolve) => {
+      let text: string;
+      try {
+        text = JSON.stringify(message);
+      } catch {
+        this.#metrics.sendFailures.labels('unserializable').inc();
+        return resolve(false);
+      }
+      if (!this.#submit({ data: text, bytes: Buffer.byteLength(text), audio: false, type: message.type, written: resolve })) resolve(false);
+    });
+  }
+
   /** A raw text frame (the echo of a bare JSON number, as the reference does). */
   text(raw: string, type = 'other'): boolean {
     return this.#submit({ data: raw, bytes: Buffer.byteLength(raw), audio: false, type });
@@ -99,6 +119,7 @@ export class Sender {
   dispose(): void {
     this.#dead = true;
     if (this.#queue.length) this.#metrics.sendFailures.labels('closed').inc(this.#queue.length);
+    for (const p of this.#queue) p.written?.(false);
     this.#queue = [];
     this.#queuedBytes = 0;
   }
@@ -148,23 +169,25 @@ export class Sender {
       this.#ws.send(p.data, { binary: p.audio }, (err) => {
         this.#inflight -= p.bytes;
         if (err) this.#metrics.sendFailures.labels('socket_error').inc();
+        p.written?.(!err);
         this.#pump();
       });
       this.#metrics.countOut(p.type, p.bytes);
     } catch {
       this.#inflight -= p.bytes;
       this.#metrics.sendFailures.labels('socket_error').inc();
+      p.written?.(false);
     }
   }
 
   #pump(): void {
     while (!this.#dead && this.#queue.length && this.#inflight < this.#opts.highWaterBytes) {
-      const p = this.#queue.shift()!;
-      this.#queuedBytes -= p.bytes;
       if (this.#ws.readyState !== OPEN) {
         this.dispose();
         return;
       }
+      const p = this.#queue.shift()!;
+      this.#queuedBytes -= p.bytes;
       this.#write(p);
     }
   }

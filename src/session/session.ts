@@ -234,6 +234,10 @@ export class Session implements DeviceConnection {
     return this.send.json(message);
   }
 
+  deliverWritten(message: { type: string } & Record<string, unknown>): Promise<boolean> {
+    return this.send.jsonWritten(message);
+  }
+
   deliverText(json: string, type: string): boolean {
     return this.send.text(json, type);
   }

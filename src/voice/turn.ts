@@ -174,20 +174,26 @@ export class Turn {
         // The deadline is the LLM block's `timeout_ms` (the provider's default when unset).
         signal: this.scope.signal,
       });
-      for await (const ev of stream) {
-        if (this.scope.closed) return;
-        if (ev.type === 'tool_calls') {
-          calls = ev.calls;
-          continue;
+      try {
+        for await (const ev of stream) {
+          if (this.scope.closed) return;
+          if (ev.type === 'tool_calls') {
+            calls = ev.calls;
+            continue;
+          }
+          if (!ev.text) continue;
+          if (this.timings.llmFirstToken === undefined) {
+            this.timings.llmFirstToken = performance.now();
+            this.timings.providerWaitMs += this.timings.llmFirstToken - asked;
+          }
+          text += ev.text;
+          this.#emotion(ev.text);
+          for (const s of splitter.push(ev.text)) this.#say(s);
         }
-        if (!ev.text) continue;
-        if (this.timings.llmFirstToken === undefined) {
-          this.timings.llmFirstToken = performance.now();
-          this.timings.providerWaitMs += this.timings.llmFirstToken - asked;
-        }
-        text += ev.text;
-        this.#emotion(ev.text);
-        for (const s of splitter.push(ev.text)) this.#say(s);
+      } catch (err) {
+        // Counted like ASR and TTS failures; an abort (the scope closed) is not a provider failure.
+        if (!this.scope.closed) session.ctx.metrics.providerErrors.labels('llm', (err as { kind?: string }).kind ?? 'error').inc();
+        throw err;
       }
       if (!calls.length) break;
       extra.push({ role: 'assistant', content: text || null, tool_calls: calls });

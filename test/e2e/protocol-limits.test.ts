@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeFrame, type ProtocolVersion } from '../../src/protocol/framing.js';
 import type { Session } from '../../src/session/session.js';
@@ -78,11 +79,46 @@ describe('bad input and limits (A10)', () => {
     await dev.close();
   });
 
-  it('frames over the hard limit close the socket with 1009 instead of being buffered', async () => {
+  it('frames over the hard limit close the socket with 1009 instead of being buffered, and are counted', async () => {
+    const before = await metricValue(server, 'linus_bad_frames_total', { reason: 'over_hard_limit' });
     const dev = await connect();
     dev.sendBinary(Buffer.alloc(70_000));
     const closed = await dev.closed;
     assert.equal(closed.code, 1009);
+    await waitFor(async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'over_hard_limit' })) === before + 1, 2000, 'over_hard_limit counted');
+  });
+
+  it('a text frame that is not UTF-8 closes the socket with 1007 and is counted', async () => {
+    const before = await metricValue(server, 'linus_bad_frames_total', { reason: 'invalid_utf8' });
+    const dev = await connect();
+    dev.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    assert.equal((await dev.closed).code, 1007);
+    await waitFor(async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'invalid_utf8' })) === before + 1, 2000, 'invalid_utf8 counted');
+  });
+
+  it('a WebSocket framing error (reserved opcode, unmasked frame) closes the socket with 1002 and is counted', async () => {
+    const before = await metricValue(server, 'linus_bad_frames_total', { reason: 'ws_protocol' });
+    const frames = [Buffer.from([0x83, 0x80, 1, 2, 3, 4]), Buffer.from([0x81, 0x02, 0x68, 0x69])];
+    for (const raw of frames) {
+      const dev = await connect();
+      (dev.ws as unknown as { _socket: Socket })._socket.write(raw);
+      assert.equal((await dev.closed).code, 1002);
+    }
+    await waitFor(async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'ws_protocol' })) === before + frames.length, 2000, 'ws_protocol counted');
+  });
+
+  it('peer, workflow and coding messages that fail their own checks are counted as schema errors', async () => {
+    const dev = await connect();
+    const before = await metricValue(server, 'linus_bad_frames_total', { reason: 'schema' });
+    dev.send({ type: 'peer', to: 'not-a-list', payload: { text: 'hi' } });
+    assert.equal((await dev.next((m) => m.type === 'peer' && m.status === 'error')).code, 'INVALID_REQUEST');
+    dev.send({ type: 'workflow', event: 'explode' });
+    assert.equal((await dev.next((m) => m.type === 'workflow' && m.status === 'error')).code, 'SCHEMA_INVALID');
+    dev.send({ type: 'coding', event: 5 });
+    assert.equal((await dev.next((m) => m.type === 'coding' && m.status === 'error')).code, 'SCHEMA_INVALID');
+    assert.equal(await metricValue(server, 'linus_bad_frames_total', { reason: 'schema' }), before + 3);
+    await stillAlive(dev);
+    await dev.close();
   });
 
   it('a v2/v3 header with a lying length → BAD_FRAME, counted, connection kept', async () => {

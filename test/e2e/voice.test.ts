@@ -181,10 +181,13 @@ describe('abort, barge-in and failures (D9, B6)', () => {
   ] as const) {
     it(`${name}: the turn ends with tts stop and the session stays usable`, async () => {
       fake.chat = { ...script };
+      const errors = () => metricValue(server, 'linus_provider_errors_total', { kind: 'llm' });
+      const before = await errors();
       const dev = await connect();
       dev.send({ type: 'listen', state: 'detect', text: 'hello' });
       await dev.next((m) => m.type === 'stt', 5000);
       await dev.next(isStop, 8000);
+      assert.equal(await errors(), before + 1, 'the failure is counted in linus_provider_errors_total{kind="llm"}');
       await usable(dev);
       await dev.close();
     });

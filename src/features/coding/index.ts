@@ -175,6 +175,7 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
   };
 
   const fail = (session: Session, message: string, event?: unknown): void => {
+    session.ctx.metrics.badFrames.labels('schema').inc();
     session.send.json({ type: 'coding', status: 'error', code: 'SCHEMA_INVALID', message, ...(typeof event === 'string' ? { event } : {}) });
   };
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { LinusConfig } from '../../config/schema.js';
+import type { DeviceConnection } from '../../hub/registry.js';
 import { Scope } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
@@ -38,6 +39,10 @@ export interface PeerFeature extends Feature {
 
 type RouteResult = 'delivered' | 'queued' | 'full' | 'offline' | 'error';
 
+/** Hands a connection a message; true once it was written (or, for a connection that cannot tell, accepted). */
+const written = (conn: DeviceConnection, message: PeerEnvelope): Promise<boolean> =>
+  conn.deliverWritten ? conn.deliverWritten(message) : Promise.resolve(conn.deliver(message));
+
 interface FailedTarget {
   to: string;
   code: PeerCode;
@@ -46,6 +51,8 @@ interface FailedTarget {
 
 /** Messages read from the queue per page while flushing (the default per-device cap). */
 const FLUSH_PAGE = 100;
+/** Bytes of a flush handed to a connection before waiting for them to be written (well under its overflow limit). */
+const FLUSH_WINDOW_BYTES = 32 * 1024;
 const PURGE_EVERY_MS = 3_600_000;
 
 const peerSchema = z.looseObject({ type: z.literal('peer') });
@@ -121,6 +128,7 @@ class Peer implements PeerFeature {
     const cfg = this.#config();
     const parsed = parsePeerRequest(msg);
     if (!parsed.ok) {
+      this.#deps.ctx.metrics.badFrames.labels('schema').inc();
       session.send.json(peerError(parsed.code, parsed.message, parsed.requestId !== undefined ? { requestId: parsed.requestId } : {}));
       return;
     }
@@ -269,9 +277,10 @@ class Peer implements PeerFeature {
     return this.#deliverOrQueue(to, envelope, cfg);
   }
 
-  #deliverOrQueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
+  async #deliverOrQueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
     const conn = this.#deps.ctx.registry.get(to);
-    if (conn?.deliver(envelope)) return Promise.resolve('delivered');
+    // `delivered` only once the message has left this process; one the connection could not write is queued.
+    if (conn && (await written(conn, envelope))) return 'delivered';
     return this.#enqueue(to, envelope, cfg);
   }
 
@@ -331,16 +340,32 @@ class Peer implements PeerFeature {
       if (!conn) break;
       const items = await this.queue.peek(deviceId, FLUSH_PAGE, now);
       if (!items.length) break;
-      const done: string[] = [];
+      // Handed over in order, removed only once written to the socket: a message still in a send buffer when the
+      // connection or the process dies stays queued and comes again (at least once; never lost). At most
+      // FLUSH_WINDOW_BYTES wait for their write at a time, so a slow reader's send queue never overflows.
+      const writes: boolean[] = [];
+      let batch: Promise<boolean>[] = [];
+      let batchBytes = 0;
       for (const item of items) {
-        if (!conn.deliver(item.envelope)) {
+        batch.push(written(conn, item.envelope));
+        batchBytes += JSON.stringify(item.envelope).length;
+        if (batchBytes < FLUSH_WINDOW_BYTES) continue;
+        writes.push(...(await Promise.all(batch)));
+        batch = [];
+        batchBytes = 0;
+        if (writes.includes(false)) break;
+      }
+      writes.push(...(await Promise.all(batch)));
+      const done: string[] = [];
+      items.slice(0, writes.length).forEach((item, i) => {
+        if (!writes[i]) {
           stopped = true;
-          break;
+          return;
         }
         done.push(item.ref);
         const sender = item.from.trim().toLowerCase();
         perSender.set(sender, (perSender.get(sender) ?? 0) + 1);
-      }
+      });
       await this.queue.remove(done);
       sent += done.length;
     }

@@ -26,7 +26,11 @@ export function registerWorkflowEvents(messages: MessageTable, service: Workflow
 
 async function handleEvent(service: WorkflowService, session: Session, event: string, msg: Record<string, unknown>): Promise<void> {
   const ack = (extra: Record<string, unknown> = {}) => session.send.json({ type: 'workflow', status: 'ok', event, ...extra });
-  const error = (code: string, message: string) => session.send.json({ type: 'workflow', status: 'error', code, message, ...(event ? { event } : {}) });
+  const error = (code: string, message: string) => {
+    // Malformed input is a bad frame like any other (counted); not-found and internal errors are not.
+    if (code === 'SCHEMA_INVALID') session.ctx.metrics.badFrames.labels('schema').inc();
+    session.send.json({ type: 'workflow', status: 'error', code, message, ...(event ? { event } : {}) });
+  };
   /** The caller gets its own group's snapshot after a change, unless the change push already reached it. */
   const answer = async (outcome: ChangeOutcome) => {
     if (!outcome.reached.has(session)) await service.sendSnapshot(session, 'pull');

@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import type { LevelResult } from '../../bench/lib/voice-load.js';
+import { explainRun, figure, nonFinite, runBench } from './run-bench.js';
+
+/** `linus bench talk --smoke`: 2 devices, one turn each, through real sockets; correctness only, never timing. */
+it('talk: every turn completes and ends with tts stop; figures, series and histograms are there', async () => {
+  const run = await runBench(['talk', '--smoke', '--source', '--json']);
+  const r = run.result;
+  assert.equal(run.code, 0, explainRun(run));
+  assert.ok(r.ok, explainRun(run));
+  assert.equal(r.profile, 'talk');
+  assert.equal(figure(r, '2 devices: devices connected').value, 2, explainRun(run));
+  assert.equal(figure(r, '2 devices: turns completed').value, 100, explainRun(run));
+  // Completed = tts stop received after at least one audio frame, for each of the 2 devices' turn.
+  const level = (r.details as { levels: Array<{ chosen: LevelResult }> }).levels[0]!.chosen;
+  assert.deepEqual(level.turns.outcomes, { completed: 2 }, explainRun(run));
+  assert.equal(level.client.decodeErrors, 0);
+  assert.deepEqual(nonFinite(r), [], explainRun(run));
+  for (const prefix of ['2 devices: server-added latency p50', '2 devices: downlink frame intervals', '2 devices: event-loop lag p99', '2 devices: server RSS', '2 devices: generator CPU']) {
+    assert.equal(typeof figure(r, prefix).value, 'number', prefix);
+  }
+  const series = new Map((r.series ?? []).map((s) => [s.name, s]));
+  assert.ok([...series.keys()].some((n) => n.startsWith('late downlink frame intervals')), 'a late-frame series');
+  assert.ok((series.get('server RSS')?.points.length ?? 0) > 0, 'RSS points');
+  assert.ok((r.histograms?.[0]?.buckets.reduce((s, b) => s + b.count, 0) ?? 0) === 2, 'one latency observation per turn');
+});
