@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
+import { deepMerge } from '../../src/config/reload.js';
 import { createSileroVad } from '../../src/providers/vad/silero.js';
 import { createOpusDecoder, createOpusEncoder } from '../../src/voice/opus.js';
 import { readWav } from '../../src/voice/wav.js';
@@ -366,11 +367,11 @@ export function voiceServerConfig(fakePort: number, overrides: Record<string, un
     ASR: { BenchASR: { type: 'openai', base_url: base, model_name: 'whisper-1' } },
     LLM: { BenchLLM: { type: 'openai', base_url: base, model_name: 'bench-llm', api_key: 'bench' } },
     TTS: { BenchTTS: { type: 'openai', base_url: base, format: 'pcm' } },
-    ...overrides,
   };
-  const { warnings } = validateConfig(raw); // a mistake here should fail now, not as a server that will not start
+  const merged = deepMerge(raw, overrides);
+  const { warnings } = validateConfig(merged); // a mistake here should fail now, not as a server that will not start
   for (const w of warnings) note(`config warning: ${w}`);
-  return `# written by bench/lib/voice-load.ts\n${toYaml(raw)}`;
+  return `# written by bench/lib/voice-load.ts\n${toYaml(merged)}`;
 }
 
 // ---------------------------------------------------------------- summarizing a level

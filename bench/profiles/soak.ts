@@ -7,7 +7,7 @@
  */
 import { cpus } from 'node:os';
 import { cpuLayout, isAbort, pinSelf, sleep } from '../lib/children.js';
-import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
+import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_SET_HELP, SERVER_SET_OPTIONS, serverSettings, SERVER_OPTIONS } from '../lib/flags.js';
 import { waitForConnections } from '../lib/linus-server.js';
 import { cpuMs, fdKinds, openFds, rssBytes } from '../lib/proc-stats.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult, Series } from '../lib/profile.js';
@@ -29,6 +29,7 @@ const options = {
   'per-generator': { type: 'string', default: '250' },
   utterance: { type: 'string', default: 'what time is it' },
   ...SERVER_OPTIONS,
+  ...SERVER_SET_OPTIONS,
 } as const;
 
 const help: Record<keyof typeof options, string> = {
@@ -42,6 +43,7 @@ const help: Record<keyof typeof options, string> = {
   'per-generator': 'devices per load-generator process',
   utterance: 'what the devices say (flite voice slt)',
   ...SERVER_HELP,
+  ...SERVER_SET_HELP,
 };
 
 const profile: Profile = {
@@ -97,6 +99,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     delay: String(f['provider-delay']) === 'realistic' ? 'realistic' : 'zero',
     utterance: String(f.utterance),
     serverNodeArgs: serverNodeArgs(f),
+    config: serverSettings(f),
     signal: ctx.signal,
     progress: ctx.progress,
     log: ctx.log,

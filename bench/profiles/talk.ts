@@ -9,7 +9,7 @@
 import { cpus } from 'node:os';
 import { cpuLayout, isAbort, pinSelf } from '../lib/children.js';
 import { health } from '../lib/linus-server.js';
-import { int, intList, num, oneOf, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
+import { int, intList, num, oneOf, onOff, serverNodeArgs, SERVER_HELP, SERVER_SET_HELP, SERVER_SET_OPTIONS, serverSettings, SERVER_OPTIONS } from '../lib/flags.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult, Series } from '../lib/profile.js';
 import { cpuMs, rssBytes } from '../lib/proc-stats.js';
 import { Sampler } from '../lib/sampler.js';
@@ -43,6 +43,7 @@ const options = {
   quiet: { type: 'string', default: '25' },
   warmup: { type: 'string', default: 'on' },
   ...SERVER_OPTIONS,
+  ...SERVER_SET_OPTIONS,
 } as const;
 
 const help: Record<keyof typeof options, string> = {
@@ -62,6 +63,7 @@ const help: Record<keyof typeof options, string> = {
   quiet: 'a round is quiet when other work on the box used < N % of a core',
   warmup: 'on|off: one unmeasured 2-device turn before the first level (VAD model load, JIT)',
   ...SERVER_HELP,
+  ...SERVER_SET_HELP,
 };
 
 interface LevelEntry {
@@ -117,6 +119,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     delay,
     utterance: String(f.utterance),
     serverNodeArgs: serverNodeArgs(f),
+    config: serverSettings(f),
     signal: ctx.signal,
     progress: ctx.progress,
     log: ctx.log,

@@ -66,7 +66,7 @@ export type AudioPacket = Int16Array | Buffer;
 
 export interface FrameEncoder {
   /** Gets frames ready to send; with workers they are encoded off the main thread, in order, and the frames' buffers are transferred (unusable after). */
-  prepare(frames: Int16Array[]): Promise<AudioPacket[]>;
+  prepare(frames: Int16Array[], urgent?: boolean): Promise<AudioPacket[]>;
   /** The Opus packet to send for a prepared frame. */
   packet(prepared: AudioPacket): Buffer;
   close(): void;
@@ -76,7 +76,8 @@ export interface AudioEngine {
   /** Worker threads (0 = inline). */
   readonly workers: number;
   openUplink(opts: UplinkOptions, handlers: UplinkHandlers): UplinkChannel;
-  openEncoder(rate: number, frameMs: number): FrameEncoder;
+  /** `complexity`: libopus 0..10 (`server.opus_complexity`). */
+  openEncoder(rate: number, frameMs: number, complexity: number): FrameEncoder;
   /** Stops the workers; work in flight is dropped and pending encodes reject. Idempotent. */
   close(): Promise<void>;
 }
@@ -121,8 +122,8 @@ export function createInlineAudio(): AudioEngine {
         close: () => uplink.close(id),
       };
     },
-    openEncoder(rate, frameMs) {
-      const encoder = createOpusEncoder(rate, frameMs);
+    openEncoder(rate, frameMs, complexity) {
+      const encoder = createOpusEncoder(rate, frameMs, { complexity });
       return {
         // Kept as PCM and encoded one frame per pacer tick: a sentence encoded at once would block other sessions.
         prepare: (frames) => Promise.resolve(frames),

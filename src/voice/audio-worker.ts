@@ -67,7 +67,7 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
       case 'encoder-open':
         encoders.get(op.id)?.dispose();
         try {
-          encoders.set(op.id, createOpusEncoder(op.rate, op.frameMs));
+          encoders.set(op.id, createOpusEncoder(op.rate, op.frameMs, { complexity: op.complexity }));
         } catch (err) {
           encoders.delete(op.id);
           out.errors.push({ id: op.id, message: message(err) });
@@ -79,11 +79,16 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
           out.encoded.push({ req: op.req, error: `no encoder ${op.id}` });
           break;
         }
-        // Answered at once, not with the batch: a turn's first frames must not wait for other sessions' VAD.
         try {
           // A copy per packet: the codec's output may be a view into a shared pool.
           const packets = op.frames.map((f) => new Uint8Array(encoder.encode(f)));
-          port.postMessage({ uplink: [], encoded: [{ req: op.req, packets }], errors: [] } satisfies FromWorker, packets.map((p) => p.buffer));
+          const buffers = packets.map((p) => p.buffer);
+          // A sentence's first frames are answered at once: they must not wait for the batch's VAD work.
+          if (op.urgent) port.postMessage({ uplink: [], encoded: [{ req: op.req, packets }], errors: [] } satisfies FromWorker, buffers);
+          else {
+            out.encoded.push({ req: op.req, packets });
+            transfer.push(...buffers);
+          }
         } catch (err) {
           out.encoded.push({ req: op.req, error: message(err) });
         }

@@ -58,7 +58,7 @@ describe('audio engines', () => {
   });
 
   it('encodes frames off the main thread, in order, into packets that decode to whole frames', async () => {
-    const encoder = workers.openEncoder(24000, 60);
+    const encoder = workers.openEncoder(24000, 60, 5);
     const tone = (f: number) => Int16Array.from({ length: 1440 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * f * i) / 24000)));
     const frames = [tone(440), new Int16Array(1440), tone(880)];
     const copies = [...frames, tone(220)].map((f) => f.slice()); // prepare() transfers the frames it is given
@@ -70,7 +70,7 @@ describe('audio engines', () => {
     decoder.dispose();
     // Byte for byte what the main thread would have sent, in the same order (Opus encoding is deterministic).
     const inline = createInlineAudio();
-    const reference = inline.openEncoder(24000, 60);
+    const reference = inline.openEncoder(24000, 60, 5);
     const expected = copies.map((f) => reference.packet(f));
     assert.deepEqual([...first, ...second].map((p) => encoder.packet(p)), expected);
     reference.close();
@@ -80,7 +80,7 @@ describe('audio engines', () => {
 
   it('close() drops work in flight: pending encodes reject, drained streams resolve, later pushes are ignored', async () => {
     const engine = createWorkerAudio(1, silentLogger());
-    const encoder = engine.openEncoder(16000, 60);
+    const encoder = engine.openEncoder(16000, 60, 5);
     const seen: UplinkResult[] = [];
     const uplink = engine.openUplink({ rate: 16000 }, { onResult: (r) => seen.push(r), onError: () => {} });
     const rejected = assert.rejects(encoder.prepare(Array.from({ length: 50 }, () => new Int16Array(960))), AudioEngineClosedError);

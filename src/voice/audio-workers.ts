@@ -20,8 +20,8 @@ export type WorkerOp =
   | { t: 'uplink'; id: number; packet: Uint8Array; vad: boolean }
   | { t: 'uplink-reset'; id: number }
   | { t: 'uplink-close'; id: number }
-  | { t: 'encoder-open'; id: number; rate: number; frameMs: number }
-  | { t: 'encode'; id: number; req: number; frames: Int16Array[] }
+  | { t: 'encoder-open'; id: number; rate: number; frameMs: number; complexity: number }
+  | { t: 'encode'; id: number; req: number; frames: Int16Array[]; urgent: boolean }
   | { t: 'encoder-close'; id: number };
 
 export interface ToWorker {
@@ -241,19 +241,19 @@ class WorkerPool implements AudioEngine {
     };
   }
 
-  openEncoder(rate: number, frameMs: number): FrameEncoder {
-    const { id, stream } = this.#stream((id) => ({ t: 'encoder-open', id, rate, frameMs }));
+  openEncoder(rate: number, frameMs: number, complexity: number): FrameEncoder {
+    const { id, stream } = this.#stream((id) => ({ t: 'encoder-open', id, rate, frameMs, complexity }));
     const { slot } = stream;
     let closed = false;
     return {
-      prepare: (frames) => {
+      prepare: (frames, urgent = false) => {
         if (closed || !slot.up) return Promise.reject(new AudioEngineClosedError(closed ? 'encoder closed' : 'audio worker unavailable'));
         if (!frames.length) return Promise.resolve([]);
         const req = this.#nextReq++;
         const own = frames.map((f) => (ownsBuffer(f) ? f : f.slice()));
         return new Promise<AudioPacket[]>((resolve, reject) => {
           slot.requests.set(req, { resolve, reject });
-          slot.send(stream, { t: 'encode', id, req, frames: own }, own.map((f) => f.buffer as ArrayBuffer));
+          slot.send(stream, { t: 'encode', id, req, frames: own, urgent }, own.map((f) => f.buffer as ArrayBuffer));
         });
       },
       packet: (p) => {

@@ -19,16 +19,16 @@ export interface DownlinkEncoder {
   readonly sampleRate: number;
   readonly frameMs: number;
   sentence(): SentenceFrames;
-  /** Frames → packets ready for the pacer, in order. */
-  prepare(frames: Int16Array[]): Promise<AudioPacket[]>;
+  /** Frames → packets ready for the pacer, in order; `urgent` ones (a sentence's first) are answered ahead of batched work. */
+  prepare(frames: Int16Array[], urgent?: boolean): Promise<AudioPacket[]>;
   /** The Opus packet of a prepared frame (encodes it now with the inline engine). */
   packet(prepared: AudioPacket): Buffer;
   dispose(): void;
 }
 
 /** One per session: the Opus encoder keeps its state across sentences and turns. */
-export function createDownlinkEncoder(engine: AudioEngine, sampleRate: number, frameMs: number): DownlinkEncoder {
-  const encoder = engine.openEncoder(sampleRate, frameMs);
+export function createDownlinkEncoder(engine: AudioEngine, sampleRate: number, frameMs: number, complexity: number): DownlinkEncoder {
+  const encoder = engine.openEncoder(sampleRate, frameMs, complexity);
   const frameSamples = (sampleRate * frameMs) / 1000;
   return {
     sampleRate,
@@ -69,7 +69,7 @@ export function createDownlinkEncoder(engine: AudioEngine, sampleRate: number, f
         },
       };
     },
-    prepare: (frames) => encoder.prepare(frames),
+    prepare: (frames, urgent) => encoder.prepare(frames, urgent),
     packet: (p) => encoder.packet(p),
     dispose() {
       encoder.close();

@@ -203,7 +203,7 @@ export class VoicePipeline implements SessionVoice {
       return undefined;
     }
     const { sample_rate: rate, frame_duration: frameMs } = this.session.ctx.config.current.xiaozhi.audio_params;
-    this.#encoder ??= createDownlinkEncoder(this.deps.audio, rate, frameMs);
+    this.#encoder ??= createDownlinkEncoder(this.deps.audio, rate, frameMs, this.session.ctx.config.current.server.opus_complexity);
     const turn = new Turn({ session: this.session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder }, input);
     this.#turn = turn;
     return turn;

@@ -263,7 +263,9 @@ export class Turn {
    */
   async #enqueue(frames: Int16Array[]): Promise<void> {
     const pieces: Promise<AudioPacket[]>[] = [];
-    for (let i = 0, n = PREBUFFER_FRAMES; i < frames.length; i += n, n = ENCODE_PIECE_FRAMES) pieces.push(this.#deps.encoder.prepare(frames.slice(i, i + n)));
+    for (let i = 0, n = PREBUFFER_FRAMES; i < frames.length; i += n, n = ENCODE_PIECE_FRAMES) {
+      pieces.push(this.#deps.encoder.prepare(frames.slice(i, i + n), i === 0 && this.#pacer.pending < PREBUFFER_FRAMES));
+    }
     // Every piece is awaited, so none rejects unobserved when an earlier one fails.
     const settled = pieces.map((p) => p.then((packets) => ({ packets }), (error: unknown) => ({ error })));
     for (const piece of settled) {
