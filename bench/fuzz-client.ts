@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-import { FUZZ_CLASSES, type FromFuzz, type FuzzClassName, type FuzzClientConfig, type FuzzTally } from './fuzz-shared.js';
+import { emptyTally, type FromFuzz, type FuzzClassName, type FuzzClientConfig } from './fuzz-shared.js';
 
 const cfg = JSON.parse(process.env.BENCH_FUZZ ?? '{}') as FuzzClientConfig;
 const SYNC_EVERY = 200;
@@ -183,16 +183,7 @@ function wsGarbage(): Buffer {
 
 // ---------------------------------------------------------------- connections
 
-const tally: FuzzTally = {
-  sent: Object.fromEntries(Object.keys(FUZZ_CLASSES).map((k) => [k, 0])) as Record<FuzzClassName, number>,
-  beforeHello: 0,
-  connections: 0,
-  unexpectedCloses: 0,
-  unconfirmed: 0,
-  closeCodes: {},
-  connectFailures: 0,
-  errors: [],
-};
+const tally = emptyTally();
 let budget = cfg.frames;
 let sentTotal = 0;
 const note = (msg: string): void => void (tally.errors.length < 10 && tally.errors.push(msg));

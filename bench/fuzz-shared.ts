@@ -67,4 +67,17 @@ export interface FuzzTally {
   errors: string[];
 }
 
+export function emptyTally(): FuzzTally {
+  return {
+    sent: Object.fromEntries(Object.keys(FUZZ_CLASSES).map((k) => [k, 0])) as Record<FuzzClassName, number>,
+    beforeHello: 0,
+    connections: 0,
+    unexpectedCloses: 0,
+    unconfirmed: 0,
+    closeCodes: {},
+    connectFailures: 0,
+    errors: [],
+  };
+}
+
 export type FromFuzz = { kind: 'progress'; sent: number } | { kind: 'result'; tally: FuzzTally; cpuMs: number };

@@ -8,7 +8,7 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
-import { COUNTED_BINARY, FUZZ_CLASSES, type FromFuzz, type FuzzClassName, type FuzzClientConfig, type FuzzTally } from '../fuzz-shared.js';
+import { COUNTED_BINARY, emptyTally, FUZZ_CLASSES, type FromFuzz, type FuzzClassName, type FuzzClientConfig, type FuzzTally } from '../fuzz-shared.js';
 import { cpuLayout, nextMessage, pinSelf, running, sleep, spawnNode, stopChild, type Child } from '../lib/children.js';
 import { deviceWorks, healthOk, scrapeClose } from '../lib/device.js';
 import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
@@ -135,16 +135,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const seconds = (performance.now() - t0) / 1000;
 
     // ---- merge what the generators saw
-    const tally: FuzzTally = {
-      sent: Object.fromEntries(Object.keys(FUZZ_CLASSES).map((k) => [k, 0])) as Record<FuzzClassName, number>,
-      beforeHello: 0,
-      connections: 0,
-      unexpectedCloses: 0,
-      unconfirmed: 0,
-      closeCodes: {},
-      connectFailures: 0,
-      errors: [],
-    };
+    const tally = emptyTally();
     for (const { tally: t } of results) {
       for (const k of Object.keys(t.sent) as FuzzClassName[]) tally.sent[k] += t.sent[k];
       for (const [k, v] of Object.entries(t.closeCodes)) tally.closeCodes[k] = (tally.closeCodes[k] ?? 0) + v;

@@ -86,7 +86,16 @@ export function createSileroModel(alias: string, modelPath: string): BatchWindow
   let session: OrtSession | undefined = new binding.InferenceSession();
   try {
     // One thread: parallelism comes from batching and from audio worker threads, not from ORT's own pool.
-    session.loadModel(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    // No memory arena or per-shape memory pattern: batches come in every size, and ORT kept memory for each
+    // (+30 MiB over 34 sizes here, a soak's RSS climbing for minutes), at no measurable gain in speed.
+    session.loadModel(modelPath, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      enableCpuMemArena: false,
+      enableMemPattern: false,
+    });
   } catch (err) {
     throw new ProviderError(alias, 'config', `cannot load ${modelPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
