@@ -3,6 +3,10 @@
  * weakly on Node 20: under GC pressure a deadline could be collected and never fire, leaving a provider call
  * without its deadline. These hold their timer and listeners until the signal fires or its sources end.
  */
+/**
+ * Aborts when any source does. Until then it holds a listener on every source: when a source outlives the call
+ * (a session's or a feature's signal), include a controller of the call's own and abort it when the call ends.
+ */
 export function anySignal(signals: readonly AbortSignal[]): AbortSignal {
   const controller = new AbortController();
   const live = signals.filter(Boolean);

@@ -199,13 +199,15 @@ class Peer implements PeerFeature {
     let normalized = req.normalized;
     let structuring: 'llm' | 'passthrough' | 'device' | 'none' = normalized ? 'device' : 'none';
     if (needsLlm) {
+      // `done` ends the linked signal afterwards: its listener on the feature's long-lived signal must not stay.
+      const done = new AbortController();
       const r = await structureText(String(req.payload.text), {
         providers: this.#deps.providers,
-        signal: anySignal([signal, this.#llm.signal]),
+        signal: anySignal([signal, this.#llm.signal, done.signal]),
         timeoutMs: cfg.llm_timeout_ms,
         maxInputChars: cfg.llm_max_input_chars,
         log: this.#log,
-      });
+      }).finally(() => done.abort());
       if (r.ok) {
         normalized = r.normalized;
         structuring = 'llm';

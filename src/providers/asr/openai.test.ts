@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { after, before, test } from 'node:test';
 import { FakeOpenAi, refusedPort, tone } from '../../../test/support/fake-openai.js';
 import { ProviderError } from '../types.js';
@@ -120,4 +121,18 @@ test('errors: timeout, HTTP 500, connection refused', async () => {
 
 test('factory rejects unknown types naming the key', () => {
   assert.throws(() => createAsr('Nope', { type: 'baidu' }), (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /ASR\.Nope\.type/.test(e.message));
+});
+
+test('leaves no listener on the session signal once an utterance is done (one per utterance used to pile up)', async () => {
+  fake.transcription = { text: 'hello' };
+  const asr = createOpenAiAsr('Whisper', { type: 'openai', base_url: fake.baseUrl });
+  const session = new AbortController();
+  for (let i = 0; i < 5; i++) {
+    const stream = asr.createStream(opts({ signal: session.signal }));
+    stream.write(tone(8000, 16000));
+    assert.deepEqual(await stream.finish(), { text: 'hello' });
+  }
+  const empty = asr.createStream(opts({ signal: session.signal }));
+  assert.deepEqual(await empty.finish(), { text: '' });
+  assert.equal(getEventListeners(session.signal, 'abort').length, 0);
 });

@@ -45,7 +45,10 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
           finished = true;
           const pcm = concatPcm(chunks);
           chunks = [];
-          if (!pcm.length) return { text: '' };
+          if (!pcm.length) {
+            local.abort();
+            return { text: '' };
+          }
           const signal = callSignal(call);
           try {
             const file = await toFile(writeWav({ sampleRate: SAMPLE_RATE, samples: pcm }), 'audio.wav', { type: 'audio/wav' });
@@ -56,6 +59,10 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
             return { text: (res.text ?? '').trim() };
           } catch (err) {
             throw toProviderError(alias, err, call, signal);
+          } finally {
+            // Ends the linked signal: its listener on the session's signal would otherwise stay until the
+            // session closes, one per utterance (a soak found them piling up).
+            local.abort();
           }
         },
         abort(): void {
