@@ -64,7 +64,7 @@ interface Stream {
 
 interface PendingWindow {
   window: Float32Array;
-  result: UplinkResult & { scored?: boolean };
+  result: UplinkResult;
 }
 
 export class UplinkProcessor {
@@ -139,11 +139,8 @@ export class UplinkProcessor {
     for (const p of packets) {
       const s = this.#streams.get(p.id);
       if (!s) continue; // closed while the packet was on its way
-      const result: UplinkResult & { scored?: boolean } = { id: p.id, pcm: this.#decode(s, p.packet), decodeError: false, speaking: s.vad?.speaking ?? false, endOfUtterance: false, epoch: s.epoch };
-      if (result.pcm === DECODE_ERROR) {
-        result.pcm = new Int16Array(0);
-        result.decodeError = true;
-      }
+      const pcm = this.#decode(s, p.packet);
+      const result: UplinkResult = { id: p.id, pcm: pcm ?? new Int16Array(0), decodeError: !pcm, speaking: s.vad?.speaking ?? false, endOfUtterance: false, epoch: s.epoch };
       results.push(result);
       if (!p.vad || !s.vad || result.pcm.length === 0) continue;
       const v = s.vad;
@@ -156,18 +153,19 @@ export class UplinkProcessor {
         queue.push({ window: v.window.slice(), result });
       }
     }
-    this.#score(queues);
+    const scored = this.#score(queues);
     // A packet without a whole window of its own speaks for the state left by the packets before it.
     const last = new Map<number, boolean>();
-    for (const r of results as Array<UplinkResult & { scored?: boolean }>) {
-      if (r.scored) last.set(r.id, r.speaking);
+    for (const r of results) {
+      if (scored.has(r)) last.set(r.id, r.speaking);
       else if (last.has(r.id)) r.speaking = last.get(r.id)!;
-      delete r.scored;
     }
     return results;
   }
 
-  #score(queues: Map<Stream, PendingWindow[]>): void {
+  /** Scores every queued window; returns the results that had at least one window of their own. */
+  #score(queues: Map<Stream, PendingWindow[]>): Set<UplinkResult> {
+    const scored = new Set<UplinkResult>();
     for (let round = 0; queues.size > 0; round++) {
       const byModel = new Map<BatchWindowModel<unknown>, { streams: Stream[]; items: PendingWindow[] }>();
       for (const [s, queue] of queues) {
@@ -194,7 +192,7 @@ export class UplinkProcessor {
           const verdict = v.decider.update(probabilities[i] ?? 0, v.windows * WINDOW_MS);
           v.speaking = verdict.speaking;
           item.result.speaking = verdict.speaking;
-          item.result.scored = true;
+          scored.add(item.result);
           if (verdict.endOfUtterance) {
             item.result.endOfUtterance = true;
             // As the reference after an utterance: the next one starts from a clean state.
@@ -203,9 +201,11 @@ export class UplinkProcessor {
         });
       }
     }
+    return scored;
   }
 
-  #decode(s: Stream, packet: Uint8Array): Int16Array | typeof DECODE_ERROR {
+  /** The packet's 16 kHz PCM, or undefined when it is corrupted. */
+  #decode(s: Stream, packet: Uint8Array): Int16Array | undefined {
     if (packet.length === 0) return new Int16Array(0); // an empty packet would decode to 360 ms of PLC
     try {
       const pcm = s.decoder.decode(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength));
@@ -213,7 +213,7 @@ export class UplinkProcessor {
     } catch (err) {
       if (!(err instanceof OpusDecodeError)) throw err;
       s.decoder.reset();
-      return DECODE_ERROR;
+      return undefined;
     }
   }
 
@@ -221,8 +221,6 @@ export class UplinkProcessor {
     for (const id of [...this.#streams.keys()]) this.close(id);
   }
 }
-
-const DECODE_ERROR = new Int16Array(0);
 
 function resetVad(v: VadState): void {
   v.decider.reset();
