@@ -4,7 +4,7 @@ import type { ChatMessage, LlmProvider, ToolCall, TtsProvider } from '../provide
 import type { Scope } from '../session/scope.js';
 import type { Session } from '../session/session.js';
 import type { Dialogue } from './dialogue.js';
-import type { AudioPacket } from './audio-engine.js';
+import { AudioEngineClosedError, type AudioPacket } from './audio-engine.js';
 import type { DownlinkEncoder } from './downlink.js';
 import { Pacer } from './pacer.js';
 import { SentenceSplitter } from './sentences.js';
@@ -252,6 +252,11 @@ export class Turn {
     } catch (err) {
       if (this.scope.closed) return;
       // One sentence failing does not end the turn: the rest is still spoken, and the turn still ends with tts stop.
+      if (err instanceof AudioEngineClosedError) {
+        // Our audio thread, not the TTS provider: not a provider error.
+        session.log.warn({ err: err.message }, 'sentence not encoded: the audio thread is unavailable');
+        return;
+      }
       session.ctx.metrics.providerErrors.labels('tts', (err as { kind?: string }).kind ?? 'error').inc();
       session.log.warn({ err: (err as Error).message }, 'TTS failed for a sentence');
     }
