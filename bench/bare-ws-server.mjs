@@ -32,7 +32,15 @@ wss.on('connection', (ws) => {
     }
     if (type === 'ping') ws.send(PONG);
     else if (type === 'hello') {
-      ws.send(JSON.stringify({ type: 'hello', version: 1, transport: 'websocket', session_id: randomUUID(), audio_params: AUDIO_PARAMS }));
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          version: 1,
+          transport: 'websocket',
+          session_id: randomUUID(),
+          audio_params: AUDIO_PARAMS,
+        }),
+      );
     }
   });
 });

@@ -31,7 +31,10 @@ const { values: flags } = parseArgs({
     port: { type: 'string', default: '0' },
     delay: { type: 'string', default: 'zero' },
     transcript: { type: 'string', default: 'what time is it' },
-    reply: { type: 'string', default: 'It is ten past three in the afternoon. Is there anything else I can help you with today?' },
+    reply: {
+      type: 'string',
+      default: 'It is ten past three in the afternoon. Is there anything else I can help you with today?',
+    },
     'min-audio-ms': { type: 'string', default: '1500' },
     'max-audio-ms': { type: 'string', default: '3000' },
     'keep-alive-ms': { type: 'string', default: '120000' },
@@ -83,7 +86,8 @@ function speechAudio(): Buffer {
     rmSync(dir, { recursive: true, force: true });
   }
   const out = new Int16Array(need);
-  for (let at = 0; at < need; at += samples.length) out.set(samples.subarray(0, Math.min(samples.length, need - at)), at);
+  for (let at = 0; at < need; at += samples.length)
+    out.set(samples.subarray(0, Math.min(samples.length, need - at)), at);
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 const AUDIO = speechAudio();
@@ -100,7 +104,11 @@ function nextAudioBytes(): number {
 
 // ---------------------------------------------------------------- fault injection
 
-const PATHS: Record<string, string> = { asr: '/v1/audio/transcriptions', llm: '/v1/chat/completions', tts: '/v1/audio/speech' };
+const PATHS: Record<string, string> = {
+  asr: '/v1/audio/transcriptions',
+  llm: '/v1/chat/completions',
+  tts: '/v1/audio/speech',
+};
 const faultPaths = new Set(
   flags['fault-paths'].split(',').map((k) => {
     const path = PATHS[k.trim()];
@@ -125,7 +133,7 @@ const streams = new Map<string, { seed: number; hangs: number }>();
 function stream(path: string): { seed: number; hangs: number } {
   let s = streams.get(path);
   if (!s) {
-    let seed = (Number(flags['fault-seed']) >>> 0) || 1;
+    let seed = Number(flags['fault-seed']) >>> 0 || 1;
     for (const c of path) seed = (Math.imul(seed, 31) + c.charCodeAt(0)) >>> 0;
     streams.set(path, (s = { seed: seed || 1, hangs: 0 }));
   }
@@ -143,7 +151,8 @@ function pickFault(path: string): Fault {
   if (!faultPaths.has(path) || errorRate + hangRate === 0) return 'none';
   const s = stream(path);
   const d = faultDraw(s);
-  const fault: Fault = d < errorRate ? 'error' : d < errorRate + hangRate ? (s.hangs++ % 2 === 0 ? 'hang-start' : 'hang-mid') : 'none';
+  const fault: Fault =
+    d < errorRate ? 'error' : d < errorRate + hangRate ? (s.hangs++ % 2 === 0 ? 'hang-start' : 'hang-mid') : 'none';
   if (fault !== 'none') {
     const key = `${fault === 'error' ? 'error' : 'hang'} ${path}`;
     counts[key] = (counts[key] ?? 0) + 1;
@@ -196,7 +205,15 @@ async function chat(res: http.ServerResponse, model: string, stream: boolean, ha
   if (!stream) {
     res.writeHead(200, { 'content-type': 'application/json' });
     const message = { role: 'assistant', content: flags.reply };
-    return void res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 0, model, choices: [{ index: 0, message, finish_reason: 'stop' }] }));
+    return void res.end(
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        created: 0,
+        model,
+        choices: [{ index: 0, message, finish_reason: 'stop' }],
+      }),
+    );
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const event = (delta: Record<string, unknown>, finish: string | null): string =>

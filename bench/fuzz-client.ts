@@ -13,11 +13,15 @@ import { emptyTally, type FromFuzz, type FuzzClassName, type FuzzClientConfig } 
 
 const cfg = JSON.parse(process.env.BENCH_FUZZ ?? '{}') as FuzzClientConfig;
 const SYNC_EVERY = 200;
-const CLOSE_CODES: Partial<Record<FuzzClassName, number>> = { invalid_utf8: 1007, over_hard_limit: 1009, ws_protocol: 1002 };
+const CLOSE_CODES: Partial<Record<FuzzClassName, number>> = {
+  invalid_utf8: 1007,
+  over_hard_limit: 1009,
+  ws_protocol: 1002,
+};
 
 // ---------------------------------------------------------------- deterministic randomness
 
-let seed = (cfg.seed >>> 0) || 1;
+let seed = cfg.seed >>> 0 || 1;
 function rnd(): number {
   seed ^= seed << 13;
   seed ^= seed >>> 17;
@@ -38,7 +42,8 @@ function bytes(n: number): Buffer {
 // ---------------------------------------------------------------- frames by class
 
 const WRONG = [5, -1, 1.5, true, null, [], {}, 'x', [1, 'a'], { a: 1 }];
-const wrongBut = (...not: unknown[]): unknown => pick(WRONG.filter((w) => !not.some((n) => JSON.stringify(n) === JSON.stringify(w))));
+const wrongBut = (...not: unknown[]): unknown =>
+  pick(WRONG.filter((w) => !not.some((n) => JSON.stringify(n) === JSON.stringify(w))));
 
 /** Known types with a field of the wrong type; each fails the schema of its handler. */
 const SCHEMA: (() => Record<string, unknown>)[] = [
@@ -73,9 +78,28 @@ const SCHEMA: (() => Record<string, unknown>)[] = [
   () => ({ type: 'coding', event: pick([5, 'dance', null, []]) }),
 ];
 
-const NO_TYPE = ['[]', '[1,2,3]', 'null', 'true', 'false', '"hello"', '{}', '{"type":5}', '{"type":""}', '{"type":null}', '{"type":["listen"]}', '{"Type":"listen"}', '{"type":{"name":"x"}}', '{"state":"start"}'];
+const NO_TYPE = [
+  '[]',
+  '[1,2,3]',
+  'null',
+  'true',
+  'false',
+  '"hello"',
+  '{}',
+  '{"type":5}',
+  '{"type":""}',
+  '{"type":null}',
+  '{"type":["listen"]}',
+  '{"Type":"listen"}',
+  '{"type":{"name":"x"}}',
+  '{"state":"start"}',
+];
 const SERVER_TO_DEVICE = ['tts', 'stt', 'llm', 'alert', 'system', 'custom', 'audio'];
-const VALID = ['{"type":"listen","state":"start","mode":"auto"}', '{"type":"meeting","phase":"snippet","items":[{"text":"hello"}]}', '{"type":"peer","to":["a"],"payload":{"text":"x"}}'];
+const VALID = [
+  '{"type":"listen","state":"start","mode":"auto"}',
+  '{"type":"meeting","phase":"snippet","items":[{"text":"hello"}]}',
+  '{"type":"peer","to":["a"],"payload":{"text":"x"}}',
+];
 const PRINTABLE = ' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~';
 
 function randomText(n: number): string {
@@ -90,7 +114,16 @@ function badJson(): string {
     const v = pick(VALID);
     return v.slice(0, int(1, v.length - 1));
   }
-  if (variant === 1) return pick(["{'type':'listen'}", '{"type":"listen",}', '{"type":"listen" /* c */}', 'NaN', 'undefined', "{type:'ping'}", '{"a":1}{"b":2}']);
+  if (variant === 1)
+    return pick([
+      "{'type':'listen'}",
+      '{"type":"listen",}',
+      '{"type":"listen" /* c */}',
+      'NaN',
+      'undefined',
+      "{type:'ping'}",
+      '{"a":1}{"b":2}',
+    ]);
   if (variant === 2) return pick(['', '   ', '\n']);
   const s = randomText(int(1, 300));
   try {
@@ -139,13 +172,15 @@ function binaryFrame(version: 1 | 2 | 3): Binary {
   const d = rnd();
   if (d < 0.1) return { cls: 'too_large', data: bytes(cfg.maxFrameBytes + int(1, 2000)) };
   const payload = (): Buffer => bytes(int(1, 1200));
-  if (version === 1) return d < 0.2 ? { cls: 'binary_empty', data: Buffer.alloc(0) } : { cls: 'random_audio', data: payload() };
+  if (version === 1)
+    return d < 0.2 ? { cls: 'binary_empty', data: Buffer.alloc(0) } : { cls: 'random_audio', data: payload() };
   if (version === 2) {
     if (d < 0.45) {
       const p = bytes(int(0, 200));
       return { cls: 'binary_length_mismatch', data: v2(p, { size: lie(p.length, 0xffffffff) }) };
     }
-    if (d < 0.6) return { cls: 'binary_bad_version', data: v2(payload(), { version: pick([0, 1, 3, 0xffff, int(4, 0xfffe)]) }) };
+    if (d < 0.6)
+      return { cls: 'binary_bad_version', data: v2(payload(), { version: pick([0, 1, 3, 0xffff, int(4, 0xfffe)]) }) };
     if (d < 0.75) return { cls: 'binary_too_short', data: bytes(int(0, 15)) };
     return { cls: 'random_audio', data: v2(payload()) };
   }
@@ -253,7 +288,11 @@ class Conn {
 
 function open(index: number, version: 1 | 2 | 3): Promise<WebSocket | undefined> {
   const ws = new WebSocket(cfg.url, {
-    headers: { 'Device-Id': `${cfg.idPrefix}-${index}`, 'Client-Id': `${cfg.idPrefix}-${index}`, 'Protocol-Version': String(version) },
+    headers: {
+      'Device-Id': `${cfg.idPrefix}-${index}`,
+      'Client-Id': `${cfg.idPrefix}-${index}`,
+      'Protocol-Version': String(version),
+    },
     perMessageDeflate: false,
     handshakeTimeout: 20_000,
     maxPayload: 0,
@@ -284,7 +323,15 @@ async function connection(index: number): Promise<void> {
     const b = binaryFrame(version);
     c.send(b.cls, b.data, true, true);
   }
-  ws.send(JSON.stringify({ type: 'hello', version, features: { mcp: false }, transport: 'websocket', audio_params: { format: 'opus', sample_rate: 16000, channels: 1, frame_duration: 60 } }));
+  ws.send(
+    JSON.stringify({
+      type: 'hello',
+      version,
+      features: { mcp: false },
+      transport: 'websocket',
+      audio_params: { format: 'opus', sample_rate: 16000, channels: 1, frame_duration: 60 },
+    }),
+  );
   // Listening, as a device is before it streams: the random audio then goes through the decoder and the VAD.
   ws.send('{"type":"listen","state":"start","mode":"auto"}');
   const frames = Math.max(1, Math.round(cfg.framesPerConnection * (0.5 + rnd())));
@@ -311,11 +358,15 @@ async function connection(index: number): Promise<void> {
   }
   budget--;
   sentTotal++;
-  if (closing === 'invalid_utf8') ws.send(Buffer.concat([Buffer.from([0xff, 0xfe]), bytes(int(0, 100))]), { binary: false });
+  if (closing === 'invalid_utf8')
+    ws.send(Buffer.concat([Buffer.from([0xff, 0xfe]), bytes(int(0, 100))]), { binary: false });
   else if (closing === 'over_hard_limit') ws.send(bytes(cfg.hardFrameBytes + int(1, 1000)), { binary: true });
   else (ws as unknown as { _socket: Socket })._socket.write(wsGarbage());
   let timer: NodeJS.Timeout | undefined;
-  const closed = await Promise.race([c.closedP, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 10_000)))]);
+  const closed = await Promise.race([
+    c.closedP,
+    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 10_000))),
+  ]);
   clearTimeout(timer);
   const key = `${closing}:${closed?.code ?? 'none'}`;
   tally.closeCodes[key] = (tally.closeCodes[key] ?? 0) + 1;

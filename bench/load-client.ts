@@ -6,7 +6,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { deviceId, HELLO, Histogram, PING, type FromLoad, type Heartbeats, type LoadConfig, type ToLoad } from './shared.js';
+import {
+  deviceId,
+  HELLO,
+  Histogram,
+  PING,
+  type FromLoad,
+  type Heartbeats,
+  type LoadConfig,
+  type ToLoad,
+} from './shared.js';
 
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '{}') as LoadConfig;
 const sockets: WebSocket[] = [];
@@ -119,7 +128,13 @@ async function openAll(): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(cfg.concurrency, cfg.count) }, worker));
   failed += cfg.count - next; // never started: the open window closed first
   firstError ??= next < cfg.count ? `stopped opening after ${cfg.openForMs} ms` : undefined;
-  tell({ kind: 'ready', opened: sockets.length, failed, ...(firstError ? { firstError } : {}), ms: performance.now() - started });
+  tell({
+    kind: 'ready',
+    opened: sockets.length,
+    failed,
+    ...(firstError ? { firstError } : {}),
+    ms: performance.now() - started,
+  });
   if (cfg.mode === 'idle') startHeartbeats();
 }
 
@@ -162,7 +177,15 @@ async function pingLoops(warmupMs: number, measureMs: number): Promise<void> {
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, warmupMs + measureMs + 1000))]);
   const cpu = process.cpuUsage(cpu0);
   const lost = sockets.filter((ws) => ws.readyState !== WebSocket.OPEN).length;
-  tell({ kind: 'result', roundTrips, measuredMs: measureMs, buckets: hist.counts, cpuMs: (cpu.user + cpu.system) / 1000, lost, pushes });
+  tell({
+    kind: 'result',
+    roundTrips,
+    measuredMs: measureMs,
+    buckets: hist.counts,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    lost,
+    pushes,
+  });
 }
 
 process.on('message', (msg: ToLoad) => {

@@ -50,17 +50,31 @@ async function generalUsage(): Promise<string> {
     }
     lines.push(`  ${name.padEnd(9)} ${summary}`);
   }
-  lines.push('', 'flags of every profile:', GLOBAL_HELP, '', 'linus bench <profile> --help lists the flags of a profile.');
+  lines.push(
+    '',
+    'flags of every profile:',
+    GLOBAL_HELP,
+    '',
+    'linus bench <profile> --help lists the flags of a profile.',
+  );
   return lines.join('\n');
 }
 
 function profileUsage(p: Profile): string {
-  const lines = [`usage: linus bench ${p.name} [flags]`, `  ${p.summary}`, '', `flags of ${p.name} (default; smoke default):`];
+  const lines = [
+    `usage: linus bench ${p.name} [flags]`,
+    `  ${p.summary}`,
+    '',
+    `flags of ${p.name} (default; smoke default):`,
+  ];
   for (const [name, o] of Object.entries(p.options)) {
     const def = o.default === undefined ? '' : String(o.default);
     const smoke = p.smokeDefaults[name];
     const value = o.type === 'boolean' ? '' : ' V';
-    lines.push(`  --${name}${value}`.padEnd(24) + ` ${p.help?.[name] ?? ''} (${def || '-'}${smoke !== undefined ? `; smoke ${smoke}` : ''})`);
+    lines.push(
+      `  --${name}${value}`.padEnd(24) +
+        ` ${p.help?.[name] ?? ''} (${def || '-'}${smoke !== undefined ? `; smoke ${smoke}` : ''})`,
+    );
   }
   lines.push('', 'flags of every profile:', GLOBAL_HELP);
   return lines.join('\n');
@@ -72,7 +86,12 @@ function optionsFor(p: Profile, smoke: boolean): ProfileOptions {
   for (const [name, o] of Object.entries(p.options)) {
     if (name in GLOBAL_OPTIONS) throw new Error(`profile ${p.name} declares --${name}, a flag of the runner`);
     const smokeValue = smoke ? p.smokeDefaults[name] : undefined;
-    opts[name] = smokeValue === undefined ? o : o.type === 'boolean' ? { ...o, default: smokeValue === 'true' } : { ...o, default: smokeValue };
+    opts[name] =
+      smokeValue === undefined
+        ? o
+        : o.type === 'boolean'
+          ? { ...o, default: smokeValue === 'true' }
+          : { ...o, default: smokeValue };
   }
   return opts;
 }
@@ -86,7 +105,8 @@ function progressWriter(stream: NodeJS.WriteStream) {
   let lastPlainAt = 0;
   let lastPlain = '';
   const clear = (): void => void (tty && current && stream.write('\r\x1b[2K'));
-  const draw = (): void => void (tty && current && stream.write(`\r\x1b[2K${current.slice(0, Math.max(20, (stream.columns || 100) - 1))}`));
+  const draw = (): void =>
+    void (tty && current && stream.write(`\r\x1b[2K${current.slice(0, Math.max(20, (stream.columns || 100) - 1))}`));
   return {
     progress(line: string): void {
       current = line;
@@ -125,7 +145,12 @@ async function main(): Promise<number> {
   const smoke = rest.includes('--smoke');
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: rest, options: { ...optionsFor(profile, smoke), ...GLOBAL_OPTIONS }, strict: true, allowPositionals: false }).values as typeof values;
+    values = parseArgs({
+      args: rest,
+      options: { ...optionsFor(profile, smoke), ...GLOBAL_OPTIONS },
+      strict: true,
+      allowPositionals: false,
+    }).values as typeof values;
   } catch (e) {
     err(`bench: ${(e as Error).message}\n\n${profileUsage(profile)}`);
     return 2;
@@ -135,7 +160,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const flags: FlagValues = Object.fromEntries(Object.entries(values).filter(([k]) => !(k in GLOBAL_OPTIONS)));
-  const timeoutSec = values.timeout !== undefined ? Number(values.timeout) : (profile.timeoutSec?.(flags, smoke) ?? (smoke ? 300 : 3600));
+  const timeoutSec =
+    values.timeout !== undefined
+      ? Number(values.timeout)
+      : (profile.timeoutSec?.(flags, smoke) ?? (smoke ? 300 : 3600));
   if (!(timeoutSec > 0)) {
     err(`bench: --timeout must be a positive number of seconds, got "${String(values.timeout)}"`);
     return 2;
@@ -145,7 +173,15 @@ async function main(): Promise<number> {
   const finish = installExitHandlers(timeoutSec, undefined, { abort, graceMs: 30_000 });
   const writer = progressWriter(process.stderr);
   const command = ['node', '--import', 'tsx', 'bench/run.ts', ...argv].map(quote).join(' ');
-  const ctx: ProfileContext = { root: ROOT, flags, smoke, serverFromSource: !!values.source, progress: writer.progress, log: writer.log, signal: abort.signal };
+  const ctx: ProfileContext = {
+    root: ROOT,
+    flags,
+    smoke,
+    serverFromSource: !!values.source,
+    progress: writer.progress,
+    log: writer.log,
+    signal: abort.signal,
+  };
   const startedAt = new Date();
   let result: ProfileResult;
   try {
@@ -157,11 +193,21 @@ async function main(): Promise<number> {
       return finish(2);
     }
     const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    result = { profile: name, command: '', startedAt: startedAt.toISOString(), durationSec: (Date.now() - startedAt.getTime()) / 1000, figures: [], ok: false, failures: [`the profile failed: ${msg}`] };
+    result = {
+      profile: name,
+      command: '',
+      startedAt: startedAt.toISOString(),
+      durationSec: (Date.now() - startedAt.getTime()) / 1000,
+      figures: [],
+      ok: false,
+      failures: [`the profile failed: ${msg}`],
+    };
   }
   writer.done();
   result.command = command;
-  const why = abort.signal.aborted ? String((abort.signal.reason as Error | undefined)?.message ?? 'aborted') : undefined;
+  const why = abort.signal.aborted
+    ? String((abort.signal.reason as Error | undefined)?.message ?? 'aborted')
+    : undefined;
   if (why) {
     result.notes = [...(result.notes ?? []), `interrupted: ${why}; the figures cover what ran before it`];
     if (why.startsWith('--timeout')) {

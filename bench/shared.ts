@@ -51,7 +51,15 @@ export type ToLoad = { kind: 'go'; warmupMs: number; measureMs: number } | { kin
 
 export type FromLoad =
   | { kind: 'ready'; opened: number; failed: number; firstError?: string; ms: number }
-  | { kind: 'result'; roundTrips: number; measuredMs: number; buckets: number[]; cpuMs: number; lost: number; pushes: Pushes }
+  | {
+      kind: 'result';
+      roundTrips: number;
+      measuredMs: number;
+      buckets: number[];
+      cpuMs: number;
+      lost: number;
+      pushes: Pushes;
+    }
   | { kind: 'pushes'; pushes: Pushes; heartbeats?: Heartbeats };
 
 /** Log-scale buckets 2% wide over microseconds: percentiles within 2%, and it merges by adding arrays. */

@@ -126,7 +126,17 @@ class Device {
 
   /** One turn, start to `tts stop` (or timeout / close). */
   async turn(): Promise<TurnRecord> {
-    const rec: TurnRecord = { outcome: 'no_reply', packetsSent: 0, frames: 0, intervals: 0, lateIntervals: 0, maxIntervalMs: 0, maxLeadMs: 0, underruns: 0, decodeErrors: 0 };
+    const rec: TurnRecord = {
+      outcome: 'no_reply',
+      packetsSent: 0,
+      frames: 0,
+      intervals: 0,
+      lateIntervals: 0,
+      maxIntervalMs: 0,
+      maxLeadMs: 0,
+      underruns: 0,
+      decodeErrors: 0,
+    };
     let ended!: () => void;
     const done = new Promise<void>((r) => (ended = r));
     let isDone = false;
@@ -153,12 +163,16 @@ class Device {
     }
     let timer: NodeJS.Timeout | undefined;
     const waitUntil = async (at: number): Promise<void> => {
-      await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, at - performance.now()))))]);
+      await Promise.race([
+        done,
+        new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, at - performance.now())))),
+      ]);
       clearTimeout(timer);
     };
     // A server that stays silent (no stt, no tts start) fails the turn after replyTimeoutMs; one that answered gets turnTimeoutMs.
     if (cfg.replyTimeoutMs !== undefined) await waitUntil(lastSentAt + cfg.replyTimeoutMs);
-    if (cfg.replyTimeoutMs === undefined || (!isDone && (rec.stt !== undefined || rec.ttsStart !== undefined))) await waitUntil(lastSentAt + cfg.turnTimeoutMs);
+    if (cfg.replyTimeoutMs === undefined || (!isDone && (rec.stt !== undefined || rec.ttsStart !== undefined)))
+      await waitUntil(lastSentAt + cfg.turnTimeoutMs);
     this.current = undefined;
     if (this.closed && rec.ttsStop === undefined) rec.outcome = 'closed';
     else if (rec.ttsStop !== undefined) rec.outcome = rec.frames > 0 ? 'completed' : 'no_audio';
@@ -167,7 +181,8 @@ class Device {
   }
 
   close(): void {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, 'bench done');
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
+      this.ws.close(1000, 'bench done');
     this.#decoder?.dispose();
   }
 }
@@ -181,7 +196,10 @@ function connect(n: number): Promise<Device> {
   });
   ws.on('error', () => {}); // a later socket error must not crash the process; the close is seen by the device
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`no hello reply within ${cfg.connectTimeoutMs} ms`)), cfg.connectTimeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`no hello reply within ${cfg.connectTimeoutMs} ms`)),
+      cfg.connectTimeoutMs,
+    );
     const detach = (): void => {
       clearTimeout(timer);
       ws.off('message', onMessage);
@@ -194,7 +212,8 @@ function connect(n: number): Promise<Device> {
       reject(err);
     };
     const onClose = (): void => fail(new Error('closed before hello reply'));
-    const onRefused = (_req: unknown, res: { statusCode?: number }): void => fail(new Error(`upgrade refused: HTTP ${res.statusCode}`));
+    const onRefused = (_req: unknown, res: { statusCode?: number }): void =>
+      fail(new Error(`upgrade refused: HTTP ${res.statusCode}`));
     const onMessage = (data: Buffer, isBinary: boolean): void => {
       if (isBinary) return;
       let msg: { type?: string; audio_params?: { sample_rate?: number; frame_duration?: number } };
@@ -233,7 +252,13 @@ async function connectAll(): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(cfg.concurrency, cfg.count) }, worker));
-  tell({ kind: 'ready', connected: devices.filter(Boolean).length, failed, ...(firstError ? { firstError } : {}), ms: performance.now() - started });
+  tell({
+    kind: 'ready',
+    connected: devices.filter(Boolean).length,
+    failed,
+    ...(firstError ? { firstError } : {}),
+    ms: performance.now() - started,
+  });
 }
 
 async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
@@ -244,7 +269,9 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
   goAtPerf = goAt;
   const until = cfg.seconds > 0 ? goAt + cfg.seconds * 1000 : Infinity;
   let lost = 0;
-  const progress = cfg.progressEveryMs ? setInterval(() => tell({ kind: 'progress', turns: turnsDone, completed: turnsCompleted }), cfg.progressEveryMs) : undefined;
+  const progress = cfg.progressEveryMs
+    ? setInterval(() => tell({ kind: 'progress', turns: turnsDone, completed: turnsCompleted }), cfg.progressEveryMs)
+    : undefined;
   await Promise.all(
     devices.map(async (dev, i) => {
       if (!dev) return;
@@ -278,7 +305,9 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
     loopLagMaxMs: Math.max(0, lag.max / 1e6 - 10),
     lost,
     otherMessages,
-    ...(cfg.binMs ? { timeline: { startAt, binMs: cfg.binMs, intervals: dense(timelineIntervals), late: dense(timelineLate) } } : {}),
+    ...(cfg.binMs
+      ? { timeline: { startAt, binMs: cfg.binMs, intervals: dense(timelineIntervals), late: dense(timelineLate) } }
+      : {}),
   });
   if (!cfg.keepOpen) for (const d of devices) d?.close();
 }

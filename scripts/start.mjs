@@ -21,10 +21,17 @@ if (!process.env.LINUS_SKIP_SYSTEM_PACKAGES) {
 }
 
 const built = join(root, 'dist/cli/main.js');
-const sourcesChanged = !existsSync(built) || newestMtime(join(root, 'src')) > statSync(built).mtimeMs || statSync(join(root, 'package.json')).mtimeMs > statSync(built).mtimeMs;
+const sourcesChanged =
+  !existsSync(built) ||
+  newestMtime(join(root, 'src')) > statSync(built).mtimeMs ||
+  statSync(join(root, 'package.json')).mtimeMs > statSync(built).mtimeMs;
 if (sourcesChanged) {
   process.stderr.write('linus: building (sources changed)...\n');
-  const r = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 

@@ -90,23 +90,35 @@ function ensureDataDir(dataDir: string): void {
     accessSync(dataDir, constants.W_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new StartupError(`data dir ${dataDir} is not writable (${code}); choose another with --data-dir or LINUS_DATA_DIR`, '--data-dir');
+    throw new StartupError(
+      `data dir ${dataDir} is not writable (${code}); choose another with --data-dir or LINUS_DATA_DIR`,
+      '--data-dir',
+    );
   }
 }
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): StartupError {
   switch (err.code) {
     case 'EADDRINUSE':
-      return new StartupError(`port ${port} on ${host} is already in use (another Linus or another program); change server.port, --port or LINUS_PORT`, 'server.port');
+      return new StartupError(
+        `port ${port} on ${host} is already in use (another Linus or another program); change server.port, --port or LINUS_PORT`,
+        'server.port',
+      );
     case 'EACCES':
     case 'EPERM':
-      return new StartupError(`permission denied to listen on ${host}:${port} (ports below 1024 need privileges); change server.port, --port or LINUS_PORT`, 'server.port');
+      return new StartupError(
+        `permission denied to listen on ${host}:${port} (ports below 1024 need privileges); change server.port, --port or LINUS_PORT`,
+        'server.port',
+      );
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EAI_FAIL':
     case 'EINVAL':
-      return new StartupError(`cannot listen on host "${host}" (${err.code}): not an address of this machine; change server.ip, --host or LINUS_HOST`, 'server.ip');
+      return new StartupError(
+        `cannot listen on host "${host}" (${err.code}): not an address of this machine; change server.ip, --host or LINUS_HOST`,
+        'server.ip',
+      );
     default:
       return new StartupError(`cannot listen on ${host}:${port}: ${err.message}`, 'server.port');
   }
@@ -116,22 +128,37 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const initial: LinusConfig = opts.config.config;
   ensureDataDir(opts.dataDir);
   const config = new ConfigStore(initial);
-  const logFile = initial.log.log_file ? (isAbsolute(initial.log.log_file) ? initial.log.log_file : join(opts.dataDir, initial.log.log_file)) : undefined;
-  const log = opts.logger ?? createLogger({ level: initial.log.log_level, maxMessageLength: initial.log.max_message_length, ...(logFile ? { file: logFile } : {}) });
+  const logFile = initial.log.log_file
+    ? isAbsolute(initial.log.log_file)
+      ? initial.log.log_file
+      : join(opts.dataDir, initial.log.log_file)
+    : undefined;
+  const log =
+    opts.logger ??
+    createLogger({
+      level: initial.log.log_level,
+      maxMessageLength: initial.log.max_message_length,
+      ...(logFile ? { file: logFile } : {}),
+    });
   for (const w of opts.config.warnings) log.warn(`config: ${w}`);
 
   let db: Db;
   try {
     db = openDatabase(opts.dataDir);
   } catch (err) {
-    throw new StartupError(`cannot open the store in ${opts.dataDir}: ${(err as Error).message}; choose another with --data-dir or LINUS_DATA_DIR`, '--data-dir');
+    throw new StartupError(
+      `cannot open the store in ${opts.dataDir}: ${(err as Error).message}; choose another with --data-dir or LINUS_DATA_DIR`,
+      '--data-dir',
+    );
   }
   const activations = new ActivationStore(db);
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true });
   const registry = new LocalDeviceRegistry();
   const auth = resolveAuthKey(initial, randomBytes(16).toString('hex'));
   if (auth.ephemeral && initial.server.auth.enabled) {
-    log.warn('server.auth is enabled but no server.auth_key or manager-api.secret is set: tokens will not survive a restart');
+    log.warn(
+      'server.auth is enabled but no server.auth_key or manager-api.secret is set: tokens will not survive a restart',
+    );
   }
   const scope = new Scope('server', (err, where) => log.error({ err, where }, 'error in server scope'));
   const background = new Scope('background', (err, where) => log.error({ err, where }, 'background task failed'));
@@ -142,7 +169,9 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   const providers = new ProviderRegistry(config, createProviderFactories(), log);
   const reloader = opts.reload ? new ConfigReloader(config, opts.reload, log) : undefined;
   const reload = (source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> =>
-    reloader ? reloader.reload(source, patch) : Promise.resolve({ ok: false, source, error: 'this server has no config file to reload from' });
+    reloader
+      ? reloader.reload(source, patch)
+      : Promise.resolve({ ok: false, source, error: 'this server has no config file to reload from' });
   /** Deferred a moment so the caller's reply leaves first; the drain then closes that connection too. */
   const restart = (): void => {
     background.timeout(100, () => {
@@ -163,7 +192,13 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   let state: 'serving' | 'draining' = 'serving';
 
   const router = new Router();
-  registerStatusRoutes(router, { metrics, registry, connections: () => sessions.size, state: () => state, version: VERSION });
+  registerStatusRoutes(router, {
+    metrics,
+    registry,
+    connections: () => sessions.size,
+    state: () => state,
+    version: VERSION,
+  });
   registerOtaRoutes(router, { config, activations, authKey: auth.key, log });
   registerAdminRoutes(router, { config, activations, log, reload: (patch) => reload('admin', patch), restart });
   const modes = new ModeController(messages);
@@ -209,7 +244,11 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
             try {
               session.privateConfig = await fetchPrivateConfig(session);
             } catch (err) {
-              if (!session.closed) session.log.warn({ err: (err as Error).message }, 'no private config from the manager API; using the server config');
+              if (!session.closed)
+                session.log.warn(
+                  { err: (err as Error).message },
+                  'no private config from the manager API; using the server config',
+                );
             }
           });
         }
@@ -255,7 +294,10 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     for (const s of sessions) s.checkIdle(now);
   });
 
-  log.info({ host, port: bound, dataDir: opts.dataDir, config: opts.configPath, version: VERSION }, `Linus listening on ${host}:${bound}`);
+  log.info(
+    { host, port: bound, dataDir: opts.dataDir, config: opts.configPath, version: VERSION },
+    `Linus listening on ${host}:${bound}`,
+  );
 
   let closing: Promise<void> | undefined;
   const server: LinusServer = {

@@ -78,7 +78,10 @@ export function running(c: Child): boolean {
 
 /** Starts `node <args>` (this node binary), tracked until it exits. `pin` decides whether cpuList applies. */
 export function spawnNode<M = unknown>(name: string, args: string[], opts: SpawnOptions, pin: boolean): Child<M> {
-  const prefix = [...(PDEATHSIG ? ['setpriv', '--pdeathsig', 'KILL'] : []), ...(pin && opts.cpuList ? ['taskset', '-c', opts.cpuList] : [])];
+  const prefix = [
+    ...(PDEATHSIG ? ['setpriv', '--pdeathsig', 'KILL'] : []),
+    ...(pin && opts.cpuList ? ['taskset', '-c', opts.cpuList] : []),
+  ];
   const [cmd, ...argv] = [...prefix, process.execPath, ...args] as [string, ...string[]];
   const child = spawn(cmd, argv, {
     cwd: opts.cwd,
@@ -141,7 +144,12 @@ export function send<T>(c: Child, msg: T): void {
  * The next IPC message of this kind; fails if the child exits first, nothing comes within timeoutMs, or the
  * signal is aborted (AbortError).
  */
-export async function nextMessage<M extends { kind: string }, K extends M['kind']>(c: Child<M>, kind: K, timeoutMs: number, signal?: AbortSignal): Promise<Extract<M, { kind: K }>> {
+export async function nextMessage<M extends { kind: string }, K extends M['kind']>(
+  c: Child<M>,
+  kind: K,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Extract<M, { kind: K }>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const i = c.inbox.findIndex((m) => m.kind === kind);
@@ -167,7 +175,11 @@ export interface AbortOptions {
  * Exit paths: SIGINT/SIGTERM and the hard timeout run `cleanup` (children are always stopped after it) and
  * exit. Returns `finish(code)`, which the main path calls the same way.
  */
-export function installExitHandlers(timeoutSec: number, cleanup: () => Promise<void> | void = () => {}, aborting?: AbortOptions): (code: number) => Promise<never> {
+export function installExitHandlers(
+  timeoutSec: number,
+  cleanup: () => Promise<void> | void = () => {},
+  aborting?: AbortOptions,
+): (code: number) => Promise<never> {
   let finishing: Promise<never> | undefined;
   const finish = (code: number): Promise<never> =>
     (finishing ??= (async () => {

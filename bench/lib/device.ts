@@ -59,7 +59,11 @@ export class BenchDevice {
   static async connect(opts: DeviceOptions & { hello?: boolean }): Promise<BenchDevice> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const ws = new WebSocket(opts.url, {
-      headers: { 'Device-Id': opts.deviceId, 'Client-Id': opts.deviceId, 'Protocol-Version': String(opts.protocolVersion ?? 1) },
+      headers: {
+        'Device-Id': opts.deviceId,
+        'Client-Id': opts.deviceId,
+        'Protocol-Version': String(opts.protocolVersion ?? 1),
+      },
       perMessageDeflate: false,
       handshakeTimeout: timeoutMs,
     });
@@ -79,14 +83,21 @@ export class BenchDevice {
         resolve();
       };
       const onClose = (): void => fail(new Error('closed during the handshake'));
-      const onRefused = (_req: unknown, res: { statusCode?: number }): void => fail(new Error(`upgrade refused: HTTP ${res.statusCode}`));
+      const onRefused = (_req: unknown, res: { statusCode?: number }): void =>
+        fail(new Error(`upgrade refused: HTTP ${res.statusCode}`));
       ws.once('open', onOpen);
       ws.once('close', onClose);
       ws.once('unexpected-response', onRefused);
     });
     if (opts.hello !== false) {
       const reply = dev.next((m) => m.type === 'hello', timeoutMs, 'hello reply');
-      dev.send({ type: 'hello', version: opts.protocolVersion ?? 1, features: { mcp: false }, transport: 'websocket', audio_params: { format: 'opus', sample_rate: 16000, channels: 1, frame_duration: 60 } });
+      dev.send({
+        type: 'hello',
+        version: opts.protocolVersion ?? 1,
+        features: { mcp: false },
+        transport: 'websocket',
+        audio_params: { format: 'opus', sample_rate: 16000, channels: 1, frame_duration: 60 },
+      });
       try {
         await reply;
       } catch (err) {

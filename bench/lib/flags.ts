@@ -12,7 +12,8 @@ const raw = (flags: FlagValues, name: string): string => String(flags[name] ?? '
 /** A number in min..max. */
 export function num(flags: FlagValues, name: string, min: number, max: number, value = raw(flags, name)): number {
   const v = Number(value);
-  if (value.trim() === '' || !Number.isFinite(v) || v < min || v > max) throw new FlagError(`--${name} must be a number in ${min}..${max}, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(v) || v < min || v > max)
+    throw new FlagError(`--${name} must be a number in ${min}..${max}, got "${value}"`);
   return v;
 }
 
@@ -25,7 +26,10 @@ export function int(flags: FlagValues, name: string, min: number, max: number, v
 
 /** A comma-separated list of integers, each in min..max. */
 export function intList(flags: FlagValues, name: string, min: number, max: number): number[] {
-  const items = raw(flags, name).split(',').map((s) => s.trim()).filter(Boolean);
+  const items = raw(flags, name)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!items.length) throw new FlagError(`--${name} needs at least one value`);
   return items.map((s) => int(flags, name, min, max, s));
 }
@@ -51,17 +55,22 @@ export const SERVER_SET_OPTIONS = {
 
 export const SERVER_HELP: Record<keyof typeof SERVER_OPTIONS, string> = {
   pin: 'on|off: server on CPU 0, load generators on the other CPUs, with taskset',
-  'server-node-args': 'extra node flags for the server (note the =), e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"',
+  'server-node-args':
+    'extra node flags for the server (note the =), e.g. --server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"',
 };
 
 export const SERVER_SET_HELP: Record<keyof typeof SERVER_SET_OPTIONS, string> = {
-  'server-set': 'server config values for this run, comma-separated path=value, e.g. server.audio_workers=2,server.opus_complexity=3',
+  'server-set':
+    'server config values for this run, comma-separated path=value, e.g. server.audio_workers=2,server.opus_complexity=3',
 };
 
 /** `--server-set a.b=1,c=x` → { a: { b: 1 }, c: 'x' } (values read as YAML scalars). */
 export function serverSettings(flags: FlagValues): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const item of raw(flags, 'server-set').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of raw(flags, 'server-set')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = item.indexOf('=');
     if (eq <= 0) throw new FlagError(`--server-set: "${item}" is not path=value`);
     const path = item.slice(0, eq).split('.');
@@ -72,4 +81,5 @@ export function serverSettings(flags: FlagValues): Record<string, unknown> {
   return out;
 }
 
-export const serverNodeArgs = (flags: FlagValues): string[] => raw(flags, 'server-node-args').split(/\s+/).filter(Boolean);
+export const serverNodeArgs = (flags: FlagValues): string[] =>
+  raw(flags, 'server-node-args').split(/\s+/).filter(Boolean);

@@ -13,7 +13,10 @@ import { httpGet } from './http.js';
 
 /** Compiles src/ to dist/ (a build error stops the bench: it throws). */
 export function buildDist(root: string): void {
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
 }
 
 let built = false;
@@ -85,10 +88,29 @@ export async function startLinus(opts: StartLinusOptions): Promise<LinusProcess>
   };
   writeFileSync(join(dataDir, 'config.yaml'), opts.config);
   const entry = opts.fromSource ? ['--import', 'tsx', 'src/cli/index.ts'] : ['dist/cli/index.js'];
-  const args = [...(opts.nodeArgs ?? []), ...entry, 'serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir];
+  const args = [
+    ...(opts.nodeArgs ?? []),
+    ...entry,
+    'serve',
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--data-dir',
+    dataDir,
+  ];
   // The config is the file written here alone: LINUS_* variables of the caller's shell must not change it.
-  const env = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('LINUS_')).map((k) => [k, undefined]));
-  const child = spawnNode('Linus', args, { cwd: opts.root, env, ...(opts.cpuList ? { cpuList: opts.cpuList } : {}) }, opts.pin);
+  const env = Object.fromEntries(
+    Object.keys(process.env)
+      .filter((k) => k.startsWith('LINUS_'))
+      .map((k) => [k, undefined]),
+  );
+  const child = spawnNode(
+    'Linus',
+    args,
+    { cwd: opts.root, env, ...(opts.cpuList ? { cpuList: opts.cpuList } : {}) },
+    opts.pin,
+  );
   const server: LinusProcess = {
     child,
     port,
@@ -108,7 +130,9 @@ export async function startLinus(opts: StartLinusOptions): Promise<LinusProcess>
     }
     if (Date.now() > deadline) {
       await server.stop(2000);
-      throw new Error(`Linus did not answer /health within ${(opts.startupTimeoutMs ?? 60_000) / 1000} s: ${child.output()}`);
+      throw new Error(
+        `Linus did not answer /health within ${(opts.startupTimeoutMs ?? 60_000) / 1000} s: ${child.output()}`,
+      );
     }
     await sleep(100);
   }
@@ -122,11 +146,26 @@ export interface BareServer {
 }
 
 /** The bare `ws` baseline (bench/bare-ws-server.mjs, plain JavaScript), ready once /health answers. */
-export async function startBareWs(opts: { root: string; nodeArgs?: string[]; cpuList?: string; pin: boolean }): Promise<BareServer> {
+export async function startBareWs(opts: {
+  root: string;
+  nodeArgs?: string[];
+  cpuList?: string;
+  pin: boolean;
+}): Promise<BareServer> {
   const port = await freePort();
   // With an IPC channel: when this process goes away, the server's `disconnect` handler ends it.
-  const child = spawnNode('bare ws server', [...(opts.nodeArgs ?? []), 'bench/bare-ws-server.mjs', '--port', String(port)], { cwd: opts.root, ipc: true, ...(opts.cpuList ? { cpuList: opts.cpuList } : {}) }, opts.pin);
-  const server: BareServer = { child, port, url: (path, scheme = 'http') => `${scheme}://127.0.0.1:${port}${path}`, stop: (graceMs = 5000) => stopChild(child, graceMs) };
+  const child = spawnNode(
+    'bare ws server',
+    [...(opts.nodeArgs ?? []), 'bench/bare-ws-server.mjs', '--port', String(port)],
+    { cwd: opts.root, ipc: true, ...(opts.cpuList ? { cpuList: opts.cpuList } : {}) },
+    opts.pin,
+  );
+  const server: BareServer = {
+    child,
+    port,
+    url: (path, scheme = 'http') => `${scheme}://127.0.0.1:${port}${path}`,
+    stop: (graceMs = 5000) => stopChild(child, graceMs),
+  };
   const deadline = Date.now() + 30_000;
   while ((await health(port))?.status !== 'ok') {
     if (!running(child)) throw new Error(`the bare ws server exited during startup: ${child.output()}`);

@@ -71,7 +71,8 @@ function parseLabels(line: string, start: number): { labels: Record<string, stri
   }
 }
 
-const matches = (s: Sample, labels: Record<string, string>): boolean => Object.entries(labels).every(([k, v]) => s.labels[k] === v);
+const matches = (s: Sample, labels: Record<string, string>): boolean =>
+  Object.entries(labels).every(([k, v]) => s.labels[k] === v);
 
 /** Sum of the samples of one metric whose labels include `labels` (0 when there are none). */
 export function metricSum(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
@@ -86,7 +87,9 @@ export function metricValue(samples: Sample[], name: string, labels: Record<stri
 /** Values of one label over the samples of a metric, e.g. the outcomes of linus_turns_total. */
 export function byLabel(samples: Sample[], name: string, label: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const s of samples) if (s.name === name && s.labels[label] !== undefined) out.set(s.labels[label]!, (out.get(s.labels[label]!) ?? 0) + s.value);
+  for (const s of samples)
+    if (s.name === name && s.labels[label] !== undefined)
+      out.set(s.labels[label]!, (out.get(s.labels[label]!) ?? 0) + s.value);
   return out;
 }
 

@@ -10,7 +10,8 @@ const W = 720;
 const H = 260;
 const M = { left: 64, right: 16, top: 16, bottom: 40 };
 
-export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+export const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Round tick values covering [lo, hi]: steps of 1, 2 or 5 × 10^k, about `count` of them. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
@@ -38,13 +39,25 @@ function frame(xTicks: number[], yTicks: number[], xLabel: string, yLabel: strin
   const py = (y: number): number => H - M.bottom - ((y - y0) / (y1 - y0 || 1)) * (H - M.top - M.bottom);
   const parts: string[] = [];
   for (const t of yTicks) {
-    parts.push(`<line class="grid" stroke="#eee" x1="${M.left}" x2="${W - M.right}" y1="${py(t).toFixed(1)}" y2="${py(t).toFixed(1)}"/>`);
+    parts.push(
+      `<line class="grid" stroke="#eee" x1="${M.left}" x2="${W - M.right}" y1="${py(t).toFixed(1)}" y2="${py(t).toFixed(1)}"/>`,
+    );
     parts.push(text(M.left - 6, py(t) + 4, formatNumber(t), 'end'));
   }
-  parts.push(`<line class="axis" stroke="#888" x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}"/>`);
+  parts.push(
+    `<line class="axis" stroke="#888" x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}"/>`,
+  );
   parts.push(`<line class="axis" stroke="#888" x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${H - M.bottom}"/>`);
   parts.push(text((M.left + W - M.right) / 2, H - 6, xLabel));
-  parts.push(text(14, (M.top + H - M.bottom) / 2, yLabel, 'middle', ` transform="rotate(-90 14 ${((M.top + H - M.bottom) / 2).toFixed(1)})"`));
+  parts.push(
+    text(
+      14,
+      (M.top + H - M.bottom) / 2,
+      yLabel,
+      'middle',
+      ` transform="rotate(-90 14 ${((M.top + H - M.bottom) / 2).toFixed(1)})"`,
+    ),
+  );
   return { parts, px, py };
 }
 
@@ -59,7 +72,11 @@ export function lineChart(s: Series): string {
   const { parts, px, py } = frame(xTicks, yTicks, 'seconds', s.unit);
   for (const t of xTicks) parts.push(text(px(t), H - M.bottom + 16, formatNumber(t)));
   const line = pts.map(([t, v]) => `${px(t).toFixed(1)},${py(v).toFixed(1)}`).join(' ');
-  parts.push(pts.length > 1 ? `<polyline class="line" fill="none" stroke="#1f6feb" stroke-width="1.5" points="${line}"/>` : `<circle class="dot" fill="#1f6feb" cx="${px(ts[0]!).toFixed(1)}" cy="${py(vs[0]!).toFixed(1)}" r="3"/>`);
+  parts.push(
+    pts.length > 1
+      ? `<polyline class="line" fill="none" stroke="#1f6feb" stroke-width="1.5" points="${line}"/>`
+      : `<circle class="dot" fill="#1f6feb" cx="${px(ts[0]!).toFixed(1)}" cy="${py(vs[0]!).toFixed(1)}" r="3"/>`,
+  );
   return svg(s.name, parts);
 }
 
@@ -76,7 +93,9 @@ export function barChart(h: HistogramFigure): string {
   buckets.forEach((b, i) => {
     const x = M.left + i * slot;
     const y = py(b.count);
-    parts.push(`<rect class="bar" fill="#1f6feb" x="${(x + slot * 0.1).toFixed(1)}" y="${y.toFixed(1)}" width="${(slot * 0.8).toFixed(1)}" height="${(H - M.bottom - y).toFixed(1)}"><title>${b.count}</title></rect>`);
+    parts.push(
+      `<rect class="bar" fill="#1f6feb" x="${(x + slot * 0.1).toFixed(1)}" y="${y.toFixed(1)}" width="${(slot * 0.8).toFixed(1)}" height="${(H - M.bottom - y).toFixed(1)}"><title>${b.count}</title></rect>`,
+    );
     const prev = i ? buckets[i - 1]!.le : undefined;
     const label = Number.isFinite(b.le) ? `≤ ${formatNumber(b.le)}` : `> ${formatNumber(prev ?? 0)}`;
     parts.push(text(x + slot / 2, H - M.bottom + 16, label));
@@ -103,7 +122,8 @@ export function renderReport(r: ProfileResult): string {
       return `<tr><td>${escapeHtml(f.name)}</td><td class="v">${escapeHtml(formatValue(f.value, f.unit))}</td><td>${escapeHtml(f.target ?? '')}</td><td class="${cls}">${mark}</td></tr>`;
     })
     .join('\n');
-  const list = (title: string, items: string[] | undefined): string => (items?.length ? `<h2>${title}</h2><ul>${items.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '');
+  const list = (title: string, items: string[] | undefined): string =>
+    items?.length ? `<h2>${title}</h2><ul>${items.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '';
   const charts = (r.series ?? []).map(lineChart).join('\n');
   const hists = (r.histograms ?? []).map(barChart).join('\n');
   return `<!doctype html>

@@ -41,15 +41,24 @@ export function figuresTable(figures: Figure[]): string {
 
 /** Everything the runner prints at the end of a run. */
 export function formatSummary(r: ProfileResult): string {
-  const out: string[] = [`linus bench ${r.profile}: ${r.ok ? 'ok' : 'NOT OK'}, ${formatNumber(r.durationSec)} s — ${r.command}`, ''];
+  const out: string[] = [
+    `linus bench ${r.profile}: ${r.ok ? 'ok' : 'NOT OK'}, ${formatNumber(r.durationSec)} s — ${r.command}`,
+    '',
+  ];
   out.push(r.figures.length ? figuresTable(r.figures) : '(no figures)');
   const targets = r.figures.filter((f) => f.target !== undefined);
   if (targets.length) {
     const met = targets.filter((f) => f.met === true).length;
     const missed = targets.filter((f) => f.met === false).length;
-    out.push('', `targets: ${met} met, ${missed} missed${targets.length - met - missed ? `, ${targets.length - met - missed} not judged` : ''}`);
+    out.push(
+      '',
+      `targets: ${met} met, ${missed} missed${targets.length - met - missed ? `, ${targets.length - met - missed} not judged` : ''}`,
+    );
   }
-  if (r.generatorCpuPct !== undefined) out.push(`generator CPU: ${formatNumber(r.generatorCpuPct)} % of a core (the load side; near 100 % per process means the client was the limit)`);
+  if (r.generatorCpuPct !== undefined)
+    out.push(
+      `generator CPU: ${formatNumber(r.generatorCpuPct)} % of a core (the load side; near 100 % per process means the client was the limit)`,
+    );
   if (r.notes?.length) out.push('', 'notes:', ...r.notes.map((n) => `  - ${n}`));
   if (r.failures?.length) out.push('', 'failures:', ...r.failures.map((f) => `  - ${f}`));
   return out.join('\n');

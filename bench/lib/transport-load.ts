@@ -43,11 +43,23 @@ export interface ServerUnderTest {
 
 export async function startServerUnderTest(kind: Kind, rig: TransportRig): Promise<ServerUnderTest> {
   if (kind === 'bare') {
-    const s = await startBareWs({ root: rig.root, nodeArgs: rig.nodeArgs, cpuList: rig.cpu.server, pin: rig.cpu.pinned });
+    const s = await startBareWs({
+      root: rig.root,
+      nodeArgs: rig.nodeArgs,
+      cpuList: rig.cpu.server,
+      pin: rig.cpu.pinned,
+    });
     return { kind, child: s.child, port: s.port, stop: () => s.stop(5000) };
   }
   ensureBuilt(rig.root, rig.fromSource);
-  const s = await startLinus({ root: rig.root, config: LINUS_CONFIG, nodeArgs: rig.nodeArgs, cpuList: rig.cpu.server, pin: rig.cpu.pinned, fromSource: rig.fromSource });
+  const s = await startLinus({
+    root: rig.root,
+    config: LINUS_CONFIG,
+    nodeArgs: rig.nodeArgs,
+    cpuList: rig.cpu.server,
+    pin: rig.cpu.pinned,
+    fromSource: rig.fromSource,
+  });
   return { kind, child: s.child, port: s.port, stop: () => s.stop(10_000) };
 }
 
@@ -66,7 +78,15 @@ export interface OpenedLoad {
  * Opens `total` connections from ceil(total / perProc) load clients (each process has its own fd limit); those
  * not open after openForMs count as failed.
  */
-export async function openLoad(rig: TransportRig, server: ServerUnderTest, mode: LoadMode, total: number, perProc: number, openForMs: number, heartbeatMs = 0): Promise<OpenedLoad> {
+export async function openLoad(
+  rig: TransportRig,
+  server: ServerUnderTest,
+  mode: LoadMode,
+  total: number,
+  perProc: number,
+  openForMs: number,
+  heartbeatMs = 0,
+): Promise<OpenedLoad> {
   const clients = split(total, Math.ceil(total / perProc)).map((count, i) => {
     const cfg: LoadConfig = {
       url: `ws://127.0.0.1:${server.port}/xiaozhi/v1/`,
@@ -79,10 +99,17 @@ export async function openLoad(rig: TransportRig, server: ServerUnderTest, mode:
       ...(heartbeatMs ? { heartbeatMs } : {}),
     };
     nextId += count;
-    return spawnNode<FromLoad>(`${mode} client ${i}`, ['--import', 'tsx', 'bench/load-client.ts'], { cwd: rig.root, ipc: true, env: { BENCH_LOAD: JSON.stringify(cfg) }, cpuList: rig.cpu.load }, rig.cpu.pinned);
+    return spawnNode<FromLoad>(
+      `${mode} client ${i}`,
+      ['--import', 'tsx', 'bench/load-client.ts'],
+      { cwd: rig.root, ipc: true, env: { BENCH_LOAD: JSON.stringify(cfg) }, cpuList: rig.cpu.load },
+      rig.cpu.pinned,
+    );
   });
   try {
-    const ready = await Promise.all(clients.map((p) => nextMessage(p, 'ready', openForMs + CONNECT_TIMEOUT_MS + 15_000, rig.signal)));
+    const ready = await Promise.all(
+      clients.map((p) => nextMessage(p, 'ready', openForMs + CONNECT_TIMEOUT_MS + 15_000, rig.signal)),
+    );
     const firstError = ready.find((r) => r.firstError)?.firstError;
     return {
       clients,
@@ -99,4 +126,5 @@ export async function openLoad(rig: TransportRig, server: ServerUnderTest, mode:
 
 export const stopLoad = (clients: Child[]): Promise<unknown> => Promise.all(clients.map((p) => stopChild(p, 3000)));
 
-export const sumPushes = (all: Pushes[]): Pushes => all.reduce((a, b) => ({ messages: a.messages + b.messages, bytes: a.bytes + b.bytes }), { messages: 0, bytes: 0 });
+export const sumPushes = (all: Pushes[]): Pushes =>
+  all.reduce((a, b) => ({ messages: a.messages + b.messages, bytes: a.bytes + b.bytes }), { messages: 0, bytes: 0 });

@@ -16,11 +16,32 @@ import { createSileroVad } from '../../src/providers/vad/silero.js';
 import { createOpusDecoder, createOpusEncoder } from '../../src/voice/opus.js';
 import { readWav } from '../../src/voice/wav.js';
 import { Histogram } from '../shared.js';
-import type { FromFake, FromVoiceClient, Timeline, ToFake, ToVoiceClient, TurnOutcome, TurnRecord, Utterance, VoiceClientConfig } from '../voice-shared.js';
+import type {
+  FromFake,
+  FromVoiceClient,
+  Timeline,
+  ToFake,
+  ToVoiceClient,
+  TurnOutcome,
+  TurnRecord,
+  Utterance,
+  VoiceClientConfig,
+} from '../voice-shared.js';
 import { nextMessage, note, send, sleep, spawnNode, stopChild, type Child } from './children.js';
 import { ensureBuilt, health, startLinus, waitForConnections, type LinusProcess } from './linus-server.js';
 import { cpuDelta, cpuSnapshot, openFds, peakRssBytes, rssBytes, threadCount, type CpuSnapshot } from './proc-stats.js';
-import { byLabel, histogram, histogramDelta, histogramQuantile, metricSum, metricValue, scrape, shareAtMost, type HistogramData, type Sample } from './prom.js';
+import {
+  byLabel,
+  histogram,
+  histogramDelta,
+  histogramQuantile,
+  metricSum,
+  metricValue,
+  scrape,
+  shareAtMost,
+  type HistogramData,
+  type Sample,
+} from './prom.js';
 import { quantiles, split, type Quantiles } from './stats.js';
 
 export const LATE_MS = 65;
@@ -49,7 +70,9 @@ export function prepareUtterance(dir: string, text: string): PreparedUtterance {
   try {
     execFileSync('flite', ['-voice', 'slt', '-t', text, '-o', wavPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    throw new Error(`flite could not say the utterance (apt-get install flite): ${(err as Error).message}`, { cause: err });
+    throw new Error(`flite could not say the utterance (apt-get install flite): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const wav = readWav(readFileSync(wavPath));
   if (wav.sampleRate !== 16000) throw new Error(`flite gave ${wav.sampleRate} Hz, expected 16000`);
@@ -119,7 +142,13 @@ export interface LevelResult {
   /** Date.now() of the level's start (all generators' `go`) and its measured window. */
   startAt: number;
   windowSeconds: number;
-  turns: { started: number; completed: number; completedPct: number; outcomes: Partial<Record<TurnOutcome, number>>; serverOutcomes: Record<string, number> };
+  turns: {
+    started: number;
+    completed: number;
+    completedPct: number;
+    outcomes: Partial<Record<TurnOutcome, number>>;
+    serverOutcomes: Record<string, number>;
+  };
   /** Server-side stages (ms) from linus_turn_stage_seconds bucket deltas; shares are of turns ≤ the bound. */
   server: {
     stages: Record<string, Quantiles & { meanMs: number }>;
@@ -165,7 +194,15 @@ export interface LevelResult {
     lostDevices: number;
     otherMessages: number;
   };
-  load: { generatorCpuPct: number; generatorLoopLagP99Ms: number; generatorLoopLagMaxMs: number; uplinkSendLateP99Ms: number; fakeCpuPct: number; benchCpuPct: number; otherCpuPct: number };
+  load: {
+    generatorCpuPct: number;
+    generatorLoopLagP99Ms: number;
+    generatorLoopLagMaxMs: number;
+    uplinkSendLateP99Ms: number;
+    fakeCpuPct: number;
+    benchCpuPct: number;
+    otherCpuPct: number;
+  };
   /** Downlink late-interval share over time (t = s from startAt), from the generators' timelines. */
   lateShare: Array<[t: number, pct: number]>;
 }
@@ -222,11 +259,34 @@ export class VoiceRig {
     let fake: Child<FromFake> | undefined;
     try {
       const utterance = prepareUtterance(dir, opts.utterance);
-      opts.log(`utterance: ${utterance.packets.length} packets, speech ends at packet ${utterance.lastSpeechPacket}, server VAD ends it at packet ${utterance.vadEndPacket ?? '?'}`);
-      fake = spawnNode<FromFake>('fake providers', ['--import', 'tsx', 'bench/fake-providers.ts', '--delay', opts.delay, ...(opts.fakeKeepAliveMs ? ['--keep-alive-ms', String(opts.fakeKeepAliveMs)] : [])], { cwd: opts.root, ipc: true, cpuList: opts.cpu.load }, opts.cpu.pinned);
+      opts.log(
+        `utterance: ${utterance.packets.length} packets, speech ends at packet ${utterance.lastSpeechPacket}, server VAD ends it at packet ${utterance.vadEndPacket ?? '?'}`,
+      );
+      fake = spawnNode<FromFake>(
+        'fake providers',
+        [
+          '--import',
+          'tsx',
+          'bench/fake-providers.ts',
+          '--delay',
+          opts.delay,
+          ...(opts.fakeKeepAliveMs ? ['--keep-alive-ms', String(opts.fakeKeepAliveMs)] : []),
+        ],
+        { cwd: opts.root, ipc: true, cpuList: opts.cpu.load },
+        opts.cpu.pinned,
+      );
       const { port } = await nextMessage(fake, 'listening', 30_000, opts.signal);
-      const server = await startLinus({ root: opts.root, config: voiceServerConfig(port, opts.config), nodeArgs: opts.serverNodeArgs, cpuList: opts.cpu.server, pin: opts.cpu.pinned, fromSource: opts.fromSource });
-      opts.log(`Linus pid ${server.child.pid} on port ${server.port}${opts.fromSource ? ' (src/ through tsx)' : ''}; fake providers pid ${fake.pid} (${opts.delay} delay)`);
+      const server = await startLinus({
+        root: opts.root,
+        config: voiceServerConfig(port, opts.config),
+        nodeArgs: opts.serverNodeArgs,
+        cpuList: opts.cpu.server,
+        pin: opts.cpu.pinned,
+        fromSource: opts.fromSource,
+      });
+      opts.log(
+        `Linus pid ${server.child.pid} on port ${server.port}${opts.fromSource ? ' (src/ through tsx)' : ''}; fake providers pid ${fake.pid} (${opts.delay} delay)`,
+      );
       return new VoiceRig(opts, server, fake, utterance, dir);
     } catch (err) {
       if (fake) await stopChild(fake, 2000);
@@ -274,7 +334,12 @@ export class VoiceRig {
         binMs: 1000,
       };
       firstIndex += count;
-      return spawnNode<FromVoiceClient>(`voice generator ${i}`, ['--import', 'tsx', 'bench/voice-client.ts'], { cwd: opts.root, ipc: true, env: { BENCH_VOICE: JSON.stringify(cfg) }, cpuList: opts.cpu.load }, opts.cpu.pinned);
+      return spawnNode<FromVoiceClient>(
+        `voice generator ${i}`,
+        ['--import', 'tsx', 'bench/voice-client.ts'],
+        { cwd: opts.root, ipc: true, env: { BENCH_VOICE: JSON.stringify(cfg) }, cpuList: opts.cpu.load },
+        opts.cpu.pinned,
+      );
     });
     this.#idBase += n + 1000; // fresh device ids every level: no handover from a connection still closing
     const label = `${n} device${n === 1 ? '' : 's'}`;
@@ -296,7 +361,12 @@ export class VoiceRig {
       for (const g of gens) send<ToVoiceClient>(g, { kind: 'go', startAt });
       const utteranceMs = utterance.packets.length * UPLINK_FRAME_MS;
       const levelTimeout =
-        300 + lo.staggerMs + (lo.seconds > 0 ? lo.seconds * 1000 + utteranceMs + lo.turnTimeoutMs : lo.turns * (utteranceMs + lo.turnTimeoutMs + lo.pauseMs + 10_000)) + 60_000;
+        300 +
+        lo.staggerMs +
+        (lo.seconds > 0
+          ? lo.seconds * 1000 + utteranceMs + lo.turnTimeoutMs
+          : lo.turns * (utteranceMs + lo.turnTimeoutMs + lo.pauseMs + 10_000)) +
+        60_000;
       const deadline = Date.now() + levelTimeout;
       const expected = lo.seconds > 0 ? undefined : connected * lo.turns;
       const progress = new Map<Child<FromVoiceClient>, { turns: number; completed: number }>();
@@ -307,18 +377,26 @@ export class VoiceRig {
         if (now.at - prev.at > 500) peak = Math.max(peak, (cpuDelta(prev, now, pid) / (now.at - prev.at)) * 100);
         prev = now;
         for (const g of gens) {
-          for (let i = g.inbox.findIndex((m) => m.kind === 'progress'); i >= 0; i = g.inbox.findIndex((m) => m.kind === 'progress')) {
+          for (
+            let i = g.inbox.findIndex((m) => m.kind === 'progress');
+            i >= 0;
+            i = g.inbox.findIndex((m) => m.kind === 'progress')
+          ) {
             const m = g.inbox.splice(i, 1)[0] as Extract<FromVoiceClient, { kind: 'progress' }>;
             progress.set(g, { turns: m.turns, completed: m.completed });
           }
-          if (!g.inbox.some((m) => m.kind === 'result') && g.child.exitCode !== null) throw new Error(`${g.name} exited during the level: ${g.output()}`);
+          if (!g.inbox.some((m) => m.kind === 'result') && g.child.exitCode !== null)
+            throw new Error(`${g.name} exited during the level: ${g.output()}`);
         }
         const done = [...progress.values()].reduce((s, p) => s + p.turns, 0);
         const ok = [...progress.values()].reduce((s, p) => s + p.completed, 0);
         const elapsed = Math.max(0, (Date.now() - startAt) / 1000);
-        opts.progress(`${label}: ${ok}/${done}${expected ? ` of ${expected}` : ''} turns completed, ${elapsed.toFixed(0)}${lo.seconds ? `/${lo.seconds}` : ''} s`);
+        opts.progress(
+          `${label}: ${ok}/${done}${expected ? ` of ${expected}` : ''} turns completed, ${elapsed.toFixed(0)}${lo.seconds ? `/${lo.seconds}` : ''} s`,
+        );
         await lo.onTick?.(Date.now() - startAt);
-        if (Date.now() > deadline) throw new Error(`${label}: no result from every generator within ${Math.round(levelTimeout / 1000)} s`);
+        if (Date.now() > deadline)
+          throw new Error(`${label}: no result from every generator within ${Math.round(levelTimeout / 1000)} s`);
       }
       const results = await Promise.all(gens.map((g) => nextMessage(g, 'result', 1000)));
       const c1 = cpuSnapshot(pids);
@@ -404,7 +482,12 @@ interface Raw {
 }
 
 function stageStats(h: HistogramData): Quantiles & { meanMs: number } {
-  return { p50: histogramQuantile(h, 0.5) * 1000, p99: histogramQuantile(h, 0.99) * 1000, n: h.count, meanMs: h.count ? (h.sum / h.count) * 1000 : NaN };
+  return {
+    p50: histogramQuantile(h, 0.5) * 1000,
+    p99: histogramQuantile(h, 0.99) * 1000,
+    n: h.count,
+    meanMs: h.count ? (h.sum / h.count) * 1000 : NaN,
+  };
 }
 
 /** Cumulative buckets in seconds → per-bucket counts in ms. */
@@ -423,7 +506,8 @@ function mergeTimelines(timelines: Timeline[]): Array<[number, number]> {
   }
   const out: Array<[number, number]> = [];
   // A bin without downlink audio has no share to show (it is not 0 % late).
-  for (let i = 0; i < intervals.length; i++) if (intervals[i]) out.push([((i + 1) * binMs) / 1000, ((late[i] ?? 0) / intervals[i]!) * 100]);
+  for (let i = 0; i < intervals.length; i++)
+    if (intervals[i]) out.push([((i + 1) * binMs) / 1000, ((late[i] ?? 0) / intervals[i]!) * 100]);
   return out;
 }
 
@@ -431,7 +515,9 @@ function providerErrors(before: Sample[], after: Sample[]): Record<string, numbe
   const key = (s: Sample): string => `${s.labels.kind ?? '?'}:${s.labels.reason ?? '?'}`;
   const prev = new Map(before.filter((s) => s.name === 'linus_provider_errors_total').map((s) => [key(s), s.value]));
   const out: Record<string, number> = {};
-  for (const s of after) if (s.name === 'linus_provider_errors_total' && s.value - (prev.get(key(s)) ?? 0) > 0) out[key(s)] = s.value - (prev.get(key(s)) ?? 0);
+  for (const s of after)
+    if (s.name === 'linus_provider_errors_total' && s.value - (prev.get(key(s)) ?? 0) > 0)
+      out[key(s)] = s.value - (prev.get(key(s)) ?? 0);
   return out;
 }
 
@@ -452,14 +538,20 @@ function summarize(r: Raw): LevelResult {
   const intervals = sum((t) => t.intervals);
   const lateIntervals = sum((t) => t.lateIntervals);
 
-  const stage = (name: string): HistogramData => histogramDelta(histogram(r.m1, 'linus_turn_stage_seconds', { stage: name }), histogram(r.m0, 'linus_turn_stage_seconds', { stage: name }));
-  const delta = (name: string, labels: Record<string, string> = {}): number => metricSum(r.m1, name, labels) - metricSum(r.m0, name, labels);
+  const stage = (name: string): HistogramData =>
+    histogramDelta(
+      histogram(r.m1, 'linus_turn_stage_seconds', { stage: name }),
+      histogram(r.m0, 'linus_turn_stage_seconds', { stage: name }),
+    );
+  const delta = (name: string, labels: Record<string, string> = {}): number =>
+    metricSum(r.m1, name, labels) - metricSum(r.m0, name, labels);
   const stages: Record<string, Quantiles & { meanMs: number }> = {};
   for (const s of ['server', 'total', 'asr', 'llm', 'tts', 'send']) stages[s] = stageStats(stage(s));
   const serverStage = stage('server');
   const before = byLabel(r.m0, 'linus_turns_total', 'outcome');
   const serverOutcomes: Record<string, number> = {};
-  for (const [k, v] of byLabel(r.m1, 'linus_turns_total', 'outcome')) if (v - (before.get(k) ?? 0)) serverOutcomes[k] = v - (before.get(k) ?? 0);
+  for (const [k, v] of byLabel(r.m1, 'linus_turns_total', 'outcome'))
+    if (v - (before.get(k) ?? 0)) serverOutcomes[k] = v - (before.get(k) ?? 0);
   const frames = delta('linus_downlink_frames_total');
   const late = delta('linus_downlink_late_frames_total');
   const genCpu = r.gens.reduce((s, g) => s + g.cpuMs, 0);
@@ -478,7 +570,13 @@ function summarize(r: Raw): LevelResult {
     generators: r.gens.length,
     startAt: r.startAt,
     windowSeconds: r.windowMs / 1000,
-    turns: { started: turns.length, completed, completedPct: turns.length ? (completed / turns.length) * 100 : 0, outcomes, serverOutcomes },
+    turns: {
+      started: turns.length,
+      completed,
+      completedPct: turns.length ? (completed / turns.length) * 100 : 0,
+      outcomes,
+      serverOutcomes,
+    },
     server: {
       stages,
       totalBuckets: perBucketMs(stage('total')),
@@ -538,10 +636,12 @@ export function levelFailures(l: LevelResult): string[] {
   const f: string[] = [];
   const at = `${l.devices} devices`;
   if (!l.server.healthy) f.push(`${at}: the server no longer answered /health after the level`);
-  if (l.turns.outcomes.closed) f.push(`${at}: ${l.turns.outcomes.closed} turns ended with the socket closed by the server`);
+  if (l.turns.outcomes.closed)
+    f.push(`${at}: ${l.turns.outcomes.closed} turns ended with the socket closed by the server`);
   if (l.client.lostDevices) f.push(`${at}: ${l.client.lostDevices} devices lost their connection`);
   if (l.client.decodeErrors) f.push(`${at}: ${l.client.decodeErrors} downlink frames did not decode`);
-  if (l.server.uplinkDecodeErrors) f.push(`${at}: ${l.server.uplinkDecodeErrors} uplink packets did not decode on the server`);
+  if (l.server.uplinkDecodeErrors)
+    f.push(`${at}: ${l.server.uplinkDecodeErrors} uplink packets did not decode on the server`);
   if (l.turns.outcomes.no_audio) f.push(`${at}: ${l.turns.outcomes.no_audio} turns ended with tts stop but no audio`);
   return f;
 }

@@ -9,7 +9,16 @@ import { cpuLayout, isAbort, nextMessage, pinSelf, send, sleep } from '../lib/ch
 import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
 import { boxBusyMs, cpuMs } from '../lib/proc-stats.js';
 import type { Figure, Profile, ProfileContext, ProfileResult } from '../lib/profile.js';
-import { KINDS, LABEL, openLoad, startServerUnderTest, stopLoad, sumPushes, type Kind, type TransportRig } from '../lib/transport-load.js';
+import {
+  KINDS,
+  LABEL,
+  openLoad,
+  startServerUnderTest,
+  stopLoad,
+  sumPushes,
+  type Kind,
+  type TransportRig,
+} from '../lib/transport-load.js';
 import { Histogram, type Pushes, type ToLoad } from '../shared.js';
 
 const TARGET_RATIO = 0.6;
@@ -73,7 +82,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const quietPct = num(f, 'quiet', 0, 1000);
   const cpu = cpuLayout(onOff(f, 'pin'));
   if (cpu.pinned) pinSelf(cpu.load);
-  const rig: TransportRig = { root: ctx.root, fromSource: ctx.serverFromSource, cpu, nodeArgs: serverNodeArgs(f), signal: ctx.signal };
+  const rig: TransportRig = {
+    root: ctx.root,
+    fromSource: ctx.serverFromSource,
+    cpu,
+    nodeArgs: serverNodeArgs(f),
+    signal: ctx.signal,
+  };
   const startedAt = new Date();
   const notes: string[] = [];
   const failures: string[] = [];
@@ -85,7 +100,9 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         ctx.progress(`round ${i + 1}: ${LABEL[k]}, ${clients} ping→pong connections`);
         const r = await pingRound(ctx, rig, k, clients, procs, warmupMs, measureMs);
         rounds[k].push(r);
-        ctx.log(`round ${i + 1} ${LABEL[k]}: ${Math.round(r.roundTripsPerSec)} round trips/s, other CPU ${r.otherCpuPct.toFixed(0)} %`);
+        ctx.log(
+          `round ${i + 1} ${LABEL[k]}: ${Math.round(r.roundTripsPerSec)} round trips/s, other CPU ${r.otherCpuPct.toFixed(0)} %`,
+        );
       }
     }
   } catch (err) {
@@ -111,15 +128,25 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   }
   if (chosen.bare && chosen.linus) {
     const ratio = chosen.linus.roundTripsPerSec / chosen.bare.roundTripsPerSec;
-    figures.push({ name: 'Linus / bare ws round trips/s', value: ratio, unit: '×', target: `≥ ${TARGET_RATIO}`, met: ratio >= TARGET_RATIO });
+    figures.push({
+      name: 'Linus / bare ws round trips/s',
+      value: ratio,
+      unit: '×',
+      target: `≥ ${TARGET_RATIO}`,
+      met: ratio >= TARGET_RATIO,
+    });
   } else if (!ctx.signal.aborted) failures.push('a server could not be measured');
   for (const k of KINDS) {
     for (const [i, r] of rounds[k].entries()) {
-      if (r.connections < clients) failures.push(`${LABEL[k]} round ${i + 1}: ${r.connections} of ${clients} connections opened`);
+      if (r.connections < clients)
+        failures.push(`${LABEL[k]} round ${i + 1}: ${r.connections} of ${clients} connections opened`);
       if (r.lostConnections) failures.push(`${LABEL[k]} round ${i + 1}: ${r.lostConnections} connections lost`);
       if (!r.roundTrips) failures.push(`${LABEL[k]} round ${i + 1}: no pong received`);
     }
-    if (rounds[k].length && !quiet(k).length) notes.push(`${LABEL[k]}: no quiet round (other CPU < ${quietPct} % of a core); the median is over all rounds and other load on the box skews it.`);
+    if (rounds[k].length && !quiet(k).length)
+      notes.push(
+        `${LABEL[k]}: no quiet round (other CPU < ${quietPct} % of a core); the median is over all rounds and other load on the box skews it.`,
+      );
   }
   notes.push(
     `node ${process.version}, ${cpus().length} CPUs, ${cpu.pinned ? `server pinned to CPU ${cpu.server}, load to CPU ${cpu.load}` : 'no CPU pinning'}, all on 127.0.0.1; ${clients} connections in ${procs} load process(es), ${measureMs / 1000} s measured after ${warmupMs / 1000} s of warm-up`,
@@ -140,7 +167,15 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   };
 }
 
-async function pingRound(ctx: ProfileContext, rig: TransportRig, kind: Kind, total: number, procs: number, warmupMs: number, measureMs: number): Promise<PingResult> {
+async function pingRound(
+  ctx: ProfileContext,
+  rig: TransportRig,
+  kind: Kind,
+  total: number,
+  procs: number,
+  warmupMs: number,
+  measureMs: number,
+): Promise<PingResult> {
   const server = await startServerUnderTest(kind, rig);
   try {
     const load = await openLoad(rig, server, 'ping', total, Math.ceil(total / procs), 30_000);

@@ -42,8 +42,9 @@ const help: Record<keyof typeof options, string> = {
   'peer-targets': 'devices the peer messages are addressed to (round robin)',
   'peer-window': 'peer messages in flight per sender',
   receivers: 'share of the targets that come online during the writes (flushes and live deliveries under the kill)',
-  'slow-receivers': 'share of those receivers that read nothing until the kill (their buffers fill: what is queued in the server then?)',
-  'payload-bytes': 'filler bytes in each peer message (bigger messages fill a slow receiver\'s buffers sooner)',
+  'slow-receivers':
+    'share of those receivers that read nothing until the kill (their buffers fill: what is queued in the server then?)',
+  'payload-bytes': "filler bytes in each peer message (bigger messages fill a slow receiver's buffers sooner)",
   'kill-after': 's after the writes start when SIGKILL comes: a range lo-hi, drawn per iteration',
   seed: 'seed of the kill times',
   ...SERVER_HELP,
@@ -51,10 +52,19 @@ const help: Record<keyof typeof options, string> = {
 
 const profile: Profile = {
   name: 'crash',
-  summary: 'SIGKILL while meetings and peer messages are written; restart on the same data dir; nothing acknowledged lost',
+  summary:
+    'SIGKILL while meetings and peer messages are written; restart on the same data dir; nothing acknowledged lost',
   options,
   help,
-  smokeDefaults: { iterations: '1', 'meeting-devices': '3', 'peer-senders': '2', 'peer-targets': '4', receivers: '0.5', 'kill-after': '1.5-2', pin: 'off' },
+  smokeDefaults: {
+    iterations: '1',
+    'meeting-devices': '3',
+    'peer-senders': '2',
+    'peer-targets': '4',
+    receivers: '0.5',
+    'kill-after': '1.5-2',
+    pin: 'off',
+  },
   timeoutSec: (flags) => 120 + Number(flags.iterations) * 60,
   run,
 };
@@ -63,7 +73,15 @@ export default profile;
 interface Iteration {
   killAfterSec: number;
   snippets: { sent: number; acked: number; present: number; lost: string[]; unackedPresent: number };
-  peer: { sent: number; acked: number; receivedBeforeKill: number; redelivered: number; lost: string[]; duplicates: number; unackedDelivered: number };
+  peer: {
+    sent: number;
+    acked: number;
+    receivedBeforeKill: number;
+    redelivered: number;
+    lost: string[];
+    duplicates: number;
+    unackedDelivered: number;
+  };
   restartSec: number;
 }
 
@@ -80,9 +98,10 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const payloadBytes = int(f, 'payload-bytes', 0, 60_000);
   const [killLo, killHi] = String(f['kill-after']).split('-').map(Number) as [number, number?];
   const killRange = [killLo, killHi ?? killLo] as const;
-  if (!(killRange[0] > 0 && killRange[1]! >= killRange[0])) throw new FlagError(`--kill-after must be s or lo-hi with 0 < lo ≤ hi, got "${String(f['kill-after'])}"`);
+  if (!(killRange[0] > 0 && killRange[1]! >= killRange[0]))
+    throw new FlagError(`--kill-after must be s or lo-hi with 0 < lo ≤ hi, got "${String(f['kill-after'])}"`);
   // Spread the seed's bits first: xorshift's first draws from a small seed are close to 0.
-  let seed = (Math.imul(int(f, 'seed', 1, 2 ** 31), 2654435761) >>> 0) || 1;
+  let seed = Math.imul(int(f, 'seed', 1, 2 ** 31), 2654435761) >>> 0 || 1;
   const rnd = (): number => {
     seed ^= seed << 13;
     seed ^= seed >>> 17;
@@ -109,16 +128,37 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     for (let i = 1; i <= iterations && !ctx.signal.aborted; i++) {
       const killAfterSec = killRange[0] + rnd() * (killRange[1]! - killRange[0]);
       ctx.progress(`crash: iteration ${i}/${iterations}, SIGKILL after ${killAfterSec.toFixed(1)} s`);
-      const it = await iteration(ctx, { i, config, cpu, killAfterSec, meetingDevices, snippetRate, senders, targets, window, receiverShare, slowShare, payloadBytes });
+      const it = await iteration(ctx, {
+        i,
+        config,
+        cpu,
+        killAfterSec,
+        meetingDevices,
+        snippetRate,
+        senders,
+        targets,
+        window,
+        receiverShare,
+        slowShare,
+        payloadBytes,
+      });
       done.push(it);
       ctx.log(
         `crash ${i}: killed after ${killAfterSec.toFixed(1)} s; snippets ${it.snippets.acked} acked, ${it.snippets.lost.length} lost; ` +
           `peer ${it.peer.acked} acked, ${it.peer.receivedBeforeKill} received before the kill, ${it.peer.redelivered} redelivered, ${it.peer.lost.length} lost`,
       );
-      if (it.snippets.lost.length) failures.push(`iteration ${i}: ${it.snippets.lost.length} acknowledged snippets missing after the restart (first: ${it.snippets.lost.slice(0, 3).join(', ')})`);
-      if (it.peer.lost.length) failures.push(`iteration ${i}: ${it.peer.lost.length} acknowledged peer messages never reached their target (first: ${it.peer.lost.slice(0, 3).join(', ')})`);
-      if (!it.snippets.acked && meetingDevices) failures.push(`iteration ${i}: no snippet was acknowledged before the kill (nothing tested)`);
-      if (!it.peer.acked && senders) failures.push(`iteration ${i}: no peer message was acknowledged before the kill (nothing tested)`);
+      if (it.snippets.lost.length)
+        failures.push(
+          `iteration ${i}: ${it.snippets.lost.length} acknowledged snippets missing after the restart (first: ${it.snippets.lost.slice(0, 3).join(', ')})`,
+        );
+      if (it.peer.lost.length)
+        failures.push(
+          `iteration ${i}: ${it.peer.lost.length} acknowledged peer messages never reached their target (first: ${it.peer.lost.slice(0, 3).join(', ')})`,
+        );
+      if (!it.snippets.acked && meetingDevices)
+        failures.push(`iteration ${i}: no snippet was acknowledged before the kill (nothing tested)`);
+      if (!it.peer.acked && senders)
+        failures.push(`iteration ${i}: no peer message was acknowledged before the kill (nothing tested)`);
     }
   } catch (err) {
     if (!ctx.signal.aborted) throw err;
@@ -129,21 +169,41 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const lostSnippets = sum((it) => it.snippets.lost.length);
   const lostPeer = sum((it) => it.peer.lost.length);
   const figures: Figure[] = [
-    { name: 'kill-and-restart iterations', value: `${done.length} / ${iterations}`, target: `${iterations}`, met: done.length === iterations },
-    { name: 'kill times (s after the writes started)', value: done.map((it) => it.killAfterSec.toFixed(1)).join(', ') || '-' },
+    {
+      name: 'kill-and-restart iterations',
+      value: `${done.length} / ${iterations}`,
+      target: `${iterations}`,
+      met: done.length === iterations,
+    },
+    {
+      name: 'kill times (s after the writes started)',
+      value: done.map((it) => it.killAfterSec.toFixed(1)).join(', ') || '-',
+    },
     { name: 'meeting snippets acknowledged before the kill', value: sum((it) => it.snippets.acked) },
     { name: 'acknowledged snippets lost after the restart', value: lostSnippets, target: '0', met: lostSnippets === 0 },
-    { name: '  snippets sent / present after the restart / present but never acknowledged', value: `${sum((it) => it.snippets.sent)} / ${sum((it) => it.snippets.present)} / ${sum((it) => it.snippets.unackedPresent)}` },
+    {
+      name: '  snippets sent / present after the restart / present but never acknowledged',
+      value: `${sum((it) => it.snippets.sent)} / ${sum((it) => it.snippets.present)} / ${sum((it) => it.snippets.unackedPresent)}`,
+    },
     { name: 'peer messages acknowledged before the kill (enqueued or delivered)', value: sum((it) => it.peer.acked) },
     { name: 'acknowledged peer messages lost', value: lostPeer, target: '0', met: lostPeer === 0 },
-    { name: '  received before the kill / redelivered after the restart', value: `${sum((it) => it.peer.receivedBeforeKill)} / ${sum((it) => it.peer.redelivered)}` },
+    {
+      name: '  received before the kill / redelivered after the restart',
+      value: `${sum((it) => it.peer.receivedBeforeKill)} / ${sum((it) => it.peer.redelivered)}`,
+    },
     { name: '  delivered twice (before the kill and again after it)', value: sum((it) => it.peer.duplicates) },
-    { name: '  delivered but never acknowledged (in flight at the kill)', value: sum((it) => it.peer.unackedDelivered) },
-    { name: 'restart time after SIGKILL (s, mean)', value: done.length ? Number((sum((it) => it.restartSec) / done.length).toFixed(2)) : '-' },
+    {
+      name: '  delivered but never acknowledged (in flight at the kill)',
+      value: sum((it) => it.peer.unackedDelivered),
+    },
+    {
+      name: 'restart time after SIGKILL (s, mean)',
+      value: done.length ? Number((sum((it) => it.restartSec) / done.length).toFixed(2)) : '-',
+    },
   ];
   notes.push(
     'Acknowledged = a snippet answered status "ok" with accepted 1, a peer message whose receipt lists its target as enqueued or delivered; anything the device got before the kill was sent before it.',
-    'A snippet is present when its text is in its meeting\'s transcript through the API after the restart; a peer message when its target received it, live before the kill or from the queue after the restart.',
+    "A snippet is present when its text is in its meeting's transcript through the API after the restart; a peer message when its target received it, live before the kill or from the queue after the restart.",
     'Delivered twice is allowed (at least once): the queue removes a message only once it was written to the socket, so a kill in between sends it again.',
   );
   notes.push(
@@ -158,7 +218,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     notes,
     ok: failures.length === 0 && done.length === iterations,
     ...(failures.length ? { failures } : {}),
-    details: { iterations: done.map((it) => ({ ...it, snippets: { ...it.snippets, lost: it.snippets.lost.slice(0, 20) }, peer: { ...it.peer, lost: it.peer.lost.slice(0, 20) } })) },
+    details: {
+      iterations: done.map((it) => ({
+        ...it,
+        snippets: { ...it.snippets, lost: it.snippets.lost.slice(0, 20) },
+        peer: { ...it.peer, lost: it.peer.lost.slice(0, 20) },
+      })),
+    },
   };
 }
 
@@ -181,7 +247,16 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
   const dataDir = mkdtempSync(join(tmpdir(), 'linus-bench-crash-'));
   const devices: BenchDevice[] = [];
   let server: LinusProcess | undefined;
-  const start = (): Promise<LinusProcess> => startLinus({ root: ctx.root, config: o.config, dataDir, fromSource: ctx.serverFromSource, nodeArgs: serverNodeArgs(ctx.flags), cpuList: o.cpu.server, pin: o.cpu.pinned });
+  const start = (): Promise<LinusProcess> =>
+    startLinus({
+      root: ctx.root,
+      config: o.config,
+      dataDir,
+      fromSource: ctx.serverFromSource,
+      nodeArgs: serverNodeArgs(ctx.flags),
+      cpuList: o.cpu.server,
+      pin: o.cpu.pinned,
+    });
   try {
     server = await start();
     const url = server.url('/xiaozhi/v1/', 'ws');
@@ -210,7 +285,11 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
       for (let s = 0; writing && dev.open; s++) {
         const token = `k${o.i}d${d}s${s}`;
         inFlight.push(token);
-        dev.send({ type: 'meeting', phase: 'snippet', items: [{ text: `crash test snippet ${token} about the quarterly plan` }] });
+        dev.send({
+          type: 'meeting',
+          phase: 'snippet',
+          items: [{ text: `crash test snippet ${token} about the quarterly plan` }],
+        });
         snippets.sent++;
         await sleep(1000 / o.snippetRate);
       }
@@ -245,7 +324,10 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
         const req = sentTo.get(String(m.requestId));
         if (!req) return;
         sentTo.delete(String(m.requestId));
-        const listed = [...((m.enqueued as string[] | undefined) ?? []), ...((m.delivered as string[] | undefined) ?? [])];
+        const listed = [
+          ...((m.enqueued as string[] | undefined) ?? []),
+          ...((m.delivered as string[] | undefined) ?? []),
+        ];
         if (m.status === 'done' && listed.includes(req.target)) peer.acked.set(req.token, req.target);
         inFlight--;
         wake?.();
@@ -275,7 +357,10 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
     const receivers = (async () => {
       await sleep(o.killAfterSec * 400);
       for (let t = 0; t < receiverCount && writing; t++) {
-        const d = t >= slowFrom ? await BenchDevice.connect({ url, deviceId: targetId(t), hello: false }) : await connect(targetId(t));
+        const d =
+          t >= slowFrom
+            ? await BenchDevice.connect({ url, deviceId: targetId(t), hello: false })
+            : await connect(targetId(t));
         if (t >= slowFrom) {
           devices.push(d);
           (d.ws as unknown as { _socket: Socket })._socket.pause();
@@ -294,7 +379,10 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
     // until their socket closes; everyone else is cut.
     for (const d of slow) (d.ws as unknown as { _socket: Socket })._socket.resume();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(receiving.map((d) => d.closed)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    await Promise.race([
+      Promise.all(receiving.map((d) => d.closed)),
+      new Promise((r) => (timer = setTimeout(r, 5000))),
+    ]);
     clearTimeout(timer);
     for (const d of devices) d.terminate();
     await Promise.allSettled([...meetingLoops, ...senderLoops, receivers]);
@@ -327,7 +415,8 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
       watchTarget(d);
       devices.push(d);
     }
-    const missing = (): string[] => [...peer.acked.keys()].filter((t) => !receivedBeforeKill.has(t) && !peer.received.has(t));
+    const missing = (): string[] =>
+      [...peer.acked.keys()].filter((t) => !receivedBeforeKill.has(t) && !peer.received.has(t));
     let last = peer.received.size;
     let quietSince = Date.now();
     while (missing().length && Date.now() - quietSince < 2000) {
@@ -339,11 +428,19 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
     }
     const lostPeer = missing();
     const everReceived = new Set([...receivedBeforeKill.keys(), ...peer.received.keys()]);
-    const duplicates = [...everReceived].filter((t) => (receivedBeforeKill.get(t) ?? 0) + (peer.received.get(t) ?? 0) > 1).length;
+    const duplicates = [...everReceived].filter(
+      (t) => (receivedBeforeKill.get(t) ?? 0) + (peer.received.get(t) ?? 0) > 1,
+    ).length;
     return {
       killAfterSec: o.killAfterSec,
       restartSec,
-      snippets: { sent: snippets.sent, acked: snippets.acked.size, present: present.size, lost: lostSnippets, unackedPresent },
+      snippets: {
+        sent: snippets.sent,
+        acked: snippets.acked.size,
+        present: present.size,
+        lost: lostSnippets,
+        unackedPresent,
+      },
       peer: {
         sent: peer.sent,
         acked: peer.acked.size,
@@ -364,12 +461,16 @@ async function iteration(ctx: ProfileContext, o: IterationOptions): Promise<Iter
 /** Every text of every meeting of a device (any status), through the HTTP API, page by page. */
 async function transcriptTexts(srv: LinusProcess, deviceId: string): Promise<string[]> {
   type Api<T> = { success: boolean; data: T; error?: string };
-  const list = await getJson<Api<{ sessionId: string }[]>>(srv.url(`/supie/meetings/recent?status=all&limit=100&deviceId=${encodeURIComponent(deviceId)}`));
+  const list = await getJson<Api<{ sessionId: string }[]>>(
+    srv.url(`/supie/meetings/recent?status=all&limit=100&deviceId=${encodeURIComponent(deviceId)}`),
+  );
   if (!list.body.success) throw new Error(`GET /supie/meetings/recent: ${list.body.error}`);
   const texts: string[] = [];
   for (const m of list.body.data) {
     for (let offset = 0; ; offset += 500) {
-      const page = await getJson<Api<{ items: { text: string }[]; total: number }>>(srv.url(`/supie/meetings/${encodeURIComponent(m.sessionId)}/transcript?offset=${offset}&limit=500`));
+      const page = await getJson<Api<{ items: { text: string }[]; total: number }>>(
+        srv.url(`/supie/meetings/${encodeURIComponent(m.sessionId)}/transcript?offset=${offset}&limit=500`),
+      );
       if (!page.body.success) throw new Error(`GET transcript of ${m.sessionId}: ${page.body.error}`);
       texts.push(...page.body.data.items.map((x) => x.text));
       if (offset + 500 >= page.body.data.total) break;

@@ -10,8 +10,26 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FromFake, FromVoiceClient, ToFake, ToVoiceClient, TurnOutcome, TurnRecord, VoiceClientConfig } from '../voice-shared.js';
-import { cpuLayout, nextMessage, pinSelf, running, send, sleep, spawnNode, stopChild, type Child } from '../lib/children.js';
+import type {
+  FromFake,
+  FromVoiceClient,
+  ToFake,
+  ToVoiceClient,
+  TurnOutcome,
+  TurnRecord,
+  VoiceClientConfig,
+} from '../voice-shared.js';
+import {
+  cpuLayout,
+  nextMessage,
+  pinSelf,
+  running,
+  send,
+  sleep,
+  spawnNode,
+  stopChild,
+  type Child,
+} from '../lib/children.js';
 import { BenchDevice, healthOk, scrapeClose } from '../lib/device.js';
 import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
 import { ensureBuilt, startLinus, type LinusProcess } from '../lib/linus-server.js';
@@ -39,8 +57,9 @@ const help: Record<keyof typeof options, string> = {
   'voice-share': 'share of the devices that speak (real Opus, server VAD and ASR); the others type (listen detect)',
   'error-rate': 'share of provider requests (ASR, LLM, TTS) answered with HTTP 500',
   'hang-rate': 'share of provider requests never answered (until the server gives up)',
-  'provider-timeout': 'ms: the server\'s deadline for each provider call (timeout_ms of the ASR, LLM and TTS blocks)',
-  'fault-seed': 'seed of the fault draws (one sequence per endpoint: the n-th request of an endpoint gets the same fault in every run)',
+  'provider-timeout': "ms: the server's deadline for each provider call (timeout_ms of the ASR, LLM and TTS blocks)",
+  'fault-seed':
+    'seed of the fault draws (one sequence per endpoint: the n-th request of an endpoint gets the same fault in every run)',
   'per-generator': 'voice devices per load-generator process',
   ...SERVER_HELP,
 };
@@ -54,7 +73,8 @@ const SLACK_MS = 3000;
 
 const profile: Profile = {
   name: 'faults',
-  summary: 'voice turns with injected provider errors and hangs: every turn ends with tts stop, none stuck, faults counted, sessions stay usable',
+  summary:
+    'voice turns with injected provider errors and hangs: every turn ends with tts stop, none stuck, faults counted, sessions stay usable',
   options,
   help,
   // Seed 141 puts an error and a hang on the first few requests of every endpoint, so that ~20 turns meet all six.
@@ -110,7 +130,23 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     ctx.progress('faults: starting the fake providers and the server');
     fake = spawnNode<FromFake>(
       'fake providers',
-      ['--import', 'tsx', 'bench/fake-providers.ts', '--delay', 'zero', '--min-audio-ms', String(AUDIO_MS.min), '--max-audio-ms', String(AUDIO_MS.max), '--error-rate', String(errorRate), '--hang-rate', String(hangRate), '--fault-seed', String(faultSeed)],
+      [
+        '--import',
+        'tsx',
+        'bench/fake-providers.ts',
+        '--delay',
+        'zero',
+        '--min-audio-ms',
+        String(AUDIO_MS.min),
+        '--max-audio-ms',
+        String(AUDIO_MS.max),
+        '--error-rate',
+        String(errorRate),
+        '--hang-rate',
+        String(hangRate),
+        '--fault-seed',
+        String(faultSeed),
+      ],
       { cwd: ctx.root, ipc: true, cpuList: cpu.load },
       cpu.pinned,
     );
@@ -124,7 +160,14 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       LLM: { BenchLLM: { type: 'openai', base_url: base, model_name: 'bench-llm', api_key: 'bench', timeout_ms } },
       TTS: { BenchTTS: { type: 'openai', base_url: base, format: 'pcm', timeout_ms } },
     });
-    server = await startLinus({ root: ctx.root, config, fromSource: ctx.serverFromSource, nodeArgs: serverNodeArgs(f), cpuList: cpu.server, pin: cpu.pinned });
+    server = await startLinus({
+      root: ctx.root,
+      config,
+      fromSource: ctx.serverFromSource,
+      nodeArgs: serverNodeArgs(f),
+      cpuList: cpu.server,
+      pin: cpu.pinned,
+    });
     const srv = server;
     const wsUrl = srv.url('/xiaozhi/v1/', 'ws');
 
@@ -152,22 +195,35 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         progressEveryMs: 1000,
       };
       firstIndex += count;
-      gens.push(spawnNode<FromVoiceClient>(`voice generator ${i}`, ['--import', 'tsx', 'bench/voice-client.ts'], { cwd: ctx.root, ipc: true, env: { BENCH_VOICE: JSON.stringify(cfg) }, cpuList: cpu.load }, cpu.pinned));
+      gens.push(
+        spawnNode<FromVoiceClient>(
+          `voice generator ${i}`,
+          ['--import', 'tsx', 'bench/voice-client.ts'],
+          { cwd: ctx.root, ipc: true, env: { BENCH_VOICE: JSON.stringify(cfg) }, cpuList: cpu.load },
+          cpu.pinned,
+        ),
+      );
     }
     const [ready] = await Promise.all([
       Promise.all(gens.map((g) => nextMessage(g, 'ready', 60_000 + voiceDevices * 100, ctx.signal))),
       (async () => {
-        for (let i = 0; i < typedDevices; i++) typed.push(await BenchDevice.connect({ url: wsUrl, deviceId: `bench-typed-${i}`, timeoutMs: 20_000 }));
+        for (let i = 0; i < typedDevices; i++)
+          typed.push(await BenchDevice.connect({ url: wsUrl, deviceId: `bench-typed-${i}`, timeoutMs: 20_000 }));
       })(),
     ]);
     const voiceConnected = ready.reduce((s, r) => s + r.connected, 0);
-    if (voiceConnected < voiceDevices) failures.push(`${voiceDevices - voiceConnected} voice devices did not connect (${ready.find((r) => r.firstError)?.firstError})`);
+    if (voiceConnected < voiceDevices)
+      failures.push(
+        `${voiceDevices - voiceConnected} voice devices did not connect (${ready.find((r) => r.firstError)?.firstError})`,
+      );
 
     // ---- the fault round
     const m0 = await scrapeClose(srv.url('/metrics'));
     const pids = [srv.child.pid, fake.pid, process.pid, ...gens.map((g) => g.pid)];
     const c0 = cpuSnapshot(pids);
-    ctx.log(`faults: ${turnsPerDevice} turns per device, ${voiceDevices} voice + ${typedDevices} typed devices, ${errorRate * 100} % errors + ${hangRate * 100} % hangs, provider deadline ${providerTimeoutMs} ms`);
+    ctx.log(
+      `faults: ${turnsPerDevice} turns per device, ${voiceDevices} voice + ${typedDevices} typed devices, ${errorRate * 100} % errors + ${hangRate * 100} % hangs, provider deadline ${providerTimeoutMs} ms`,
+    );
     const faultRound = await round(ctx, gens, typed, turnsPerDevice, turnTimeoutMs, 'faults');
     const c1 = cpuSnapshot(pids);
     const m1 = await scrapeClose(srv.url('/metrics'));
@@ -186,14 +242,22 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     // ---- figures
     const figures: Figure[] = [];
     const fr = faultRound;
-    const answered = fr.voice.filter((t) => t.stt !== undefined || t.ttsStart !== undefined || t.ttsStop !== undefined).length + fr.typed.filter((o) => o !== 'no_reply').length;
-    const withStop = [...fr.voice.map((t) => t.outcome), ...fr.typed].filter((o) => o === 'completed' || o === 'no_audio').length;
+    const answered =
+      fr.voice.filter((t) => t.stt !== undefined || t.ttsStart !== undefined || t.ttsStop !== undefined).length +
+      fr.typed.filter((o) => o !== 'no_reply').length;
+    const withStop = [...fr.voice.map((t) => t.outcome), ...fr.typed].filter(
+      (o) => o === 'completed' || o === 'no_audio',
+    ).length;
     const voiceOutcomes = tally(fr.voice.map((t) => t.outcome));
     const typedOutcomes = tally(fr.typed);
     const noReply = voiceOutcomes.outcomes.no_reply ?? 0;
     const typedNoReply = typedOutcomes.outcomes.no_reply ?? 0;
-    const hungOrClosed = (voiceOutcomes.outcomes.timeout ?? 0) + (voiceOutcomes.outcomes.closed ?? 0) + (typedOutcomes.outcomes.timeout ?? 0) + (typedOutcomes.outcomes.closed ?? 0);
-    const k = (kind: string, path: string): number => (injected[`${kind} ${path}`] ?? 0);
+    const hungOrClosed =
+      (voiceOutcomes.outcomes.timeout ?? 0) +
+      (voiceOutcomes.outcomes.closed ?? 0) +
+      (typedOutcomes.outcomes.timeout ?? 0) +
+      (typedOutcomes.outcomes.closed ?? 0);
+    const k = (kind: string, path: string): number => injected[`${kind} ${path}`] ?? 0;
     const P = { asr: '/v1/audio/transcriptions', llm: '/v1/chat/completions', tts: '/v1/audio/speech' };
     const inj = {
       asr: k('error', P.asr) + k('hang', P.asr),
@@ -205,8 +269,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const oneAsrPerTurn = asrRequests === fr.voice.length;
     const unexplainedNoReply = oneAsrPerTurn ? Math.max(0, noReply - inj.asr) : 0;
     const stuck = hungOrClosed + unexplainedNoReply + typedNoReply;
-    const delta = (name: string, labels: Record<string, string> = {}): number => metricSum(m1, name, labels) - metricSum(m0, name, labels);
-    const counted = { asr: delta('linus_provider_errors_total', { kind: 'asr' }), tts: delta('linus_provider_errors_total', { kind: 'tts' }), llm: delta('linus_provider_errors_total', { kind: 'llm' }) };
+    const delta = (name: string, labels: Record<string, string> = {}): number =>
+      metricSum(m1, name, labels) - metricSum(m0, name, labels);
+    const counted = {
+      asr: delta('linus_provider_errors_total', { kind: 'asr' }),
+      tts: delta('linus_provider_errors_total', { kind: 'tts' }),
+      llm: delta('linus_provider_errors_total', { kind: 'llm' }),
+    };
     const failedTurns = delta('linus_turns_total', { outcome: 'failed' });
     const serverOutcomes = outcomesDelta(m0, m1);
     const clean = [...cleanRound.voice.map((t) => t.outcome), ...cleanRound.typed];
@@ -215,8 +284,17 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
 
     const pct = (a: number, b: number): number => (b ? (a / b) * 100 : 100);
     figures.push(
-      { name: 'turns run (voice / typed)', value: `${fr.voice.length + fr.typed.length} (${fr.voice.length} / ${fr.typed.length})` },
-      { name: 'answered turns that ended with tts stop', value: Number(pct(withStop, answered).toFixed(2)), unit: '%', target: '100 %', met: withStop === answered },
+      {
+        name: 'turns run (voice / typed)',
+        value: `${fr.voice.length + fr.typed.length} (${fr.voice.length} / ${fr.typed.length})`,
+      },
+      {
+        name: 'answered turns that ended with tts stop',
+        value: Number(pct(withStop, answered).toFixed(2)),
+        unit: '%',
+        target: '100 %',
+        met: withStop === answered,
+      },
       { name: '  answered / ended with tts stop', value: `${answered} / ${withStop}` },
       { name: 'stuck sessions (no tts stop within deadline + slack)', value: stuck, target: '0', met: stuck === 0 },
       {
@@ -226,28 +304,73 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         met: oneAsrPerTurn ? noReply === inj.asr : noReply <= inj.asr,
       },
       { name: 'server crashed', value: alive ? 'no' : 'yes', target: 'no', met: alive },
-      { name: 'ASR faults counted (linus_provider_errors_total{kind="asr"}) / injected', value: `${counted.asr} / ${inj.asr}`, target: 'equal', met: counted.asr === inj.asr },
-      { name: 'TTS faults counted (linus_provider_errors_total{kind="tts"}) / injected', value: `${counted.tts} / ${inj.tts}`, target: 'equal', met: counted.tts === inj.tts },
-      { name: 'LLM faults → failed turns (linus_turns_total{outcome="failed"}) / injected', value: `${failedTurns} / ${inj.llm}`, target: 'equal', met: failedTurns === inj.llm },
-      { name: 'LLM faults in linus_provider_errors_total{kind="llm"} / injected', value: `${counted.llm} / ${inj.llm}`, target: 'equal', met: counted.llm === inj.llm },
-      { name: 'clean turn after the faults, per device (completed with audio)', value: `${cleanOk} / ${clean.length}`, target: `${devices} / ${devices}`, met: cleanOk === devices && clean.length === devices },
+      {
+        name: 'ASR faults counted (linus_provider_errors_total{kind="asr"}) / injected',
+        value: `${counted.asr} / ${inj.asr}`,
+        target: 'equal',
+        met: counted.asr === inj.asr,
+      },
+      {
+        name: 'TTS faults counted (linus_provider_errors_total{kind="tts"}) / injected',
+        value: `${counted.tts} / ${inj.tts}`,
+        target: 'equal',
+        met: counted.tts === inj.tts,
+      },
+      {
+        name: 'LLM faults → failed turns (linus_turns_total{outcome="failed"}) / injected',
+        value: `${failedTurns} / ${inj.llm}`,
+        target: 'equal',
+        met: failedTurns === inj.llm,
+      },
+      {
+        name: 'LLM faults in linus_provider_errors_total{kind="llm"} / injected',
+        value: `${counted.llm} / ${inj.llm}`,
+        target: 'equal',
+        met: counted.llm === inj.llm,
+      },
+      {
+        name: 'clean turn after the faults, per device (completed with audio)',
+        value: `${cleanOk} / ${clean.length}`,
+        target: `${devices} / ${devices}`,
+        met: cleanOk === devices && clean.length === devices,
+      },
       { name: 'devices whose connection dropped', value: lostDevices, target: '0', met: lostDevices === 0 },
-      { name: 'faults injected: errors / hangs (asr, llm, tts)', value: `${k('error', P.asr)}/${k('hang', P.asr)}, ${k('error', P.llm)}/${k('hang', P.llm)}, ${k('error', P.tts)}/${k('hang', P.tts)}` },
-      { name: 'provider requests (asr, llm, tts)', value: `${asrRequests}, ${injected[P.llm] ?? 0}, ${injected[P.tts] ?? 0}` },
+      {
+        name: 'faults injected: errors / hangs (asr, llm, tts)',
+        value: `${k('error', P.asr)}/${k('hang', P.asr)}, ${k('error', P.llm)}/${k('hang', P.llm)}, ${k('error', P.tts)}/${k('hang', P.tts)}`,
+      },
+      {
+        name: 'provider requests (asr, llm, tts)',
+        value: `${asrRequests}, ${injected[P.llm] ?? 0}, ${injected[P.tts] ?? 0}`,
+      },
       { name: 'device outcomes, voice', value: outcomeText(voiceOutcomes) },
       { name: 'device outcomes, typed', value: outcomeText(typedOutcomes) },
-      { name: 'server turn outcomes (linus_turns_total)', value: Object.entries(serverOutcomes).map(([o, n]) => `${o} ${n}`).join(', ') || '-' },
+      {
+        name: 'server turn outcomes (linus_turns_total)',
+        value:
+          Object.entries(serverOutcomes)
+            .map(([o, n]) => `${o} ${n}`)
+            .join(', ') || '-',
+      },
     );
     if (!alive) failures.push(`the server is gone or unhealthy: ${srv.child.output().slice(-600)}`);
     if (withStop !== answered) failures.push(`${answered - withStop} answered turns did not end with tts stop`);
-    if (stuck) failures.push(`${stuck} stuck turns (tts start without tts stop, closed, or unanswered beyond the ASR faults)`);
-    if (oneAsrPerTurn ? noReply !== inj.asr : noReply > inj.asr) failures.push(`${noReply} unanswered voice turns for ${inj.asr} ASR faults`);
-    if (counted.asr !== inj.asr) failures.push(`ASR faults: ${inj.asr} injected, ${counted.asr} counted in linus_provider_errors_total`);
-    if (counted.tts !== inj.tts) failures.push(`TTS faults: ${inj.tts} injected, ${counted.tts} counted in linus_provider_errors_total`);
+    if (stuck)
+      failures.push(`${stuck} stuck turns (tts start without tts stop, closed, or unanswered beyond the ASR faults)`);
+    if (oneAsrPerTurn ? noReply !== inj.asr : noReply > inj.asr)
+      failures.push(`${noReply} unanswered voice turns for ${inj.asr} ASR faults`);
+    if (counted.asr !== inj.asr)
+      failures.push(`ASR faults: ${inj.asr} injected, ${counted.asr} counted in linus_provider_errors_total`);
+    if (counted.tts !== inj.tts)
+      failures.push(`TTS faults: ${inj.tts} injected, ${counted.tts} counted in linus_provider_errors_total`);
     if (failedTurns !== inj.llm) failures.push(`LLM faults: ${inj.llm} injected, ${failedTurns} turns failed`);
-    if (cleanOk !== devices || clean.length !== devices) failures.push(`clean turn: ${cleanOk} of ${devices} devices completed it`);
+    if (cleanOk !== devices || clean.length !== devices)
+      failures.push(`clean turn: ${cleanOk} of ${devices} devices completed it`);
     if (lostDevices) failures.push(`${lostDevices} devices lost their connection`);
-    if (!oneAsrPerTurn) notes.push(`${asrRequests} ASR requests for ${fr.voice.length} voice turns (the VAD split or missed utterances): unanswered turns can only be bounded by the ASR faults, not matched`);
+    if (!oneAsrPerTurn)
+      notes.push(
+        `${asrRequests} ASR requests for ${fr.voice.length} voice turns (the VAD split or missed utterances): unanswered turns can only be bounded by the ASR faults, not matched`,
+      );
     if (counted.llm !== inj.llm) {
       notes.push(
         `LLM failures are not counted in linus_provider_errors_total (${counted.llm} of ${inj.llm}); they show only as linus_turns_total{outcome="failed"} (src/voice/turn.ts counts ASR and TTS failures, not the LLM's).`,
@@ -261,7 +384,17 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const genCpu = gens.reduce((s, g) => s + cpuDelta(c0, c1, g.pid), 0) + cpuDelta(c0, c1, process.pid);
     return result(startedAt, figures, failures, notes, {
       generatorCpuPct: (genCpu / Math.max(1, c1.at - c0.at)) * 100,
-      details: { injected, counted, failedTurns, serverOutcomes, voiceOutcomes, typedOutcomes, cleanOutcomes: tally(clean), turnTimeoutMs, replyTimeoutMs },
+      details: {
+        injected,
+        counted,
+        failedTurns,
+        serverOutcomes,
+        voiceOutcomes,
+        typedOutcomes,
+        cleanOutcomes: tally(clean),
+        turnTimeoutMs,
+        replyTimeoutMs,
+      },
     });
   } catch (err) {
     if (!ctx.signal.aborted) throw err;
@@ -276,7 +409,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   }
 }
 
-function result(startedAt: Date, figures: Figure[], failures: string[], notes: string[], extra: Partial<ProfileResult>): ProfileResult {
+function result(
+  startedAt: Date,
+  figures: Figure[],
+  failures: string[],
+  notes: string[],
+  extra: Partial<ProfileResult>,
+): ProfileResult {
   return {
     profile: 'faults',
     command: '',
@@ -297,7 +436,14 @@ interface RoundResult {
 }
 
 /** One round: every voice generator and every typed device runs `turns` turns; all finish before it resolves. */
-async function round(ctx: ProfileContext, gens: Child<FromVoiceClient>[], typed: BenchDevice[], turns: number, turnTimeoutMs: number, label: string): Promise<RoundResult> {
+async function round(
+  ctx: ProfileContext,
+  gens: Child<FromVoiceClient>[],
+  typed: BenchDevice[],
+  turns: number,
+  turnTimeoutMs: number,
+  label: string,
+): Promise<RoundResult> {
   let typedDone = 0;
   let voiceDone = 0;
   const show = (): void => ctx.progress(`faults (${label}): ${voiceDone + typedDone} turns done`);
@@ -327,8 +473,15 @@ async function round(ctx: ProfileContext, gens: Child<FromVoiceClient>[], typed:
       return out;
     });
     const generous = turns * (turnTimeoutMs + 15_000) + 60_000;
-    const [results, typedOut] = await Promise.all([Promise.all(gens.map((g) => nextMessage(g, 'result', generous, ctx.signal))), Promise.all(typedRuns)]);
-    return { voice: results.flatMap((r) => r.turns), typed: typedOut.flat(), lost: results.reduce((s, r) => s + r.lost, 0) + typed.filter((d) => !d.open).length };
+    const [results, typedOut] = await Promise.all([
+      Promise.all(gens.map((g) => nextMessage(g, 'result', generous, ctx.signal))),
+      Promise.all(typedRuns),
+    ]);
+    return {
+      voice: results.flatMap((r) => r.turns),
+      typed: typedOut.flat(),
+      lost: results.reduce((s, r) => s + r.lost, 0) + typed.filter((d) => !d.open).length,
+    };
   } finally {
     clearInterval(timer);
   }
@@ -346,7 +499,9 @@ async function typedTurn(dev: BenchDevice, timeoutMs: number): Promise<Outcome> 
     return dev.binaryFrames > frames0 ? 'completed' : 'no_audio';
   } catch {
     if (!dev.open) return 'closed';
-    const answered = dev.received.slice(seen0).some((m) => m.type === 'stt' || (m.type === 'tts' && m.state === 'start'));
+    const answered = dev.received
+      .slice(seen0)
+      .some((m) => m.type === 'stt' || (m.type === 'tts' && m.state === 'start'));
     return answered ? 'timeout' : 'no_reply';
   }
 }
@@ -354,10 +509,15 @@ async function typedTurn(dev: BenchDevice, timeoutMs: number): Promise<Outcome> 
 function outcomesDelta(m0: Sample[], m1: Sample[]): Record<string, number> {
   const before = byLabel(m0, 'linus_turns_total', 'outcome');
   const out: Record<string, number> = {};
-  for (const [k, v] of byLabel(m1, 'linus_turns_total', 'outcome')) if (v - (before.get(k) ?? 0)) out[k] = v - (before.get(k) ?? 0);
+  for (const [k, v] of byLabel(m1, 'linus_turns_total', 'outcome'))
+    if (v - (before.get(k) ?? 0)) out[k] = v - (before.get(k) ?? 0);
   return out;
 }
 
 function outcomeText(t: Turns): string {
-  return Object.entries(t.outcomes).map(([o, n]) => `${o} ${n}`).join(', ') || '-';
+  return (
+    Object.entries(t.outcomes)
+      .map(([o, n]) => `${o} ${n}`)
+      .join(', ') || '-'
+  );
 }

@@ -8,7 +8,15 @@
  */
 import { stringify as toYaml } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
-import { COUNTED_BINARY, emptyTally, FUZZ_CLASSES, type FromFuzz, type FuzzClassName, type FuzzClientConfig, type FuzzTally } from '../fuzz-shared.js';
+import {
+  COUNTED_BINARY,
+  emptyTally,
+  FUZZ_CLASSES,
+  type FromFuzz,
+  type FuzzClassName,
+  type FuzzClientConfig,
+  type FuzzTally,
+} from '../fuzz-shared.js';
 import { cpuLayout, nextMessage, pinSelf, running, sleep, spawnNode, stopChild, type Child } from '../lib/children.js';
 import { deviceWorks, healthOk, scrapeClose } from '../lib/device.js';
 import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
@@ -36,7 +44,8 @@ const help: Record<keyof typeof options, string> = {
   generators: 'generator processes (the frames are split between them)',
   connections: 'connections open at once per generator',
   'frames-per-connection': 'mean frames per connection (each draws 50..150 % of it)',
-  'closing-share': 'share of connections that end with a frame that closes them (invalid UTF-8, over the hard limit, a framing error)',
+  'closing-share':
+    'share of connections that end with a frame that closes them (invalid UTF-8, over the hard limit, a framing error)',
   'max-frame-bytes': 'server.max_frame_bytes: frames above it are refused and counted',
   'hard-frame-bytes': 'server.max_frame_hard_bytes: frames above it close the connection',
   seed: 'seed of the frame draws (generator i uses seed + i)',
@@ -45,10 +54,17 @@ const help: Record<keyof typeof options, string> = {
 
 const profile: Profile = {
   name: 'fuzz',
-  summary: 'malformed frames of every class: no crash, /health ok, a good device still served, every bad frame counted in /metrics',
+  summary:
+    'malformed frames of every class: no crash, /health ok, a good device still served, every bad frame counted in /metrics',
   options,
   help,
-  smokeDefaults: { frames: '2000', connections: '4', 'frames-per-connection': '100', 'closing-share': '0.5', pin: 'off' },
+  smokeDefaults: {
+    frames: '2000',
+    connections: '4',
+    'frames-per-connection': '100',
+    'closing-share': '0.5',
+    pin: 'off',
+  },
   timeoutSec: (flags) => 300 + Number(flags.frames) / 2000,
   run,
 };
@@ -59,7 +75,8 @@ function counted(m: Sample[], cls: FuzzClassName, tally: FuzzTally): number {
   const c = FUZZ_CLASSES[cls];
   const v = metricSum(m, c.metric, 'labels' in c ? c.labels : {});
   // linus_messages_in_total{type="binary"} counts every binary frame that passed the size check.
-  if (cls === 'random_audio') return v - COUNTED_BINARY.filter((k) => k !== 'random_audio').reduce((s, k) => s + tally.sent[k], 0);
+  if (cls === 'random_audio')
+    return v - COUNTED_BINARY.filter((k) => k !== 'random_audio').reduce((s, k) => s + tally.sent[k], 0);
   return v;
 }
 
@@ -88,13 +105,26 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     ensureBuilt(ctx.root, ctx.serverFromSource);
     const raw = {
       log: { log_level: 'error' },
-      server: { max_frame_bytes: maxFrameBytes, max_frame_hard_bytes: hardFrameBytes, max_messages_per_second: 1_000_000_000, max_connections: 100_000, stats_interval_ms: 0 },
+      server: {
+        max_frame_bytes: maxFrameBytes,
+        max_frame_hard_bytes: hardFrameBytes,
+        max_messages_per_second: 1_000_000_000,
+        max_connections: 100_000,
+        stats_interval_ms: 0,
+      },
       // Random audio may look like speech to the VAD: with no ASR, such an utterance ends in silence, not in work.
       selected_module: { ASR: '' },
     };
     validateConfig(raw);
     ctx.progress('fuzz: starting the server');
-    server = await startLinus({ root: ctx.root, config: `# written by bench/profiles/fuzz.ts\n${toYaml(raw)}`, fromSource: ctx.serverFromSource, nodeArgs: serverNodeArgs(f), cpuList: cpu.server, pin: cpu.pinned });
+    server = await startLinus({
+      root: ctx.root,
+      config: `# written by bench/profiles/fuzz.ts\n${toYaml(raw)}`,
+      fromSource: ctx.serverFromSource,
+      nodeArgs: serverNodeArgs(f),
+      cpuList: cpu.server,
+      pin: cpu.pinned,
+    });
     const srv = server;
     const pid = srv.child.pid;
     const url = srv.url('/xiaozhi/v1/', 'ws');
@@ -109,8 +139,25 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
 
     const t0 = performance.now();
     for (const [i, share] of split(frames, generators).entries()) {
-      const cfg: FuzzClientConfig = { url, frames: share, connections, framesPerConnection: perConnection, closingShare, maxFrameBytes, hardFrameBytes, seed: seed + i, idPrefix: `fuzz-${i}` };
-      gens.push(spawnNode<FromFuzz>(`fuzz generator ${i}`, ['--import', 'tsx', 'bench/fuzz-client.ts'], { cwd: ctx.root, ipc: true, env: { BENCH_FUZZ: JSON.stringify(cfg) }, cpuList: cpu.load }, cpu.pinned));
+      const cfg: FuzzClientConfig = {
+        url,
+        frames: share,
+        connections,
+        framesPerConnection: perConnection,
+        closingShare,
+        maxFrameBytes,
+        hardFrameBytes,
+        seed: seed + i,
+        idPrefix: `fuzz-${i}`,
+      };
+      gens.push(
+        spawnNode<FromFuzz>(
+          `fuzz generator ${i}`,
+          ['--import', 'tsx', 'bench/fuzz-client.ts'],
+          { cwd: ctx.root, ipc: true, env: { BENCH_FUZZ: JSON.stringify(cfg) }, cpuList: cpu.load },
+          cpu.pinned,
+        ),
+      );
     }
     const sentSoFar = new Map<Child<FromFuzz>, number>();
     const progress = setInterval(() => {
@@ -151,7 +198,9 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     // ---- what the server counted: async handlers (workflow) may lag a moment behind the last round trip
     const classes = Object.keys(FUZZ_CLASSES) as FuzzClassName[];
     const countsOf = (m1: Sample[]): Record<FuzzClassName, number> =>
-      Object.fromEntries(classes.map((k) => [k, counted(m1, k, tally) - counted(m0, k, { ...tally, sent: zero(tally.sent) })])) as Record<FuzzClassName, number>;
+      Object.fromEntries(
+        classes.map((k) => [k, counted(m1, k, tally) - counted(m0, k, { ...tally, sent: zero(tally.sent) })]),
+      ) as Record<FuzzClassName, number>;
     let m1 = await scrapeClose(srv.url('/metrics'));
     for (let i = 0; i < 20 && classes.some((k) => countsOf(m1)[k] !== tally.sent[k]); i++) {
       await sleep(250);
@@ -160,45 +209,92 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const got = countsOf(m1);
     const alive = running(srv.child) && (await healthOk(srv.port));
     const works = alive ? await deviceWorks(url, 'fuzz-after') : { ok: false, error: 'server down' };
-    const delta = (name: string, labels: Record<string, string> = {}): number => metricSum(m1, name, labels) - metricSum(m0, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}): number =>
+      metricSum(m1, name, labels) - metricSum(m0, name, labels);
     const decodeErrors = delta('linus_uplink_decode_errors_total');
     const rateLimited = delta('linus_bad_frames_total', { reason: 'rate_limited' });
     const socketErrors = delta('linus_bad_frames_total', { reason: 'socket_error' });
 
     figures.push(
-      { name: 'malformed frames sent and confirmed received', value: totalSent, target: `${frames}`, met: totalSent >= frames },
+      {
+        name: 'malformed frames sent and confirmed received',
+        value: totalSent,
+        target: `${frames}`,
+        met: totalSent >= frames,
+      },
       { name: '  frames per second / connections', value: `${Math.round(totalSent / seconds)} / ${tally.connections}` },
       { name: '  binary frames sent before the hello', value: tally.beforeHello },
       { name: 'server crashed', value: alive ? 'no' : 'yes', target: 'no', met: alive },
-      { name: 'a well-formed device gets its hello and ping answered', value: works.ok ? 'yes' : `no (${works.error})`, target: 'yes', met: works.ok },
-      { name: 'connections the server dropped unasked', value: tally.unexpectedCloses, target: '0', met: tally.unexpectedCloses === 0 },
+      {
+        name: 'a well-formed device gets its hello and ping answered',
+        value: works.ok ? 'yes' : `no (${works.error})`,
+        target: 'yes',
+        met: works.ok,
+      },
+      {
+        name: 'connections the server dropped unasked',
+        value: tally.unexpectedCloses,
+        target: '0',
+        met: tally.unexpectedCloses === 0,
+      },
     );
     for (const cls of classes) {
       const c = FUZZ_CLASSES[cls];
-      const where = `${c.metric}${'labels' in c ? `{${Object.entries(c.labels).map(([k, v]) => `${k}="${v}"`).join(',')}}` : ''}`;
-      figures.push({ name: `${cls}: counted / sent (${where})`, value: `${got[cls]} / ${tally.sent[cls]}`, target: 'equal', met: got[cls] === tally.sent[cls] });
+      const where = `${c.metric}${
+        'labels' in c
+          ? `{${Object.entries(c.labels)
+              .map(([k, v]) => `${k}="${v}"`)
+              .join(',')}}`
+          : ''
+      }`;
+      figures.push({
+        name: `${cls}: counted / sent (${where})`,
+        value: `${got[cls]} / ${tally.sent[cls]}`,
+        target: 'equal',
+        met: got[cls] === tally.sent[cls],
+      });
     }
     figures.push(
-      { name: 'random audio that failed to decode (linus_uplink_decode_errors_total)', value: `${decodeErrors} of ${tally.sent.random_audio}` },
+      {
+        name: 'random audio that failed to decode (linus_uplink_decode_errors_total)',
+        value: `${decodeErrors} of ${tally.sent.random_audio}`,
+      },
       { name: 'rate-limited frames (limit set out of the way)', value: rateLimited },
-      { name: 'close codes after closing frames', value: Object.entries(tally.closeCodes).map(([k, v]) => `${k} ${v}`).join(', ') || '-' },
+      {
+        name: 'close codes after closing frames',
+        value:
+          Object.entries(tally.closeCodes)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || '-',
+      },
     );
     if (!alive) failures.push(`the server is gone or unhealthy: ${srv.child.output().slice(-800)}`);
     if (!works.ok) failures.push(`a well-formed device was not served after the fuzz: ${works.error}`);
-    if (totalSent < frames) failures.push(`only ${totalSent} of ${frames} frames were sent and confirmed (${tally.unconfirmed} unconfirmed, ${tally.connectFailures} connections failed)`);
-    if (tally.unexpectedCloses) failures.push(`the server closed ${tally.unexpectedCloses} connections unasked: ${tally.errors.slice(0, 3).join('; ')}`);
-    for (const cls of classes) if (got[cls] !== tally.sent[cls]) failures.push(`${cls}: ${tally.sent[cls]} sent, ${got[cls]} counted`);
+    if (totalSent < frames)
+      failures.push(
+        `only ${totalSent} of ${frames} frames were sent and confirmed (${tally.unconfirmed} unconfirmed, ${tally.connectFailures} connections failed)`,
+      );
+    if (tally.unexpectedCloses)
+      failures.push(
+        `the server closed ${tally.unexpectedCloses} connections unasked: ${tally.errors.slice(0, 3).join('; ')}`,
+      );
+    for (const cls of classes)
+      if (got[cls] !== tally.sent[cls]) failures.push(`${cls}: ${tally.sent[cls]} sent, ${got[cls]} counted`);
     notes.push(
       `Limits: max_frame_bytes ${maxFrameBytes}, max_frame_hard_bytes ${hardFrameBytes}, max_messages_per_second out of the way (every frame is judged by its content); ${generators} generator(s) × ${connections} connections, seed ${seed}.`,
-      'A frame counts as sent once a ping/pong round trip after it succeeded on its connection (the server handles a connection\'s frames in order), or, for a closing frame, once the server closed with the code for it (1007, 1009, 1002).',
+      "A frame counts as sent once a ping/pong round trip after it succeeded on its connection (the server handles a connection's frames in order), or, for a closing frame, once the server closed with the code for it (1007, 1009, 1002).",
       'random_audio is counted as the binary frames the server received (linus_messages_in_total{type="binary"}) minus the other binary classes; random bytes are often valid Opus, so decode errors are a share of them.',
     );
-    if (socketErrors) notes.push(`${socketErrors} other socket errors counted (linus_bad_frames_total{reason="socket_error"}).`);
+    if (socketErrors)
+      notes.push(`${socketErrors} other socket errors counted (linus_bad_frames_total{reason="socket_error"}).`);
     if (tally.errors.length) notes.push(`Generator notes: ${tally.errors.slice(0, 5).join('; ')}`);
     sampler.stop();
     series.push(sampler.series('cpu', 'server CPU', '% of a core'), sampler.series('rss', 'server RSS', 'MiB'));
     const genCpu = results.reduce((s, r) => s + r.cpuMs, 0);
-    return result(startedAt, figures, failures, notes, series, { generatorCpuPct: (genCpu / (seconds * 1000)) * 100, details: { tally, counted: got, seconds } });
+    return result(startedAt, figures, failures, notes, series, {
+      generatorCpuPct: (genCpu / (seconds * 1000)) * 100,
+      details: { tally, counted: got, seconds },
+    });
   } catch (err) {
     if (!ctx.signal.aborted) throw err;
     failures.push(`interrupted: ${(err as Error).message}`);
@@ -210,9 +306,17 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   }
 }
 
-const zero = <K extends string>(r: Record<K, number>): Record<K, number> => Object.fromEntries(Object.keys(r).map((k) => [k, 0])) as Record<K, number>;
+const zero = <K extends string>(r: Record<K, number>): Record<K, number> =>
+  Object.fromEntries(Object.keys(r).map((k) => [k, 0])) as Record<K, number>;
 
-function result(startedAt: Date, figures: Figure[], failures: string[], notes: string[], series: Series[], extra: Partial<ProfileResult>): ProfileResult {
+function result(
+  startedAt: Date,
+  figures: Figure[],
+  failures: string[],
+  notes: string[],
+  series: Series[],
+  extra: Partial<ProfileResult>,
+): ProfileResult {
   return {
     profile: 'fuzz',
     command: '',

@@ -11,7 +11,16 @@ import { health } from '../lib/linus-server.js';
 import { fdHardLimit, openFds, rssBytes } from '../lib/proc-stats.js';
 import type { Figure, Profile, ProfileContext, ProfileResult } from '../lib/profile.js';
 import { MiB } from '../lib/stats.js';
-import { KINDS, LABEL, openLoad, startServerUnderTest, stopLoad, sumPushes, type Kind, type TransportRig } from '../lib/transport-load.js';
+import {
+  KINDS,
+  LABEL,
+  openLoad,
+  startServerUnderTest,
+  stopLoad,
+  sumPushes,
+  type Kind,
+  type TransportRig,
+} from '../lib/transport-load.js';
 import type { Heartbeats, Pushes, ToLoad } from '../shared.js';
 
 const TARGET_CONNECTIONS = 20_000;
@@ -52,7 +61,7 @@ export interface IdleServerResult {
 
 const profile: Profile = {
   name: 'idle',
-  summary: 'bytes per idle hello\'d connection (with heartbeats), Linus vs a bare ws server in the same run',
+  summary: "bytes per idle hello'd connection (with heartbeats), Linus vs a bare ws server in the same run",
   options,
   help,
   smokeDefaults: { connections: '50', 'per-process': '25', heartbeat: '1', settle: '1', pin: 'off' },
@@ -69,13 +78,20 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const settleMs = num(f, 'settle', 0, 60) * 1000;
   const cpu = cpuLayout(onOff(f, 'pin'));
   if (cpu.pinned) pinSelf(cpu.load);
-  const rig: TransportRig = { root: ctx.root, fromSource: ctx.serverFromSource, cpu, nodeArgs: serverNodeArgs(f), signal: ctx.signal };
+  const rig: TransportRig = {
+    root: ctx.root,
+    fromSource: ctx.serverFromSource,
+    cpu,
+    nodeArgs: serverNodeArgs(f),
+    signal: ctx.signal,
+  };
   const startedAt = new Date();
   const notes: string[] = [];
   const failures: string[] = [];
   const results: Partial<Record<Kind, IdleServerResult>> = {};
   try {
-    for (const kind of KINDS) results[kind] = await measure(ctx, rig, kind, requested, perProcess, heartbeatMs, settleMs, notes);
+    for (const kind of KINDS)
+      results[kind] = await measure(ctx, rig, kind, requested, perProcess, heartbeatMs, settleMs, notes);
   } catch (err) {
     if (!isAbort(err)) throw err;
     notes.push('interrupted: servers measured before it are reported');
@@ -86,16 +102,33 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   for (const kind of KINDS) {
     const r = results[kind];
     if (!r) continue;
-    figures.push({ name: `${LABEL[kind]}: connections open (client view)`, value: r.connected, unit: `of ${r.requested}` });
+    figures.push({
+      name: `${LABEL[kind]}: connections open (client view)`,
+      value: r.connected,
+      unit: `of ${r.requested}`,
+    });
     figures.push({ name: `${LABEL[kind]}: connections open (server /health)`, value: r.serverSaysConnected ?? NaN });
     figures.push({ name: `${LABEL[kind]}: bytes per idle connection`, value: r.bytesPerConnection, unit: 'B' });
     figures.push({ name: `${LABEL[kind]}: RSS with the connections open`, value: r.rssAfterBytes / MiB, unit: 'MiB' });
     figures.push({ name: `${LABEL[kind]}: connect + hello time`, value: r.connectSeconds, unit: 's' });
-    if (heartbeatMs) figures.push({ name: `${LABEL[kind]}: heartbeats answered`, value: r.heartbeats.pongs, unit: `of ${r.heartbeats.sent}` });
-    if (r.failed) failures.push(`${LABEL[kind]}: ${r.failed} of ${r.requested} connections failed (first: ${r.firstError})`);
-    if (r.heartbeats.open !== r.connected) failures.push(`${LABEL[kind]}: ${r.connected - r.heartbeats.open} connections closed while idle`);
-    if (r.heartbeats.pongs !== r.heartbeats.sent) failures.push(`${LABEL[kind]}: ${r.heartbeats.sent - r.heartbeats.pongs} of ${r.heartbeats.sent} heartbeats unanswered`);
-    if (r.serverSaysConnected !== undefined && r.serverSaysConnected !== r.connected) failures.push(`${LABEL[kind]}: the server counts ${r.serverSaysConnected} connections, the clients ${r.connected}`);
+    if (heartbeatMs)
+      figures.push({
+        name: `${LABEL[kind]}: heartbeats answered`,
+        value: r.heartbeats.pongs,
+        unit: `of ${r.heartbeats.sent}`,
+      });
+    if (r.failed)
+      failures.push(`${LABEL[kind]}: ${r.failed} of ${r.requested} connections failed (first: ${r.firstError})`);
+    if (r.heartbeats.open !== r.connected)
+      failures.push(`${LABEL[kind]}: ${r.connected - r.heartbeats.open} connections closed while idle`);
+    if (r.heartbeats.pongs !== r.heartbeats.sent)
+      failures.push(
+        `${LABEL[kind]}: ${r.heartbeats.sent - r.heartbeats.pongs} of ${r.heartbeats.sent} heartbeats unanswered`,
+      );
+    if (r.serverSaysConnected !== undefined && r.serverSaysConnected !== r.connected)
+      failures.push(
+        `${LABEL[kind]}: the server counts ${r.serverSaysConnected} connections, the clients ${r.connected}`,
+      );
   }
   if (bare && linus) {
     const ratio = linus.bytesPerConnection / bare.bytesPerConnection;
@@ -107,16 +140,25 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       target: `≤ ${TARGET_RATIO} × at ${TARGET_CONNECTIONS.toLocaleString('en-US')}`,
       ...(atTarget ? { met: ratio <= TARGET_RATIO } : {}),
     });
-    if (!atTarget) notes.push(`The target is for ${TARGET_CONNECTIONS.toLocaleString('en-US')} connections; this run had ${n}, so the ratio is not judged.`);
+    if (!atTarget)
+      notes.push(
+        `The target is for ${TARGET_CONNECTIONS.toLocaleString('en-US')} connections; this run had ${n}, so the ratio is not judged.`,
+      );
   } else if (!ctx.signal.aborted) failures.push('a server could not be measured');
   notes.push(
     `node ${process.version}, ${cpus().length} CPUs, ${cpu.pinned ? `server pinned to CPU ${cpu.server}, load to CPU ${cpu.load}` : 'no CPU pinning'}, all on 127.0.0.1; hello features.mcp=false; heartbeat every ${heartbeatMs / 1000} s per connection`,
     'Bytes per connection = (RSS with the connections open − RSS before, after 20 warm-up connections came and went) / connections open.',
   );
-  if (ctx.serverFromSource) notes.push('Server from src/ through tsx: its per-closure metadata inflates memory per connection; measure the build (no --source) for the real figure.');
+  if (ctx.serverFromSource)
+    notes.push(
+      'Server from src/ through tsx: its per-closure metadata inflates memory per connection; measure the build (no --source) for the real figure.',
+    );
   for (const kind of KINDS) {
     const r = results[kind];
-    if (r?.pushes.messages) notes.push(`${LABEL[kind]} pushed ${r.pushes.messages} unasked messages (${(r.pushes.bytes / MiB).toFixed(2)} MiB) to its idle clients.`);
+    if (r?.pushes.messages)
+      notes.push(
+        `${LABEL[kind]} pushed ${r.pushes.messages} unasked messages (${(r.pushes.bytes / MiB).toFixed(2)} MiB) to its idle clients.`,
+      );
   }
   return {
     profile: 'idle',
@@ -131,7 +173,16 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   };
 }
 
-async function measure(ctx: ProfileContext, rig: TransportRig, kind: Kind, requested: number, perProcess: number, heartbeatMs: number, settleMs: number, notes: string[]): Promise<IdleServerResult> {
+async function measure(
+  ctx: ProfileContext,
+  rig: TransportRig,
+  kind: Kind,
+  requested: number,
+  perProcess: number,
+  heartbeatMs: number,
+  settleMs: number,
+  notes: string[],
+): Promise<IdleServerResult> {
   ctx.progress(`${LABEL[kind]}: starting`);
   const server = await startServerUnderTest(kind, rig);
   const pid = server.child.pid;
@@ -146,7 +197,10 @@ async function measure(ctx: ProfileContext, rig: TransportRig, kind: Kind, reque
     // One process cannot hold more sockets than its open-file limit allows.
     const max = fdHardLimit() - fdsBefore - 30;
     const n = Math.min(requested, max);
-    if (n < requested) notes.push(`${LABEL[kind]}: ${requested} connections lowered to ${n}: the open-file limit of one process is ${fdHardLimit()}.`);
+    if (n < requested)
+      notes.push(
+        `${LABEL[kind]}: ${requested} connections lowered to ${n}: the open-file limit of one process is ${fdHardLimit()}.`,
+      );
     ctx.progress(`${LABEL[kind]} (pid ${pid}): opening ${n} idle connections`);
     const load = await openLoad(rig, server, 'idle', n, perProcess, 30_000 + n * 5, heartbeatMs);
     try {
@@ -157,8 +211,17 @@ async function measure(ctx: ProfileContext, rig: TransportRig, kind: Kind, reque
       const fdsAfter = openFds(pid);
       for (const p of load.clients) send<ToLoad>(p, { kind: 'report' });
       const reports = await Promise.all(load.clients.map((p) => nextMessage(p, 'pushes', 10_000, ctx.signal)));
-      const heartbeats = reports.reduce((a, r) => ({ sent: a.sent + (r.heartbeats?.sent ?? 0), pongs: a.pongs + (r.heartbeats?.pongs ?? 0), open: a.open + (r.heartbeats?.open ?? 0) }), { sent: 0, pongs: 0, open: 0 });
-      ctx.log(`${LABEL[kind]}: ${load.opened} connections, ${((rssAfterBytes - rssBeforeBytes) / Math.max(1, load.opened)).toFixed(0)} bytes each`);
+      const heartbeats = reports.reduce(
+        (a, r) => ({
+          sent: a.sent + (r.heartbeats?.sent ?? 0),
+          pongs: a.pongs + (r.heartbeats?.pongs ?? 0),
+          open: a.open + (r.heartbeats?.open ?? 0),
+        }),
+        { sent: 0, pongs: 0, open: 0 },
+      );
+      ctx.log(
+        `${LABEL[kind]}: ${load.opened} connections, ${((rssAfterBytes - rssBeforeBytes) / Math.max(1, load.opened)).toFixed(0)} bytes each`,
+      );
       return {
         requested: n,
         connected: load.opened,

@@ -10,7 +10,8 @@ type Loader = () => Promise<Profile>;
 async function pick(name: string, load: Promise<object>): Promise<Profile> {
   const mod = (await load) as { default?: Profile; profile?: Profile };
   const p = mod.default ?? mod.profile;
-  if (!p || typeof p.run !== 'function') throw new Error(`bench/profiles/${name}.ts exports no Profile (default export)`);
+  if (!p || typeof p.run !== 'function')
+    throw new Error(`bench/profiles/${name}.ts exports no Profile (default export)`);
   return p;
 }
 

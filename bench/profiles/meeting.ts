@@ -93,9 +93,18 @@ export interface MeetingRound {
 }
 
 /** A device, its socket added to `all` at once so that every path can terminate it. */
-async function connect(all: WebSocket[], server: LinusProcess, i: number, items: number, tally: Tally): Promise<Device> {
+async function connect(
+  all: WebSocket[],
+  server: LinusProcess,
+  i: number,
+  items: number,
+  tally: Tally,
+): Promise<Device> {
   const id = `bench:${String(i).padStart(6, '0')}`;
-  const ws = new WebSocket(server.url('/xiaozhi/v1/', 'ws'), { headers: { 'Device-Id': id, 'Client-Id': id, 'Protocol-Version': '1' }, perMessageDeflate: false });
+  const ws = new WebSocket(server.url('/xiaozhi/v1/', 'ws'), {
+    headers: { 'Device-Id': id, 'Client-Id': id, 'Protocol-Version': '1' },
+    perMessageDeflate: false,
+  });
   all.push(ws);
   const dev: Device = { ws, inFlight: [], seq: 0 };
   ws.on('message', (data: Buffer, isBinary) => {
@@ -126,29 +135,57 @@ async function connect(all: WebSocket[], server: LinusProcess, i: number, items:
 
 function sendSnippet(dev: Device, i: number, items: number): void {
   if (dev.ws.readyState !== WebSocket.OPEN) return;
-  const list = Array.from({ length: items }, () => ({ text: `device ${i} says snippet number ${dev.seq++} about the quarterly plan` }));
+  const list = Array.from({ length: items }, () => ({
+    text: `device ${i} says snippet number ${dev.seq++} about the quarterly plan`,
+  }));
   dev.inFlight.push(performance.now());
   dev.ws.send(JSON.stringify({ type: 'meeting', phase: 'snippet', items: list }));
 }
 
-async function round(ctx: ProfileContext, n: number, o: { seconds: number; warmup: number; rate: number; items: number; cpu: ReturnType<typeof cpuLayout>; nodeArgs: string[] }): Promise<MeetingRound> {
-  const server = await startLinus({ root: ctx.root, config: CONFIG, nodeArgs: o.nodeArgs, cpuList: o.cpu.server, pin: o.cpu.pinned, fromSource: ctx.serverFromSource });
+async function round(
+  ctx: ProfileContext,
+  n: number,
+  o: {
+    seconds: number;
+    warmup: number;
+    rate: number;
+    items: number;
+    cpu: ReturnType<typeof cpuLayout>;
+    nodeArgs: string[];
+  },
+): Promise<MeetingRound> {
+  const server = await startLinus({
+    root: ctx.root,
+    config: CONFIG,
+    nodeArgs: o.nodeArgs,
+    cpuList: o.cpu.server,
+    pin: o.cpu.pinned,
+    fromSource: ctx.serverFromSource,
+  });
   const pid = server.child.pid;
   const tally: Tally = { measuring: false, acked: 0, limited: 0, duplicates: 0, errors: 0, latenciesMs: [] };
   const devices: Device[] = [];
   const sockets: WebSocket[] = [];
   const timers: NodeJS.Timeout[] = [];
   try {
-    for (let i = 0; i < n; i += 50) devices.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => connect(sockets, server, i + j, o.items, tally)))));
+    for (let i = 0; i < n; i += 50)
+      devices.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(50, n - i) }, (_, j) => connect(sockets, server, i + j, o.items, tally)),
+        )),
+      );
     await sleep(500, ctx.signal);
     // Each device sends on its own clock, spread over the first period so the load is even.
     const period = 1000 / o.rate;
     devices.forEach((d, i) => {
       timers.push(
-        setTimeout(() => {
-          sendSnippet(d, i, o.items);
-          timers.push(setInterval(() => sendSnippet(d, i, o.items), period));
-        }, (i / n) * period),
+        setTimeout(
+          () => {
+            sendSnippet(d, i, o.items);
+            timers.push(setInterval(() => sendSnippet(d, i, o.items), period));
+          },
+          (i / n) * period,
+        ),
       );
     });
     ctx.progress(`${n} devices: warming up`);
@@ -198,7 +235,14 @@ async function round(ctx: ProfileContext, n: number, o: { seconds: number; warmu
 async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const f = ctx.flags;
   const counts = intList(f, 'devices', 1, 20_000);
-  const o = { seconds: num(f, 'seconds', 0.5, 600), warmup: num(f, 'warmup', 0, 60), rate: num(f, 'rate', 0.1, 1000), items: int(f, 'items', 1, 100), cpu: cpuLayout(onOff(f, 'pin')), nodeArgs: serverNodeArgs(f) };
+  const o = {
+    seconds: num(f, 'seconds', 0.5, 600),
+    warmup: num(f, 'warmup', 0, 60),
+    rate: num(f, 'rate', 0.1, 1000),
+    items: int(f, 'items', 1, 100),
+    cpu: cpuLayout(onOff(f, 'pin')),
+    nodeArgs: serverNodeArgs(f),
+  };
   if (o.cpu.pinned) pinSelf(o.cpu.load);
   ensureBuilt(ctx.root, ctx.serverFromSource);
   const startedAt = new Date();
@@ -210,7 +254,9 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     for (const n of counts) {
       const r = await round(ctx, n, o);
       rounds.push(r);
-      ctx.log(`${n} devices: ${Math.round(r.ackedPerSecond)} snippets/s acked, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms`);
+      ctx.log(
+        `${n} devices: ${Math.round(r.ackedPerSecond)} snippets/s acked, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms`,
+      );
     }
   } catch (err) {
     if (!isAbort(err)) throw err;
@@ -224,14 +270,19 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     figures.push({ name: `${p}snippets acked/s`, value: r.ackedPerSecond, unit: `of ${r.offeredPerSecond} offered` });
     figures.push({ name: `${p}ack latency p50`, value: r.p50Ms, unit: 'ms' });
     figures.push({ name: `${p}ack latency p99`, value: r.p99Ms, unit: 'ms' });
-    figures.push({ name: `${p}rate-limited / errors / unanswered`, value: `${r.limited} / ${r.errors} / ${r.unanswered}` });
+    figures.push({
+      name: `${p}rate-limited / errors / unanswered`,
+      value: `${r.limited} / ${r.errors} / ${r.unanswered}`,
+    });
     figures.push({ name: `${p}server CPU`, value: r.serverCpuPct, unit: '% of a core' });
     figures.push({ name: `${p}server RSS`, value: r.serverRssMiB, unit: 'MiB' });
     histograms.push({ name: `snippet ack latency, ${r.devices} devices`, unit: 'ms', buckets: r.latencyBuckets });
     if (r.errors) failures.push(`${r.devices} devices: ${r.errors} snippet messages answered with an error`);
     if (!r.acked) failures.push(`${r.devices} devices: no snippet acknowledged`);
   }
-  notes.push(`${o.rate} messages/s per device × ${o.items} snippet(s), ${o.seconds} s measured after ${o.warmup} s; devices in the runner process`);
+  notes.push(
+    `${o.rate} messages/s per device × ${o.items} snippet(s), ${o.seconds} s measured after ${o.warmup} s; devices in the runner process`,
+  );
   return {
     profile: 'meeting',
     command: '',

@@ -65,7 +65,10 @@ const clientCpu = (): number => {
 
 /** A device connection, added to `all` at once so that every path can terminate it. */
 function open(all: WebSocket[], url: string, deviceId: string, onText: (text: string) => void): Promise<WebSocket> {
-  const ws = new WebSocket(url, { headers: { 'Device-Id': deviceId, 'Client-Id': deviceId, 'Protocol-Version': '1' }, perMessageDeflate: false });
+  const ws = new WebSocket(url, {
+    headers: { 'Device-Id': deviceId, 'Client-Id': deviceId, 'Protocol-Version': '1' },
+    perMessageDeflate: false,
+  });
   all.push(ws);
   ws.on('message', (data: Buffer, isBinary) => {
     if (!isBinary) onText(data.toString());
@@ -119,16 +122,28 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     '',
   ].join('\n');
   const startedAt = new Date();
-  const server = await startLinus({ root: ctx.root, config, nodeArgs: serverNodeArgs(f), cpuList: cpu.server, pin: cpu.pinned, fromSource: ctx.serverFromSource });
+  const server = await startLinus({
+    root: ctx.root,
+    config,
+    nodeArgs: serverNodeArgs(f),
+    cpuList: cpu.server,
+    pin: cpu.pinned,
+    fromSource: ctx.serverFromSource,
+  });
   const sockets: WebSocket[] = [];
   const url = server.url('/xiaozhi/v1/', 'ws');
   const pid = server.child.pid;
   const failures: string[] = [];
   try {
-    ctx.log(`server pid ${pid} on port ${server.port}; ${MESSAGES} messages, ${SENDERS} senders, ${TARGETS} offline targets`);
+    ctx.log(
+      `server pid ${pid} on port ${server.port}; ${MESSAGES} messages, ${SENDERS} senders, ${TARGETS} offline targets`,
+    );
     // ---- phase 1: enqueue
     const targets = Array.from({ length: TARGETS }, (_, i) => `bench:t${i}`);
-    const perSender = Array.from({ length: SENDERS }, (_, i) => Math.floor(MESSAGES / SENDERS) + (i < MESSAGES % SENDERS ? 1 : 0));
+    const perSender = Array.from(
+      { length: SENDERS },
+      (_, i) => Math.floor(MESSAGES / SENDERS) + (i < MESSAGES % SENDERS ? 1 : 0),
+    );
     let enqueued = 0;
     let refused = 0;
     let redeliveredAcks = 0;
@@ -179,7 +194,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     } finally {
       clearInterval(progress);
     }
-    const enqueue: Phase = { messages: enqueued, ms: performance.now() - t0, perSecond: 0, serverCpuMs: cpuMs(pid) - cpu0, clientCpuMs: clientCpu() - ccpu0 };
+    const enqueue: Phase = {
+      messages: enqueued,
+      ms: performance.now() - t0,
+      perSecond: 0,
+      serverCpuMs: cpuMs(pid) - cpu0,
+      clientCpuMs: clientCpu() - ccpu0,
+    };
     enqueue.perSecond = (enqueued / enqueue.ms) * 1000;
 
     // ---- phase 2: redelivery
@@ -204,29 +225,59 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     } finally {
       clearInterval(progress2);
     }
-    const redelivery: Phase = { messages: received, ms: performance.now() - t0, perSecond: 0, serverCpuMs: cpuMs(pid) - cpu0, clientCpuMs: clientCpu() - ccpu0 };
+    const redelivery: Phase = {
+      messages: received,
+      ms: performance.now() - t0,
+      perSecond: 0,
+      serverCpuMs: cpuMs(pid) - cpu0,
+      clientCpuMs: clientCpu() - ccpu0,
+    };
     redelivery.perSecond = (received / redelivery.ms) * 1000;
     for (let i = 0; i < 100 && redeliveredAcks < received; i++) await sleep(20, ctx.signal);
 
     const dbFile = join(server.dataDir, 'linus.db');
-    const dbBytes = existsSync(dbFile) ? statSync(dbFile).size + (existsSync(`${dbFile}-wal`) ? statSync(`${dbFile}-wal`).size : 0) : 0;
+    const dbBytes = existsSync(dbFile)
+      ? statSync(dbFile).size + (existsSync(`${dbFile}-wal`) ? statSync(`${dbFile}-wal`).size : 0)
+      : 0;
     const q = quantiles(latencies);
     if (refused) failures.push(`${refused} of ${MESSAGES} messages were refused`);
     if (enqueued !== MESSAGES) failures.push(`${enqueued} of ${MESSAGES} messages enqueued`);
     if (received !== enqueued) failures.push(`${received} of ${enqueued} queued messages redelivered`);
-    if (redeliveredAcks !== received) failures.push(`the senders' redelivered acks add up to ${redeliveredAcks}, not ${received}`);
+    if (redeliveredAcks !== received)
+      failures.push(`the senders' redelivered acks add up to ${redeliveredAcks}, not ${received}`);
     const figures: Figure[] = [
       { name: 'messages enqueued (durable receipts)', value: enqueued, unit: `of ${MESSAGES}` },
-      { name: 'enqueue rate', value: enqueue.perSecond, unit: 'msg/s', target: `≥ ${TARGET_PER_SEC.toLocaleString('en-US')} msg/s`, met: enqueue.perSecond >= TARGET_PER_SEC },
+      {
+        name: 'enqueue rate',
+        value: enqueue.perSecond,
+        unit: 'msg/s',
+        target: `≥ ${TARGET_PER_SEC.toLocaleString('en-US')} msg/s`,
+        met: enqueue.perSecond >= TARGET_PER_SEC,
+      },
       { name: 'receipt latency p50 (under load)', value: q.p50, unit: 'ms' },
       { name: 'receipt latency p99 (under load)', value: q.p99, unit: 'ms' },
       { name: 'messages redelivered', value: received, unit: `of ${enqueued}` },
-      { name: 'redelivery rate', value: redelivery.perSecond, unit: 'msg/s', target: `≥ ${TARGET_PER_SEC.toLocaleString('en-US')} msg/s`, met: redelivery.perSecond >= TARGET_PER_SEC },
+      {
+        name: 'redelivery rate',
+        value: redelivery.perSecond,
+        unit: 'msg/s',
+        target: `≥ ${TARGET_PER_SEC.toLocaleString('en-US')} msg/s`,
+        met: redelivery.perSecond >= TARGET_PER_SEC,
+      },
       { name: 'redelivered acks to the senders', value: redeliveredAcks, unit: `of ${received}` },
-      { name: 'server CPU, enqueue / redelivery', value: `${Math.round((enqueue.serverCpuMs / enqueue.ms) * 100)} / ${Math.round((redelivery.serverCpuMs / redelivery.ms) * 100)} % of a core` },
+      {
+        name: 'server CPU, enqueue / redelivery',
+        value: `${Math.round((enqueue.serverCpuMs / enqueue.ms) * 100)} / ${Math.round((redelivery.serverCpuMs / redelivery.ms) * 100)} % of a core`,
+      },
       { name: 'store size (db + wal)', value: dbBytes / MiB, unit: 'MiB' },
     ];
-    const histograms: HistogramFigure[] = [{ name: 'enqueue receipt latency', unit: 'ms', buckets: bucketize(latencies, [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, Infinity]) }];
+    const histograms: HistogramFigure[] = [
+      {
+        name: 'enqueue receipt latency',
+        unit: 'ms',
+        buckets: bucketize(latencies, [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, Infinity]),
+      },
+    ];
     const totalMs = enqueue.ms + redelivery.ms;
     return {
       profile: 'peer',
@@ -248,4 +299,3 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     await server.stop();
   }
 }
-

@@ -7,7 +7,17 @@
  */
 import { cpus } from 'node:os';
 import { cpuLayout, isAbort, pinSelf, sleep } from '../lib/children.js';
-import { int, num, onOff, serverNodeArgs, SERVER_HELP, SERVER_SET_HELP, SERVER_SET_OPTIONS, serverSettings, SERVER_OPTIONS } from '../lib/flags.js';
+import {
+  int,
+  num,
+  onOff,
+  serverNodeArgs,
+  SERVER_HELP,
+  SERVER_SET_HELP,
+  SERVER_SET_OPTIONS,
+  serverSettings,
+  SERVER_OPTIONS,
+} from '../lib/flags.js';
 import { waitForConnections } from '../lib/linus-server.js';
 import { cpuMs, fdKinds, openFds, rssBytes } from '../lib/proc-stats.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult, Series } from '../lib/profile.js';
@@ -115,7 +125,14 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     lastCpu = now;
     const samples = await scrape(metricsUrl);
     const r = resourcesOf(samples);
-    return { rss: rssBytes(pid) / MiB, fds: openFds(pid), resources: r.total, timers: r.timers, cpu: cpuPct, lag: metricValue(samples, 'linus_event_loop_lag_p99_seconds') * 1000 };
+    return {
+      rss: rssBytes(pid) / MiB,
+      fds: openFds(pid),
+      resources: r.total,
+      timers: r.timers,
+      cpu: cpuPct,
+      lag: metricValue(samples, 'linus_event_loop_lag_p99_seconds') * 1000,
+    };
   });
   let level: LevelResult | undefined;
   let before: Snapshot | undefined;
@@ -124,8 +141,18 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   let loadTo = 0;
   try {
     // One unmeasured turn first: the VAD model, the provider clients and the JIT are not leaks.
-    const w = await rig.runLevel({ devices: 2, turns: 1, seconds: 0, perGenerator: 250, staggerMs: 0, pauseMs: 0, turnTimeoutMs: 30_000, decode: 'first' });
-    if (w.turns.completed !== w.turns.started) ctx.log(`warm-up: ${w.turns.completed}/${w.turns.started} turns completed`);
+    const w = await rig.runLevel({
+      devices: 2,
+      turns: 1,
+      seconds: 0,
+      perGenerator: 250,
+      staggerMs: 0,
+      pauseMs: 0,
+      turnTimeoutMs: 30_000,
+      decode: 'first',
+    });
+    if (w.turns.completed !== w.turns.started)
+      ctx.log(`warm-up: ${w.turns.completed}/${w.turns.started} turns completed`);
     ctx.progress(`settling ${settleMs / 1000} s before the load`);
     await sleep(settleMs, ctx.signal);
     before = await snapshot(pid, metricsUrl);
@@ -158,7 +185,8 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   }
 
   // The steady state: readings taken while the devices talked, second half only (the start is warm-up).
-  const during = (key: string): Array<[number, number]> => secondHalf((sampler.points.get(key) ?? []).filter(([t]) => t >= loadFrom && t <= loadTo));
+  const during = (key: string): Array<[number, number]> =>
+    secondHalf((sampler.points.get(key) ?? []).filter(([t]) => t >= loadFrom && t <= loadTo));
   const rssSlope = slope(during('rss')) * 60;
   const growth = (key: string): number => {
     const pts = during(key);
@@ -168,34 +196,66 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const figures: Figure[] = [];
   if (level) {
     figures.push({ name: 'devices connected', value: level.connected, unit: `of ${devices}` });
-    figures.push({ name: 'turns completed', value: level.turns.completedPct, unit: '%', target: '100 %', met: level.turns.completed === level.turns.started && level.connected === devices });
+    figures.push({
+      name: 'turns completed',
+      value: level.turns.completedPct,
+      unit: '%',
+      target: '100 %',
+      met: level.turns.completed === level.turns.started && level.connected === devices,
+    });
     figures.push({ name: 'turns', value: level.turns.started });
     figures.push({ name: `downlink frame intervals > ${LATE_MS} ms`, value: level.client.lateIntervalsPct, unit: '%' });
   }
-  figures.push({ name: 'RSS slope over the second half', value: rssSlope, unit: 'MiB/min', target: `< ${TARGET_SLOPE} MiB/min`, ...(judged && Number.isFinite(rssSlope) ? { met: rssSlope < TARGET_SLOPE } : {}) });
+  figures.push({
+    name: 'RSS slope over the second half',
+    value: rssSlope,
+    unit: 'MiB/min',
+    target: `< ${TARGET_SLOPE} MiB/min`,
+    ...(judged && Number.isFinite(rssSlope) ? { met: rssSlope < TARGET_SLOPE } : {}),
+  });
   const rss = sampler.points.get('rss') ?? [];
-  if (rss.length) figures.push({ name: 'RSS at the start / end of the load', value: `${rss[0]![1].toFixed(0)} / ${rss.at(-1)![1].toFixed(0)} MiB` });
+  if (rss.length)
+    figures.push({
+      name: 'RSS at the start / end of the load',
+      value: `${rss[0]![1].toFixed(0)} / ${rss.at(-1)![1].toFixed(0)} MiB`,
+    });
   figures.push({ name: 'open fds, growth over the second half (trend)', value: growth('fds') });
   figures.push({ name: 'active resources, growth over the second half (trend)', value: growth('resources') });
   figures.push({ name: 'active timers, growth over the second half (trend)', value: growth('timers') });
   if (before && after) {
     const b = before;
     const a = after;
-    figures.push({ name: 'open fds left after the load (after − before)', value: a.fds - b.fds, target: '≤ 0', met: a.fds <= b.fds });
-    figures.push({ name: 'active timers left after the load (after − before)', value: a.timers - b.timers, target: '≤ 0', met: a.timers <= b.timers });
-    figures.push({ name: 'active resources left after the load (after − before)', value: a.resources - b.resources, target: '≤ 0', met: a.resources <= b.resources });
+    figures.push({
+      name: 'open fds left after the load (after − before)',
+      value: a.fds - b.fds,
+      target: '≤ 0',
+      met: a.fds <= b.fds,
+    });
+    figures.push({
+      name: 'active timers left after the load (after − before)',
+      value: a.timers - b.timers,
+      target: '≤ 0',
+      met: a.timers <= b.timers,
+    });
+    figures.push({
+      name: 'active resources left after the load (after − before)',
+      value: a.resources - b.resources,
+      target: '≤ 0',
+      met: a.resources <= b.resources,
+    });
     const changes = (x: Record<string, number>, y: Record<string, number>): string =>
       [...new Set([...Object.keys(x), ...Object.keys(y)])]
         .filter((k) => (x[k] ?? 0) !== (y[k] ?? 0))
         .map((k) => `${k} ${x[k] ?? 0} → ${y[k] ?? 0}`)
         .join(', ');
-    if (changes(b.byType, a.byType)) notes.push(`Active resources by type, before → after: ${changes(b.byType, a.byType)}`);
+    if (changes(b.byType, a.byType))
+      notes.push(`Active resources by type, before → after: ${changes(b.byType, a.byType)}`);
     if (changes(b.fdKinds, a.fdKinds)) notes.push(`Open fds by kind, before → after: ${changes(b.fdKinds, a.fdKinds)}`);
   }
   const series: Series[] = [
     sampler.series('rss', 'server RSS', 'MiB'),
     sampler.series('fds', 'server open fds', 'fds'),
-    sampler.series('resources', 'server active resources (handles, requests, ref\'d timers)', 'resources'),
+    sampler.series('resources', "server active resources (handles, requests, ref'd timers)", 'resources'),
     sampler.series('timers', 'server active timers', 'timers'),
     sampler.series('cpu', 'server CPU', '% of a core'),
     sampler.series('lag', 'server event-loop lag p99 per reading', 'ms'),
@@ -203,7 +263,11 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const histograms: HistogramFigure[] = [];
   if (level) {
     const base = sampler.t(level.startAt);
-    series.unshift({ name: `late downlink frame intervals (> ${LATE_MS} ms)`, unit: '%', points: level.lateShare.map(([t, v]) => [base + t, v]) });
+    series.unshift({
+      name: `late downlink frame intervals (> ${LATE_MS} ms)`,
+      unit: '%',
+      points: level.lateShare.map(([t, v]) => [base + t, v]),
+    });
     histograms.push({ name: 'VAD end → first frame (server metric)', unit: 'ms', buckets: level.server.totalBuckets });
   }
   notes.push(

@@ -37,7 +37,7 @@ const help: Record<keyof typeof options, string> = {
   events: 'storm events (each one to three connections: see the profile summary)',
   concurrency: 'events in flight at once',
   warmup: 'events of the same mix before the baseline (lazy set-up, JIT), not counted',
-  'handover-close-ms': "server.handover_close_ms: how long the server keeps a replaced socket open",
+  'handover-close-ms': 'server.handover_close_ms: how long the server keeps a replaced socket open',
   settle: 's to wait after the storm for connections, fds and RSS to come back',
   'gc-probe':
     'on|off: tell retained garbage from a leak: the server runs with --heapsnapshot-signal, and a heap snapshot (which does a full GC first; the file is deleted) is taken before reading V8 heap used at the baseline and after the storm',
@@ -46,7 +46,8 @@ const help: Record<keyof typeof options, string> = {
 
 const profile: Profile = {
   name: 'storm',
-  summary: 'reconnect and handover storm: handovers counted, old sockets closed, fds and RSS back to the baseline afterwards',
+  summary:
+    'reconnect and handover storm: handovers counted, old sockets closed, fds and RSS back to the baseline afterwards',
   options,
   help,
   smokeDefaults: { events: '40', concurrency: '8', warmup: '12', settle: '10', pin: 'off' },
@@ -56,7 +57,16 @@ const profile: Profile = {
 export default profile;
 
 /** Event kinds, in the order they rotate. */
-const KINDS = ['new-close', 'handover', 'new-drop', 'reconnect', 'handover-chain', 'no-hello', 'half-frame', 'handover'] as const;
+const KINDS = [
+  'new-close',
+  'handover',
+  'new-drop',
+  'reconnect',
+  'handover-chain',
+  'no-hello',
+  'half-frame',
+  'handover',
+] as const;
 type Kind = (typeof KINDS)[number];
 
 /** The server keeps (Node's http keepAliveTimeout) an idle keep-alive socket of startLinus' /health polls this long. */
@@ -79,7 +89,15 @@ interface Tally {
 }
 
 class Storm {
-  readonly tally: Tally = { events: {}, connections: 0, failed: 0, handovers: 0, replacedClosed: 0, replacedMissing: 0, reconnects: 0 };
+  readonly tally: Tally = {
+    events: {},
+    connections: 0,
+    failed: 0,
+    handovers: 0,
+    replacedClosed: 0,
+    replacedMissing: 0,
+    reconnects: 0,
+  };
   readonly #open = new Set<BenchDevice>();
   #fresh = 0;
   /** Ids free for a reconnect, with the time they became free. */
@@ -189,7 +207,11 @@ class Storm {
         await this.#expectReplaced(first, replaced);
         // One of b and c was replaced by the other; wait for the server to close it, then close the survivor.
         let timer: NodeJS.Timeout | undefined;
-        const closedFirst = await Promise.race([b.closed.then(() => c), c.closed.then(() => b), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), this.handoverCloseMs + 5000)))]);
+        const closedFirst = await Promise.race([
+          b.closed.then(() => c),
+          c.closed.then(() => b),
+          new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), this.handoverCloseMs + 5000))),
+        ]);
         clearTimeout(timer);
         if (!closedFirst) this.tally.replacedMissing++;
         else this.tally.replacedClosed++;
@@ -225,7 +247,10 @@ class Storm {
       ok = false;
     }
     let timer: NodeJS.Timeout | undefined;
-    const closed = await Promise.race([old.closed.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.handoverCloseMs + 5000)))]);
+    const closed = await Promise.race([
+      old.closed.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.handoverCloseMs + 5000))),
+    ]);
     clearTimeout(timer);
     if (ok && closed) this.tally.replacedClosed++;
     else {
@@ -268,8 +293,18 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const gcProbe = onOff(f, 'gc-probe');
     const diagDir = gcProbe ? mkdtempSync(join(tmpdir(), 'linus-bench-storm-gc-')) : undefined;
     cleanupDirs.push(...(diagDir ? [diagDir] : []));
-    const nodeArgs = [...serverNodeArgs(f), ...(diagDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${diagDir}`] : [])];
-    server = await startLinus({ root: ctx.root, config, fromSource: ctx.serverFromSource, nodeArgs, cpuList: cpu.server, pin: cpu.pinned });
+    const nodeArgs = [
+      ...serverNodeArgs(f),
+      ...(diagDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${diagDir}`] : []),
+    ];
+    server = await startLinus({
+      root: ctx.root,
+      config,
+      fromSource: ctx.serverFromSource,
+      nodeArgs,
+      cpuList: cpu.server,
+      pin: cpu.pinned,
+    });
     const srv = server;
     const readyAt = Date.now();
     const pid = srv.child.pid;
@@ -296,7 +331,9 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const base = { fds: openFds(pid), rss: rssBytes(pid), at: Date.now() };
     const m0 = await metrics();
     const heapGc0 = diagDir ? await heapAfterGc(srv, diagDir, metrics) : NaN;
-    ctx.log(`storm: baseline ${base.fds} fds, ${(base.rss / MiB).toFixed(1)} MiB RSS (after ${warmupEvents} warm-up events; ${idle0.connections} connections open)`);
+    ctx.log(
+      `storm: baseline ${base.fds} fds, ${(base.rss / MiB).toFixed(1)} MiB RSS (after ${warmupEvents} warm-up events; ${idle0.connections} connections open)`,
+    );
 
     // ---- the storm
     const storm = new Storm(url, handoverCloseMs, 'storm');
@@ -318,7 +355,11 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     let after = { fds: openFds(pid), rss: rssBytes(pid) };
     const within = (v: number, b: number): boolean => Math.abs(v - b) <= b * 0.05;
     let fdsBackAt = within(after.fds, base.fds) ? Date.now() : undefined;
-    while (Date.now() - settleStart < settleMs && !(within(after.fds, base.fds) && within(after.rss, base.rss)) && !ctx.signal.aborted) {
+    while (
+      Date.now() - settleStart < settleMs &&
+      !(within(after.fds, base.fds) && within(after.rss, base.rss)) &&
+      !ctx.signal.aborted
+    ) {
       await sleep(250);
       after = { fds: openFds(pid), rss: rssBytes(pid) };
       if (fdsBackAt === undefined && within(after.fds, base.fds)) fdsBackAt = Date.now();
@@ -341,14 +382,47 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const handoversOk = handovers >= t.handovers && handovers <= t.handovers + t.reconnects;
     figures.push(
       { name: 'storm events / connections opened', value: `${events} / ${t.connections}` },
-      { name: '  events by kind', value: Object.entries(t.events).map(([k, n]) => `${k} ${n}`).join(', ') },
-      { name: 'storm time / connections per second', value: `${stormSec.toFixed(1)} s / ${(t.connections / stormSec).toFixed(0)}` },
+      {
+        name: '  events by kind',
+        value: Object.entries(t.events)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', '),
+      },
+      {
+        name: 'storm time / connections per second',
+        value: `${stormSec.toFixed(1)} s / ${(t.connections / stormSec).toFixed(0)}`,
+      },
       { name: 'events that failed (refused, no hello reply, ...)', value: t.failed, target: '0', met: t.failed === 0 },
-      { name: 'connections accepted by the server (linus_connections_total)', value: accepted, target: `${t.connections}`, met: accepted === t.connections },
-      { name: 'handovers counted (linus_handovers_total) / made', value: `${handovers} / ${t.handovers}`, target: t.reconnects ? `${t.handovers}..${t.handovers + t.reconnects}` : `${t.handovers}`, met: handoversOk },
-      { name: 'replaced sockets told and closed by the server', value: `${t.replacedClosed} / ${t.replacedClosed + t.replacedMissing}`, target: 'all', met: t.replacedMissing === 0 },
-      { name: 'linus_connections / linus_devices after the storm', value: `${idle.connections} / ${idle.devices}`, target: '0 / 0', met: idle.connections === 0 && idle.devices === 0 },
-      { name: 'open fds: baseline → after', value: `${base.fds} → ${after.fds} (${pctDelta(after.fds, base.fds)})`, target: '± 5 %', met: fdsOk },
+      {
+        name: 'connections accepted by the server (linus_connections_total)',
+        value: accepted,
+        target: `${t.connections}`,
+        met: accepted === t.connections,
+      },
+      {
+        name: 'handovers counted (linus_handovers_total) / made',
+        value: `${handovers} / ${t.handovers}`,
+        target: t.reconnects ? `${t.handovers}..${t.handovers + t.reconnects}` : `${t.handovers}`,
+        met: handoversOk,
+      },
+      {
+        name: 'replaced sockets told and closed by the server',
+        value: `${t.replacedClosed} / ${t.replacedClosed + t.replacedMissing}`,
+        target: 'all',
+        met: t.replacedMissing === 0,
+      },
+      {
+        name: 'linus_connections / linus_devices after the storm',
+        value: `${idle.connections} / ${idle.devices}`,
+        target: '0 / 0',
+        met: idle.connections === 0 && idle.devices === 0,
+      },
+      {
+        name: 'open fds: baseline → after',
+        value: `${base.fds} → ${after.fds} (${pctDelta(after.fds, base.fds)})`,
+        target: '± 5 %',
+        met: fdsOk,
+      },
       { name: '  peak open fds during the storm', value: peakFds },
       {
         name: 'RSS: baseline → after (MiB)',
@@ -359,32 +433,74 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       { name: '  peak RSS (MiB)', value: Number((peakRssBytes(pid) / MiB).toFixed(1)) },
       { name: '  V8 heap used / total (MiB, /metrics): baseline → after', value: `${heap(m0)} → ${heap(m1)}` },
       ...(diagDir
-        ? [{ name: 'V8 heap used after a full GC (MiB): baseline → after', value: `${heapGc0.toFixed(1)} → ${heapGc1.toFixed(1)} (${pctDelta(heapGc1, heapGc0)})`, target: '± 5 %', met: within(heapGc1, heapGc0) }]
+        ? [
+            {
+              name: 'V8 heap used after a full GC (MiB): baseline → after',
+              value: `${heapGc0.toFixed(1)} → ${heapGc1.toFixed(1)} (${pctDelta(heapGc1, heapGc0)})`,
+              target: '± 5 %',
+              met: within(heapGc1, heapGc0),
+            },
+          ]
         : []),
-      { name: 'time for connections and fds to come back (s)', value: Number.isFinite(fdsBackSec) ? Number(fdsBackSec.toFixed(1)) : `> ${settleMs / 1000}`, target: `≤ ${settleMs / 1000}`, met: fdsOk && idle.connections === 0 },
+      {
+        name: 'time for connections and fds to come back (s)',
+        value: Number.isFinite(fdsBackSec) ? Number(fdsBackSec.toFixed(1)) : `> ${settleMs / 1000}`,
+        target: `≤ ${settleMs / 1000}`,
+        met: fdsOk && idle.connections === 0,
+      },
       { name: 'server crashed', value: alive ? 'no' : 'yes', target: 'no', met: alive },
-      { name: 'a new device connects and is answered afterwards', value: works ? 'yes' : 'no', target: 'yes', met: works },
+      {
+        name: 'a new device connects and is answered afterwards',
+        value: works ? 'yes' : 'no',
+        target: 'yes',
+        met: works,
+      },
     );
     if (t.failed) failures.push(`${t.failed} storm events failed (first: ${t.firstError})`);
-    if (accepted !== t.connections) failures.push(`${t.connections} connections opened, ${accepted} accepted by the server`);
-    if (!handoversOk) failures.push(`handovers: ${handovers} counted, ${t.handovers} made (+ up to ${t.reconnects} reconnect races)`);
-    if (t.replacedMissing) failures.push(`${t.replacedMissing} replaced sockets were not told (replaced) or not closed by the server`);
-    if (idle.connections !== 0 || idle.devices !== 0) failures.push(`after the storm: ${idle.connections} connections, ${idle.devices} devices still counted`);
-    if (!fdsOk) failures.push(`open fds ${base.fds} → ${after.fds} after ${settledSec.toFixed(1)} s: not back to the baseline`);
+    if (accepted !== t.connections)
+      failures.push(`${t.connections} connections opened, ${accepted} accepted by the server`);
+    if (!handoversOk)
+      failures.push(`handovers: ${handovers} counted, ${t.handovers} made (+ up to ${t.reconnects} reconnect races)`);
+    if (t.replacedMissing)
+      failures.push(`${t.replacedMissing} replaced sockets were not told (replaced) or not closed by the server`);
+    if (idle.connections !== 0 || idle.devices !== 0)
+      failures.push(`after the storm: ${idle.connections} connections, ${idle.devices} devices still counted`);
+    if (!fdsOk)
+      failures.push(`open fds ${base.fds} → ${after.fds} after ${settledSec.toFixed(1)} s: not back to the baseline`);
     if (!alive) failures.push(`the server is gone or unhealthy: ${srv.child.output().slice(-600)}`);
     if (!works) failures.push('a well-formed device could not connect and get answers after the storm');
-    if (diagDir) notes.push('--gc-probe on: the heap snapshot taken at the baseline grows the server\'s RSS itself, so RSS is shown without a target; compare heap used after a full GC instead.');
+    if (diagDir)
+      notes.push(
+        "--gc-probe on: the heap snapshot taken at the baseline grows the server's RSS itself, so RSS is shown without a target; compare heap used after a full GC instead.",
+      );
     else if (!rssOk) {
       notes.push(
         `RSS stayed ${pctDelta(after.rss, base.rss)} off the baseline after ${settledSec.toFixed(1)} s, with connections and devices at ${idle.connections}/${idle.devices} and fds ${pctDelta(after.fds, base.fds)}: ` +
           `V8 keeps the heap it grew (heap used / total ${heap(m0)} → ${heap(m1)} MiB; the server offers no way to force a GC; --gc-probe on compares heap used after a full GC), so this is retained memory, not live sessions. Reported, not failed.`,
       );
     }
-    if (t.reconnects) notes.push(`${t.reconnects} reconnects reuse ids ≥ ${REUSE_AFTER_MS} ms after their close; one that still raced the old session's close would count as a handover, hence the range.`);
-    notes.push(`fds and RSS read from /proc/${pid}; the baseline is taken after ${warmupEvents} warm-up events and once the server dropped the bench's keep-alive socket; every bench HTTP call uses Connection: close.`);
+    if (t.reconnects)
+      notes.push(
+        `${t.reconnects} reconnects reuse ids ≥ ${REUSE_AFTER_MS} ms after their close; one that still raced the old session's close would count as a handover, hence the range.`,
+      );
+    notes.push(
+      `fds and RSS read from /proc/${pid}; the baseline is taken after ${warmupEvents} warm-up events and once the server dropped the bench's keep-alive socket; every bench HTTP call uses Connection: close.`,
+    );
     sampler.stop();
-    series.push(sampler.series('fds', 'server open fds', 'fds'), sampler.series('rss', 'server RSS', 'MiB'), sampler.series('cpu', 'server CPU', '% of a core'));
-    return result(startedAt, figures, failures, notes, series, { base, after, peakFds, tally: t, handovers, accepted, settledSec });
+    series.push(
+      sampler.series('fds', 'server open fds', 'fds'),
+      sampler.series('rss', 'server RSS', 'MiB'),
+      sampler.series('cpu', 'server CPU', '% of a core'),
+    );
+    return result(startedAt, figures, failures, notes, series, {
+      base,
+      after,
+      peakFds,
+      tally: t,
+      handovers,
+      accepted,
+      settledSec,
+    });
   } catch (err) {
     if (!ctx.signal.aborted) throw err;
     failures.push(`interrupted: ${(err as Error).message}`);
@@ -416,7 +532,10 @@ function heap(m: Sample[]): string {
 }
 
 /** Polls /metrics until linus_connections and linus_devices are 0 or the time is up; the last values. */
-async function settleConnections(metrics: () => Promise<Sample[]>, timeoutMs: number): Promise<{ connections: number; devices: number }> {
+async function settleConnections(
+  metrics: () => Promise<Sample[]>,
+  timeoutMs: number,
+): Promise<{ connections: number; devices: number }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const m = await metrics();
@@ -426,7 +545,14 @@ async function settleConnections(metrics: () => Promise<Sample[]>, timeoutMs: nu
   }
 }
 
-function result(startedAt: Date, figures: Figure[], failures: string[], notes: string[], series: Series[], details: unknown): ProfileResult {
+function result(
+  startedAt: Date,
+  figures: Figure[],
+  failures: string[],
+  notes: string[],
+  series: Series[],
+  details: unknown,
+): ProfileResult {
   return {
     profile: 'storm',
     command: '',

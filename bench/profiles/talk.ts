@@ -9,12 +9,31 @@
 import { cpus } from 'node:os';
 import { cpuLayout, isAbort, pinSelf } from '../lib/children.js';
 import { health } from '../lib/linus-server.js';
-import { int, intList, num, oneOf, onOff, serverNodeArgs, SERVER_HELP, SERVER_SET_HELP, SERVER_SET_OPTIONS, serverSettings, SERVER_OPTIONS } from '../lib/flags.js';
+import {
+  int,
+  intList,
+  num,
+  oneOf,
+  onOff,
+  serverNodeArgs,
+  SERVER_HELP,
+  SERVER_SET_HELP,
+  SERVER_SET_OPTIONS,
+  serverSettings,
+  SERVER_OPTIONS,
+} from '../lib/flags.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult, Series } from '../lib/profile.js';
 import { cpuMs, rssBytes } from '../lib/proc-stats.js';
 import { Sampler } from '../lib/sampler.js';
 import { MiB } from '../lib/stats.js';
-import { LAG_RESOLUTION_MS, LATE_MS, levelFailures, VoiceRig, type LevelOptions, type LevelResult } from '../lib/voice-load.js';
+import {
+  LAG_RESOLUTION_MS,
+  LATE_MS,
+  levelFailures,
+  VoiceRig,
+  type LevelOptions,
+  type LevelResult,
+} from '../lib/voice-load.js';
 
 /** The issue's targets. */
 export const TALK_TARGETS = {
@@ -48,17 +67,20 @@ const options = {
 
 const help: Record<keyof typeof options, string> = {
   levels: 'device counts, run in this order on one server',
-  'provider-delay': 'zero | realistic: zero for the server-latency targets; realistic = ASR 300 ms, LLM first token 400 ms then a token per 30 ms, TTS first audio 200 ms',
+  'provider-delay':
+    'zero | realistic: zero for the server-latency targets; realistic = ASR 300 ms, LLM first token 400 ms then a token per 30 ms, TTS first audio 200 ms',
   turns: 'turns per device per level',
   seconds: 'instead of --turns: keep starting turns for N s per level (0 = use --turns)',
   'per-generator': 'devices per load-generator process',
-  stagger: 'device starts spread over the first N s of a level (about one turn cycle, so that devices are spread over the phases of a turn)',
+  stagger:
+    'device starts spread over the first N s of a level (about one turn cycle, so that devices are spread over the phases of a turn)',
   pause: "ms between a device's tts stop and its next listen start",
   'turn-timeout': 's after its last uplink packet before a turn counts as timed out',
   decode: 'downlink Opus decoded by the devices: first (of each turn) | all | none',
   utterance: 'what the devices say (flite voice slt)',
   'min-completed': 'stop escalating after a level with fewer than N % of turns completed',
-  rounds: 'quiet rounds wanted per level; the median (by client latency p50) is reported, or the least disturbed round when none was quiet',
+  rounds:
+    'quiet rounds wanted per level; the median (by client latency p50) is reported, or the least disturbed round when none was quiet',
   'max-rounds': 'runs per level at most while looking for quiet ones',
   quiet: 'a round is quiet when other work on the box used < N % of a core',
   warmup: 'on|off: one unmeasured 2-device turn before the first level (VAD model load, JIT)',
@@ -78,7 +100,15 @@ const profile: Profile = {
   summary: 'N talking devices per level: real Opus both ways, Silero VAD, fake providers; turns, latency, late frames',
   options,
   help,
-  smokeDefaults: { levels: '2', turns: '1', stagger: '0', warmup: 'off', pin: 'off', 'turn-timeout': '20', 'max-rounds': '1' },
+  smokeDefaults: {
+    levels: '2',
+    turns: '1',
+    stagger: '0',
+    warmup: 'off',
+    pin: 'off',
+    'turn-timeout': '20',
+    'max-rounds': '1',
+  },
   timeoutSec: () => 1800,
   run,
 };
@@ -173,10 +203,18 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const series: Series[] = [];
   for (const e of entries) {
     const base = sampler.t(e.chosen.startAt);
-    series.push({ name: `late downlink frame intervals (> ${LATE_MS} ms), ${e.devices} devices`, unit: '%', points: e.chosen.lateShare.map(([t, v]) => [base + t, v]) });
+    series.push({
+      name: `late downlink frame intervals (> ${LATE_MS} ms), ${e.devices} devices`,
+      unit: '%',
+      points: e.chosen.lateShare.map(([t, v]) => [base + t, v]),
+    });
   }
   series.push(sampler.series('rss', 'server RSS', 'MiB'), sampler.series('cpu', 'server CPU', '% of a core'));
-  const histograms: HistogramFigure[] = entries.map((e) => ({ name: `VAD end → first frame (server metric), ${e.devices} devices`, unit: 'ms', buckets: e.chosen.server.totalBuckets }));
+  const histograms: HistogramFigure[] = entries.map((e) => ({
+    name: `VAD end → first frame (server metric), ${e.devices} devices`,
+    unit: 'ms',
+    buckets: e.chosen.server.totalBuckets,
+  }));
 
   notes.push(
     `node ${process.version}, ${cpus().length} CPUs, ${cpu.pinned ? `server pinned to CPU ${cpu.server}, generators + fake providers + bench on CPU ${cpu.load}` : 'no CPU pinning'}, all on 127.0.0.1${ctx.serverFromSource ? '; server from src/ through tsx (not the build)' : ''}`,
@@ -184,9 +222,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     'Server-added latency = stage "total" of linus_turn_stage_seconds (VAD end → first frame) with zero-delay providers: all server, plus 3 localhost round trips to the fake providers.',
     `Event-loop lag p99 is /metrics' value, which includes the ${LAG_RESOLUTION_MS} ms sampling interval of monitorEventLoopDelay.`,
   );
-  if (delay !== 'zero') notes.push('Realistic provider delays: the latency figures include provider time, so they carry no target.');
+  if (delay !== 'zero')
+    notes.push('Realistic provider delays: the latency figures include provider time, so they carry no target.');
   const unquiet = entries.filter((e) => !e.quietRounds).map((e) => e.devices);
-  if (unquiet.length) notes.push(`Levels without a quiet round (other CPU ≥ ${quietPct} % of a core): ${unquiet.join(', ')}; other work on the box skews them.`);
+  if (unquiet.length)
+    notes.push(
+      `Levels without a quiet round (other CPU ≥ ${quietPct} % of a core): ${unquiet.join(', ')}; other work on the box skews them.`,
+    );
   const totalCompleted = entries.reduce((s, e) => s + e.chosen.turns.completed, 0);
   if (!entries.length && !stoppedEarly) failures.push('no level ran');
   return {
@@ -206,7 +248,15 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
 }
 
 /** Runs a level until it has `want` quiet rounds or `max` runs; the median quiet round (by client p50). */
-async function levelRounds(ctx: ProfileContext, rig: VoiceRig, lo: LevelOptions, want: number, max: number, quietPct: number, minCompleted: number) {
+async function levelRounds(
+  ctx: ProfileContext,
+  rig: VoiceRig,
+  lo: LevelOptions,
+  want: number,
+  max: number,
+  quietPct: number,
+  minCompleted: number,
+) {
   const rounds: LevelResult[] = [];
   const quiet = (): LevelResult[] => rounds.filter((x) => x.load.otherCpuPct < quietPct);
   for (let i = 0; i < max && quiet().length < want; i++) {
@@ -220,13 +270,19 @@ async function levelRounds(ctx: ProfileContext, rig: VoiceRig, lo: LevelOptions,
   }
   const pool = quiet();
   const chosen = pool.length
-    ? [...pool].sort((a, b) => (a.client.lastSpeechToFirstFrameMs.p50 || 0) - (b.client.lastSpeechToFirstFrameMs.p50 || 0))[Math.floor(pool.length / 2)]!
+    ? [...pool].sort(
+        (a, b) => (a.client.lastSpeechToFirstFrameMs.p50 || 0) - (b.client.lastSpeechToFirstFrameMs.p50 || 0),
+      )[Math.floor(pool.length / 2)]!
     : [...rounds].sort((a, b) => a.load.otherCpuPct - b.load.otherCpuPct)[0]!;
   return { chosen, rounds, quiet: pool.length };
 }
 
 /** The figures of every level run, with the targets where they apply, and the target levels that were not run. */
-export function talkFigures(entries: Array<{ devices: number; chosen: LevelResult }>, levels: number[], delay: 'zero' | 'realistic'): Figure[] {
+export function talkFigures(
+  entries: Array<{ devices: number; chosen: LevelResult }>,
+  levels: number[],
+  delay: 'zero' | 'realistic',
+): Figure[] {
   const T = TALK_TARGETS;
   const out: Figure[] = [];
   for (const { devices: n, chosen: l } of entries) {
@@ -241,9 +297,23 @@ export function talkFigures(entries: Array<{ devices: number; chosen: LevelResul
       ...(atTop ? { target: '100 %', met: l.turns.completed === l.turns.started && l.connected === n } : {}),
     });
     const total = l.server.stages.total!;
-    out.push({ name: `${p}server-added latency p50 (VAD end → first frame)`, value: total.p50, unit: 'ms', ...(atMid ? { target: `≤ ${T.serverP50Ms} ms`, met: total.p50 <= T.serverP50Ms } : {}) });
-    out.push({ name: `${p}server-added latency p99 (VAD end → first frame)`, value: total.p99, unit: 'ms', ...(atMid ? { target: `≤ ${T.serverP99Ms} ms`, met: total.p99 <= T.serverP99Ms } : {}) });
-    out.push({ name: `${p}client: VAD-end frame sent → first reply frame p50`, value: l.client.vadEndToFirstFrameMs.p50, unit: 'ms' });
+    out.push({
+      name: `${p}server-added latency p50 (VAD end → first frame)`,
+      value: total.p50,
+      unit: 'ms',
+      ...(atMid ? { target: `≤ ${T.serverP50Ms} ms`, met: total.p50 <= T.serverP50Ms } : {}),
+    });
+    out.push({
+      name: `${p}server-added latency p99 (VAD end → first frame)`,
+      value: total.p99,
+      unit: 'ms',
+      ...(atMid ? { target: `≤ ${T.serverP99Ms} ms`, met: total.p99 <= T.serverP99Ms } : {}),
+    });
+    out.push({
+      name: `${p}client: VAD-end frame sent → first reply frame p50`,
+      value: l.client.vadEndToFirstFrameMs.p50,
+      unit: 'ms',
+    });
     out.push({
       name: `${p}downlink frame intervals > ${LATE_MS} ms`,
       value: l.client.lateIntervalsPct,
@@ -251,7 +321,13 @@ export function talkFigures(entries: Array<{ devices: number; chosen: LevelResul
       ...(atTop ? { target: `< ${T.lateFramesPct} %`, met: l.client.lateIntervalsPct < T.lateFramesPct } : {}),
     });
     out.push({ name: `${p}max downlink lead`, value: l.client.maxLeadMs, unit: 'ms' });
-    out.push({ name: `${p}event-loop lag p99`, value: l.server.loopLagP99Ms, unit: 'ms', target: `≤ ${T.loopLagP99Ms} ms`, met: l.server.loopLagP99Ms <= T.loopLagP99Ms });
+    out.push({
+      name: `${p}event-loop lag p99`,
+      value: l.server.loopLagP99Ms,
+      unit: 'ms',
+      target: `≤ ${T.loopLagP99Ms} ms`,
+      met: l.server.loopLagP99Ms <= T.loopLagP99Ms,
+    });
     out.push({ name: `${p}server CPU`, value: l.server.cpuPct, unit: '% of a core' });
     out.push({ name: `${p}server RSS`, value: l.server.rssMiB, unit: 'MiB' });
     out.push({ name: `${p}generator CPU`, value: l.load.generatorCpuPct, unit: '% of a core' });
@@ -260,12 +336,24 @@ export function talkFigures(entries: Array<{ devices: number; chosen: LevelResul
   if (!ran.has(T.devices)) {
     const why = levels.includes(T.devices) ? 'not reached' : 'not run';
     out.push({ name: `${T.devices} devices: turns completed`, value: why, target: '100 %' });
-    out.push({ name: `${T.devices} devices: downlink frame intervals > ${LATE_MS} ms`, value: why, target: `< ${T.lateFramesPct} %` });
+    out.push({
+      name: `${T.devices} devices: downlink frame intervals > ${LATE_MS} ms`,
+      value: why,
+      target: `< ${T.lateFramesPct} %`,
+    });
   }
   if (!ran.has(T.latencyAtDevices) && delay === 'zero') {
     const why = levels.includes(T.latencyAtDevices) ? 'not reached' : 'not run';
-    out.push({ name: `${T.latencyAtDevices} devices: server-added latency p50 (VAD end → first frame)`, value: why, target: `≤ ${T.serverP50Ms} ms` });
-    out.push({ name: `${T.latencyAtDevices} devices: server-added latency p99 (VAD end → first frame)`, value: why, target: `≤ ${T.serverP99Ms} ms` });
+    out.push({
+      name: `${T.latencyAtDevices} devices: server-added latency p50 (VAD end → first frame)`,
+      value: why,
+      target: `≤ ${T.serverP50Ms} ms`,
+    });
+    out.push({
+      name: `${T.latencyAtDevices} devices: server-added latency p99 (VAD end → first frame)`,
+      value: why,
+      target: `≤ ${T.serverP99Ms} ms`,
+    });
   }
   return out;
 }

@@ -17,7 +17,12 @@ import { simulate } from './simulate.js';
 
 /** One line on stderr and a non-zero exit: what an operator needs, nothing more (D15). */
 function fail(err: unknown): never {
-  const msg = err instanceof StartupError || err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+  const msg =
+    err instanceof StartupError || err instanceof ConfigError
+      ? err.message
+      : err instanceof Error
+        ? err.message
+        : String(err);
   process.stderr.write(`linus: ${msg}\n`);
   process.exit(1);
 }
@@ -40,7 +45,12 @@ async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> 
       config: loaded,
       dataDir: opts.dataDir,
       configPath: opts.configPath,
-      reload: { configPath: opts.configPath, watch: loaded.config.server.watch_config, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) },
+      reload: {
+        configPath: opts.configPath,
+        watch: loaded.config.server.watch_config,
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+        ...(opts.host ? { host: opts.host } : {}),
+      },
       onRestart: () => void restartProcess(server, { supervised, logFile }).catch(fail),
       bindRetryMs: Number(process.env.LINUS_BIND_RETRY_MS) || 0,
     });
@@ -111,7 +121,9 @@ function bench(args: string[]): void {
   // src/cli/ or dist/cli/: the package root is two levels up either way.
   const root = fileURLToPath(new URL('../..', import.meta.url));
   if (!existsSync(join(root, 'bench', 'run.ts')) || !existsSync(join(root, 'node_modules', 'tsx', 'package.json'))) {
-    process.stderr.write('linus: bench needs a source checkout with dev dependencies (bench/ and tsx are missing here: git clone, then npm install)\n');
+    process.stderr.write(
+      'linus: bench needs a source checkout with dev dependencies (bench/ and tsx are missing here: git clone, then npm install)\n',
+    );
     process.exit(2);
   }
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: root, stdio: 'inherit' });
@@ -123,21 +135,26 @@ function bench(args: string[]): void {
 }
 
 export function main(argv: string[]): void {
-  const program = new Command('linus').version(VERSION).description('Linus: a server for xiaozhi voice-assistant devices');
+  const program = new Command('linus')
+    .version(VERSION)
+    .description('Linus: a server for xiaozhi voice-assistant devices');
   withConfigFlags(program.command('serve').description('start the server'))
     .option('-p, --port <n>', 'port (env LINUS_PORT; config server.port)')
     .option('-H, --host <host>', 'address to bind (env LINUS_HOST; config server.ip)')
-    .option('--supervised', 'on restart, drain and exit 0 for a supervisor (systemd Restart=always) to start us again (env LINUS_SUPERVISED=1)')
+    .option(
+      '--supervised',
+      'on restart, drain and exit 0 for a supervisor (systemd Restart=always) to start us again (env LINUS_SUPERVISED=1)',
+    )
     .action((flags: CliFlags) => serve(flags));
-  withConfigFlags(program.command('check-config').description('validate the config and print the effective values, secrets redacted')).action(
-    (flags: CliFlags) => checkConfig(flags),
-  );
-  withConfigFlags(program.command('activate <code>').description('activate the device waiting with this 6-digit code')).action(
-    (code: string, flags: CliFlags) => activate(code, flags),
-  );
-  withConfigFlags(program.command('token <device-id> [client-id]').description('print a device token (server.auth_key must be set)')).action(
-    (deviceId: string, clientId: string | undefined, flags: CliFlags) => token(deviceId, clientId, flags),
-  );
+  withConfigFlags(
+    program.command('check-config').description('validate the config and print the effective values, secrets redacted'),
+  ).action((flags: CliFlags) => checkConfig(flags));
+  withConfigFlags(
+    program.command('activate <code>').description('activate the device waiting with this 6-digit code'),
+  ).action((code: string, flags: CliFlags) => activate(code, flags));
+  withConfigFlags(
+    program.command('token <device-id> [client-id]').description('print a device token (server.auth_key must be set)'),
+  ).action((deviceId: string, clientId: string | undefined, flags: CliFlags) => token(deviceId, clientId, flags));
   program
     .command('simulate')
     .description('act as a device: speak a WAV file or a sentence, print the replies, save the reply audio')
@@ -150,17 +167,34 @@ export function main(argv: string[]): void {
     .option('--protocol <n>', 'binary protocol version 1, 2 or 3', '1')
     .option('--manual', 'push-to-talk: listen start manual, audio, listen stop', false)
     .option('--timeout <ms>', 'give up after this long', '30000')
-    .action(async (o: { url: string; wav?: string; say?: string; type?: string; out?: string; deviceId: string; protocol: string; manual: boolean; timeout: string }) => {
-      if (!o.wav && !o.say && o.type === undefined) fail('give --wav FILE, --say TEXT or --type TEXT');
-      const protocol = Number(o.protocol);
-      if (protocol !== 1 && protocol !== 2 && protocol !== 3) fail('--protocol must be 1, 2 or 3');
-      try {
-        const r = await simulate({ ...o, protocol, timeoutMs: Number(o.timeout) || 30000, print: (l) => process.stdout.write(`${l}\n`) });
-        process.exit(r.completed ? 0 : 1);
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .action(
+      async (o: {
+        url: string;
+        wav?: string;
+        say?: string;
+        type?: string;
+        out?: string;
+        deviceId: string;
+        protocol: string;
+        manual: boolean;
+        timeout: string;
+      }) => {
+        if (!o.wav && !o.say && o.type === undefined) fail('give --wav FILE, --say TEXT or --type TEXT');
+        const protocol = Number(o.protocol);
+        if (protocol !== 1 && protocol !== 2 && protocol !== 3) fail('--protocol must be 1, 2 or 3');
+        try {
+          const r = await simulate({
+            ...o,
+            protocol,
+            timeoutMs: Number(o.timeout) || 30000,
+            print: (l) => process.stdout.write(`${l}\n`),
+          });
+          process.exit(r.completed ? 0 : 1);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
   program
     .command('bench')
     .description('run a benchmark profile (talk, idle, control, peer, soak, ...); linus bench --help lists them')

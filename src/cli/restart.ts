@@ -9,7 +9,10 @@ import type { LinusServer } from '../server.js';
  * stdio to the log file and never the terminal, so nohup and background runs cannot be stopped by SIGTTIN —
  * and exit 0. The replacement retries the port until this process has let it go.
  */
-export async function restartProcess(server: LinusServer, opts: { supervised: boolean; logFile: string }): Promise<never> {
+export async function restartProcess(
+  server: LinusServer,
+  opts: { supervised: boolean; logFile: string },
+): Promise<never> {
   await server.close('restart');
   if (opts.supervised) process.exit(0);
   mkdirSync(dirname(opts.logFile), { recursive: true });

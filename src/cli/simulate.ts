@@ -70,12 +70,18 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
   const result: SimulateResult = { sentences: [], replyFrames: 0, replySeconds: 0, completed: false };
   const ws = new WebSocket(opts.url, {
     perMessageDeflate: false,
-    headers: { 'Device-Id': opts.deviceId, 'Client-Id': `${opts.deviceId}-sim`, 'Protocol-Version': String(opts.protocol) },
+    headers: {
+      'Device-Id': opts.deviceId,
+      'Client-Id': `${opts.deviceId}-sim`,
+      'Protocol-Version': String(opts.protocol),
+    },
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`server refused the connection: HTTP ${res.statusCode}`)));
+    ws.once('unexpected-response', (_req, res) =>
+      reject(new Error(`server refused the connection: HTTP ${res.statusCode}`)),
+    );
   });
   const frames: Buffer[] = [];
   let speaking = false;
@@ -126,13 +132,41 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
     } else if (msg.type === 'mcp') {
       const payload = msg.payload as { id?: number; method?: string };
       // Answer like a device with no tools, so the server's MCP exchange completes.
-      if (payload.method === 'initialize') ws.send(JSON.stringify({ type: 'mcp', payload: { jsonrpc: '2.0', id: payload.id, result: { protocolVersion: '2024-11-05', capabilities: { tools: {} }, serverInfo: { name: 'linus-simulate', version: '1' } } } }));
-      else if (payload.method === 'tools/list') ws.send(JSON.stringify({ type: 'mcp', payload: { jsonrpc: '2.0', id: payload.id, result: { tools: [], nextCursor: '' } } }));
+      if (payload.method === 'initialize')
+        ws.send(
+          JSON.stringify({
+            type: 'mcp',
+            payload: {
+              jsonrpc: '2.0',
+              id: payload.id,
+              result: {
+                protocolVersion: '2024-11-05',
+                capabilities: { tools: {} },
+                serverInfo: { name: 'linus-simulate', version: '1' },
+              },
+            },
+          }),
+        );
+      else if (payload.method === 'tools/list')
+        ws.send(
+          JSON.stringify({
+            type: 'mcp',
+            payload: { jsonrpc: '2.0', id: payload.id, result: { tools: [], nextCursor: '' } },
+          }),
+        );
     } else opts.print(`${String(msg.type)}: ${JSON.stringify(msg)}`);
   });
   ws.on('close', () => resolveDone());
 
-  ws.send(JSON.stringify({ type: 'hello', version: opts.protocol, features: { mcp: true }, transport: 'websocket', audio_params: { format: 'opus', sample_rate: UPLINK_RATE, channels: 1, frame_duration: FRAME_MS } }));
+  ws.send(
+    JSON.stringify({
+      type: 'hello',
+      version: opts.protocol,
+      features: { mcp: true },
+      transport: 'websocket',
+      audio_params: { format: 'opus', sample_rate: UPLINK_RATE, channels: 1, frame_duration: FRAME_MS },
+    }),
+  );
   await Promise.race([helloSeen, sleep(10_000)]);
   const timeout = sleep(opts.timeoutMs);
 
@@ -170,6 +204,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
     writeFileSync(opts.out, writeWav({ sampleRate: helloRate, samples: pcm }));
     opts.print(`saved ${result.replySeconds.toFixed(2)} s of reply audio to ${opts.out}`);
   }
-  if (result.firstAudioMs !== undefined) opts.print(`first reply audio ${result.firstAudioMs} ms after the end of speech`);
+  if (result.firstAudioMs !== undefined)
+    opts.print(`first reply audio ${result.firstAudioMs} ms after the end of speech`);
   return result;
 }

@@ -23,14 +23,24 @@ describe('config schema and defaults (D11)', () => {
   });
 
   it('names the key path of an invalid value (seed #15)', () => {
-    assert.throws(() => validateConfig({ server: { port: 'abc' } }), (e: unknown) => e instanceof ConfigError && e.keyPath === 'server.port' && /server\.port/.test(e.message));
+    assert.throws(
+      () => validateConfig({ server: { port: 'abc' } }),
+      (e: unknown) => e instanceof ConfigError && e.keyPath === 'server.port' && /server\.port/.test(e.message),
+    );
     assert.throws(() => validateConfig({ server: { auth: { enabled: 'yes' } } }), /server\.auth\.enabled/);
-    assert.throws(() => validateConfig({ xiaozhi: { audio_params: { sample_rate: 22050 } } }), /xiaozhi\.audio_params\.sample_rate/);
+    assert.throws(
+      () => validateConfig({ xiaozhi: { audio_params: { sample_rate: 22050 } } }),
+      /xiaozhi\.audio_params\.sample_rate/,
+    );
     assert.throws(() => validateConfig([1, 2]), /mapping/);
   });
 
   it('warns about unknown keys with their path and ignores them', () => {
-    const { config, warnings } = validateConfig({ server: { prot: 1 }, bogus: true, LLM: { Any: { type: 'openai', anything: 1 } } });
+    const { config, warnings } = validateConfig({
+      server: { prot: 1 },
+      bogus: true,
+      LLM: { Any: { type: 'openai', anything: 1 } },
+    });
     assert.deepEqual(warnings.sort(), ['unknown key bogus (ignored)', 'unknown key server.prot (ignored)']);
     assert.equal((config as Record<string, unknown>).bogus, undefined);
   });
@@ -90,12 +100,23 @@ Intent:
   });
 
   it('reports YAML syntax errors with the line', () => {
-    assert.throws(() => parseConfigText('server:\n  port: 8000\n bad: [\n', 'x.yaml'), /x\.yaml: YAML syntax error at line \d+/);
+    assert.throws(
+      () => parseConfigText('server:\n  port: 8000\n bad: [\n', 'x.yaml'),
+      /x\.yaml: YAML syntax error at line \d+/,
+    );
   });
 
   it('redacts secrets for printing', () => {
-    const out = redactConfig({ server: { auth_key: 'k', admin_secret: 's', port: 1, auth: { tokens: ['t1'] } }, LLM: { A: { api_key: 'sk', model_name: 'm' } }, empty: { secret: '' } }) as never;
-    assert.deepEqual(out, { server: { auth_key: '***', admin_secret: '***', port: 1, auth: { tokens: ['***'] } }, LLM: { A: { api_key: '***', model_name: 'm' } }, empty: { secret: '' } });
+    const out = redactConfig({
+      server: { auth_key: 'k', admin_secret: 's', port: 1, auth: { tokens: ['t1'] } },
+      LLM: { A: { api_key: 'sk', model_name: 'm' } },
+      empty: { secret: '' },
+    }) as never;
+    assert.deepEqual(out, {
+      server: { auth_key: '***', admin_secret: '***', port: 1, auth: { tokens: ['***'] } },
+      LLM: { A: { api_key: '***', model_name: 'm' } },
+      empty: { secret: '' },
+    });
   });
 });
 

@@ -24,7 +24,8 @@ export interface ValidatedConfig {
 /** Validates a raw (parsed YAML) object. Throws ConfigError naming the key path of the first invalid value. */
 export function validateConfig(raw: unknown): ValidatedConfig {
   const input = raw ?? {};
-  if (typeof input !== 'object' || Array.isArray(input)) throw new ConfigError('config must be a YAML mapping at the top level');
+  if (typeof input !== 'object' || Array.isArray(input))
+    throw new ConfigError('config must be a YAML mapping at the top level');
   const result = configSchema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -35,7 +36,10 @@ export function validateConfig(raw: unknown): ValidatedConfig {
 }
 
 /** Reads and validates a YAML config file. A missing file is created with the defaults, commented out, when asked. */
-export function loadConfigFile(path: string, options: { createIfMissing?: boolean; defaultsIfMissing?: boolean } = {}): ValidatedConfig {
+export function loadConfigFile(
+  path: string,
+  options: { createIfMissing?: boolean; defaultsIfMissing?: boolean } = {},
+): ValidatedConfig {
   if (!existsSync(path)) {
     if (options.defaultsIfMissing) return validateConfig({});
     if (!options.createIfMissing) throw new ConfigError(`config file not found: ${path}`);
@@ -43,7 +47,10 @@ export function loadConfigFile(path: string, options: { createIfMissing?: boolea
       writeDefaultConfig(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new ConfigError(`cannot create ${path} (${code}): the data dir is not writable; choose another with --data-dir or LINUS_DATA_DIR`, '--data-dir');
+      throw new ConfigError(
+        `cannot create ${path} (${code}): the data dir is not writable; choose another with --data-dir or LINUS_DATA_DIR`,
+        '--data-dir',
+      );
     }
   }
   let text: string;

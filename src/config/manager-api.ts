@@ -40,25 +40,43 @@ export async function managerPost(path: string, body: unknown, opts: ManagerApiO
         throw lastError;
       }
       const envelope = (await res.json()) as { code?: unknown; msg?: unknown; data?: unknown };
-      if (envelope.code !== 0) throw new ManagerApiError(`manager API ${path} answered code ${String(envelope.code)}: ${String(envelope.msg ?? '')}`);
+      if (envelope.code !== 0)
+        throw new ManagerApiError(
+          `manager API ${path} answered code ${String(envelope.code)}: ${String(envelope.msg ?? '')}`,
+        );
       return envelope.data;
     } catch (err) {
       if (err instanceof ManagerApiError && !/HTTP (408|429|5\d\d)/.test(err.message)) throw err;
       if (opts.signal?.aborted) throw new ManagerApiError('manager API request aborted');
-      lastError = err instanceof ManagerApiError ? err : new ManagerApiError(`manager API ${path} unreachable: ${(err as Error).message}`);
+      lastError =
+        err instanceof ManagerApiError
+          ? err
+          : new ManagerApiError(`manager API ${path} unreachable: ${(err as Error).message}`);
     }
   }
   throw lastError;
 }
 
 /** Fetches the server config; the local `server.{ip,port,http_port,vision_explain,auth_key}` win, as in the reference. */
-export async function fetchServerConfig(local: Record<string, unknown>, opts: ManagerApiOptions): Promise<Record<string, unknown>> {
+export async function fetchServerConfig(
+  local: Record<string, unknown>,
+  opts: ManagerApiOptions,
+): Promise<Record<string, unknown>> {
   const data = await managerPost('/config/server-base', {}, opts);
-  if (!data || typeof data !== 'object' || Array.isArray(data)) throw new ManagerApiError('manager API /config/server-base returned no config object');
+  if (!data || typeof data !== 'object' || Array.isArray(data))
+    throw new ManagerApiError('manager API /config/server-base returned no config object');
   const remote = data as Record<string, unknown>;
   const localServer = (local.server ?? {}) as Record<string, unknown>;
-  const kept = Object.fromEntries(['ip', 'port', 'http_port', 'vision_explain', 'auth_key'].filter((k) => localServer[k] !== undefined).map((k) => [k, localServer[k]]));
-  return { ...remote, server: { ...((remote.server ?? {}) as Record<string, unknown>), ...kept }, 'manager-api': local['manager-api'] };
+  const kept = Object.fromEntries(
+    ['ip', 'port', 'http_port', 'vision_explain', 'auth_key']
+      .filter((k) => localServer[k] !== undefined)
+      .map((k) => [k, localServer[k]]),
+  );
+  return {
+    ...remote,
+    server: { ...((remote.server ?? {}) as Record<string, unknown>), ...kept },
+    'manager-api': local['manager-api'],
+  };
 }
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {

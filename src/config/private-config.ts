@@ -34,7 +34,9 @@ export function parsePrivateConfig(data: unknown): PrivateConfig {
     if (typeof selected[kind] === 'string' && selected[kind]) out.selected[kind] = selected[kind] as string;
     const blocks = objectOf(d[kind]);
     if (blocks) {
-      const valid = Object.entries(blocks).flatMap(([alias, b]) => (objectOf(b) ? [[alias, objectOf(b)!] as const] : []));
+      const valid = Object.entries(blocks).flatMap(([alias, b]) =>
+        objectOf(b) ? [[alias, objectOf(b)!] as const] : [],
+      );
       if (valid.length) out.blocks[kind] = Object.fromEntries(valid);
     }
   }

@@ -45,10 +45,20 @@ export class ConfigReloader {
     const fromFile = loadConfigFile(this.runtime.configPath, { defaultsIfMissing: true });
     let raw: Record<string, unknown> = structuredClone(fromFile.config) as Record<string, unknown>;
     const api = fromFile.config['manager-api'];
-    if (api.url) raw = await fetchServerConfig(raw, { url: api.url, secret: api.secret, attempts: 3, backoffMs: 500, timeoutMs: 10_000 });
+    if (api.url)
+      raw = await fetchServerConfig(raw, {
+        url: api.url,
+        secret: api.secret,
+        attempts: 3,
+        backoffMs: 500,
+        timeoutMs: 10_000,
+      });
     if (patch) raw = deepMerge(raw, patch);
     const validated = validateConfig(raw);
-    return applyOverrides({ config: validated.config, warnings: [...fromFile.warnings, ...validated.warnings] }, this.runtime);
+    return applyOverrides(
+      { config: validated.config, warnings: [...fromFile.warnings, ...validated.warnings] },
+      this.runtime,
+    );
   }
 
   async #reload(source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> {
@@ -64,7 +74,10 @@ export class ConfigReloader {
     const changed = changedPaths(previous, next.config);
     const restartRequired = RESTART_KEYS.filter((k) => changed.some((c) => c === k || c.startsWith(`${k}.`)));
     if (changed.length) this.store.replace(keepBound(next.config, previous));
-    this.log.info({ source, changed, restartRequired }, changed.length ? 'config reloaded' : 'config reloaded (no change)');
+    this.log.info(
+      { source, changed, restartRequired },
+      changed.length ? 'config reloaded' : 'config reloaded (no change)',
+    );
     for (const w of next.warnings) this.log.warn(`config: ${w}`);
     return { ok: true, source, changed, restartRequired, warnings: next.warnings };
   }
@@ -85,7 +98,10 @@ export class ConfigReloader {
       });
       this.#watcher.on('error', () => this.#watcher?.close());
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'cannot watch the config file; use SIGHUP or the admin endpoint to reload');
+      this.log.warn(
+        { err: (err as Error).message },
+        'cannot watch the config file; use SIGHUP or the admin endpoint to reload',
+      );
     }
   }
 
@@ -111,7 +127,10 @@ export class ConfigReloader {
 /** The socket stays bound where it is: report a host/port change, do not pretend it applied. */
 function keepBound(next: LinusConfig, previous: LinusConfig): LinusConfig {
   if (next.server.ip === previous.server.ip && next.server.port === previous.server.port) return next;
-  const { config } = validateConfig({ ...structuredClone(next), server: { ...structuredClone(next.server), ip: previous.server.ip, port: previous.server.port } });
+  const { config } = validateConfig({
+    ...structuredClone(next),
+    server: { ...structuredClone(next.server), ip: previous.server.ip, port: previous.server.port },
+  });
   return config;
 }
 

@@ -28,7 +28,8 @@ export function resolveRuntimeOptions(flags: CliFlags, env: NodeJS.ProcessEnv, c
     defaultConfigPath: !explicitConfig,
   };
   const port = flags.port ?? env.LINUS_PORT;
-  if (port !== undefined && port !== '') opts.port = parsePort(port, flags.port !== undefined ? '--port' : 'LINUS_PORT');
+  if (port !== undefined && port !== '')
+    opts.port = parsePort(port, flags.port !== undefined ? '--port' : 'LINUS_PORT');
   const host = flags.host ?? env.LINUS_HOST;
   if (host) opts.host = host;
   return opts;
@@ -36,20 +37,28 @@ export function resolveRuntimeOptions(flags: CliFlags, env: NodeJS.ProcessEnv, c
 
 function parsePort(value: string | number, origin: string): number {
   const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${origin} must be a port number 0-65535, got "${value}"`, 'server.port');
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`${origin} must be a port number 0-65535, got "${value}"`, 'server.port');
   return n;
 }
 
 /** Loads the config file and applies the port/host overrides, validating the result as a whole. */
 export function loadEffectiveConfig(opts: RuntimeOptions, mode: 'serve' | 'read' = 'serve'): ValidatedConfig {
   // Serving creates the default file on first start; read-only commands (check-config, token) never write.
-  const loaded = loadConfigFile(opts.configPath, mode === 'serve' ? { createIfMissing: opts.defaultConfigPath } : { defaultsIfMissing: opts.defaultConfigPath });
+  const loaded = loadConfigFile(
+    opts.configPath,
+    mode === 'serve' ? { createIfMissing: opts.defaultConfigPath } : { defaultsIfMissing: opts.defaultConfigPath },
+  );
   return applyOverrides(loaded, opts);
 }
 
 export function applyOverrides(loaded: ValidatedConfig, opts: Pick<RuntimeOptions, 'port' | 'host'>): ValidatedConfig {
   if (opts.port === undefined && opts.host === undefined) return loaded;
-  const server = { ...loaded.config.server, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { ip: opts.host } : {}) };
+  const server = {
+    ...loaded.config.server,
+    ...(opts.port !== undefined ? { port: opts.port } : {}),
+    ...(opts.host ? { ip: opts.host } : {}),
+  };
   const { config } = validateConfig({ ...structuredClone(loaded.config), server: structuredClone(server) });
   return { config, warnings: loaded.warnings };
 }

@@ -15,7 +15,10 @@ const positiveInt = z.number().int().positive();
 const openBlock = z.record(z.string(), z.unknown());
 const providerCatalogue = z.record(z.string(), z.looseObject({ type: z.string().optional() }));
 
-const staticToken = z.union([z.string().min(1), z.looseObject({ token: z.string().min(1), name: z.string().optional() })]);
+const staticToken = z.union([
+  z.string().min(1),
+  z.looseObject({ token: z.string().min(1), name: z.string().optional() }),
+]);
 
 export const serverSchema = z
   .object({
@@ -115,7 +118,9 @@ export const logSchema = z
 const audioParams = z
   .object({
     format: z.literal('opus').default('opus'),
-    sample_rate: z.union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)]).default(24000),
+    sample_rate: z
+      .union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)])
+      .default(24000),
     channels: z.literal(1).default(1),
     frame_duration: z.union([z.literal(20), z.literal(40), z.literal(60)]).default(60),
   })
@@ -147,7 +152,9 @@ export const configSchema = z
     tts_audio_send_delay: z.number().int().min(0).default(0),
     exit_commands: z.array(z.string()).default(['退出', '关闭', 'exit', 'goodbye']),
     wakeup_words: z.array(z.string()).default(['你好小智', '嘿你好呀', '你好小志', '小爱同学', 'hello xiaozhi']),
-    prompt: z.string().default('You are Linus, a friendly voice assistant. Answer briefly, in one or two spoken sentences.'),
+    prompt: z
+      .string()
+      .default('You are Linus, a friendly voice assistant. Answer briefly, in one or two spoken sentences.'),
     prompt_template: z.string().optional(),
     system_error_response: z.string().optional(),
     end_prompt: z.object({ enable: z.boolean().default(false), prompt: z.string().default('') }).prefault({}),

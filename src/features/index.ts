@@ -12,7 +12,11 @@ import { createWorkflowFeature, type WorkflowFeature } from './workflow/index.js
  */
 function peerTaskToWorkflow(workflow: WorkflowFeature, deps: FeatureDeps) {
   return async (target: string, task: NormalizedTask, from: string): Promise<void> => {
-    const fields = { ...task, title: task.title ?? task.description ?? 'Task', owner: deps.directory.displayName(target) };
+    const fields = {
+      ...task,
+      title: task.title ?? task.description ?? 'Task',
+      owner: deps.directory.displayName(target),
+    };
     // Only the fields the sender gave: absent ones must not overwrite what the task already has.
     const defined = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
     await workflow.upsertTasks(workflow.groupOf(target), [defined], from);

@@ -58,7 +58,8 @@ export class ModeController {
     const record = session.record;
     const active = record?.state.get('mode') === mode;
     if (active) record?.state.delete('mode');
-    if (ack) session.send.json({ type: 'mode', status: 'ok', state: 'end', mode, ...(active ? {} : { idempotent: true }) });
+    if (ack)
+      session.send.json({ type: 'mode', status: 'ok', state: 'end', mode, ...(active ? {} : { idempotent: true }) });
     // End hooks run even when the mode was not active on this connection: `mode end meeting` is a finalize
     // the device may send after a reconnect.
     await this.#run(this.#end.get(mode), session, source, `end ${mode}`);

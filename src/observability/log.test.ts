@@ -21,7 +21,15 @@ describe('logging (D-5)', () => {
     try {
       const file = join(dir, 'sub', 'linus.log');
       const log = createLogger({ level: 'info', maxMessageLength: 100, file });
-      log.info({ authorization: 'Bearer supersecret', headers: { authorization: 'Bearer alsosecret' }, content: { secret: 'adminsecret' }, api_key: 'sk-123' }, 'y'.repeat(1000));
+      log.info(
+        {
+          authorization: 'Bearer supersecret',
+          headers: { authorization: 'Bearer alsosecret' },
+          content: { secret: 'adminsecret' },
+          api_key: 'sk-123',
+        },
+        'y'.repeat(1000),
+      );
       log.debug('not at this level');
       await new Promise<void>((resolve) => log.flush(() => resolve()));
       await new Promise((r) => setTimeout(r, 50));
@@ -29,7 +37,8 @@ describe('logging (D-5)', () => {
       assert.equal(lines.length, 1);
       const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
       const text = lines[0]!;
-      for (const secret of ['supersecret', 'alsosecret', 'adminsecret', 'sk-123']) assert.ok(!text.includes(secret), secret);
+      for (const secret of ['supersecret', 'alsosecret', 'adminsecret', 'sk-123'])
+        assert.ok(!text.includes(secret), secret);
       assert.equal(entry.authorization, '***');
       assert.ok(String(entry.msg).length < 160);
     } finally {

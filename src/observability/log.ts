@@ -6,9 +6,23 @@ export type { Logger } from 'pino';
 
 /** Keys whose values never reach a log line. */
 const REDACT_PATHS = [
-  'authorization', 'token', 'secret', 'password', 'api_key', 'apiKey', 'auth_key',
-  '*.authorization', '*.token', '*.secret', '*.password', '*.api_key', '*.apiKey', '*.auth_key',
-  'headers.authorization', 'req.headers.authorization', 'content.secret',
+  'authorization',
+  'token',
+  'secret',
+  'password',
+  'api_key',
+  'apiKey',
+  'auth_key',
+  '*.authorization',
+  '*.token',
+  '*.secret',
+  '*.password',
+  '*.api_key',
+  '*.apiKey',
+  '*.auth_key',
+  'headers.authorization',
+  'req.headers.authorization',
+  'content.secret',
 ];
 
 export interface LogOptions {

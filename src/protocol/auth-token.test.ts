@@ -15,13 +15,25 @@ describe('device tokens (D5)', () => {
   });
 
   it('is bound to both ids and to the key', () => {
-    assert.deepEqual(verifyDeviceToken('key', token, 'client-2', 'dev-1', 3600, now), { ok: false, reason: 'bad_signature' });
-    assert.deepEqual(verifyDeviceToken('key', token, 'client-1', 'dev-2', 3600, now), { ok: false, reason: 'bad_signature' });
-    assert.deepEqual(verifyDeviceToken('other', token, 'client-1', 'dev-1', 3600, now), { ok: false, reason: 'bad_signature' });
+    assert.deepEqual(verifyDeviceToken('key', token, 'client-2', 'dev-1', 3600, now), {
+      ok: false,
+      reason: 'bad_signature',
+    });
+    assert.deepEqual(verifyDeviceToken('key', token, 'client-1', 'dev-2', 3600, now), {
+      ok: false,
+      reason: 'bad_signature',
+    });
+    assert.deepEqual(verifyDeviceToken('other', token, 'client-1', 'dev-1', 3600, now), {
+      ok: false,
+      reason: 'bad_signature',
+    });
   });
 
   it('expires', () => {
-    assert.deepEqual(verifyDeviceToken('key', token, 'client-1', 'dev-1', 3600, now + 3601), { ok: false, reason: 'expired' });
+    assert.deepEqual(verifyDeviceToken('key', token, 'client-1', 'dev-1', 3600, now + 3601), {
+      ok: false,
+      reason: 'expired',
+    });
   });
 
   it('rejects malformed and missing tokens', () => {

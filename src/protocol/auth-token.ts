@@ -28,7 +28,8 @@ export function verifyDeviceToken(
   const ts = Number(tsText);
   const given = Buffer.from(token.slice(0, dot));
   const expected = Buffer.from(signature(key, clientId, deviceId, ts));
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return { ok: false, reason: 'bad_signature' };
   if (expireSeconds > 0 && nowSeconds - ts > expireSeconds) return { ok: false, reason: 'expired' };
   return { ok: true };
 }

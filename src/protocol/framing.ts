@@ -21,8 +21,7 @@ export interface AudioFrame {
 }
 
 export type DecodeResult =
-  | { ok: true; frame: AudioFrame }
-  | { ok: false; reason: 'too_short' | 'length_mismatch' | 'bad_version' | 'empty' };
+  { ok: true; frame: AudioFrame } | { ok: false; reason: 'too_short' | 'length_mismatch' | 'bad_version' | 'empty' };
 
 export function decodeFrame(version: ProtocolVersion, data: Buffer): DecodeResult {
   if (version === 1) {

@@ -28,7 +28,11 @@ describe('resolveHandshakeIds (seed #12)', () => {
   });
 
   it('query wins over headers', () => {
-    const ids = resolveHandshakeIds('/?device-id=fromquery', { 'device-id': 'fromheader', 'client-id': 'hc' }, fixedAuto);
+    const ids = resolveHandshakeIds(
+      '/?device-id=fromquery',
+      { 'device-id': 'fromheader', 'client-id': 'hc' },
+      fixedAuto,
+    );
     assert.equal(ids.deviceId, 'fromquery');
     assert.equal(ids.source, 'query');
     assert.equal(ids.clientId, 'hc');
@@ -64,7 +68,11 @@ describe('resolveHandshakeIds (seed #12)', () => {
   });
 
   it('reads Protocol-Version and Authorization', () => {
-    const ids = resolveHandshakeIds('/', { 'device-id': 'd', 'protocol-version': '3', authorization: 'Bearer abc.1' }, fixedAuto);
+    const ids = resolveHandshakeIds(
+      '/',
+      { 'device-id': 'd', 'protocol-version': '3', authorization: 'Bearer abc.1' },
+      fixedAuto,
+    );
     assert.equal(ids.protocolVersion, 3);
     assert.equal(ids.authorization, 'Bearer abc.1');
     const q = resolveHandshakeIds('/?device-id=d&authorization=Bearer%20tok.2', {}, fixedAuto);
@@ -72,7 +80,10 @@ describe('resolveHandshakeIds (seed #12)', () => {
   });
 
   it('ignores a bad Protocol-Version and survives a malformed URL', () => {
-    assert.equal(resolveHandshakeIds('/', { 'device-id': 'd', 'protocol-version': '9' }, fixedAuto).protocolVersion, undefined);
+    assert.equal(
+      resolveHandshakeIds('/', { 'device-id': 'd', 'protocol-version': '9' }, fixedAuto).protocolVersion,
+      undefined,
+    );
     assert.equal(resolveHandshakeIds('http://[bad', { 'device-id': 'd' }, fixedAuto).deviceId, 'd');
   });
 

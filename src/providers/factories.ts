@@ -15,7 +15,11 @@ function createVad(alias: string, block: Record<string, unknown>): VadProvider {
     case 'webrtc':
       return createEnergyVad(alias, block);
     default:
-      throw new ProviderError(`VAD.${alias}`, 'config', `VAD.${alias}.type "${type}" is not supported (use silero or energy)`);
+      throw new ProviderError(
+        `VAD.${alias}`,
+        'config',
+        `VAD.${alias}.type "${type}" is not supported (use silero or energy)`,
+      );
   }
 }
 

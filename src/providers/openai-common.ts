@@ -11,13 +11,20 @@ import { anySignal } from '../signals.js';
  * (`api_url: https://api.openai.com/v1/audio/speech`), so a trailing endpoint path is cut off to get the base URL.
  * Retries are off: a turn has a deadline, and the caller decides what to do on failure.
  */
-export function openAiClient(block: ProviderBlock, where: string, defaultBaseUrl = 'https://api.openai.com/v1'): OpenAI {
+export function openAiClient(
+  block: ProviderBlock,
+  where: string,
+  defaultBaseUrl = 'https://api.openai.com/v1',
+): OpenAI {
   const given = blockString(block, where, ['base_url', 'url', 'api_url', 'baseURL']);
-  const baseURL = (given ?? defaultBaseUrl).replace(/\/+$/, '').replace(/\/(chat\/completions|audio\/speech|audio\/transcriptions)$/, '');
+  const baseURL = (given ?? defaultBaseUrl)
+    .replace(/\/+$/, '')
+    .replace(/\/(chat\/completions|audio\/speech|audio\/transcriptions)$/, '');
   if (!baseURL) throw new ProviderError(where, 'config', `${where}.base_url is required`);
   const apiKey = blockString(block, where, ['api_key']);
   // The reference's sample config ships placeholders such as "你的api_key" ("your api_key").
-  if (apiKey?.includes('你的')) throw new ProviderError(where, 'config', `${where}.api_key is still the sample placeholder`);
+  if (apiKey?.includes('你的'))
+    throw new ProviderError(where, 'config', `${where}.api_key is still the sample placeholder`);
   if (!apiKey && /^https:\/\/api\.openai\.com\//.test(baseURL)) {
     throw new ProviderError(where, 'config', `${where}.api_key is required for ${baseURL}`);
   }
@@ -43,7 +50,9 @@ export function toProviderError(provider: string, err: unknown, opts: CallOption
   if (err instanceof APIConnectionError) {
     const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
     const code = cause?.code ?? cause?.cause?.code ?? '';
-    return new ProviderError(provider, 'network', `connection failed${code ? ` (${code})` : ''}: ${err.message}`, { cause: err });
+    return new ProviderError(provider, 'network', `connection failed${code ? ` (${code})` : ''}: ${err.message}`, {
+      cause: err,
+    });
   }
   if (err instanceof APIError && err.status !== undefined) {
     return new ProviderError(provider, 'http', `HTTP ${err.status}: ${err.message}`, { cause: err });

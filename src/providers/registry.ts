@@ -81,15 +81,23 @@ export class ProviderRegistry {
   }
 
   /** Resolves an `llm_by_mode` purpose to an alias and overrides: purpose → default → selected_module.LLM. */
-  llmRoute(purpose: LlmPurpose, config: LinusConfig = this.config.current): { alias: string; overrides: Record<string, unknown> } {
+  llmRoute(
+    purpose: LlmPurpose,
+    config: LinusConfig = this.config.current,
+  ): { alias: string; overrides: Record<string, unknown> } {
     const table = config.llm_by_mode;
     for (const key of [purpose, 'default']) {
       const r = table[key];
       if (typeof r === 'string' && r) return { alias: r, overrides: {} };
       if (r && typeof r === 'object') {
         const o = r as Record<string, unknown>;
-        const alias = [o.alias, o.name, o.module, o.llm].find((v): v is string => typeof v === 'string' && v.length > 0);
-        const overrides = (o.overrides && typeof o.overrides === 'object' ? o.overrides : {}) as Record<string, unknown>;
+        const alias = [o.alias, o.name, o.module, o.llm].find(
+          (v): v is string => typeof v === 'string' && v.length > 0,
+        );
+        const overrides = (o.overrides && typeof o.overrides === 'object' ? o.overrides : {}) as Record<
+          string,
+          unknown
+        >;
         if (alias) return { alias, overrides };
         // Flat overrides on the selected LLM.
         const { alias: _a, name: _n, module: _m, llm: _l, ...flat } = o;
@@ -119,7 +127,11 @@ export class ProviderRegistry {
     const path = `${SECTION[kind]}.${name}`;
     const key = `${kind}:${name}:${stableJson(overrides)}${privateBlock ? `:private:${stableJson(privateBlock)}` : ''}`;
     if (!baseBlock) {
-      this.#logOnce(key, 'missing', `${path} is not defined: add it to the config or change selected_module.${SECTION[kind]}`);
+      this.#logOnce(
+        key,
+        'missing',
+        `${path} is not defined: add it to the config or change selected_module.${SECTION[kind]}`,
+      );
       return undefined;
     }
     const block = { ...baseBlock, ...overrides };
@@ -130,7 +142,17 @@ export class ProviderRegistry {
       entry = undefined;
     }
     if (!entry) {
-      entry = { key, kind, alias: name, overrides, private: !!privateBlock, fingerprint, provider: Promise.resolve().then(() => this.factories[kind](name, block)), leases: 0, stale: false };
+      entry = {
+        key,
+        kind,
+        alias: name,
+        overrides,
+        private: !!privateBlock,
+        fingerprint,
+        provider: Promise.resolve().then(() => this.factories[kind](name, block)),
+        leases: 0,
+        stale: false,
+      };
       this.#entries.set(key, entry);
     }
     entry.leases++;

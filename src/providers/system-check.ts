@@ -16,7 +16,10 @@ const TOOLS: Record<string, string> = {
  */
 export async function checkSystemTools(config: LinusConfig, log: Logger): Promise<string[]> {
   const missing: string[] = [];
-  for (const [section, alias] of [['ASR', config.selected_module.ASR], ['TTS', config.selected_module.TTS]] as const) {
+  for (const [section, alias] of [
+    ['ASR', config.selected_module.ASR],
+    ['TTS', config.selected_module.TTS],
+  ] as const) {
     const block = config[section][alias];
     const type = block?.type;
     const override = (block as { binary?: unknown } | undefined)?.binary;

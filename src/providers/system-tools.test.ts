@@ -53,5 +53,8 @@ test('requireExecutable throws a config error with the install command', async (
     assert.match(err.message, /^FliteTTS: \/nonexistent\/flite not found; install it with: apt-get install flite$/);
     return true;
   });
-  assert.equal(missingToolError('x', 'pocketsphinx_continuous').message, 'x: pocketsphinx_continuous not found; install it with: apt-get install pocketsphinx pocketsphinx-en-us');
+  assert.equal(
+    missingToolError('x', 'pocketsphinx_continuous').message,
+    'x: pocketsphinx_continuous not found; install it with: apt-get install pocketsphinx pocketsphinx-en-us',
+  );
 });

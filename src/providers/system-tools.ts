@@ -21,7 +21,12 @@ const PACKAGES: Record<string, string> = {
 export async function findExecutable(name: string, searchPath = process.env.PATH ?? ''): Promise<string | undefined> {
   if (!name) return undefined;
   // Empty PATH entries mean "current directory" to a shell; a server must not run whatever lies in its cwd.
-  const candidates = name.includes('/') ? [name] : searchPath.split(delimiter).filter((dir) => dir !== '').map((dir) => join(dir, name));
+  const candidates = name.includes('/')
+    ? [name]
+    : searchPath
+        .split(delimiter)
+        .filter((dir) => dir !== '')
+        .map((dir) => join(dir, name));
   for (const candidate of candidates) {
     try {
       await access(candidate, constants.X_OK);
@@ -41,7 +46,11 @@ export function missingPackageHint(binary: string): string {
 
 /** The config error a provider raises when its tool is missing, with the command that fixes it. */
 export function missingToolError(provider: string, binary: string): ProviderError {
-  return new ProviderError(provider, 'config', `${binary} not found; install it with: apt-get install ${missingPackageHint(binary)}`);
+  return new ProviderError(
+    provider,
+    'config',
+    `${binary} not found; install it with: apt-get install ${missingPackageHint(binary)}`,
+  );
 }
 
 /** `findExecutable` that throws `missingToolError` instead of returning undefined. */

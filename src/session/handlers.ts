@@ -39,7 +39,12 @@ export class MessageTable {
   }
 }
 
-function dispatchMessage(handler: MessageHandler | undefined, session: Session, type: string, message: Record<string, unknown>): void {
+function dispatchMessage(
+  handler: MessageHandler | undefined,
+  session: Session,
+  type: string,
+  message: Record<string, unknown>,
+): void {
   if (!handler) {
     session.ctx.metrics.unknownMessages.inc();
     session.log.info({ type }, 'unknown message type ignored');

@@ -5,7 +5,13 @@ import { IdleMonitor } from './idle.js';
 function monitor(idleMs: number, warningMs: number, start: number) {
   const events: string[] = [];
   let paused = false;
-  const m = new IdleMonitor({ idleMs: () => idleMs, warningMs: () => warningMs, paused: () => paused, onWarning: () => events.push('warn'), onIdle: () => events.push('close') });
+  const m = new IdleMonitor({
+    idleMs: () => idleMs,
+    warningMs: () => warningMs,
+    paused: () => paused,
+    onWarning: () => events.push('warn'),
+    onIdle: () => events.push('close'),
+  });
   m.touch(start);
   return { m, events, pause: (p: boolean) => (paused = p) };
 }

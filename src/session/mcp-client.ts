@@ -107,7 +107,9 @@ export class McpClient {
     return new Promise((resolve, reject) => {
       if (this.scope.closed) return reject(new McpCallError('connection closed'));
       const onAbort = () => finish(new McpCallError('tool call aborted'));
-      const cancelTimer = this.scope.timeout(timeoutMs, () => finish(new McpCallError(`tool call timed out after ${timeoutMs} ms`)));
+      const cancelTimer = this.scope.timeout(timeoutMs, () =>
+        finish(new McpCallError(`tool call timed out after ${timeoutMs} ms`)),
+      );
       const cancel = () => {
         cancelTimer();
         signal?.removeEventListener('abort', onAbort);

@@ -89,7 +89,11 @@ describe('Scope', () => {
     assert.equal(finished, true);
     assert.equal(errors.length, 1);
     let sawAbort = false;
-    const p = s.run('long', (signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => ((sawAbort = true), resolve()))));
+    const p = s.run(
+      'long',
+      (signal) =>
+        new Promise<void>((resolve) => signal.addEventListener('abort', () => ((sawAbort = true), resolve()))),
+    );
     s.close();
     await p;
     assert.equal(sawAbort, true);

@@ -38,7 +38,8 @@ export class Scope {
   get signal(): AbortSignal {
     // Made on first use: most scopes never hand out a signal.
     this.#controller ??= new AbortController();
-    if (this.#closed && !this.#controller.signal.aborted) this.#controller.abort(new Error(`scope ${this.name} closed`));
+    if (this.#closed && !this.#controller.signal.aborted)
+      this.#controller.abort(new Error(`scope ${this.name} closed`));
     return this.#controller.signal;
   }
 

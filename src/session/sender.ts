@@ -82,7 +82,16 @@ export class Sender {
         this.#metrics.sendFailures.labels('unserializable').inc();
         return resolve(false);
       }
-      if (!this.#submit({ data: text, bytes: Buffer.byteLength(text), audio: false, type: message.type, written: resolve })) resolve(false);
+      if (
+        !this.#submit({
+          data: text,
+          bytes: Buffer.byteLength(text),
+          audio: false,
+          type: message.type,
+          written: resolve,
+        })
+      )
+        resolve(false);
     });
   }
 
@@ -140,7 +149,7 @@ export class Sender {
     const limit = this.#opts.maxQueuedBytes();
     if (p.audio) {
       // Make room by dropping the oldest audio; the newest audio is the one still worth playing.
-      for (let i = 0; this.#queuedBytes + p.bytes > limit && i < this.#queue.length; ) {
+      for (let i = 0; this.#queuedBytes + p.bytes > limit && i < this.#queue.length;) {
         const q = this.#queue[i]!;
         if (q.audio) {
           this.#queue.splice(i, 1);

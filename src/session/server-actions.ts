@@ -12,7 +12,9 @@ import type { MessageTable } from './handlers.js';
 const schema = z.looseObject({
   type: z.literal('server'),
   action: z.enum(['update_config', 'restart']),
-  content: z.looseObject({ secret: z.string().optional(), patch: z.record(z.string(), z.unknown()).optional() }).optional(),
+  content: z
+    .looseObject({ secret: z.string().optional(), patch: z.record(z.string(), z.unknown()).optional() })
+    .optional(),
 });
 
 export interface ServerActions {
@@ -38,9 +40,13 @@ export function registerServerActions(table: MessageTable, actions: ServerAction
         actions.restart();
         return;
       }
-      void actions.reload(msg.content?.patch).then((r) =>
-        r.ok ? reply('success', 'config updated', { changed: r.changed, restartRequired: r.restartRequired }) : reply('error', r.error),
-      );
+      void actions
+        .reload(msg.content?.patch)
+        .then((r) =>
+          r.ok
+            ? reply('success', 'config updated', { changed: r.changed, restartRequired: r.restartRequired })
+            : reply('error', r.error),
+        );
     },
   });
 }

@@ -144,8 +144,10 @@ export class Session implements DeviceConnection {
   }
 
   get mcp(): McpClient {
-    this.#mcp ??= new McpClient(this.scope, (payload) => this.send.json({ type: 'mcp', payload }), (tools) =>
-      this.log.info({ tools: tools.length }, 'device MCP tools listed'),
+    this.#mcp ??= new McpClient(
+      this.scope,
+      (payload) => this.send.json({ type: 'mcp', payload }),
+      (tools) => this.log.info({ tools: tools.length }, 'device MCP tools listed'),
     );
     return this.#mcp;
   }
@@ -184,10 +186,17 @@ export class Session implements DeviceConnection {
     this.record = record;
     if (replaced) metrics.handovers.inc();
     metrics.devices.set(this.ctx.registry.size);
-    if (this.ctx.log.isLevelEnabled('info')) this.log.info(
-      { client: this.clientId, source: this.info.ids.source, path: this.info.path, protocol: this.send.protocolVersion, replaced: !!replaced },
-      'device connected',
-    );
+    if (this.ctx.log.isLevelEnabled('info'))
+      this.log.info(
+        {
+          client: this.clientId,
+          source: this.info.ids.source,
+          path: this.info.path,
+          protocol: this.send.protocolVersion,
+          replaced: !!replaced,
+        },
+        'device connected',
+      );
     if (this.info.ids.source === 'auto') this.log.warn('no device id in query or headers; using a generated id');
     this.#emit('registered');
   }
@@ -324,12 +333,18 @@ export class Session implements DeviceConnection {
     this.#idle.touch();
     if (!this.#admit(limits.max_messages_per_second)) {
       metrics.badFrames.labels('rate_limited').inc();
-      this.replyError(ErrorCode.RateLimited, `more than ${limits.max_messages_per_second} frames per second; frame dropped`);
+      this.replyError(
+        ErrorCode.RateLimited,
+        `more than ${limits.max_messages_per_second} frames per second; frame dropped`,
+      );
       return;
     }
     if (data.length > limits.max_frame_bytes) {
       metrics.badFrames.labels('too_large').inc();
-      this.replyError(ErrorCode.FrameTooLarge, `frame of ${data.length} bytes exceeds server.max_frame_bytes (${limits.max_frame_bytes}); dropped`);
+      this.replyError(
+        ErrorCode.FrameTooLarge,
+        `frame of ${data.length} bytes exceeds server.max_frame_bytes (${limits.max_frame_bytes}); dropped`,
+      );
       return;
     }
     if (isBinary) this.#onBinary(data);
@@ -352,7 +367,10 @@ export class Session implements DeviceConnection {
     if (!decoded.ok) {
       metrics.badFrames.labels(`binary_${decoded.reason}`).inc();
       if (decoded.reason !== 'empty') {
-        this.replyError(ErrorCode.BadFrame, `binary frame rejected (${decoded.reason}) for protocol v${this.send.protocolVersion}`);
+        this.replyError(
+          ErrorCode.BadFrame,
+          `binary frame rejected (${decoded.reason}) for protocol v${this.send.protocolVersion}`,
+        );
       }
       return;
     }

@@ -24,11 +24,15 @@ export function openDatabase(dataDir: string): Db {
  * in its own transaction. Components keep their own step lists, so features never edit a shared file.
  */
 export function applyMigrations(db: Db, component: string, steps: readonly string[]): void {
-  const row = db.prepare<[string], { version: number }>('SELECT version FROM schema_migrations WHERE component = ?').get(component);
+  const row = db
+    .prepare<[string], { version: number }>('SELECT version FROM schema_migrations WHERE component = ?')
+    .get(component);
   for (let v = row?.version ?? 0; v < steps.length; v++) {
     db.transaction(() => {
       db.exec(steps[v]!);
-      db.prepare('INSERT INTO schema_migrations (component, version) VALUES (?, ?) ON CONFLICT(component) DO UPDATE SET version = excluded.version').run(component, v + 1);
+      db.prepare(
+        'INSERT INTO schema_migrations (component, version) VALUES (?, ?) ON CONFLICT(component) DO UPDATE SET version = excluded.version',
+      ).run(component, v + 1);
     })();
   }
 }

@@ -28,10 +28,16 @@ export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
   router.add('POST', '/admin/config/reload', async (req, res) => {
     requireAdmin(deps.config, req);
     const body = (await readJson(req)) as { patch?: unknown };
-    const patch = body.patch && typeof body.patch === 'object' && !Array.isArray(body.patch) ? (body.patch as Record<string, unknown>) : undefined;
+    const patch =
+      body.patch && typeof body.patch === 'object' && !Array.isArray(body.patch)
+        ? (body.patch as Record<string, unknown>)
+        : undefined;
     const result = await deps.reload(patch);
     if (!result.ok) throw new HttpError(400, result.error);
-    sendJson(res, 200, { success: true, data: { changed: result.changed, restartRequired: result.restartRequired, warnings: result.warnings } });
+    sendJson(res, 200, {
+      success: true,
+      data: { changed: result.changed, restartRequired: result.restartRequired, warnings: result.warnings },
+    });
   });
   router.add('POST', '/admin/restart', (req, res) => {
     requireAdmin(deps.config, req);

@@ -66,7 +66,12 @@ export class ApiRoutes {
 
   #fail(res: ServerResponse, err: unknown): void {
     if (err instanceof HttpError) {
-      sendJson(res, err.status, { success: false, error: err.message }, err.status === 429 ? { ...CORS, 'retry-after': '1' } : CORS);
+      sendJson(
+        res,
+        err.status,
+        { success: false, error: err.message },
+        err.status === 429 ? { ...CORS, 'retry-after': '1' } : CORS,
+      );
       return;
     }
     sendJson(res, 500, { success: false, error: 'internal error' }, CORS);
@@ -75,7 +80,11 @@ export class ApiRoutes {
   #auth(req: IncomingMessage, url: URL): void {
     const expected = this.config.current.server.meeting_api_token;
     if (!expected) return;
-    const given = bearerToken(headerString(req, 'authorization')) ?? headerString(req, 'x-api-token') ?? url.searchParams.get('token') ?? undefined;
+    const given =
+      bearerToken(headerString(req, 'authorization')) ??
+      headerString(req, 'x-api-token') ??
+      url.searchParams.get('token') ??
+      undefined;
     if (!secretEquals(given, expected)) throw new HttpError(401, 'missing or wrong API token');
   }
 
@@ -87,7 +96,8 @@ export class ApiRoutes {
     const now = Date.now();
     let hit = this.#hits.get(ip);
     if (!hit || now - hit.windowStart >= 1000) {
-      if (this.#hits.size > 10_000) for (const [k, v] of this.#hits) if (now - v.windowStart >= 1000) this.#hits.delete(k);
+      if (this.#hits.size > 10_000)
+        for (const [k, v] of this.#hits) if (now - v.windowStart >= 1000) this.#hits.delete(k);
       hit = { windowStart: now, count: 0 };
       this.#hits.set(ip, hit);
     }

@@ -2,7 +2,8 @@ import type { LinusConfig } from '../config/schema.js';
 import { secretEquals, verifyDeviceToken } from '../protocol/auth-token.js';
 import { bearerToken, normalizeId, type HandshakeIds } from '../protocol/ids.js';
 
-export type AuthDecision = { ok: true; via: 'disabled' | 'allow_list' | 'token' | 'static_token' } | { ok: false; reason: string };
+export type AuthDecision =
+  { ok: true; via: 'disabled' | 'allow_list' | 'token' | 'static_token' } | { ok: false; reason: string };
 
 export function isAllowListed(config: LinusConfig, deviceId: string): boolean {
   return config.server.auth.allowed_devices.some((d) => normalizeId(d) === deviceId);
@@ -12,7 +13,12 @@ export function isAllowListed(config: LinusConfig, deviceId: string): boolean {
  * Device auth as the reference does it (D5): off by default; when on, an allow-listed device passes,
  * every other one needs a token bound to its device+client id and not expired, or a configured static token.
  */
-export function checkDeviceAuth(config: LinusConfig, authKey: string, ids: HandshakeIds, nowSeconds = Date.now() / 1000): AuthDecision {
+export function checkDeviceAuth(
+  config: LinusConfig,
+  authKey: string,
+  ids: HandshakeIds,
+  nowSeconds = Date.now() / 1000,
+): AuthDecision {
   const auth = config.server.auth;
   if (!auth.enabled) return { ok: true, via: 'disabled' };
   if (isAllowListed(config, ids.deviceId)) return { ok: true, via: 'allow_list' };

@@ -18,7 +18,8 @@ export const OTA_FAMILIES = [
 const CORS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, POST, OPTIONS',
-  'access-control-allow-headers': 'content-type, device-id, client-id, authorization, activation-version, serial-number',
+  'access-control-allow-headers':
+    'content-type, device-id, client-id, authorization, activation-version, serial-number',
 };
 
 /** The reference's default `server.websocket` is a placeholder that must not reach devices. */
@@ -33,7 +34,8 @@ export function websocketUrlFor(config: LinusConfig, req: Pick<IncomingMessage, 
   const configured = configuredWebsocketUrl(config);
   if (configured) return configured;
   const { ip, port } = config.server;
-  const host = headerString(req as IncomingMessage, 'host') || `${ip === '0.0.0.0' || ip === '::' ? '127.0.0.1' : ip}:${port}`;
+  const host =
+    headerString(req as IncomingMessage, 'host') || `${ip === '0.0.0.0' || ip === '::' ? '127.0.0.1' : ip}:${port}`;
   const proto = headerString(req as IncomingMessage, 'x-forwarded-proto') === 'https' ? 'wss' : 'ws';
   return `${proto}://${host}${wsPath}`;
 }
@@ -61,7 +63,12 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       res.end();
     });
     router.add('GET', `${family.ota}/`, (req, res) => {
-      sendText(res, 200, `OTA interface is running; websocket address: ${websocketUrlFor(deps.config.current, req, family.ws)}\n`, CORS);
+      sendText(
+        res,
+        200,
+        `OTA interface is running; websocket address: ${websocketUrlFor(deps.config.current, req, family.ws)}\n`,
+        CORS,
+      );
     });
     router.add('POST', `${family.ota}/`, async (req, res) => {
       const config = deps.config.current;

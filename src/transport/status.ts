@@ -5,7 +5,13 @@ import type { Router } from './router.js';
 
 export function registerStatusRoutes(
   router: Router,
-  deps: { metrics: Metrics; registry: DeviceRegistry; connections: () => number; state: () => 'serving' | 'draining'; version: string },
+  deps: {
+    metrics: Metrics;
+    registry: DeviceRegistry;
+    connections: () => number;
+    state: () => 'serving' | 'draining';
+    version: string;
+  },
 ): void {
   const started = Date.now();
   router.add('GET', '/health', (_req, res) => {

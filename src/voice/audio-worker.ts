@@ -40,7 +40,8 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
         out.uplink.push(r);
       }
     } catch (err) {
-      for (const id of new Set(packets.map((p) => p.id))) out.errors.push({ id, message: `uplink processing failed: ${message(err)}` });
+      for (const id of new Set(packets.map((p) => p.id)))
+        out.errors.push({ id, message: `uplink processing failed: ${message(err)}` });
     }
   };
   for (const op of msg.ops) {
@@ -84,7 +85,11 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
           const packets = op.frames.map((f) => new Uint8Array(encoder.encode(f)));
           const buffers = packets.map((p) => p.buffer);
           // A sentence's first frames are answered at once: they must not wait for the batch's VAD work.
-          if (op.urgent) port.postMessage({ uplink: [], encoded: [{ req: op.req, packets }], errors: [] } satisfies FromWorker, buffers);
+          if (op.urgent)
+            port.postMessage(
+              { uplink: [], encoded: [{ req: op.req, packets }], errors: [] } satisfies FromWorker,
+              buffers,
+            );
           else {
             out.encoded.push({ req: op.req, packets });
             transfer.push(...buffers);
@@ -107,7 +112,8 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
 port.on('message', (first: ToWorker) => {
   // Whatever queued up while the last batch ran joins this one: a busy worker answers in fewer, larger messages.
   const msg: ToWorker = { ops: first.ops };
-  for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) msg.ops.push(...(next.message as ToWorker).ops);
+  for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port))
+    msg.ops.push(...(next.message as ToWorker).ops);
   const { out, transfer } = handle(msg);
   if (out.uplink.length || out.encoded.length || out.errors.length) port.postMessage(out, transfer);
 });

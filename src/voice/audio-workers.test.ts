@@ -32,7 +32,9 @@ async function run(engine: AudioEngine, spec: VadSpec, a: Buffer[], b: Buffer[])
   for (const c of channels) c.close();
   assert.equal(got[0]!.length, a.length);
   assert.equal(got[1]!.length, b.length);
-  return got.map((rs) => rs.map((r) => `${r.speaking ? 'S' : '.'}${r.endOfUtterance ? 'E' : ''}${r.pcm.length}`).join(' '));
+  return got.map((rs) =>
+    rs.map((r) => `${r.speaking ? 'S' : '.'}${r.endOfUtterance ? 'E' : ''}${r.pcm.length}`).join(' '),
+  );
 }
 
 describe('audio engines', () => {
@@ -59,7 +61,8 @@ describe('audio engines', () => {
 
   it('encodes frames off the main thread, in order, into packets that decode to whole frames', async () => {
     const encoder = workers.openEncoder(24000, 60, 5);
-    const tone = (f: number) => Int16Array.from({ length: 1440 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * f * i) / 24000)));
+    const tone = (f: number) =>
+      Int16Array.from({ length: 1440 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * f * i) / 24000)));
     const frames = [tone(440), new Int16Array(1440), tone(880)];
     const copies = [...frames, tone(220)].map((f) => f.slice()); // prepare() transfers the frames it is given
     const [first, second] = await Promise.all([encoder.prepare(frames), encoder.prepare([tone(220)])]);
@@ -72,7 +75,10 @@ describe('audio engines', () => {
     const inline = createInlineAudio();
     const reference = inline.openEncoder(24000, 60, 5);
     const expected = copies.map((f) => reference.packet(f));
-    assert.deepEqual([...first, ...second].map((p) => encoder.packet(p)), expected);
+    assert.deepEqual(
+      [...first, ...second].map((p) => encoder.packet(p)),
+      expected,
+    );
     reference.close();
     await inline.close();
     encoder.close();
@@ -83,7 +89,10 @@ describe('audio engines', () => {
     const encoder = engine.openEncoder(16000, 60, 5);
     const seen: UplinkResult[] = [];
     const uplink = engine.openUplink({ rate: 16000 }, { onResult: (r) => seen.push(r), onError: () => {} });
-    const rejected = assert.rejects(encoder.prepare(Array.from({ length: 50 }, () => new Int16Array(960))), AudioEngineClosedError);
+    const rejected = assert.rejects(
+      encoder.prepare(Array.from({ length: 50 }, () => new Int16Array(960))),
+      AudioEngineClosedError,
+    );
     for (const p of a) uplink.push(p, false);
     await engine.close();
     await rejected;

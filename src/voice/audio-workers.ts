@@ -12,7 +12,16 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/log.js';
-import { AudioEngineClosedError, createInlineAudio, InFlight, type AudioEngine, type AudioPacket, type FrameEncoder, type UplinkChannel, type UplinkHandlers } from './audio-engine.js';
+import {
+  AudioEngineClosedError,
+  createInlineAudio,
+  InFlight,
+  type AudioEngine,
+  type AudioPacket,
+  type FrameEncoder,
+  type UplinkChannel,
+  type UplinkHandlers,
+} from './audio-engine.js';
 import type { UplinkOptions, UplinkResult } from './uplink.js';
 
 export type WorkerOp =
@@ -58,7 +67,10 @@ function workerEntry(): { code: string | URL; eval: boolean } {
   if (!import.meta.url.endsWith('.ts')) return { code: new URL('./audio-worker.js', import.meta.url), eval: false };
   const tsx = import.meta.resolve('tsx/esm/api');
   const file = new URL('./audio-worker.ts', import.meta.url).href;
-  return { code: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`, eval: true };
+  return {
+    code: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`,
+    eval: true,
+  };
 }
 
 class Slot {
@@ -94,7 +106,10 @@ class Slot {
       // A worker that ran a good while before dying starts the back-off over.
       if (Date.now() - startedAt > 60_000) this.#crashes = 0;
       const delay = RESPAWN_MS[Math.min(this.#crashes++, RESPAWN_MS.length - 1)]!;
-      this.pool.log.error({ code, worker: this.index, restartInMs: delay }, 'audio worker exited; its sessions lose audio until it is replaced');
+      this.pool.log.error(
+        { code, worker: this.index, restartInMs: delay },
+        'audio worker exited; its sessions lose audio until it is replaced',
+      );
       this.#lost();
       this.#respawn = setTimeout(() => {
         this.#respawn = undefined;
@@ -247,13 +262,18 @@ class WorkerPool implements AudioEngine {
     let closed = false;
     return {
       prepare: (frames, urgent = false) => {
-        if (closed || !slot.up) return Promise.reject(new AudioEngineClosedError(closed ? 'encoder closed' : 'audio worker unavailable'));
+        if (closed || !slot.up)
+          return Promise.reject(new AudioEngineClosedError(closed ? 'encoder closed' : 'audio worker unavailable'));
         if (!frames.length) return Promise.resolve([]);
         const req = this.#nextReq++;
         const own = frames.map((f) => (ownsBuffer(f) ? f : f.slice()));
         return new Promise<AudioPacket[]>((resolve, reject) => {
           slot.requests.set(req, { resolve, reject });
-          slot.send(stream, { t: 'encode', id, req, frames: own, urgent }, own.map((f) => f.buffer as ArrayBuffer));
+          slot.send(
+            stream,
+            { t: 'encode', id, req, frames: own, urgent },
+            own.map((f) => f.buffer as ArrayBuffer),
+          );
         });
       },
       packet: (p) => {
@@ -278,7 +298,8 @@ class WorkerPool implements AudioEngine {
 
 /** A pool of `workers` audio threads (≥ 1), started on first use. */
 export function createWorkerAudio(workers: number, log: Logger): AudioEngine {
-  if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`audio workers must be a whole number ≥ 1, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new RangeError(`audio workers must be a whole number ≥ 1, got ${workers}`);
   return new WorkerPool(workers, log);
 }
 

@@ -12,7 +12,10 @@ describe('Dialogue', () => {
     d.add({ role: 'user', content: 'q2' });
     assert.equal(d.history[0]?.role, 'user');
     assert.ok(d.history.length <= 4);
-    assert.deepEqual(d.history.map((m) => m.role), ['user']);
+    assert.deepEqual(
+      d.history.map((m) => m.role),
+      ['user'],
+    );
     d.add({ role: 'assistant', content: 'a2' });
     assert.equal(d.transcript(), 'user: q2\nassistant: a2');
   });

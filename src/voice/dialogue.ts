@@ -27,7 +27,9 @@ export class Dialogue {
 
   /** Messages for one LLM request. */
   messages(prompt: string, extra: ChatMessage[] = []): ChatMessage[] {
-    const system = this.memory ? `${prompt}\n\nWhat you remember about this user from earlier conversations:\n${this.memory}` : prompt;
+    const system = this.memory
+      ? `${prompt}\n\nWhat you remember about this user from earlier conversations:\n${this.memory}`
+      : prompt;
     return [{ role: 'system', content: system }, ...this.#history, ...extra];
   }
 

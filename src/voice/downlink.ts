@@ -27,7 +27,12 @@ export interface DownlinkEncoder {
 }
 
 /** One per session: the Opus encoder keeps its state across sentences and turns. */
-export function createDownlinkEncoder(engine: AudioEngine, sampleRate: number, frameMs: number, complexity: number): DownlinkEncoder {
+export function createDownlinkEncoder(
+  engine: AudioEngine,
+  sampleRate: number,
+  frameMs: number,
+  complexity: number,
+): DownlinkEncoder {
   const encoder = engine.openEncoder(sampleRate, frameMs, complexity);
   const frameSamples = (sampleRate * frameMs) / 1000;
   return {

@@ -28,7 +28,10 @@ export function saveMemory(session: Session, dialogue: Dialogue, deps: VoiceServ
       const summary = await lease.provider.complete({
         messages: [
           { role: 'system', content: SUMMARY_PROMPT },
-          { role: 'user', content: `Previous memory:\n${dialogue.memory || '(none)'}\n\nNew conversation:\n${transcript}` },
+          {
+            role: 'user',
+            content: `Previous memory:\n${dialogue.memory || '(none)'}\n\nNew conversation:\n${transcript}`,
+          },
         ],
         signal,
         timeoutMs: 30_000,

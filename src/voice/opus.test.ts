@@ -104,8 +104,15 @@ for (const backend of ['native', 'wasm'] as const) {
       const { packets } = roundTrip(backend, 16000, speech16k.subarray(0, 960 * 3));
       const decoder = createOpusDecoder(16000, 1, { backend });
       assert.equal(decoder.decode(packets[0] ?? Buffer.alloc(0)).length, 960);
-      for (const bad of [Buffer.from([0xff, 0x00]), Buffer.from([0x03]), Buffer.from(Array.from({ length: 50 }, (_, i) => (i * 37 + 11) & 255))]) {
-        assert.throws(() => decoder.decode(bad), (e: unknown) => e instanceof OpusDecodeError && /corrupted/.test(e.message));
+      for (const bad of [
+        Buffer.from([0xff, 0x00]),
+        Buffer.from([0x03]),
+        Buffer.from(Array.from({ length: 50 }, (_, i) => (i * 37 + 11) & 255)),
+      ]) {
+        assert.throws(
+          () => decoder.decode(bad),
+          (e: unknown) => e instanceof OpusDecodeError && /corrupted/.test(e.message),
+        );
       }
       assert.equal(decoder.decode(packets[1] ?? Buffer.alloc(0)).length, 960);
       decoder.reset();
@@ -160,8 +167,17 @@ describe('opus backends', () => {
         console.log(JSON.stringify({ backend: opusBackend(), encoder: e.backend, samples: d.decode(e.encode(new Int16Array(960))).length, why: String(opusNativeLoadError()) }));`;
       const env = { ...process.env };
       delete env.LINUS_OPUS;
-      const out = execFileSync(process.execPath, ['--import', 'tsx', '--require', preload, '--input-type=module', '-e', script], { env }).toString();
-      assert.deepEqual(JSON.parse(out), { backend: 'wasm', encoder: 'wasm', samples: 960, why: 'Error: no native opus' });
+      const out = execFileSync(
+        process.execPath,
+        ['--import', 'tsx', '--require', preload, '--input-type=module', '-e', script],
+        { env },
+      ).toString();
+      assert.deepEqual(JSON.parse(out), {
+        backend: 'wasm',
+        encoder: 'wasm',
+        samples: 960,
+        why: 'Error: no native opus',
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -85,7 +85,8 @@ export function opusNativeLoadError(): unknown {
 }
 
 function checkRate(sampleRate: number): void {
-  if (!SAMPLE_RATES.includes(sampleRate)) throw new RangeError(`Opus sample rate must be one of ${SAMPLE_RATES.join(', ')}, got ${sampleRate}`);
+  if (!SAMPLE_RATES.includes(sampleRate))
+    throw new RangeError(`Opus sample rate must be one of ${SAMPLE_RATES.join(', ')}, got ${sampleRate}`);
 }
 
 /** The low-level pair both backends are adapted to. */
@@ -140,7 +141,10 @@ export function createOpusDecoder(sampleRate: number, channels = 1, opts: { back
       try {
         pcm = c.decode(packet);
       } catch (err) {
-        throw new OpusDecodeError(`corrupted Opus packet (${packet.length} bytes): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        throw new OpusDecodeError(
+          `corrupted Opus packet (${packet.length} bytes): ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
       }
       // Copy into an aligned array: the codec's buffer may sit at an odd offset or inside wasm memory.
       const out = new Int16Array(pcm.length >> 1);
@@ -159,11 +163,17 @@ export function createOpusDecoder(sampleRate: number, channels = 1, opts: { back
   };
 }
 
-export function createOpusEncoder(sampleRate: number, frameDurationMs: number, opts: OpusEncoderOptions = {}): OpusEncoder {
+export function createOpusEncoder(
+  sampleRate: number,
+  frameDurationMs: number,
+  opts: OpusEncoderOptions = {},
+): OpusEncoder {
   checkRate(sampleRate);
-  if (!FRAME_MS.includes(frameDurationMs)) throw new RangeError(`Opus frame duration must be one of ${FRAME_MS.join(', ')} ms, got ${frameDurationMs}`);
+  if (!FRAME_MS.includes(frameDurationMs))
+    throw new RangeError(`Opus frame duration must be one of ${FRAME_MS.join(', ')} ms, got ${frameDurationMs}`);
   const complexity = opts.complexity ?? 5;
-  if (!Number.isInteger(complexity) || complexity < 0 || complexity > 10) throw new RangeError(`Opus complexity must be 0..10, got ${complexity}`);
+  if (!Number.isInteger(complexity) || complexity < 0 || complexity > 10)
+    throw new RangeError(`Opus complexity must be 0..10, got ${complexity}`);
   const backend = opts.backend ?? opusBackend();
   const frameSize = (sampleRate * frameDurationMs) / 1000;
   let codec: Codec | undefined = openCodec(backend, sampleRate, 1);
@@ -174,7 +184,8 @@ export function createOpusEncoder(sampleRate: number, frameDurationMs: number, o
     frameSize,
     encode(pcm) {
       if (!codec) throw new Error('Opus encoder used after dispose()');
-      if (pcm.length !== frameSize) throw new RangeError(`Opus encode takes exactly one frame of ${frameSize} samples, got ${pcm.length}`);
+      if (pcm.length !== frameSize)
+        throw new RangeError(`Opus encode takes exactly one frame of ${frameSize} samples, got ${pcm.length}`);
       return codec.encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), frameSize);
     },
     dispose() {

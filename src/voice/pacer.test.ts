@@ -29,7 +29,10 @@ describe('Pacer (D10)', () => {
     assert.equal(log.length, 3, 'pre-buffer goes out immediately');
     await pacer.whenPlayed();
     const audio = log.filter((l) => l.kind === 'audio');
-    assert.deepEqual(audio.map((a) => a.id), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      audio.map((a) => a.id),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     // Frame i (i ≥ 3) is due at (i-2)·20 ms: never early, and the lead never exceeds the pre-buffer.
     for (const [i, a] of audio.entries()) {
       const due = Math.max(0, (i - 2) * 20);
@@ -48,7 +51,10 @@ describe('Pacer (D10)', () => {
     pacer.enqueueControl({ type: 'tts', text: 'b' });
     pacer.enqueueAudio(frame(2));
     await pacer.whenPlayed();
-    assert.deepEqual(log.map((l) => l.id), ['a', 0, 1, 'b', 2]);
+    assert.deepEqual(
+      log.map((l) => l.id),
+      ['a', 0, 1, 'b', 2],
+    );
     scope.close();
   });
 

@@ -30,7 +30,6 @@ const MAX_UTTERANCE_MS = 60_000;
 const MIN_UTTERANCE_MS = 250;
 const ASR_SAMPLE_RATE = 16000;
 
-
 interface Utterance {
   stream: AsrStream;
   lease: Lease<unknown> | undefined;
@@ -175,7 +174,13 @@ export class VoicePipeline implements SessionVoice {
     for (const intercept of this.deps.hooks.interceptors) if (intercept(this.session, text, source)) return;
     const config = this.session.ctx.config.current;
     if (config.exit_commands.some((c) => commandKey(c) === commandKey(text))) {
-      void this.startTurn({ text, echoStt: true, fixedReply: 'Goodbye!', exitAfter: true, ...(timings ? { timings } : {}) });
+      void this.startTurn({
+        text,
+        echoStt: true,
+        fixedReply: 'Goodbye!',
+        exitAfter: true,
+        ...(timings ? { timings } : {}),
+      });
       return;
     }
     void this.startTurn({ text, echoStt: true, ...(timings ? { timings } : {}) });
@@ -192,9 +197,14 @@ export class VoicePipeline implements SessionVoice {
     }
     const { providers } = this.deps;
     const own = this.session.privateConfig;
-    const route = own?.selected.LLM && purpose === 'chat' ? { alias: own.selected.LLM, overrides: {} } : providers.llmRoute(purpose);
+    const route =
+      own?.selected.LLM && purpose === 'chat'
+        ? { alias: own.selected.LLM, overrides: {} }
+        : providers.llmRoute(purpose);
     const [llm, tts] = await Promise.all([
-      input.fixedReply === undefined && route.alias ? providers.lease('llm', route.alias, route.overrides, own?.blocks.LLM?.[route.alias]) : undefined,
+      input.fixedReply === undefined && route.alias
+        ? providers.lease('llm', route.alias, route.overrides, own?.blocks.LLM?.[route.alias])
+        : undefined,
       this.#lease('tts', 'TTS'),
     ]);
     if (seq !== this.#turnSeq || this.session.closed) {
@@ -203,17 +213,27 @@ export class VoicePipeline implements SessionVoice {
       return undefined;
     }
     const { sample_rate: rate, frame_duration: frameMs } = this.session.ctx.config.current.xiaozhi.audio_params;
-    this.#encoder ??= createDownlinkEncoder(this.deps.audio, rate, frameMs, this.session.ctx.config.current.server.opus_complexity);
+    this.#encoder ??= createDownlinkEncoder(
+      this.deps.audio,
+      rate,
+      frameMs,
+      this.session.ctx.config.current.server.opus_complexity,
+    );
     const turn = new Turn({ session: this.session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder }, input);
     this.#turn = turn;
     return turn;
   }
 
   /** Leases the device's own choice of provider (private config) when it has one, else the server's. */
-  #lease<K extends 'asr' | 'tts' | 'vad'>(kind: K, section: 'ASR' | 'TTS' | 'VAD'): Promise<Lease<ProviderKinds[K]> | undefined> {
+  #lease<K extends 'asr' | 'tts' | 'vad'>(
+    kind: K,
+    section: 'ASR' | 'TTS' | 'VAD',
+  ): Promise<Lease<ProviderKinds[K]> | undefined> {
     const own = this.session.privateConfig;
     const alias = own?.selected[section];
-    return alias ? this.deps.providers.lease(kind, alias, {}, own?.blocks[section]?.[alias]) : this.deps.providers.lease(kind);
+    return alias
+      ? this.deps.providers.lease(kind, alias, {}, own?.blocks[section]?.[alias])
+      : this.deps.providers.lease(kind);
   }
 
   #purpose(): LlmPurpose {
@@ -264,7 +284,8 @@ export class VoicePipeline implements SessionVoice {
       finish: async () => {
         await ready;
         if (!real) {
-          if (!leaseHeld) session.log.warn('no ASR is configured: set selected_module.ASR to an alias defined under ASR');
+          if (!leaseHeld)
+            session.log.warn('no ASR is configured: set selected_module.ASR to an alias defined under ASR');
           return { text: '' };
         }
         return real.finish();
@@ -331,7 +352,8 @@ export class VoicePipeline implements SessionVoice {
         {
           onResult: (r) => this.#onUplink(r),
           onError: (message) => {
-            if (!this.session.closed) this.session.log.warn({ err: message }, 'uplink audio: VAD unavailable for this stream');
+            if (!this.session.closed)
+              this.session.log.warn({ err: message }, 'uplink audio: VAD unavailable for this stream');
           },
         },
       );
@@ -345,7 +367,10 @@ export class VoicePipeline implements SessionVoice {
       lease?.release();
       return;
     }
-    if (!lease) this.session.log.warn('no VAD is configured: auto listening cannot find the end of speech (set selected_module.VAD)');
+    if (!lease)
+      this.session.log.warn(
+        'no VAD is configured: auto listening cannot find the end of speech (set selected_module.VAD)',
+      );
     this.#vadLease = lease;
     this.#vadReady = true;
     const early = this.#early;

@@ -9,7 +9,9 @@ import { createResampler, type Resampler } from './resample.js';
 import { readWav } from './wav.js';
 
 function sine(freq: number, rate: number, seconds: number, amplitude = 16000): Int16Array {
-  return Int16Array.from({ length: Math.round(rate * seconds) }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * freq * i) / rate)));
+  return Int16Array.from({ length: Math.round(rate * seconds) }, (_, i) =>
+    Math.round(amplitude * Math.sin((2 * Math.PI * freq * i) / rate)),
+  );
 }
 
 function rms(x: Int16Array, from = 0, to = x.length): number {
@@ -54,7 +56,10 @@ describe('createResampler', () => {
       const a = Math.round(0.1 * to);
       const b = out.length - a;
       const expectedCrossings = (2 * 1000 * (b - a)) / to;
-      assert.ok(Math.abs(zeroCrossings(out, a, b) - expectedCrossings) <= 2, `crossings ${zeroCrossings(out, a, b)} vs ${expectedCrossings}`);
+      assert.ok(
+        Math.abs(zeroCrossings(out, a, b) - expectedCrossings) <= 2,
+        `crossings ${zeroCrossings(out, a, b)} vs ${expectedCrossings}`,
+      );
       const inRms = 16000 / Math.SQRT2;
       assert.ok(Math.abs(rms(out, a, b) / inRms - 1) < 0.01, `rms ${rms(out, a, b)} vs ${inRms}`);
     });
@@ -86,7 +91,10 @@ describe('createResampler', () => {
         outTotal += r.push(chunk).length;
         // While streaming, the output lags by at most the filter's look-ahead.
         const ideal = (inTotal * to) / from;
-        assert.ok(outTotal <= Math.ceil(ideal) && outTotal >= ideal - (60 * to) / from - 2, `${from}→${to}: ${outTotal} vs ${ideal}`);
+        assert.ok(
+          outTotal <= Math.ceil(ideal) && outTotal >= ideal - (60 * to) / from - 2,
+          `${from}→${to}: ${outTotal} vs ${ideal}`,
+        );
       }
       outTotal += r.flush().length;
       assert.equal(outTotal, Math.ceil((inTotal * to) / from), `${from}→${to}`);

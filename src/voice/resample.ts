@@ -63,7 +63,8 @@ function kernelFor(fromRate: number, toRate: number): Kernel {
   const g = gcd(fromRate, toRate);
   const L = toRate / g;
   const M = fromRate / g;
-  if (L > MAX_PHASES) throw new RangeError(`resampling ${fromRate} → ${toRate} Hz needs ${L} filter phases (max ${MAX_PHASES})`);
+  if (L > MAX_PHASES)
+    throw new RangeError(`resampling ${fromRate} → ${toRate} Hz needs ${L} filter phases (max ${MAX_PHASES})`);
   // Cutoff in cycles per input sample: the lower of the two Nyquist frequencies.
   const fc = 0.5 * Math.min(1, L / M) * ROLLOFF;
   const width = ZERO_CROSSINGS / (2 * fc); // window half-width in input samples
@@ -93,7 +94,8 @@ function kernelFor(fromRate: number, toRate: number): Kernel {
 
 export function createResampler(fromRate: number, toRate: number): Resampler {
   for (const rate of [fromRate, toRate]) {
-    if (!Number.isInteger(rate) || rate <= 0) throw new RangeError(`sample rates must be positive integers, got ${rate}`);
+    if (!Number.isInteger(rate) || rate <= 0)
+      throw new RangeError(`sample rates must be positive integers, got ${rate}`);
   }
   if (fromRate === toRate) return identity();
   const { L, M, taps, half, table } = kernelFor(fromRate, toRate);

@@ -9,11 +9,21 @@ function run(chunks: string[]): string[] {
 
 describe('SentenceSplitter', () => {
   it('splits the first segment early at a comma, later ones only at sentence ends', () => {
-    assert.deepEqual(run(['好的，我来看看', '。今天天气，晴朗。明天', '下雨']), ['好的，', '我来看看。', '今天天气，晴朗。', '明天下雨']);
+    assert.deepEqual(run(['好的，我来看看', '。今天天气，晴朗。明天', '下雨']), [
+      '好的，',
+      '我来看看。',
+      '今天天气，晴朗。',
+      '明天下雨',
+    ]);
   });
 
   it('handles English punctuation only before white space', () => {
-    assert.deepEqual(run(['Well, it is 3.5 degrees', ' today. Take a coat', '! Bye']), ['Well,', 'it is 3.5 degrees today.', 'Take a coat!', 'Bye']);
+    assert.deepEqual(run(['Well, it is 3.5 degrees', ' today. Take a coat', '! Bye']), [
+      'Well,',
+      'it is 3.5 degrees today.',
+      'Take a coat!',
+      'Bye',
+    ]);
   });
 
   it('waits for the next chunk before deciding on a trailing ASCII mark', () => {

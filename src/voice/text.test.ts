@@ -9,7 +9,10 @@ describe('text clean-up', () => {
   });
 
   it('strips markdown for speech', () => {
-    assert.equal(stripMarkdown('# Title\n- **bold** and *it* and `code` [link](http://x)'), 'Title\nbold and it and code link');
+    assert.equal(
+      stripMarkdown('# Title\n- **bold** and *it* and `code` [link](http://x)'),
+      'Title\nbold and it and code link',
+    );
   });
 
   it('speakable text has no emoji or markdown; display text keeps words, drops emoji and newlines', () => {

@@ -4,11 +4,32 @@ const EMOJI = /\p{Extended_Pictographic}(\u{FE0F}|\u{200D}\p{Extended_Pictograph
 
 /** Emoji → the emotion names the firmware knows (reference `get_emotion`). */
 const EMOTIONS: ReadonlyArray<[string, string]> = [
-  ['😂', 'funny'], ['😭', 'crying'], ['😠', 'angry'], ['😔', 'sad'], ['😍', 'loving'], ['😲', 'surprised'],
-  ['😱', 'shocked'], ['🤔', 'thinking'], ['😌', 'relaxed'], ['😴', 'sleepy'], ['😜', 'silly'], ['🙄', 'confused'],
-  ['😶', 'neutral'], ['🙂', 'happy'], ['😆', 'laughing'], ['😳', 'embarrassed'], ['😉', 'winking'], ['😎', 'cool'],
-  ['🤤', 'delicious'], ['😘', 'kissy'], ['😏', 'confident'], ['😀', 'happy'], ['😊', 'happy'], ['😄', 'laughing'],
-  ['😢', 'sad'], ['😡', 'angry'],
+  ['😂', 'funny'],
+  ['😭', 'crying'],
+  ['😠', 'angry'],
+  ['😔', 'sad'],
+  ['😍', 'loving'],
+  ['😲', 'surprised'],
+  ['😱', 'shocked'],
+  ['🤔', 'thinking'],
+  ['😌', 'relaxed'],
+  ['😴', 'sleepy'],
+  ['😜', 'silly'],
+  ['🙄', 'confused'],
+  ['😶', 'neutral'],
+  ['🙂', 'happy'],
+  ['😆', 'laughing'],
+  ['😳', 'embarrassed'],
+  ['😉', 'winking'],
+  ['😎', 'cool'],
+  ['🤤', 'delicious'],
+  ['😘', 'kissy'],
+  ['😏', 'confident'],
+  ['😀', 'happy'],
+  ['😊', 'happy'],
+  ['😄', 'laughing'],
+  ['😢', 'sad'],
+  ['😡', 'angry'],
 ];
 
 export interface Emotion {

@@ -33,12 +33,24 @@ export function toolsFor(session: Session): Map<string, ToolEntry> {
     spec: {
       name: 'handle_exit_intent',
       description: 'Call when the user wants to end the conversation or says goodbye.',
-      parameters: { type: 'object', properties: { say_goodbye: { type: 'string', description: 'A short, friendly goodbye to speak' } }, required: ['say_goodbye'] },
+      parameters: {
+        type: 'object',
+        properties: { say_goodbye: { type: 'string', description: 'A short, friendly goodbye to speak' } },
+        required: ['say_goodbye'],
+      },
     },
-    run: async (args) => ({ action: 'respond', text: typeof args.say_goodbye === 'string' && args.say_goodbye ? args.say_goodbye : 'Goodbye!', exit: true }),
+    run: async (args) => ({
+      action: 'respond',
+      text: typeof args.say_goodbye === 'string' && args.say_goodbye ? args.say_goodbye : 'Goodbye!',
+      exit: true,
+    }),
   });
   tools.set('get_time', {
-    spec: { name: 'get_time', description: 'Current local date, weekday and time.', parameters: { type: 'object', properties: {} } },
+    spec: {
+      name: 'get_time',
+      description: 'Current local date, weekday and time.',
+      parameters: { type: 'object', properties: {} },
+    },
     run: async () => ({ action: 'reqllm', result: formatNow(config.server.timezone_offset) }),
   });
 
@@ -47,9 +59,16 @@ export function toolsFor(session: Session): Map<string, ToolEntry> {
     const name = sanitizeToolName(t.name);
     if (tools.has(name)) continue;
     tools.set(name, {
-      spec: { name, description: t.description ?? t.name, parameters: (t.inputSchema as Record<string, unknown>) ?? { type: 'object', properties: {} } },
+      spec: {
+        name,
+        description: t.description ?? t.name,
+        parameters: (t.inputSchema as Record<string, unknown>) ?? { type: 'object', properties: {} },
+      },
       run: async (args, signal) => {
-        const result = (await session.mcp.callTool(t.name, args, timeoutMs, signal)) as { content?: { type?: string; text?: string }[]; isError?: boolean };
+        const result = (await session.mcp.callTool(t.name, args, timeoutMs, signal)) as {
+          content?: { type?: string; text?: string }[];
+          isError?: boolean;
+        };
         const text = result?.content?.find((c) => c.type === 'text')?.text ?? JSON.stringify(result ?? null);
         return { action: 'reqllm', result: result?.isError ? `error: ${text}` : text };
       },
@@ -57,17 +76,33 @@ export function toolsFor(session: Session): Map<string, ToolEntry> {
   }
 
   for (const [thing, d] of session.iot.descriptors) {
-    const methods = (d.methods ?? {}) as Record<string, { description?: string; parameters?: Record<string, { description?: string; type?: string }> }>;
+    const methods = (d.methods ?? {}) as Record<
+      string,
+      { description?: string; parameters?: Record<string, { description?: string; type?: string }> }
+    >;
     for (const [method, m] of Object.entries(methods)) {
       const name = sanitizeToolName(`iot_${thing}_${method}`);
       const properties = Object.fromEntries(
-        Object.entries(m.parameters ?? {}).map(([p, def]) => [p, { type: def.type === 'boolean' || def.type === 'number' ? def.type : 'string', description: def.description ?? p }]),
+        Object.entries(m.parameters ?? {}).map(([p, def]) => [
+          p,
+          {
+            type: def.type === 'boolean' || def.type === 'number' ? def.type : 'string',
+            description: def.description ?? p,
+          },
+        ]),
       );
       tools.set(name, {
-        spec: { name, description: `${String(d.description ?? thing)}: ${m.description ?? method}`, parameters: { type: 'object', properties } },
+        spec: {
+          name,
+          description: `${String(d.description ?? thing)}: ${m.description ?? method}`,
+          parameters: { type: 'object', properties },
+        },
         run: async (args) => {
           const sent = session.send.json({ type: 'iot', commands: [{ name: thing, method, parameters: args }] });
-          return { action: 'reqllm', result: sent ? `${thing}.${method} sent to the device` : 'the device is not connected' };
+          return {
+            action: 'reqllm',
+            result: sent ? `${thing}.${method} sent to the device` : 'the device is not connected',
+          };
         },
       });
     }
@@ -76,7 +111,11 @@ export function toolsFor(session: Session): Map<string, ToolEntry> {
 }
 
 /** Runs one call; bad arguments and failures come back as results the LLM can read, never as exceptions. */
-export async function runTool(tools: Map<string, ToolEntry>, call: ToolCall, signal: AbortSignal): Promise<ToolOutcome> {
+export async function runTool(
+  tools: Map<string, ToolEntry>,
+  call: ToolCall,
+  signal: AbortSignal,
+): Promise<ToolOutcome> {
   const tool = tools.get(call.name);
   if (!tool) return { action: 'reqllm', result: `error: no tool named ${call.name}` };
   let args: Record<string, unknown> = {};

@@ -156,7 +156,9 @@ export class Turn {
     const config = session.ctx.config.current;
     if (!llm) {
       this.outcome = 'no_llm';
-      session.log.warn('no LLM is configured: set selected_module.LLM to an alias defined under LLM (e.g. an openai block with base_url, model_name, api_key)');
+      session.log.warn(
+        'no LLM is configured: set selected_module.LLM to an alias defined under LLM (e.g. an openai block with base_url, model_name, api_key)',
+      );
       this.#say('No language model is configured yet. Please set selected_module LLM in the Linus config.');
       return;
     }
@@ -192,7 +194,8 @@ export class Turn {
         }
       } catch (err) {
         // Counted like ASR and TTS failures; an abort (the scope closed) is not a provider failure.
-        if (!this.scope.closed) session.ctx.metrics.providerErrors.labels('llm', (err as { kind?: string }).kind ?? 'error').inc();
+        if (!this.scope.closed)
+          session.ctx.metrics.providerErrors.labels('llm', (err as { kind?: string }).kind ?? 'error').inc();
         throw err;
       }
       if (!calls.length) break;
@@ -200,7 +203,11 @@ export class Turn {
       let respond: Extract<ToolOutcome, { action: 'respond' }> | undefined;
       for (const call of calls) {
         const outcome = await runTool(tools, call, this.scope.signal);
-        extra.push({ role: 'tool', tool_call_id: call.id, content: outcome.action === 'reqllm' ? outcome.result : outcome.text });
+        extra.push({
+          role: 'tool',
+          tool_call_id: call.id,
+          content: outcome.action === 'reqllm' ? outcome.result : outcome.text,
+        });
         if (outcome.action === 'respond') respond = outcome;
       }
       if (respond) {
@@ -240,7 +247,10 @@ export class Turn {
     const asked = performance.now();
     try {
       const out = encoder.sentence();
-      for await (const chunk of tts.provider.synthesize(speak, { signal: this.scope.signal, timeoutMs: config.tts_timeout * 1000 })) {
+      for await (const chunk of tts.provider.synthesize(speak, {
+        signal: this.scope.signal,
+        timeoutMs: config.tts_timeout * 1000,
+      })) {
         if (this.scope.closed) return;
         if (this.timings.ttsFirstAudio === undefined) {
           this.timings.ttsFirstAudio = performance.now();
@@ -269,10 +279,17 @@ export class Turn {
   async #enqueue(frames: Int16Array[]): Promise<void> {
     const pieces: Promise<AudioPacket[]>[] = [];
     for (let i = 0, n = PREBUFFER_FRAMES; i < frames.length; i += n, n = ENCODE_PIECE_FRAMES) {
-      pieces.push(this.#deps.encoder.prepare(frames.slice(i, i + n), i === 0 && this.#pacer.pending < PREBUFFER_FRAMES));
+      pieces.push(
+        this.#deps.encoder.prepare(frames.slice(i, i + n), i === 0 && this.#pacer.pending < PREBUFFER_FRAMES),
+      );
     }
     // Every piece is awaited, so none rejects unobserved when an earlier one fails.
-    const settled = pieces.map((p) => p.then((packets) => ({ packets }), (error: unknown) => ({ error })));
+    const settled = pieces.map((p) =>
+      p.then(
+        (packets) => ({ packets }),
+        (error: unknown) => ({ error }),
+      ),
+    );
     for (const piece of settled) {
       const r = await piece;
       if ('error' in r) throw r.error;
@@ -312,9 +329,15 @@ export class Turn {
     if (total !== undefined) stages.server = Math.max(0, total - asr - t.providerWaitMs / 1000);
     for (const [stage, v] of Object.entries(stages)) if (v !== undefined) m.turnStage.labels(stage).observe(v);
     session.log.info(
-      { outcome: this.outcome, latencyMs: Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined).map(([k, v]) => [k, Math.round((v as number) * 1000)])) },
+      {
+        outcome: this.outcome,
+        latencyMs: Object.fromEntries(
+          Object.entries(stages)
+            .filter(([, v]) => v !== undefined)
+            .map(([k, v]) => [k, Math.round((v as number) * 1000)]),
+        ),
+      },
       'turn ended',
     );
   }
 }
-

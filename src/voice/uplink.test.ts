@@ -17,7 +17,8 @@ function opusPackets(pcm: Int16Array, rate = 16000): Buffer[] {
   return out;
 }
 
-const verdicts = (results: UplinkResult[]) => results.map((r) => `${r.speaking ? 'S' : '.'}${r.endOfUtterance ? 'E' : ''}`).join('');
+const verdicts = (results: UplinkResult[]) =>
+  results.map((r) => `${r.speaking ? 'S' : '.'}${r.endOfUtterance ? 'E' : ''}`).join('');
 
 describe('uplink processor (decode → 16 kHz → VAD, batched)', () => {
   let spec: VadSpec;
@@ -27,7 +28,9 @@ describe('uplink processor (decode → 16 kHz → VAD, batched)', () => {
   before(() => {
     spec = createSileroVad('SileroVAD', { min_silence_duration_ms: MIN_SILENCE_MS }).spec;
     a = opusPackets(concat(silence(1), flite('what is the weather like today'), silence(1.2)));
-    b = opusPackets(concat(silence(0.5), flite('please turn on the kitchen light'), silence(1.5), flite('thank you'), silence(1.2)));
+    b = opusPackets(
+      concat(silence(0.5), flite('please turn on the kitchen light'), silence(1.5), flite('thank you'), silence(1.2)),
+    );
   });
 
   const alone = (packets: Buffer[]): UplinkResult[] => {

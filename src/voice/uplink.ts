@@ -140,7 +140,14 @@ export class UplinkProcessor {
       const s = this.#streams.get(p.id);
       if (!s) continue; // closed while the packet was on its way
       const pcm = this.#decode(s, p.packet);
-      const result: UplinkResult = { id: p.id, pcm: pcm ?? new Int16Array(0), decodeError: !pcm, speaking: s.vad?.speaking ?? false, endOfUtterance: false, epoch: s.epoch };
+      const result: UplinkResult = {
+        id: p.id,
+        pcm: pcm ?? new Int16Array(0),
+        decodeError: !pcm,
+        speaking: s.vad?.speaking ?? false,
+        endOfUtterance: false,
+        epoch: s.epoch,
+      };
       results.push(result);
       if (!p.vad || !s.vad || result.pcm.length === 0) continue;
       const v = s.vad;

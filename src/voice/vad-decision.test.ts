@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ProviderError } from '../providers/types.js';
-import { createWindowedDetector, parseVadThresholds, VadDecider, VAD_WINDOW_SAMPLES, type WindowModel } from './vad-decision.js';
+import {
+  createWindowedDetector,
+  parseVadThresholds,
+  VadDecider,
+  VAD_WINDOW_SAMPLES,
+  type WindowModel,
+} from './vad-decision.js';
 
 const CFG = { threshold: 0.5, thresholdLow: 0.3, minSilenceMs: 700 };
 const W = 32; // ms per window
@@ -114,15 +120,21 @@ describe('createWindowedDetector', () => {
 describe('parseVadThresholds', () => {
   it('reads the reference keys, numbers given as strings, and defaults for empty values', () => {
     assert.deepEqual(parseVadThresholds('v', {}), CFG);
-    assert.deepEqual(parseVadThresholds('v', { threshold: '0.6', threshold_low: '', min_silence_duration_ms: 200, model_dir: 'x' }), {
-      threshold: 0.6,
-      thresholdLow: 0.3,
-      minSilenceMs: 200,
-    });
+    assert.deepEqual(
+      parseVadThresholds('v', { threshold: '0.6', threshold_low: '', min_silence_duration_ms: 200, model_dir: 'x' }),
+      {
+        threshold: 0.6,
+        thresholdLow: 0.3,
+        minSilenceMs: 200,
+      },
+    );
   });
 
   it('rejects impossible values with the alias', () => {
-    assert.throws(() => parseVadThresholds('SileroVAD', { threshold: 'high' }), (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /SileroVAD/.test(e.message));
+    assert.throws(
+      () => parseVadThresholds('SileroVAD', { threshold: 'high' }),
+      (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /SileroVAD/.test(e.message),
+    );
     assert.throws(() => parseVadThresholds('v', { threshold: 0.3, threshold_low: 0.5 }), /threshold_low/);
     assert.throws(() => parseVadThresholds('v', { min_silence_duration_ms: -1 }), /min_silence/);
   });

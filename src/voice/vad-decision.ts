@@ -148,7 +148,10 @@ export function createWindowedDetector(model: WindowModel, cfg: VadThresholds): 
 
 /** Reference configs may carry numbers as strings, or '' for "default". */
 const num = (fallback: number) =>
-  z.preprocess((v) => (v === '' || v === null || v === undefined ? fallback : typeof v === 'string' ? Number(v) : v), z.number().finite());
+  z.preprocess(
+    (v) => (v === '' || v === null || v === undefined ? fallback : typeof v === 'string' ? Number(v) : v),
+    z.number().finite(),
+  );
 
 const ThresholdKeys = z.looseObject({
   threshold: num(0.5),
@@ -161,10 +164,12 @@ export function parseVadThresholds(alias: string, block: Record<string, unknown>
   const parsed = ThresholdKeys.safeParse(block);
   if (!parsed.success) throw new ProviderError(alias, 'config', z.prettifyError(parsed.error));
   const { threshold, threshold_low: thresholdLow, min_silence_duration_ms: minSilenceMs } = parsed.data;
-  if (!(threshold > 0 && threshold <= 1)) throw new ProviderError(alias, 'config', `threshold must be in (0, 1], got ${threshold}`);
+  if (!(threshold > 0 && threshold <= 1))
+    throw new ProviderError(alias, 'config', `threshold must be in (0, 1], got ${threshold}`);
   if (!(thresholdLow >= 0 && thresholdLow <= threshold)) {
     throw new ProviderError(alias, 'config', `threshold_low must be in [0, threshold], got ${thresholdLow}`);
   }
-  if (!(minSilenceMs >= 0)) throw new ProviderError(alias, 'config', `min_silence_duration_ms must be ≥ 0, got ${minSilenceMs}`);
+  if (!(minSilenceMs >= 0))
+    throw new ProviderError(alias, 'config', `min_silence_duration_ms must be ≥ 0, got ${minSilenceMs}`);
   return { threshold, thresholdLow, minSilenceMs };
 }

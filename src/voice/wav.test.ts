@@ -84,7 +84,10 @@ describe('readWav', () => {
   });
 
   it('rejects non-PCM encodings with a clear error', () => {
-    assert.throws(() => readWav(Buffer.concat([header(3, 1, 16000, 32, 8), Buffer.alloc(8)])), (e: unknown) => e instanceof WavFormatError && /IEEE float/.test(e.message));
+    assert.throws(
+      () => readWav(Buffer.concat([header(3, 1, 16000, 32, 8), Buffer.alloc(8)])),
+      (e: unknown) => e instanceof WavFormatError && /IEEE float/.test(e.message),
+    );
     assert.throws(() => readWav(Buffer.concat([header(7, 1, 8000, 8, 4), Buffer.alloc(4)])), /mu-law/);
     assert.throws(() => readWav(Buffer.concat([header(1, 1, 16000, 24, 6), Buffer.alloc(6)])), /24 bits/);
     assert.throws(() => readWav(Buffer.from('not a wav file at all')), /RIFF/);

@@ -13,7 +13,13 @@ export class WavFormatError extends Error {
 
 const FORMAT_PCM = 1;
 const FORMAT_EXTENSIBLE = 0xfffe;
-const FORMAT_NAMES: Record<number, string> = { 3: 'IEEE float', 6: 'A-law', 7: 'mu-law', 0x11: 'IMA ADPCM', 0x55: 'MP3' };
+const FORMAT_NAMES: Record<number, string> = {
+  3: 'IEEE float',
+  6: 'A-law',
+  7: 'mu-law',
+  0x11: 'IMA ADPCM',
+  0x55: 'MP3',
+};
 
 export function readWav(data: Buffer): PcmChunk {
   if (data.length < 12 || data.toString('latin1', 0, 4) !== 'RIFF' || data.toString('latin1', 8, 12) !== 'WAVE') {
@@ -30,7 +36,12 @@ export function readWav(data: Buffer): PcmChunk {
       let format = data.readUInt16LE(body);
       // WAVE_FORMAT_EXTENSIBLE keeps the real format in the first two bytes of the sub-format GUID.
       if (format === FORMAT_EXTENSIBLE && size >= 40) format = data.readUInt16LE(body + 24);
-      fmt = { format, channels: data.readUInt16LE(body + 2), sampleRate: data.readUInt32LE(body + 4), bits: data.readUInt16LE(body + 14) };
+      fmt = {
+        format,
+        channels: data.readUInt16LE(body + 2),
+        sampleRate: data.readUInt32LE(body + 4),
+        bits: data.readUInt16LE(body + 14),
+      };
     } else if (id === 'data') {
       if (!fmt) throw new WavFormatError('data chunk before fmt chunk');
       checkFormat(fmt);
@@ -48,7 +59,8 @@ function checkFormat(fmt: { format: number; channels: number; sampleRate: number
     const name = FORMAT_NAMES[fmt.format] ?? `format tag 0x${fmt.format.toString(16)}`;
     throw new WavFormatError(`unsupported WAV encoding ${name}: only 16-bit integer PCM is supported`);
   }
-  if (fmt.bits !== 16) throw new WavFormatError(`unsupported WAV sample size ${fmt.bits} bits: only 16-bit PCM is supported`);
+  if (fmt.bits !== 16)
+    throw new WavFormatError(`unsupported WAV sample size ${fmt.bits} bits: only 16-bit PCM is supported`);
   if (fmt.channels < 1) throw new WavFormatError('WAV has no channels');
   if (fmt.sampleRate < 1) throw new WavFormatError('WAV sample rate is 0');
 }

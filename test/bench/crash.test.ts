@@ -8,8 +8,14 @@ it('crash: every snippet and peer message acknowledged before a SIGKILL is there
   const r = await runSmoke(crash, 120_000);
   const fig = (prefix: string) => r.figures.find((f) => f.name.startsWith(prefix));
   assert.ok(r.ok, explain(r));
-  assert.ok(Number(fig('meeting snippets acknowledged')?.value) > 0, `nothing acknowledged: nothing tested\n${explain(r)}`);
-  assert.ok(Number(fig('peer messages acknowledged')?.value) > 0, `nothing acknowledged: nothing tested\n${explain(r)}`);
+  assert.ok(
+    Number(fig('meeting snippets acknowledged')?.value) > 0,
+    `nothing acknowledged: nothing tested\n${explain(r)}`,
+  );
+  assert.ok(
+    Number(fig('peer messages acknowledged')?.value) > 0,
+    `nothing acknowledged: nothing tested\n${explain(r)}`,
+  );
   assert.equal(fig('acknowledged snippets lost')?.value, 0, explain(r));
   assert.equal(fig('acknowledged peer messages lost')?.value, 0, explain(r));
 });

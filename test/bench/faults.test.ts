@@ -11,7 +11,12 @@ it('faults: every answered turn ends with tts stop, faults are counted, sessions
   assert.equal(fig('answered turns that ended with tts stop')?.met, true, explain(r));
   assert.equal(fig('stuck sessions')?.value, 0, explain(r));
   assert.equal(fig('server crashed')?.value, 'no', explain(r));
-  for (const kind of ['ASR faults counted', 'TTS faults counted', 'LLM faults → failed turns', 'clean turn after the faults']) {
+  for (const kind of [
+    'ASR faults counted',
+    'TTS faults counted',
+    'LLM faults → failed turns',
+    'clean turn after the faults',
+  ]) {
     assert.equal(fig(kind)?.met, true, `${kind}\n${explain(r)}`);
   }
 });

@@ -16,10 +16,29 @@ const result: ProfileResult = {
     { name: 'server RSS', value: 212.4, unit: 'MiB' },
   ],
   series: [
-    { name: 'server RSS', unit: 'MiB', points: [[0, 200], [1, 205], [2, 212.4]] },
+    {
+      name: 'server RSS',
+      unit: 'MiB',
+      points: [
+        [0, 200],
+        [1, 205],
+        [2, 212.4],
+      ],
+    },
     { name: 'late <frames> & "more"', unit: '%', points: [[3, 1.5]] },
   ],
-  histograms: [{ name: 'VAD end → first frame', unit: 'ms', buckets: [{ le: 1, count: 0 }, { le: 2.5, count: 3 }, { le: 5, count: 1 }, { le: Infinity, count: 0 }] }],
+  histograms: [
+    {
+      name: 'VAD end → first frame',
+      unit: 'ms',
+      buckets: [
+        { le: 1, count: 0 },
+        { le: 2.5, count: 3 },
+        { le: 5, count: 1 },
+        { le: Infinity, count: 0 },
+      ],
+    },
+  ],
   generatorCpuPct: 12.5,
   notes: ['a note with <b>markup</b>'],
   ok: false,
@@ -32,8 +51,14 @@ describe('bench report (HTML)', () => {
     assert.match(html, /^<!doctype html>/);
     assert.doesNotMatch(html, /<script|<link|src="http|href="http/, 'no external assets');
     assert.equal(html.match(/<svg /g)?.length, 3, 'two series and one histogram');
-    assert.match(html, /<figcaption>server RSS<\/figcaption><svg [^>]*>.*<polyline class="line" [^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+ [\d.]+,[\d.]+"\/>/s);
-    assert.match(html, /<td>10 devices: event-loop lag p99<\/td><td class="v">31.3 ms<\/td><td>≤ 20 ms<\/td><td class="missed">✗<\/td>/);
+    assert.match(
+      html,
+      /<figcaption>server RSS<\/figcaption><svg [^>]*>.*<polyline class="line" [^>]*points="[\d.]+,[\d.]+ [\d.]+,[\d.]+ [\d.]+,[\d.]+"\/>/s,
+    );
+    assert.match(
+      html,
+      /<td>10 devices: event-loop lag p99<\/td><td class="v">31.3 ms<\/td><td>≤ 20 ms<\/td><td class="missed">✗<\/td>/,
+    );
     assert.match(html, /<td class="met">✓<\/td>/);
     assert.match(html, /NOT OK/);
     assert.ok(html.includes('late &lt;frames&gt; &amp; &quot;more&quot;'), 'names are escaped');

@@ -17,7 +17,10 @@ export interface BenchRun {
 }
 
 export function runBench(args: string[], deadlineMs = 120_000): Promise<BenchRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -33,7 +36,11 @@ export function runBench(args: string[], deadlineMs = 120_000): Promise<BenchRun
       try {
         result = JSON.parse(stdout) as ProfileResult;
       } catch {
-        return reject(new Error(`bench ${args.join(' ')} exited ${code} without a JSON result\nstdout: ${stdout}\nstderr: ${stderr.slice(-4000)}`));
+        return reject(
+          new Error(
+            `bench ${args.join(' ')} exited ${code} without a JSON result\nstdout: ${stdout}\nstderr: ${stderr.slice(-4000)}`,
+          ),
+        );
       }
       resolve({ code, stdout, stderr, result });
     });

@@ -4,15 +4,26 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const linus = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'bench', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+const linus = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'bench', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 /** The runner itself, what `linus bench` starts (one process less). */
-const runner = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+const runner = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
 describe('linus bench', () => {
   it('--help (through the CLI) lists every profile', () => {
     const r = linus('--help');
     assert.equal(r.status, 0, r.stderr);
-    for (const name of ['talk', 'idle', 'control', 'peer', 'soak', 'faults', 'storm', 'fuzz', 'crash']) assert.match(r.stdout, new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['talk', 'idle', 'control', 'peer', 'soak', 'faults', 'storm', 'fuzz', 'crash'])
+      assert.match(r.stdout, new RegExp(`^  ${name} `, 'm'));
   });
 
   it("<profile> --help lists the profile's flags with their defaults", () => {

@@ -11,11 +11,16 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function smokeFlags(profile: Profile, overrides: Record<string, string> = {}): FlagValues {
   const flags: FlagValues = {};
-  for (const [name, opt] of Object.entries(profile.options)) if (opt.default !== undefined) flags[name] = opt.default as string | boolean;
+  for (const [name, opt] of Object.entries(profile.options))
+    if (opt.default !== undefined) flags[name] = opt.default as string | boolean;
   return { ...flags, ...profile.smokeDefaults, ...overrides };
 }
 
-export async function runSmoke(profile: Profile, deadlineMs: number, overrides: Record<string, string> = {}): Promise<ProfileResult> {
+export async function runSmoke(
+  profile: Profile,
+  deadlineMs: number,
+  overrides: Record<string, string> = {},
+): Promise<ProfileResult> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`smoke deadline of ${deadlineMs} ms`)), deadlineMs);
   const ctx: ProfileContext = {
@@ -36,5 +41,15 @@ export async function runSmoke(profile: Profile, deadlineMs: number, overrides: 
 
 /** The failures and the figures, for an assertion message. */
 export function explain(r: ProfileResult): string {
-  return JSON.stringify({ failures: r.failures, figures: r.figures.map((f) => `${f.name}: ${f.value}${f.target ? ` (target ${f.target}, ${f.met ? 'met' : 'MISSED'})` : ''}`), notes: r.notes }, null, 2);
+  return JSON.stringify(
+    {
+      failures: r.failures,
+      figures: r.figures.map(
+        (f) => `${f.name}: ${f.value}${f.target ? ` (target ${f.target}, ${f.met ? 'met' : 'MISSED'})` : ''}`,
+      ),
+      notes: r.notes,
+    },
+    null,
+    2,
+  );
 }

@@ -14,7 +14,12 @@ it('soak: turns complete, readings are taken, the leak figures are there', async
   assert.equal(figure(r, 'devices connected').value, 2, explainRun(run));
   assert.equal(figure(r, 'turns completed').value, 100, explainRun(run));
   assert.ok((figure(r, 'turns').value as number) >= 2, explainRun(run));
-  for (const prefix of ['RSS slope over the second half', 'open fds left after the load', 'active timers left after the load', 'active resources left after the load']) {
+  for (const prefix of [
+    'RSS slope over the second half',
+    'open fds left after the load',
+    'active timers left after the load',
+    'active resources left after the load',
+  ]) {
     const f = figure(r, prefix);
     assert.equal(typeof f.value, 'number', prefix);
     assert.ok(f.target, `${prefix} has a target`);

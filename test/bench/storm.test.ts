@@ -8,7 +8,16 @@ it('storm: handovers counted, replaced sockets closed, connections and fds back 
   const r = await runSmoke(storm, 90_000);
   const fig = (prefix: string) => r.figures.find((f) => f.name.startsWith(prefix));
   assert.ok(r.ok, explain(r));
-  for (const name of ['events that failed', 'connections accepted', 'handovers counted', 'replaced sockets told and closed', 'linus_connections / linus_devices after', 'open fds', 'server crashed', 'a new device connects']) {
+  for (const name of [
+    'events that failed',
+    'connections accepted',
+    'handovers counted',
+    'replaced sockets told and closed',
+    'linus_connections / linus_devices after',
+    'open fds',
+    'server crashed',
+    'a new device connects',
+  ]) {
     assert.equal(fig(name)?.met, true, `${name}\n${explain(r)}`);
   }
 });

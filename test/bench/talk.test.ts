@@ -17,11 +17,23 @@ it('talk: every turn completes and ends with tts stop; figures, series and histo
   assert.deepEqual(level.turns.outcomes, { completed: 2 }, explainRun(run));
   assert.equal(level.client.decodeErrors, 0);
   assert.deepEqual(nonFinite(r), [], explainRun(run));
-  for (const prefix of ['2 devices: server-added latency p50', '2 devices: downlink frame intervals', '2 devices: event-loop lag p99', '2 devices: server RSS', '2 devices: generator CPU']) {
+  for (const prefix of [
+    '2 devices: server-added latency p50',
+    '2 devices: downlink frame intervals',
+    '2 devices: event-loop lag p99',
+    '2 devices: server RSS',
+    '2 devices: generator CPU',
+  ]) {
     assert.equal(typeof figure(r, prefix).value, 'number', prefix);
   }
   const series = new Map((r.series ?? []).map((s) => [s.name, s]));
-  assert.ok([...series.keys()].some((n) => n.startsWith('late downlink frame intervals')), 'a late-frame series');
+  assert.ok(
+    [...series.keys()].some((n) => n.startsWith('late downlink frame intervals')),
+    'a late-frame series',
+  );
   assert.ok((series.get('server RSS')?.points.length ?? 0) > 0, 'RSS points');
-  assert.ok((r.histograms?.[0]?.buckets.reduce((s, b) => s + b.count, 0) ?? 0) === 2, 'one latency observation per turn');
+  assert.ok(
+    (r.histograms?.[0]?.buckets.reduce((s, b) => s + b.count, 0) ?? 0) === 2,
+    'one latency observation per turn',
+  );
 });

@@ -33,7 +33,10 @@ async function assertAccepted(server: TestServer, opts: DeviceOptions, expectedD
   try {
     const hello = await dev.hello();
     assert.equal(hello.type, 'hello');
-    assert.ok([...server.sessions].some((s) => s.deviceId === expectedDeviceId), `no session for ${expectedDeviceId}`);
+    assert.ok(
+      [...server.sessions].some((s) => s.deviceId === expectedDeviceId),
+      `no session for ${expectedDeviceId}`,
+    );
   } finally {
     await dev.close();
   }
@@ -58,7 +61,12 @@ describe('device auth before the WebSocket handshake (D5)', () => {
   after(() => server.stop());
 
   const url = (): string => server.url('/xiaozhi/v1/', 'ws');
-  const device = (deviceId: string, clientId: string, extra: Partial<DeviceOptions> = {}): DeviceOptions => ({ url: url(), deviceId, clientId, ...extra });
+  const device = (deviceId: string, clientId: string, extra: Partial<DeviceOptions> = {}): DeviceOptions => ({
+    url: url(),
+    deviceId,
+    clientId,
+    ...extra,
+  });
 
   it('no token: HTTP 401 before the handshake, nothing allocated, counted as an auth rejection', async () => {
     await waitFor(() => server.sessions.size === 0 && server.registry.size === 0, 3000, 'an idle server');
@@ -92,7 +100,11 @@ describe('device auth before the WebSocket handshake (D5)', () => {
     const forOtherClient = tokenFor('client-other', 'aa:bb:cc:00:00:04');
     await assertRefused(TestDevice.connect(device('aa:bb:cc:00:00:04', 'client-4', { token: forOtherClient })), 401);
     // The right pair still gets in: the refusals were about the binding, not the device.
-    await assertAccepted(server, device('aa:bb:cc:00:00:04', 'client-4', { token: tokenFor('client-4', 'aa:bb:cc:00:00:04') }), 'aa:bb:cc:00:00:04');
+    await assertAccepted(
+      server,
+      device('aa:bb:cc:00:00:04', 'client-4', { token: tokenFor('client-4', 'aa:bb:cc:00:00:04') }),
+      'aa:bb:cc:00:00:04',
+    );
   });
 
   it('a token signed with another key, or garbage, is refused with 401', async () => {
@@ -103,7 +115,10 @@ describe('device auth before the WebSocket handshake (D5)', () => {
 
   it('a token older than expire_seconds is refused; one just inside the window connects', async () => {
     const expired = tokenFor('client-6', 'aa:bb:cc:00:00:06', nowSeconds() - EXPIRE_SECONDS - 120);
-    const refusal = await assertRefused(TestDevice.connect(device('aa:bb:cc:00:00:06', 'client-6', { token: expired })), 401);
+    const refusal = await assertRefused(
+      TestDevice.connect(device('aa:bb:cc:00:00:06', 'client-6', { token: expired })),
+      401,
+    );
     assert.match(refusal.body, /expired/);
     const fresh = tokenFor('client-6', 'aa:bb:cc:00:00:06', nowSeconds() - EXPIRE_SECONDS + 120);
     await assertAccepted(server, device('aa:bb:cc:00:00:06', 'client-6', { token: fresh }), 'aa:bb:cc:00:00:06');
@@ -111,12 +126,20 @@ describe('device auth before the WebSocket handshake (D5)', () => {
 
   it('a device in allowed_devices (upper case and quotes in config) connects lower-case without a token', async () => {
     await assertAccepted(server, device('aa:bb:cc:dd:ee:ff', 'whatever-client'), 'aa:bb:cc:dd:ee:ff');
-    await assertAccepted(server, device('11:22:33:44:55:66', '11:22:33:44:55:66', { style: 'browser' }), '11:22:33:44:55:66');
+    await assertAccepted(
+      server,
+      device('11:22:33:44:55:66', '11:22:33:44:55:66', { style: 'browser' }),
+      '11:22:33:44:55:66',
+    );
   });
 
   it('a static token from server.auth.tokens connects any device (plain and named entries)', async () => {
     await assertAccepted(server, device('bench-rig-1', 'bench-rig-1', { token: STATIC_TOKEN }), 'bench-rig-1');
-    await assertAccepted(server, device('ci-runner-1', 'ci-runner-1', { token: NAMED_STATIC_TOKEN, style: 'browser' }), 'ci-runner-1');
+    await assertAccepted(
+      server,
+      device('ci-runner-1', 'ci-runner-1', { token: NAMED_STATIC_TOKEN, style: 'browser' }),
+      'ci-runner-1',
+    );
     await assertRefused(TestDevice.connect(device('bench-rig-1', 'bench-rig-1', { token: `${STATIC_TOKEN}x` })), 401);
   });
 });

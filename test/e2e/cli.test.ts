@@ -5,7 +5,17 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { freePort, isListening, killAllCli, lines, runCli, spawnCli, waitForHealth, type CliOptions, type CliResult } from '../support/cli.js';
+import {
+  freePort,
+  isListening,
+  killAllCli,
+  lines,
+  runCli,
+  spawnCli,
+  waitForHealth,
+  type CliOptions,
+  type CliResult,
+} from '../support/cli.js';
 import { TestDevice, UpgradeRefused, type Json } from '../support/device.js';
 import { startTestServer, tempDir } from '../support/server.js';
 
@@ -36,7 +46,12 @@ const NOBODY = 65534;
  * Runs `linus serve ...` expecting a startup failure: a non-zero exit and exactly one line on stderr that
  * matches every pattern (the cause, and the key or flag to change). The time taken is reported, not asserted.
  */
-async function expectStartupError(t: TestContext, args: string[], patterns: RegExp[], opts: CliOptions = {}): Promise<CliResult> {
+async function expectStartupError(
+  t: TestContext,
+  args: string[],
+  patterns: RegExp[],
+  opts: CliOptions = {},
+): Promise<CliResult> {
   const r = await runCli(['serve', ...args], opts);
   t.diagnostic(`exited with code ${r.code} after ${Math.round(r.ms)} ms: ${r.stderr.trim()}`);
   assert.equal(r.signal, null, 'the process exits by itself');
@@ -61,7 +76,9 @@ function printedConfig(r: CliResult): Json {
 }
 
 const get = (obj: unknown, path: string): unknown =>
-  path.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
+  path
+    .split('.')
+    .reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
 
 describe('startup errors (D15): one line on stderr naming the cause and what to change, non-zero exit', () => {
   it('port already in use', async (t) => {
@@ -69,11 +86,11 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as { port: number }).port;
     try {
-      await expectStartupError(t, ['--data-dir', scratch(), '--host', '127.0.0.1', '--port', String(port)], [
-        /in use/i,
-        new RegExp(`\\b${port}\\b`),
-        /server\.port|--port|LINUS_PORT/,
-      ]);
+      await expectStartupError(
+        t,
+        ['--data-dir', scratch(), '--host', '127.0.0.1', '--port', String(port)],
+        [/in use/i, new RegExp(`\\b${port}\\b`), /server\.port|--port|LINUS_PORT/],
+      );
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
@@ -82,9 +99,11 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
   it('permission denied (user nobody binding port 80)', async (t) => {
     if (process.getuid?.() !== 0) return t.skip('not root: cannot run a child as nobody');
     const probe = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { uid: NOBODY, gid: NOBODY });
-    if (probe.error || probe.status !== 0) return t.skip(`cannot spawn as nobody: ${probe.error?.message ?? `exit ${probe.status}`}`);
+    if (probe.error || probe.status !== 0)
+      return t.skip(`cannot spawn as nobody: ${probe.error?.message ?? `exit ${probe.status}`}`);
     const unprivilegedStart = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
-    if (unprivilegedStart <= 80) return t.skip(`ip_unprivileged_port_start is ${unprivilegedStart}: port 80 is not privileged here`);
+    if (unprivilegedStart <= 80)
+      return t.skip(`ip_unprivileged_port_start is ${unprivilegedStart}: port 80 is not privileged here`);
     const dataDir = scratch();
     chmodSync(dataDir, 0o777);
     await expectStartupError(
@@ -96,7 +115,11 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
   });
 
   it('bad host (not an address of this machine)', async (t) => {
-    await expectStartupError(t, ['--data-dir', scratch(), '--host', '192.0.2.1', '--port', '0'], [/192\.0\.2\.1/, /server\.ip|--host|LINUS_HOST/]);
+    await expectStartupError(
+      t,
+      ['--data-dir', scratch(), '--host', '192.0.2.1', '--port', '0'],
+      [/192\.0\.2\.1/, /server\.ip|--host|LINUS_HOST/],
+    );
   });
 
   it('invalid config value names the key path', async (t) => {
@@ -108,7 +131,9 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
 
   it('YAML syntax error names the line', async (t) => {
     // Line 4 is indented by one space: a mapping item that starts at the wrong column.
-    const { dir } = configFile('server:\n  port: 8000\n  ip: 127.0.0.1\n timezone_offset: 8\nlog:\n  log_level: info\n');
+    const { dir } = configFile(
+      'server:\n  port: 8000\n  ip: 127.0.0.1\n timezone_offset: 8\nlog:\n  log_level: info\n',
+    );
     await expectStartupError(t, ['--data-dir', dir], [/yaml/i, /line 4\b/]);
   });
 
@@ -116,7 +141,11 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
     const file = join(scratch(), 'not-a-dir');
     writeFileSync(file, 'plain file');
     const dataDir = join(file, 'data');
-    await expectStartupError(t, ['--data-dir', dataDir, '--port', '0'], [new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), /--data-dir|LINUS_DATA_DIR/]);
+    await expectStartupError(
+      t,
+      ['--data-dir', dataDir, '--port', '0'],
+      [new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), /--data-dir|LINUS_DATA_DIR/],
+    );
   });
 
   it('data dir not writable (a path below a regular file), with an explicit --config', async (t) => {
@@ -124,7 +153,11 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
     const file = join(scratch(), 'not-a-dir');
     writeFileSync(file, 'plain file');
     const dataDir = join(file, 'data');
-    await expectStartupError(t, ['--config', path, '--data-dir', dataDir, '--port', '0'], [new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), /--data-dir|LINUS_DATA_DIR/]);
+    await expectStartupError(
+      t,
+      ['--config', path, '--data-dir', dataDir, '--port', '0'],
+      [new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), /--data-dir|LINUS_DATA_DIR/],
+    );
   });
 
   it('a bad LINUS_PORT value names LINUS_PORT; a bad --port names --port', async (t) => {
@@ -193,7 +226,18 @@ describe('check-config', () => {
 
   it('warns on stderr about unknown keys, with their key path, and still succeeds', async () => {
     const { dir, path } = configFile(
-      ['server:', '  port: 8000', '  prot: 8001', '  auth:', '    enabeld: true', 'log:', '  log_levle: debug', 'selected_modul:', '  ASR: FunASR', ''].join('\n'),
+      [
+        'server:',
+        '  port: 8000',
+        '  prot: 8001',
+        '  auth:',
+        '    enabeld: true',
+        'log:',
+        '  log_levle: debug',
+        'selected_modul:',
+        '  ASR: FunASR',
+        '',
+      ].join('\n'),
     );
     const r = await runCli(['check-config', '--config', path, '--data-dir', dir]);
     assert.equal(r.code, 0, r.stderr);
@@ -269,7 +313,11 @@ describe('config file and overrides', () => {
         const health = await waitForHealth(proc, stage.expected);
         assert.equal(health.status, 'ok');
         for (const other of [filePort, envPort, flagPort].filter((p) => p !== stage.expected)) {
-          assert.equal(await isListening(other), false, `nothing should listen on ${other} (expected ${stage.expected})`);
+          assert.equal(
+            await isListening(other),
+            false,
+            `nothing should listen on ${other} (expected ${stage.expected})`,
+          );
         }
       } finally {
         await proc.kill();
@@ -281,7 +329,11 @@ describe('config file and overrides', () => {
 describe('serve: graceful shutdown', () => {
   it('SIGTERM tells connected devices, closes them with 1001 and exits 0', async () => {
     const { proc, port } = await startServe(['--data-dir', scratch()]);
-    const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${port}/xiaozhi/v1/`, deviceId: 'aa:bb:cc:00:10:01', clientId: 'shutdown-client' });
+    const dev = await TestDevice.connect({
+      url: `ws://127.0.0.1:${port}/xiaozhi/v1/`,
+      deviceId: 'aa:bb:cc:00:10:01',
+      clientId: 'shutdown-client',
+    });
     assert.equal((await dev.hello()).type, 'hello');
 
     proc.signal('SIGTERM');
@@ -315,11 +367,28 @@ describe('linus token', () => {
       const dev = await TestDevice.connect({ url, deviceId: 'AA:BB:CC:00:20:01', clientId: 'Client-20', token });
       assert.equal((await dev.hello()).type, 'hello');
       await dev.close();
-      const refusedFor = async (p: Promise<TestDevice>): Promise<number> => p.then(() => 101, (err: unknown) => (err instanceof UpgradeRefused ? err.status : -1));
-      assert.equal(await refusedFor(TestDevice.connect({ url, deviceId: 'AA:BB:CC:00:20:01', clientId: 'someone-else', token })), 401);
-      assert.equal(await refusedFor(TestDevice.connect({ url, deviceId: 'AA:BB:CC:00:20:02', clientId: 'Client-20', token })), 401);
+      const refusedFor = async (p: Promise<TestDevice>): Promise<number> =>
+        p.then(
+          () => 101,
+          (err: unknown) => (err instanceof UpgradeRefused ? err.status : -1),
+        );
       assert.equal(
-        await refusedFor(TestDevice.connect({ url: other.url('/xiaozhi/v1/', 'ws'), deviceId: 'AA:BB:CC:00:20:01', clientId: 'Client-20', token })),
+        await refusedFor(TestDevice.connect({ url, deviceId: 'AA:BB:CC:00:20:01', clientId: 'someone-else', token })),
+        401,
+      );
+      assert.equal(
+        await refusedFor(TestDevice.connect({ url, deviceId: 'AA:BB:CC:00:20:02', clientId: 'Client-20', token })),
+        401,
+      );
+      assert.equal(
+        await refusedFor(
+          TestDevice.connect({
+            url: other.url('/xiaozhi/v1/', 'ws'),
+            deviceId: 'AA:BB:CC:00:20:01',
+            clientId: 'Client-20',
+            token,
+          }),
+        ),
         401,
       );
     } finally {

@@ -81,7 +81,11 @@ describe('coding mode (C5)', () => {
     await a.next(ack('clear'));
     await b.next(relayed('clear'));
     await settle(a);
-    assert.equal(a.all((m) => m.type === 'coding' && typeof m.from === 'string' && m.event !== 'insight').length, 0, 'the sender does not get its own relays');
+    assert.equal(
+      a.all((m) => m.type === 'coding' && typeof m.from === 'string' && m.event !== 'insight').length,
+      0,
+      'the sender does not get its own relays',
+    );
   });
 
   it('an error log gets an insight at once from the coding LLM, capped (5/4/6/6), to the device and the others', async () => {
@@ -136,7 +140,10 @@ describe('coding mode (C5)', () => {
     const insight = await a.next(isInsight, 4000);
     assert.equal(insight.source, 'heuristic');
     assert.ok((insight.insights as string[]).length > 0);
-    assert.ok((insight.risks as string[]).some((r) => /unit tests/.test(r)), JSON.stringify(insight.risks));
+    assert.ok(
+      (insight.risks as string[]).some((r) => /unit tests/.test(r)),
+      JSON.stringify(insight.risks),
+    );
     assert.ok((insight.nextSteps as string[]).some((r) => /Re-run/.test(r)));
 
     a.send({ type: 'coding', event: 'stop' });
@@ -178,14 +185,28 @@ describe('server.stats broadcast (C6)', () => {
   after(() => server.stop());
 
   const isStats = (m: Json) => m.type === 'server' && m.event === 'stats';
-  const listing = (...ids: string[]) => (m: Json) => isStats(m) && ids.every((id) => (m.online as string[]).includes(id));
+  const listing =
+    (...ids: string[]) =>
+    (m: Json) =>
+      isStats(m) && ids.every((id) => (m.online as string[]).includes(id));
   const notListing = (id: string) => (m: Json) => isStats(m) && !(m.online as string[]).includes(id);
 
   it('goes to every device on register and unregister, with the fork fields', async () => {
     const a = await connect(server, 'st:a');
     const first = await a.next(listing('st:a'));
-    assert.deepEqual(Object.keys(first).sort(), ['cpuPercent', 'deviceCount', 'event', 'memPercent', 'memTotalMB', 'memUsedMB', 'online', 'ts', 'type']);
-    for (const k of ['cpuPercent', 'memPercent', 'memUsedMB', 'memTotalMB', 'ts', 'deviceCount']) assert.equal(typeof first[k], 'number', k);
+    assert.deepEqual(Object.keys(first).sort(), [
+      'cpuPercent',
+      'deviceCount',
+      'event',
+      'memPercent',
+      'memTotalMB',
+      'memUsedMB',
+      'online',
+      'ts',
+      'type',
+    ]);
+    for (const k of ['cpuPercent', 'memPercent', 'memUsedMB', 'memTotalMB', 'ts', 'deviceCount'])
+      assert.equal(typeof first[k], 'number', k);
     assert.ok((first.memTotalMB as number) > 0);
     assert.ok((first.cpuPercent as number) >= 0 && (first.cpuPercent as number) <= 100);
 
@@ -205,7 +226,12 @@ describe('server.stats broadcast (C6)', () => {
       await a.next(listing('st:p'));
       // No presence change from here on: these come from the interval.
       for (let i = 0; i < 3; i++) await a.next(listing('st:p'), 3000);
-      periodic.ctx.config.replace(validateConfig({ server: { ip: '127.0.0.1', port: 0, stats_interval_ms: 60_000 }, log: { log_level: 'silent' } }).config);
+      periodic.ctx.config.replace(
+        validateConfig({
+          server: { ip: '127.0.0.1', port: 0, stats_interval_ms: 60_000 },
+          log: { log_level: 'silent' },
+        }).config,
+      );
       await sleep(400); // the cycle armed before the reload may still fire once
       const count = a.all(isStats).length;
       await sleep(400);

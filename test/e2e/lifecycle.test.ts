@@ -29,7 +29,11 @@ describe('heartbeat (A4, seed #11)', () => {
   });
 
   it('a peer that stops answering WS pings is dropped; a live one is kept', async () => {
-    const dead = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'hb-dead', autoPong: false });
+    const dead = await TestDevice.connect({
+      url: server.url('/xiaozhi/v1/', 'ws'),
+      deviceId: 'hb-dead',
+      autoPong: false,
+    });
     const live = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'hb-live' });
     await dead.hello();
     await live.hello();
@@ -52,7 +56,11 @@ describe('heartbeat (A4, seed #11)', () => {
   });
 
   it('every inbound frame counts as liveness, even without pongs', async () => {
-    const chatty = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'hb-chatty', autoPong: false });
+    const chatty = await TestDevice.connect({
+      url: server.url('/xiaozhi/v1/', 'ws'),
+      deviceId: 'hb-chatty',
+      autoPong: false,
+    });
     await chatty.hello();
     for (let i = 0; i < 8; i++) {
       chatty.send({ type: 'keepalive' });
@@ -66,7 +74,10 @@ describe('heartbeat (A4, seed #11)', () => {
 describe('idle close (A7) and hello timeout', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ close_connection_no_voice_time: 1, server: { idle_warning_ms: 500, hello_timeout_ms: 300 } });
+    server = await startTestServer({
+      close_connection_no_voice_time: 1,
+      server: { idle_warning_ms: 500, hello_timeout_ms: 300 },
+    });
   });
   after(() => server.stop());
 
@@ -166,7 +177,10 @@ describe('handover of a device to a new connection (D6, seed #7)', () => {
     for (let i = 0; i < 3; i++) devs.push(await TestDevice.connect({ url, deviceId: 'storm-1' }));
     await Promise.all(devs.slice(0, 2).map((d) => d.closed));
     assert.equal([...server.sessions].filter((s) => s.deviceId === 'storm-1').length, 1);
-    assert.equal(server.registry.get('storm-1'), [...server.sessions].find((s) => s.deviceId === 'storm-1'));
+    assert.equal(
+      server.registry.get('storm-1'),
+      [...server.sessions].find((s) => s.deviceId === 'storm-1'),
+    );
     await devs[2]!.close();
   });
 });
@@ -198,7 +212,10 @@ describe('one send path with back-pressure (D7, seed #3)', () => {
     const seqs = dev.binary.map((b) => b.readUInt32BE(0));
     assert.ok(seqs.length < total, `old audio was dropped (${seqs.length} of ${total} delivered)`);
     assert.equal(seqs.at(-1), total - 1, 'the newest frame is delivered');
-    assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'frames stay in order');
+    assert.ok(
+      seqs.every((s, i) => i === 0 || s > seqs[i - 1]!),
+      'frames stay in order',
+    );
     assert.ok((await metricValue(server, 'linus_send_failures_total', { reason: 'backpressure_audio' })) > 0);
     await dev.close();
   });
@@ -210,7 +227,8 @@ describe('one send path with back-pressure (D7, seed #3)', () => {
     dev.ws.pause();
     const big = 'x'.repeat(4096);
     let refused = false;
-    for (let i = 0; i < 5000 && !refused; i++) refused = !session.send.json({ type: 'alert', status: 'info', message: big, emotion: 'neutral' });
+    for (let i = 0; i < 5000 && !refused; i++)
+      refused = !session.send.json({ type: 'alert', status: 'info', message: big, emotion: 'neutral' });
     assert.equal(refused, true);
     assert.equal(session.closed, true);
     assert.equal(await metricValue(server, 'linus_send_failures_total', { reason: 'overflow' }), 1);

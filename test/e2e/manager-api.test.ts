@@ -27,7 +27,8 @@ class FakeManager {
         const path = req.url ?? '';
         const body = (raw ? JSON.parse(raw) : {}) as Json;
         this.calls.push({ path, body, auth: req.headers.authorization });
-        const send = (status: number, payload: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
+        const send = (status: number, payload: unknown) =>
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
         if (req.headers.authorization !== `Bearer ${SECRET}`) return send(401, { code: 401, msg: 'unauthorized' });
         if (this.failNext > 0) {
           this.failNext--;
@@ -50,7 +51,9 @@ class FakeManager {
             data: {
               selected_module: { LLM: 'Private' },
               // The reference sends provider blocks as JSON strings.
-              LLM: JSON.stringify({ Private: { type: 'openai', base_url: this.llmUrl, model_name: 'private-model', api_key: 'k' } }),
+              LLM: JSON.stringify({
+                Private: { type: 'openai', base_url: this.llmUrl, model_name: 'private-model', api_key: 'k' },
+              }),
               prompt: 'You are the private assistant of this device.',
             },
           });
@@ -75,7 +78,11 @@ describe('manager API config (D12, per-device private config)', () => {
     const url = await manager.start();
     const dir = tempDir();
     const configPath = join(dir, 'config.yaml');
-    const local = { server: { ip: '127.0.0.1', port: 0 }, log: { log_level: 'silent' }, 'manager-api': { url, secret: SECRET } };
+    const local = {
+      server: { ip: '127.0.0.1', port: 0 },
+      log: { log_level: 'silent' },
+      'manager-api': { url, secret: SECRET },
+    };
     writeFileSync(configPath, stringify(local));
     server = await startTestServer(local, { dataDir: dir, reload: { configPath, watch: false } });
   });
@@ -88,14 +95,27 @@ describe('manager API config (D12, per-device private config)', () => {
   it('takes the server config from /config/server-base at start (after a retry), local server.port winning', () => {
     assert.equal(server.ctx.config.current.selected_module.LLM, 'Remote');
     assert.equal(server.ctx.config.current.server.port, 0);
-    assert.ok(manager.calls.filter((c) => c.path === '/xiaozhi/config/server-base').length >= 2, 'retried after the 503');
+    assert.ok(
+      manager.calls.filter((c) => c.path === '/xiaozhi/config/server-base').length >= 2,
+      'retried after the 503',
+    );
   });
 
   it('gives a device its private LLM and prompt; other devices use the server config', async () => {
-    const own = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'priv:dev', clientId: 'c-priv' });
+    const own = await TestDevice.connect({
+      url: server.url('/xiaozhi/v1/', 'ws'),
+      deviceId: 'priv:dev',
+      clientId: 'c-priv',
+    });
     await own.hello();
-    await waitFor(() => [...server.sessions].find((s) => s.deviceId === 'priv:dev')?.privateConfig, 3000, 'private config');
-    const call = manager.calls.find((c) => c.path === '/xiaozhi/config/agent-models' && c.body.macAddress === 'priv:dev')!;
+    await waitFor(
+      () => [...server.sessions].find((s) => s.deviceId === 'priv:dev')?.privateConfig,
+      3000,
+      'private config',
+    );
+    const call = manager.calls.find(
+      (c) => c.path === '/xiaozhi/config/agent-models' && c.body.macAddress === 'priv:dev',
+    )!;
     assert.equal(call.body.clientId, 'c-priv');
     own.send({ type: 'listen', state: 'detect', text: 'who are you' });
     await own.next((m) => m.type === 'tts' && m.state === 'stop', 10_000);

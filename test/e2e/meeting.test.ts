@@ -21,16 +21,27 @@ const SEVEN = ['title', 'duration', 'bullets', 'decisions', 'actions', 'risks', 
 const isAck = (m: Json) => m.type === 'meeting' && m.phase === 'snippet' && m.status !== undefined;
 const isFinalizeAck = (m: Json) => m.type === 'meeting' && m.phase === 'finalize' && m.status === undefined;
 const isSummary = (m: Json) => m.type === 'meeting' && m.phase === 'summary' && m.checkpoint === false;
-const isPush = (m: Json) => m.type === 'meeting' && m.phase === 'transcript' && m.final === undefined && m.from === undefined;
-const isFinalTranscript = (m: Json) => m.type === 'meeting' && m.phase === 'transcript' && m.final === true && m.from === undefined;
+const isPush = (m: Json) =>
+  m.type === 'meeting' && m.phase === 'transcript' && m.final === undefined && m.from === undefined;
+const isFinalTranscript = (m: Json) =>
+  m.type === 'meeting' && m.phase === 'transcript' && m.final === true && m.from === undefined;
 const fromOther = (m: Json) => m.type === 'meeting' && m.from !== undefined;
 
 function llmBlock(baseUrl: string, timeoutMs = 5000): Record<string, unknown> {
-  return { Fake: { type: 'openai', base_url: baseUrl, model_name: 'fake-model', api_key: 'test-key', timeout_ms: timeoutMs } };
+  return {
+    Fake: { type: 'openai', base_url: baseUrl, model_name: 'fake-model', api_key: 'test-key', timeout_ms: timeoutMs },
+  };
 }
 
 /** Server config: the fake server as the (meeting) LLM, a 3 s push interval (the lowest allowed), a generous API rate limit. */
-function config(opts: { llm?: string; meeting?: Record<string, unknown>; server?: Record<string, unknown>; extra?: Record<string, unknown> } = {}): Record<string, unknown> {
+function config(
+  opts: {
+    llm?: string;
+    meeting?: Record<string, unknown>;
+    server?: Record<string, unknown>;
+    extra?: Record<string, unknown>;
+  } = {},
+): Record<string, unknown> {
   return {
     selected_module: { LLM: opts.llm ? 'Fake' : '' },
     LLM: opts.llm ? llmBlock(opts.llm) : {},
@@ -42,7 +53,11 @@ function config(opts: { llm?: string; meeting?: Record<string, unknown>; server?
 
 /** Swaps the config of a running server (hot reload), as a validated snapshot. */
 function reload(server: TestServer, raw: Record<string, unknown>): void {
-  const merged = { ...raw, server: { ip: '127.0.0.1', port: 0, ...(raw.server as Record<string, unknown> | undefined) }, log: { log_level: 'silent' } };
+  const merged = {
+    ...raw,
+    server: { ip: '127.0.0.1', port: 0, ...(raw.server as Record<string, unknown> | undefined) },
+    log: { log_level: 'silent' },
+  };
   server.ctx.config.replace(validateConfig(merged).config);
 }
 
@@ -65,7 +80,11 @@ async function startMeeting(dev: TestDevice): Promise<Json> {
   return dev.next((m) => m.type === 'mode' && m.state === 'start');
 }
 
-async function api(server: TestServer, path: string, init: RequestInit = {}): Promise<{ status: number; body: Json; headers: Headers }> {
+async function api(
+  server: TestServer,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: Json; headers: Headers }> {
   const res = await fetch(server.url(path), init);
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : {}) as Json, headers: res.headers };
@@ -109,16 +128,27 @@ class Receiver {
 
 function assertSeven(s: Json): void {
   for (const k of SEVEN) assert.ok(k in s, `summary has ${k}`);
-  for (const k of ['bullets', 'decisions', 'actions', 'risks', 'nextSteps'] as const) assert.ok(Array.isArray(s[k]), `${k} is an array`);
+  for (const k of ['bullets', 'decisions', 'actions', 'risks', 'nextSteps'] as const)
+    assert.ok(Array.isArray(s[k]), `${k} is an array`);
   assert.match(String(s.duration), /^\d{2,}:\d{2}:\d{2}$/);
   assert.ok((s.bullets as unknown[]).length <= 6);
-  for (const k of ['decisions', 'actions', 'risks', 'nextSteps'] as const) assert.ok((s[k] as unknown[]).length <= 4, `${k} ≤ 4`);
+  for (const k of ['decisions', 'actions', 'risks', 'nextSteps'] as const)
+    assert.ok((s[k] as unknown[]).length <= 4, `${k} ≤ 4`);
   assert.equal(s.bulletsLength, (s.bullets as unknown[]).length);
 }
 
 const MINUTES = JSON.stringify({
   title: 'Release review for version two',
-  bullets: ['Version two ships on Friday', 'Release notes are needed', 'version two ships on friday.', 'Payment API is flaky', 'QA signed off', 'Docs are late', 'Support is briefed', 'Marketing is ready'],
+  bullets: [
+    'Version two ships on Friday',
+    'Release notes are needed',
+    'version two ships on friday.',
+    'Payment API is flaky',
+    'QA signed off',
+    'Docs are late',
+    'Support is briefed',
+    'Marketing is ready',
+  ],
   decisions: ['Ship version two on Friday'],
   actions: ['Li writes the release notes', 'Wang fixes the payment API'],
   risks: ['Payment API flakiness'],
@@ -163,14 +193,22 @@ describe('meeting: from mode start to summary (fake LLM), broadcast and webhook'
     assert.equal(cueStart.text, '已进入会议模式');
     await a.next((m) => m.type === 'tts' && m.state === 'stop');
 
-    const texts = ['We agree to ship version two on Friday', 'Li will write the release notes', 'The payment API is still flaky'];
+    const texts = [
+      'We agree to ship version two on Friday',
+      'Li will write the release notes',
+      'The payment API is still flaky',
+    ];
     for (const t of texts) {
       const ack = await snippet(a, t, { speakerId: 'li' });
       assert.equal(ack.status, 'ok');
       assert.equal(ack.accepted, 1);
       assert.equal(typeof ack.sessionId, 'string');
     }
-    const seen = await waitFor(() => (b.all(fromOther).filter((m) => m.phase === 'snippet').length >= 3 ? b.all(fromOther) : undefined), 3000, 'broadcast snippets on b');
+    const seen = await waitFor(
+      () => (b.all(fromOther).filter((m) => m.phase === 'snippet').length >= 3 ? b.all(fromOther) : undefined),
+      3000,
+      'broadcast snippets on b',
+    );
     assert.deepEqual(
       seen.filter((m) => m.phase === 'snippet').map((m) => ((m.items as Json[])[0] as Json).text),
       texts,
@@ -193,7 +231,10 @@ describe('meeting: from mode start to summary (fake LLM), broadcast and webhook'
     assert.equal(typeof ack.startedAt, 'number');
     assert.equal(typeof ack.pendingCount, 'number');
     const final = await a.next(isFinalTranscript, 10_000);
-    assert.deepEqual((final.items as Json[]).map((i) => i.text), texts);
+    assert.deepEqual(
+      (final.items as Json[]).map((i) => i.text),
+      texts,
+    );
     const summary = await a.next(isSummary, 10_000);
     await a.next((m) => m.phase === 'progress' && m.stage === 'done');
     assert.deepEqual(
@@ -204,7 +245,14 @@ describe('meeting: from mode start to summary (fake LLM), broadcast and webhook'
 
     assertSeven(summary);
     assert.equal(summary.title, 'Release review for version two');
-    assert.deepEqual(summary.bullets, ['Version two ships on Friday', 'Release notes are needed', 'Payment API is flaky', 'QA signed off', 'Docs are late', 'Support is briefed']);
+    assert.deepEqual(summary.bullets, [
+      'Version two ships on Friday',
+      'Release notes are needed',
+      'Payment API is flaky',
+      'QA signed off',
+      'Docs are late',
+      'Support is briefed',
+    ]);
     assert.deepEqual(summary.actions, ['Li writes the release notes', 'Wang fixes the payment API']);
     assert.equal(summary.sourceSegments, 3);
     assert.equal(summary.idempotent, undefined);
@@ -273,7 +321,9 @@ describe('meeting: from mode start to summary (fake LLM), broadcast and webhook'
       d.send({ type: 'meeting', phase: 'finalize' });
       const summary = await d.next(isSummary, 10_000);
       assert.equal(summary.sourceSegments, 2, 'the checkpoint cleared nothing');
-      const prompt = (fake.last('/v1/chat/completions').body.messages as { content: string }[]).map((m) => m.content).join('\n');
+      const prompt = (fake.last('/v1/chat/completions').body.messages as { content: string }[])
+        .map((m) => m.content)
+        .join('\n');
       assert.match(prompt, /Budget was discussed/, 'the final prompt carries the checkpoint');
       await d.close();
     } finally {
@@ -290,7 +340,10 @@ describe('meeting: LLM down or not configured → fallback summary', () => {
   after(() => server.stop());
 
   it('answers the fixed three-line summary, all seven fields present, with an unreachable LLM and with none', async () => {
-    for (const [i, llm] of [[0, 'unreachable'], [1, 'none']] as const) {
+    for (const [i, llm] of [
+      [0, 'unreachable'],
+      [1, 'none'],
+    ] as const) {
       if (llm === 'none') reload(server, config({}));
       const d = await device(server, `fb:00:00:0${i}`);
       await startMeeting(d);
@@ -377,7 +430,10 @@ describe('meeting: concurrent and repeated finalize', () => {
     const s = await d.next(isSummary, 10_000);
     assert.equal(s.sourceSegments, 2);
     const page = await data(server, `/supie/meetings/${String(ack.sessionId)}/transcript`);
-    assert.deepEqual((page.items as Json[]).map((i) => i.text), ['first', 'right before finalize']);
+    assert.deepEqual(
+      (page.items as Json[]).map((i) => i.text),
+      ['first', 'right before finalize'],
+    );
     await d.close();
   });
 });
@@ -444,7 +500,10 @@ describe('meeting: snippet validation, dedup and rate limit', () => {
       return String(e.message);
     };
     assert.match(await errorOf({ type: 'meeting', phase: 'snippet' }), /missing items/);
-    assert.match(await errorOf({ type: 'meeting', phase: 'snippet', items: [{ tag: 'a' }] }), /missing items\[0\]\.text/);
+    assert.match(
+      await errorOf({ type: 'meeting', phase: 'snippet', items: [{ tag: 'a' }] }),
+      /missing items\[0\]\.text/,
+    );
     assert.match(await errorOf({ type: 'meeting', phase: 'snippet', items: [{ text: 42 }] }), /items\[0\]\.text/);
     assert.match(await errorOf({ type: 'meeting', phase: 'snippet', items: 'hello' }), /items must be array/);
     assert.match(await errorOf({ type: 'meeting', phase: 'nonsense' }), /phase/);
@@ -598,7 +657,10 @@ describe('meeting: handover, voice, restart', () => {
       await d.next((m) => m.type === 'tts' && m.state === 'start');
       await d.next((m) => m.type === 'tts' && m.state === 'stop');
       const push = await d.next(isPush, 6000);
-      assert.deepEqual((push.items as Json[]).map((i) => i.text), ['please note the budget']);
+      assert.deepEqual(
+        (push.items as Json[]).map((i) => i.text),
+        ['please note the budget'],
+      );
       assert.equal(d.binary.length, 0, 'no audio frames');
       await d.close();
     } finally {
@@ -654,7 +716,9 @@ describe('meeting: resume after a server restart', () => {
 
   it('a finalize cut by a shutdown is finished at the next start, once', async () => {
     const id = 'rs:00:00:02';
-    const s1 = await startTestServer(config({ llm: fake.baseUrl, meeting: { llm: { timeout_ms: 60_000 } } }), { dataDir });
+    const s1 = await startTestServer(config({ llm: fake.baseUrl, meeting: { llm: { timeout_ms: 60_000 } } }), {
+      dataDir,
+    });
     let d = await device(s1, id);
     await startMeeting(d);
     await snippet(d, 'a point worth summarizing');
@@ -669,10 +733,14 @@ describe('meeting: resume after a server restart', () => {
     fake.chat = { chunks: [MINUTES] };
     const calls = fake.requests.length;
     const s2 = await startTestServer(config({ llm: fake.baseUrl }), { dataDir });
-    const detail = await waitFor(async () => {
-      const r = await data(s2, `/supie/meetings/${String(ack.sessionId)}`);
-      return r.status === 'done' ? r : undefined;
-    }, 10_000, 'the resumed finalize');
+    const detail = await waitFor(
+      async () => {
+        const r = await data(s2, `/supie/meetings/${String(ack.sessionId)}`);
+        return r.status === 'done' ? r : undefined;
+      },
+      10_000,
+      'the resumed finalize',
+    );
     assert.equal((detail.summary as Json).title, 'Release review for version two');
     assert.equal(fake.requests.length - calls, 1);
     d = await device(s2, id);
@@ -708,7 +776,9 @@ describe('meeting: webhook outbox', () => {
 
   it('a failed delivery is retried once after 2–5 s, with the same signed body', async () => {
     receiver.respond = (n) => (n === 1 ? 500 : 200);
-    const server = await startTestServer(config({ meeting: { webhook: { url: receiver.url, secret: 's' } } }), { dataDir });
+    const server = await startTestServer(config({ meeting: { webhook: { url: receiver.url, secret: 's' } } }), {
+      dataDir,
+    });
     try {
       await run(server, 'wh:00:00:01');
       await waitFor(() => receiver.requests.length >= 2, 8000, 'the retry');
@@ -734,7 +804,10 @@ describe('meeting: webhook outbox', () => {
     try {
       await waitFor(() => receiver.requests.length >= 2, 5000, 'delivery after restart');
       assert.equal(receiver.requests[1]!.body, receiver.requests[0]!.body);
-      assert.equal(receiver.requests[1]!.headers['x-meeting-delivery'], receiver.requests[0]!.headers['x-meeting-delivery']);
+      assert.equal(
+        receiver.requests[1]!.headers['x-meeting-delivery'],
+        receiver.requests[0]!.headers['x-meeting-delivery'],
+      );
     } finally {
       await s2.close();
     }
@@ -750,7 +823,10 @@ describe('meeting: HTTP API (D21)', () => {
     server = await startTestServer(config({ server: { meeting_api_token: TOKEN } }));
     const d = await device(server, 'ap:00:00:01');
     await startMeeting(d);
-    const ack = await snippet(d, Array.from({ length: 7 }, (_, i) => `api segment ${i + 1}`));
+    const ack = await snippet(
+      d,
+      Array.from({ length: 7 }, (_, i) => `api segment ${i + 1}`),
+    );
     meetingId = String(ack.sessionId);
     d.send({ type: 'meeting', phase: 'finalize' });
     await d.next(isSummary, 5000);
@@ -771,7 +847,10 @@ describe('meeting: HTTP API (D21)', () => {
   });
 
   it('answers CORS preflights', async () => {
-    const r = await fetch(server.url('/supie/meetings/recent'), { method: 'OPTIONS', headers: { origin: 'http://example.com', 'access-control-request-method': 'GET' } });
+    const r = await fetch(server.url('/supie/meetings/recent'), {
+      method: 'OPTIONS',
+      headers: { origin: 'http://example.com', 'access-control-request-method': 'GET' },
+    });
     assert.equal(r.status, 204);
     assert.equal(r.headers.get('access-control-allow-origin'), '*');
     assert.match(r.headers.get('access-control-allow-methods') ?? '', /GET/);
@@ -790,9 +869,18 @@ describe('meeting: HTTP API (D21)', () => {
     assert.equal(detail.deviceId, 'ap:00:00:01');
     for (const k of SEVEN) assert.ok(k in (detail.summary as Json), k);
     assert.equal((detail.transcriptPreview as Json[]).length, 5);
-    assert.equal(((await get(`/supie/meetings/${meetingId}?preview=100`)).body.data as Json).transcriptPreview instanceof Array, true);
-    assert.equal((((await get(`/supie/meetings/${meetingId}?preview=100`)).body.data as Json).transcriptPreview as Json[]).length, 7);
-    assert.equal((((await get(`/supie/meetings/${meetingId}?preview=0`)).body.data as Json).transcriptPreview as Json[]).length, 1);
+    assert.equal(
+      ((await get(`/supie/meetings/${meetingId}?preview=100`)).body.data as Json).transcriptPreview instanceof Array,
+      true,
+    );
+    assert.equal(
+      (((await get(`/supie/meetings/${meetingId}?preview=100`)).body.data as Json).transcriptPreview as Json[]).length,
+      7,
+    );
+    assert.equal(
+      (((await get(`/supie/meetings/${meetingId}?preview=0`)).body.data as Json).transcriptPreview as Json[]).length,
+      1,
+    );
 
     const exported = (await get(`/supie/meetings/${meetingId}/export`)).body.data as Json;
     assert.equal((exported.segments as Json[]).length, 7);
@@ -802,11 +890,17 @@ describe('meeting: HTTP API (D21)', () => {
 
   it('clamps pagination: limit 1..500, offset ≥ 0, out of range gives no items and the true total', async () => {
     const page = async (q: string) => (await get(`/supie/meetings/${meetingId}/transcript${q}`)).body.data as Json;
-    assert.deepEqual(await page('?limit=100000').then((p) => [p.limit, (p.items as Json[]).length, p.total]), [500, 7, 7]);
+    assert.deepEqual(
+      await page('?limit=100000').then((p) => [p.limit, (p.items as Json[]).length, p.total]),
+      [500, 7, 7],
+    );
     assert.deepEqual(await page('?limit=0').then((p) => [p.limit, (p.items as Json[]).length]), [1, 1]);
     assert.deepEqual(await page('?limit=-3&offset=-5').then((p) => [p.limit, p.offset]), [1, 0]);
     assert.deepEqual(await page('?offset=1000').then((p) => [(p.items as Json[]).length, p.total]), [0, 7]);
-    assert.deepEqual(await page('?offset=5&limit=10').then((p) => (p.items as Json[]).map((i) => i.text)), ['api segment 6', 'api segment 7']);
+    assert.deepEqual(await page('?offset=5&limit=10').then((p) => (p.items as Json[]).map((i) => i.text)), [
+      'api segment 6',
+      'api segment 7',
+    ]);
     assert.equal((await get('/supie/meetings/recent?limit=100000&offset=-1')).status, 200);
     assert.equal((await get('/supie/meetings/recent?fromTs=abc')).status, 400);
   });
@@ -850,7 +944,18 @@ describe('meeting: crash (SIGKILL) after acknowledgements', () => {
   });
 
   it('every acknowledged snippet is stored when the process is killed right after the acks', async () => {
-    writeFileSync(join(dataDir, 'config.yaml'), ['server:', '  ip: 127.0.0.1', 'log:', '  log_level: warn', 'meeting:', '  transcript_push_interval_ms: 15000', ''].join('\n'));
+    writeFileSync(
+      join(dataDir, 'config.yaml'),
+      [
+        'server:',
+        '  ip: 127.0.0.1',
+        'log:',
+        '  log_level: warn',
+        'meeting:',
+        '  transcript_push_interval_ms: 15000',
+        '',
+      ].join('\n'),
+    );
     const port = await freePort();
     let proc = spawnCli(['serve', '--data-dir', dataDir, '--port', String(port)]);
     await waitForHealth(proc, port);
@@ -878,7 +983,8 @@ describe('meeting: crash (SIGKILL) after acknowledgements', () => {
     proc = spawnCli(['serve', '--data-dir', dataDir, '--port', String(port)]);
     try {
       await waitForHealth(proc, port);
-      const get = async (path: string) => ((await (await fetch(`http://127.0.0.1:${port}${path}`)).json()) as Json).data as Json & Json[];
+      const get = async (path: string) =>
+        ((await (await fetch(`http://127.0.0.1:${port}${path}`)).json()) as Json).data as Json & Json[];
       const [meeting] = await get(`/supie/meetings/recent?deviceId=${id}&status=all`);
       assert.equal(meeting?.status, 'open');
       const page = await get(`/supie/meetings/${String(meeting!.sessionId)}/transcript?limit=500`);

@@ -15,8 +15,22 @@ const systemInfo = (mac: string): Json => ({
   mac_address: mac,
   uuid: 'b1f0c2a4-0000-4000-8000-000000000001',
   chip_model_name: 'esp32s3',
-  application: { name: 'xiaozhi', version: FIRMWARE_VERSION, compile_time: '2025-01-01T00:00:00Z', idf_version: 'v5.4', elf_sha256: 'ab'.repeat(32) },
-  board: { type: 'bread-compact-wifi', name: 'bread-compact-wifi', ssid: 'lab', rssi: -50, channel: 1, ip: '192.168.1.10', mac },
+  application: {
+    name: 'xiaozhi',
+    version: FIRMWARE_VERSION,
+    compile_time: '2025-01-01T00:00:00Z',
+    idf_version: 'v5.4',
+    elf_sha256: 'ab'.repeat(32),
+  },
+  board: {
+    type: 'bread-compact-wifi',
+    name: 'bread-compact-wifi',
+    ssid: 'lab',
+    rssi: -50,
+    channel: 1,
+    ip: '192.168.1.10',
+    mac,
+  },
 });
 
 interface HttpReply {
@@ -27,11 +41,23 @@ interface HttpReply {
 }
 
 /** A raw HTTP request (node:http, so the Host header can be set like a device behind a LAN name would). */
-function http(server: TestServer, method: string, path: string, opts: { headers?: Record<string, string>; body?: unknown } = {}): Promise<HttpReply> {
-  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+function http(
+  server: TestServer,
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; body?: unknown } = {},
+): Promise<HttpReply> {
+  const body =
+    opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port: server.port, method, path, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers } },
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        method,
+        path,
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -53,7 +79,12 @@ function http(server: TestServer, method: string, path: string, opts: { headers?
 }
 
 /** The firmware's OTA call: POST with Device-Id / Client-Id headers and the system-info body. */
-function ota(server: TestServer, path: string, device: { mac: string; client?: string }, headers: Record<string, string> = {}): Promise<HttpReply> {
+function ota(
+  server: TestServer,
+  path: string,
+  device: { mac: string; client?: string },
+  headers: Record<string, string> = {},
+): Promise<HttpReply> {
   return http(server, 'POST', path, {
     headers: {
       'Device-Id': device.mac,
@@ -109,7 +140,10 @@ describe('OTA: what the firmware parses', () => {
       assert.match(String(res.headers['content-type']), /^application\/json/);
       const serverTime = res.json.server_time as Json;
       assert.equal(typeof serverTime.timestamp, 'number');
-      assert.ok((serverTime.timestamp as number) >= before && (serverTime.timestamp as number) <= afterTs, `timestamp ${String(serverTime.timestamp)} is not now, in ms`);
+      assert.ok(
+        (serverTime.timestamp as number) >= before && (serverTime.timestamp as number) <= afterTs,
+        `timestamp ${String(serverTime.timestamp)} is not now, in ms`,
+      );
       assert.equal(serverTime.timezone_offset, 330, 'timezone_offset is server.timezone_offset (5.5 h) in minutes');
       const firmware = res.json.firmware as Json;
       assert.equal(firmware.version, FIRMWARE_VERSION, 'the device is told its own version, so it does not upgrade');
@@ -130,7 +164,10 @@ describe('OTA: what the firmware parses', () => {
   });
 
   it('a missing Device-Id is answered 200 with success:false', async () => {
-    const res = await http(server, 'POST', '/xiaozhi/ota/', { headers: { 'Client-Id': 'some-client' }, body: { application: { version: '1.0.0' } } });
+    const res = await http(server, 'POST', '/xiaozhi/ota/', {
+      headers: { 'Client-Id': 'some-client' },
+      body: { application: { version: '1.0.0' } },
+    });
     assert.equal(res.status, 200);
     assert.equal(res.json.success, false);
     assert.equal(typeof res.json.message, 'string');
@@ -148,7 +185,9 @@ describe('OTA: what the firmware parses', () => {
 
   it('OPTIONS answers 204 with CORS headers', async () => {
     for (const path of ['/xiaozhi/ota/', '/xiaozhi/ota', '/supie/ota/', '/xiaozhi/ota/activate']) {
-      const res = await http(server, 'OPTIONS', path, { headers: { origin: 'http://console.example', 'access-control-request-method': 'POST' } });
+      const res = await http(server, 'OPTIONS', path, {
+        headers: { origin: 'http://console.example', 'access-control-request-method': 'POST' },
+      });
       assert.equal(res.status, 204, path);
       assert.equal(res.headers['access-control-allow-origin'], '*', path);
       assert.match(String(res.headers['access-control-allow-methods']), /POST/, path);
@@ -185,7 +224,9 @@ describe('OTA: configured server.websocket', () => {
 describe('OTA: device tokens', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ server: { auth_key: 'ota-test-key', auth: { enabled: true, allowed_devices: ['"AA:BB:CC:00:04:FF"'] } } });
+    server = await startTestServer({
+      server: { auth_key: 'ota-test-key', auth: { enabled: true, allowed_devices: ['"AA:BB:CC:00:04:FF"'] } },
+    });
   });
   after(() => server.stop());
 
@@ -255,7 +296,11 @@ describe('OTA: activation with a 6-digit code', () => {
 
     assert.equal((await adminActivate(server, { code })).status, 401, 'no admin token');
     assert.equal((await adminActivate(server, { code }, bearer('wrong-secret'))).status, 401, 'wrong admin token');
-    assert.equal((await adminActivate(server, { code }, { 'x-admin-token': 'wrong-secret' })).status, 401, 'wrong X-Admin-Token');
+    assert.equal(
+      (await adminActivate(server, { code }, { 'x-admin-token': 'wrong-secret' })).status,
+      401,
+      'wrong X-Admin-Token',
+    );
     assert.equal((await pollActivate(mac)).status, 202, 'refused admin calls activate nothing');
     const unknown = await adminActivate(server, { code: unusedCode() }, bearer(ADMIN_SECRET));
     assert.equal(unknown.status, 404, unknown.text);

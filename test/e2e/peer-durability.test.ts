@@ -32,7 +32,10 @@ describe('peer offline queue under a slow reader', () => {
     await queue.enqueue(
       Array.from({ length: N }, (_, i) => ({
         deviceId: 'dur:target',
-        envelope: envelopeFor({ id: `m${i}`, from: 'dur:sender', category: 'message', payload: { text: `n${i} ${text}` }, ts: now }, 'dur:target'),
+        envelope: envelopeFor(
+          { id: `m${i}`, from: 'dur:sender', category: 'message', payload: { text: `n${i} ${text}` }, ts: now },
+          'dur:target',
+        ),
         queuedAt: now,
         expiresAt: now + 3_600_000,
         maxPerDevice: 100_000,
@@ -40,7 +43,10 @@ describe('peer offline queue under a slow reader', () => {
     );
     const got = new Set<string>();
     const connect = (): { ws: WebSocket; closed: Promise<number> } => {
-      const ws = new WebSocket(server.url('/xiaozhi/v1/', 'ws'), { headers: { 'Device-Id': 'dur:target', 'Protocol-Version': '1' }, perMessageDeflate: false });
+      const ws = new WebSocket(server.url('/xiaozhi/v1/', 'ws'), {
+        headers: { 'Device-Id': 'dur:target', 'Protocol-Version': '1' },
+        perMessageDeflate: false,
+      });
       // Listening before the upgrade completes: the flush starts as soon as the device registers.
       ws.on('message', (data: Buffer) => {
         const m = JSON.parse(data.toString()) as { event?: string; id?: string };

@@ -12,12 +12,18 @@ describe('bad input and limits (A10)', () => {
   let server: TestServer;
   let n = 0;
   before(async () => {
-    server = await startTestServer({ server: { max_frame_bytes: 4096, max_frame_hard_bytes: 65536, max_messages_per_second: 50 } });
+    server = await startTestServer({
+      server: { max_frame_bytes: 4096, max_frame_hard_bytes: 65536, max_messages_per_second: 50 },
+    });
   });
   after(() => server.stop());
 
   const connect = async (version: ProtocolVersion = 1) => {
-    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: `limits-${n++}`, protocolVersion: version });
+    const dev = await TestDevice.connect({
+      url: server.url('/xiaozhi/v1/', 'ws'),
+      deviceId: `limits-${n++}`,
+      protocolVersion: version,
+    });
     await dev.hello();
     return dev;
   };
@@ -85,7 +91,11 @@ describe('bad input and limits (A10)', () => {
     dev.sendBinary(Buffer.alloc(70_000));
     const closed = await dev.closed;
     assert.equal(closed.code, 1009);
-    await waitFor(async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'over_hard_limit' })) === before + 1, 2000, 'over_hard_limit counted');
+    await waitFor(
+      async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'over_hard_limit' })) === before + 1,
+      2000,
+      'over_hard_limit counted',
+    );
   });
 
   it('a text frame that is not UTF-8 closes the socket with 1007 and is counted', async () => {
@@ -93,7 +103,11 @@ describe('bad input and limits (A10)', () => {
     const dev = await connect();
     dev.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     assert.equal((await dev.closed).code, 1007);
-    await waitFor(async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'invalid_utf8' })) === before + 1, 2000, 'invalid_utf8 counted');
+    await waitFor(
+      async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'invalid_utf8' })) === before + 1,
+      2000,
+      'invalid_utf8 counted',
+    );
   });
 
   it('a WebSocket framing error (reserved opcode, unmasked frame) closes the socket with 1002 and is counted', async () => {
@@ -104,7 +118,12 @@ describe('bad input and limits (A10)', () => {
       (dev.ws as unknown as { _socket: Socket })._socket.write(raw);
       assert.equal((await dev.closed).code, 1002);
     }
-    await waitFor(async () => (await metricValue(server, 'linus_bad_frames_total', { reason: 'ws_protocol' })) === before + frames.length, 2000, 'ws_protocol counted');
+    await waitFor(
+      async () =>
+        (await metricValue(server, 'linus_bad_frames_total', { reason: 'ws_protocol' })) === before + frames.length,
+      2000,
+      'ws_protocol counted',
+    );
   });
 
   it('peer, workflow and coding messages that fail their own checks are counted as schema errors', async () => {
@@ -175,17 +194,34 @@ describe('binary framing end to end, both directions (D3)', () => {
   for (const version of [1, 2, 3] as const) {
     it(`v${version}: uplink Opus reaches the session intact, downlink audio arrives framed v${version}`, async () => {
       // The firmware announces the version in the header and repeats it in hello.
-      const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: `framing-v${version}`, protocolVersion: version });
-      const session: Session = await waitFor(() => [...server.sessions].find((s) => s.deviceId === `framing-v${version}`));
+      const dev = await TestDevice.connect({
+        url: server.url('/xiaozhi/v1/', 'ws'),
+        deviceId: `framing-v${version}`,
+        protocolVersion: version,
+      });
+      const session: Session = await waitFor(() =>
+        [...server.sessions].find((s) => s.deviceId === `framing-v${version}`),
+      );
       const got: { payload: Buffer; ts: number }[] = [];
-      session.voice = { onAudio: (_s, f) => got.push({ payload: Buffer.from(f.payload), ts: f.timestamp }), onListen: () => {}, onAbort: () => {} };
+      session.voice = {
+        onAudio: (_s, f) => got.push({ payload: Buffer.from(f.payload), ts: f.timestamp }),
+        onListen: () => {},
+        onAbort: () => {},
+      };
       const hello = await dev.hello();
       assert.equal(hello.version, version);
       const packets = dev.encodePcm(tonePcm(600));
       packets.forEach((p, i) => dev.sendOpus(p, i * 60));
       await waitFor(() => got.length === packets.length, 2000, 'uplink frames');
-      assert.deepEqual(got.map((g) => g.payload), packets);
-      if (version === 2) assert.deepEqual(got.map((g) => g.ts), packets.map((_, i) => i * 60));
+      assert.deepEqual(
+        got.map((g) => g.payload),
+        packets,
+      );
+      if (version === 2)
+        assert.deepEqual(
+          got.map((g) => g.ts),
+          packets.map((_, i) => i * 60),
+        );
 
       for (const p of packets) assert.equal(session.send.audio(p), true);
       await waitFor(() => dev.binary.length === packets.length, 2000, 'downlink frames');
@@ -195,7 +231,11 @@ describe('binary framing end to end, both directions (D3)', () => {
   }
 
   it('hello.version selects the framing when the header is absent (browser style)', async () => {
-    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'browser-v3', style: 'browser' });
+    const dev = await TestDevice.connect({
+      url: server.url('/xiaozhi/v1/', 'ws'),
+      deviceId: 'browser-v3',
+      style: 'browser',
+    });
     dev.version = 3;
     const hello = await dev.hello({ version: 3 });
     assert.equal(hello.version, 3);

@@ -21,7 +21,10 @@ function baseConfig(fake: FakeOpenAi, model: string, extra: Record<string, unkno
   };
 }
 
-async function adminReload(server: TestServer, patch?: Record<string, unknown>): Promise<{ status: number; body: Json }> {
+async function adminReload(
+  server: TestServer,
+  patch?: Record<string, unknown>,
+): Promise<{ status: number; body: Json }> {
   const res = await fetch(server.url('/admin/config/reload'), {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -34,7 +37,8 @@ describe('hot reload (D12, seed #4, seed #15)', () => {
   let fake: FakeOpenAi;
   let server: TestServer;
   let configPath: string;
-  const write = (model: string, extra: Record<string, unknown> = {}) => writeFileSync(configPath, stringify(baseConfig(fake, model, extra)));
+  const write = (model: string, extra: Record<string, unknown> = {}) =>
+    writeFileSync(configPath, stringify(baseConfig(fake, model, extra)));
 
   before(async () => {
     fake = await FakeOpenAi.start();
@@ -115,12 +119,20 @@ describe('hot reload (D12, seed #4, seed #15)', () => {
     let reply = await dev.next((m) => m.type === 'server' && m.status !== undefined);
     assert.equal(reply.status, 'error');
     assert.deepEqual(reply.content, { action: 'update_config' });
-    dev.send({ type: 'server', action: 'update_config', content: { secret: ADMIN, patch: { close_connection_no_voice_time: 'x' } } });
+    dev.send({
+      type: 'server',
+      action: 'update_config',
+      content: { secret: ADMIN, patch: { close_connection_no_voice_time: 'x' } },
+    });
     reply = await dev.next((m) => m.type === 'server' && m.status !== undefined);
     assert.equal(reply.status, 'error');
     assert.match(String(reply.message), /close_connection_no_voice_time/);
     assert.equal(server.ctx.config.current.close_connection_no_voice_time, 120);
-    dev.send({ type: 'server', action: 'update_config', content: { secret: ADMIN, patch: { close_connection_no_voice_time: 321 } } });
+    dev.send({
+      type: 'server',
+      action: 'update_config',
+      content: { secret: ADMIN, patch: { close_connection_no_voice_time: 321 } },
+    });
     reply = await dev.next((m) => m.type === 'server' && m.status !== undefined);
     assert.equal(reply.status, 'success', JSON.stringify(reply));
     assert.ok((reply.changed as string[]).includes('close_connection_no_voice_time'));
@@ -149,7 +161,10 @@ describe('file watch', () => {
     const dir = (await import('../support/server.js')).tempDir();
     const configPath = join(dir, 'config.yaml');
     writeFileSync(configPath, stringify(baseConfig(fake, 'model-1')));
-    const server = await startTestServer(baseConfig(fake, 'model-1'), { dataDir: dir, reload: { configPath, watch: true } });
+    const server = await startTestServer(baseConfig(fake, 'model-1'), {
+      dataDir: dir,
+      reload: { configPath, watch: true },
+    });
     try {
       let changes = 0;
       server.ctx.config.on('change', () => changes++);

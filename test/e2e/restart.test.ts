@@ -42,7 +42,13 @@ describe('restart (D14, seed #6)', () => {
     const dir = tempDir();
     dirs.push(dir);
     const port = await freePort();
-    writeFileSync(join(dir, 'config.yaml'), stringify({ server: { ip: '127.0.0.1', port, admin_secret: ADMIN, activation: { enabled: true } }, selected_module: { LLM: '' } }));
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      stringify({
+        server: { ip: '127.0.0.1', port, admin_secret: ADMIN, activation: { enabled: true } },
+        selected_module: { LLM: '' },
+      }),
+    );
     // Exactly what an operator types: nohup, background, output to a file, no terminal.
     const script = `nohup "${process.execPath}" --import tsx src/cli/index.ts serve --data-dir "${dir}" > "${join(dir, 'nohup.out')}" 2>&1 < /dev/null & echo $!`;
     const firstPid = Number(execFileSync('sh', ['-c', script], { cwd: REPO_ROOT, env: cliEnv() }).toString().trim());
@@ -50,30 +56,47 @@ describe('restart (D14, seed #6)', () => {
     await waitFor(() => health(port), 20_000, 'first server');
 
     // Something stored before the restart: a device activated through OTA + admin.
-    const ota = await fetch(`http://127.0.0.1:${port}/xiaozhi/ota/`, { method: 'POST', headers: { 'device-id': 'keep:me', 'client-id': 'c' }, body: '{}' });
+    const ota = await fetch(`http://127.0.0.1:${port}/xiaozhi/ota/`, {
+      method: 'POST',
+      headers: { 'device-id': 'keep:me', 'client-id': 'c' },
+      body: '{}',
+    });
     const code = ((await ota.json()) as { activation: { code: string } }).activation.code;
-    const act = await fetch(`http://127.0.0.1:${port}/admin/activate`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ code }) });
+    const act = await fetch(`http://127.0.0.1:${port}/admin/activate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      body: JSON.stringify({ code }),
+    });
     assert.equal(act.status, 200);
 
     const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${port}/xiaozhi/v1/`, deviceId: 'keep:me' });
     await dev.hello();
-    const res = await fetch(`http://127.0.0.1:${port}/admin/restart`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
+    const res = await fetch(`http://127.0.0.1:${port}/admin/restart`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
     assert.equal(res.status, 202);
     const closed = await dev.closed;
     assert.equal(closed.code, 1001);
     assert.ok(dev.received.some((m) => m.type === 'system' && m.event === 'shutdown'));
 
-    const next = await waitFor(async () => {
-      const h = await health(port);
-      return h && h.pid !== firstPid ? h : undefined;
-    }, 30_000, 'the replacement process');
+    const next = await waitFor(
+      async () => {
+        const h = await health(port);
+        return h && h.pid !== firstPid ? h : undefined;
+      },
+      30_000,
+      'the replacement process',
+    );
     pids.push(next.pid);
     await waitFor(() => !alive(firstPid), 5000, 'the old process to exit');
 
     const again = await TestDevice.connect({ url: `ws://127.0.0.1:${port}/xiaozhi/v1/`, deviceId: 'keep:me' });
     assert.equal((await again.hello()).type, 'hello', 'the activated device is still activated after the restart');
     await again.close();
-    const list = (await (await fetch(`http://127.0.0.1:${port}/admin/activations`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { data: { deviceId: string; activatedAt: number | null }[] };
+    const list = (await (
+      await fetch(`http://127.0.0.1:${port}/admin/activations`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).json()) as { data: { deviceId: string; activatedAt: number | null }[] };
     assert.ok(list.data.some((r) => r.deviceId === 'keep:me' && r.activatedAt !== null));
 
     // The replacement logs to the log file, not to a terminal.
@@ -88,16 +111,35 @@ describe('restart (D14, seed #6)', () => {
     dirs.push(dir);
     const port = await freePort();
     const file = join(dir, 'config.yaml');
-    const write = (ws: string) => writeFileSync(file, stringify({ server: { ip: '127.0.0.1', port, websocket: ws, watch_config: false }, selected_module: { LLM: '' } }));
+    const write = (ws: string) =>
+      writeFileSync(
+        file,
+        stringify({
+          server: { ip: '127.0.0.1', port, websocket: ws, watch_config: false },
+          selected_module: { LLM: '' },
+        }),
+      );
     write('ws://first.example:8000/xiaozhi/v1/');
     const proc = spawnCli(['serve', '--data-dir', dir]);
     await waitForHealth(proc, port);
     const otaUrl = async () =>
-      ((await (await fetch(`http://127.0.0.1:${port}/xiaozhi/ota/`, { method: 'POST', headers: { 'device-id': 'd1' }, body: '{}' })).json()) as { websocket: { url: string } }).websocket.url;
+      (
+        (await (
+          await fetch(`http://127.0.0.1:${port}/xiaozhi/ota/`, {
+            method: 'POST',
+            headers: { 'device-id': 'd1' },
+            body: '{}',
+          })
+        ).json()) as { websocket: { url: string } }
+      ).websocket.url;
     assert.equal(await otaUrl(), 'ws://first.example:8000/xiaozhi/v1/');
     write('ws://second.example:8000/xiaozhi/v1/');
     await sleep(500);
-    assert.equal(await otaUrl(), 'ws://first.example:8000/xiaozhi/v1/', 'with watch_config off nothing changes by itself');
+    assert.equal(
+      await otaUrl(),
+      'ws://first.example:8000/xiaozhi/v1/',
+      'with watch_config off nothing changes by itself',
+    );
     proc.child.kill('SIGHUP');
     await waitFor(async () => (await otaUrl()) === 'ws://second.example:8000/xiaozhi/v1/', 5000, 'SIGHUP reload');
   });

@@ -41,36 +41,80 @@ describe('session: hello, MCP, legacy messages', () => {
   it('initializes MCP with a numeric id and vision capability, pages tools/list, keeps tool-call ids disjoint (A2)', async () => {
     const dev = await connect('aa:bb:cc:00:00:03');
     await dev.hello();
-    const init = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'initialize')).payload as Json;
+    const init = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'initialize'))
+      .payload as Json;
     assert.equal(init.id, MCP_INITIALIZE_ID);
     const vision = ((init.params as Json).capabilities as Json).vision as Json;
     assert.match(String(vision.url), /^http:\/\/127\.0\.0\.1:\d+\/mcp\/vision\/explain$/);
     assert.match(String(vision.token), /^[\w-]+\.\d+$/);
-    dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: init.id, result: { protocolVersion: '2024-11-05', capabilities: { tools: {} }, serverInfo: { name: 'board', version: '1' } } } });
+    dev.send({
+      type: 'mcp',
+      payload: {
+        jsonrpc: '2.0',
+        id: init.id,
+        result: {
+          protocolVersion: '2024-11-05',
+          capabilities: { tools: {} },
+          serverInfo: { name: 'board', version: '1' },
+        },
+      },
+    });
 
-    const page1 = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/list')).payload as Json;
+    const page1 = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/list'))
+      .payload as Json;
     assert.equal(typeof page1.id, 'number');
     assert.equal(page1.params, undefined);
-    dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: page1.id, result: { tools: [{ name: 'self.get_device_status', description: 'status', inputSchema: { type: 'object' } }], nextCursor: 'self.audio_speaker.set_volume' } } });
-    const page2 = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/list')).payload as Json;
+    dev.send({
+      type: 'mcp',
+      payload: {
+        jsonrpc: '2.0',
+        id: page1.id,
+        result: {
+          tools: [{ name: 'self.get_device_status', description: 'status', inputSchema: { type: 'object' } }],
+          nextCursor: 'self.audio_speaker.set_volume',
+        },
+      },
+    });
+    const page2 = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/list'))
+      .payload as Json;
     assert.deepEqual(page2.params, { cursor: 'self.audio_speaker.set_volume' });
     assert.notEqual(page2.id, page1.id);
-    dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: page2.id, result: { tools: [{ name: 'self.audio_speaker.set_volume', inputSchema: { type: 'object' } }], nextCursor: '' } } });
+    dev.send({
+      type: 'mcp',
+      payload: {
+        jsonrpc: '2.0',
+        id: page2.id,
+        result: { tools: [{ name: 'self.audio_speaker.set_volume', inputSchema: { type: 'object' } }], nextCursor: '' },
+      },
+    });
 
-    const session = await waitFor(() => [...server.sessions].find((s) => s.deviceId === 'aa:bb:cc:00:00:03' && s.mcp.ready));
-    assert.deepEqual(session.mcp.tools.map((t) => t.name), ['self.get_device_status', 'self.audio_speaker.set_volume']);
+    const session = await waitFor(() =>
+      [...server.sessions].find((s) => s.deviceId === 'aa:bb:cc:00:00:03' && s.mcp.ready),
+    );
+    assert.deepEqual(
+      session.mcp.tools.map((t) => t.name),
+      ['self.get_device_status', 'self.audio_speaker.set_volume'],
+    );
 
     const call = session.mcp.callTool('self.audio_speaker.set_volume', { volume: 50 }, 2000);
-    const req = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/call')).payload as Json;
-    assert.ok(typeof req.id === 'number' && req.id >= TOOL_CALL_ID_BASE, `tool-call id ${String(req.id)} is outside the control range`);
+    const req = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/call'))
+      .payload as Json;
+    assert.ok(
+      typeof req.id === 'number' && req.id >= TOOL_CALL_ID_BASE,
+      `tool-call id ${String(req.id)} is outside the control range`,
+    );
     assert.ok(![MCP_INITIALIZE_ID, page1.id, page2.id].includes(req.id as number));
     assert.ok((req.id as number) > MCP_TOOLS_LIST_ID_BASE);
-    dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: req.id, result: { content: [{ type: 'text', text: 'true' }], isError: false } } });
+    dev.send({
+      type: 'mcp',
+      payload: { jsonrpc: '2.0', id: req.id, result: { content: [{ type: 'text', text: 'true' }], isError: false } },
+    });
     assert.deepEqual(await call, { content: [{ type: 'text', text: 'true' }], isError: false });
 
     // A device error reply (no code, as the firmware sends it) rejects the call.
     const failing = session.mcp.callTool('self.camera.take_photo', {}, 2000);
-    const req2 = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/call')).payload as Json;
+    const req2 = (await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/call'))
+      .payload as Json;
     assert.notEqual(req2.id, req.id);
     dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: req2.id, error: { message: 'no camera' } } });
     await assert.rejects(failing, /no camera/);
@@ -90,7 +134,18 @@ describe('session: hello, MCP, legacy messages', () => {
   it('stores legacy iot descriptors and states, acks config_update as a no-op (A11)', async () => {
     const dev = await connect('aa:bb:cc:00:00:05');
     await dev.hello();
-    dev.send({ type: 'iot', update: true, descriptors: [{ name: 'Speaker', description: 'speaker', properties: { volume: { description: 'v', type: 'number' } }, methods: {} }] });
+    dev.send({
+      type: 'iot',
+      update: true,
+      descriptors: [
+        {
+          name: 'Speaker',
+          description: 'speaker',
+          properties: { volume: { description: 'v', type: 'number' } },
+          methods: {},
+        },
+      ],
+    });
     dev.send({ type: 'iot', update: true, states: [{ name: 'Speaker', state: { volume: 50 } }] });
     dev.send({ type: 'config_update', config: { a: 1 } });
     const ack = await dev.next('config_update');

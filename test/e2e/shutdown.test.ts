@@ -36,7 +36,9 @@ describe('close releases everything it started (seed #5)', () => {
     await fake.stop();
     await sleep(200);
     const after = resources();
-    const leaked = [...after].filter(([kind, n]) => n > (before.get(kind) ?? 0)).map(([kind, n]) => `${kind} +${n - (before.get(kind) ?? 0)}`);
+    const leaked = [...after]
+      .filter(([kind, n]) => n > (before.get(kind) ?? 0))
+      .map(([kind, n]) => `${kind} +${n - (before.get(kind) ?? 0)}`);
     assert.deepEqual(leaked, [], `left behind: ${leaked.join(', ')}`);
   });
 });

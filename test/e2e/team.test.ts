@@ -33,18 +33,38 @@ describe('team features together', () => {
     const dev = await connect('c1:00:00:00:00:01');
     dev.send({ type: 'mode', state: 'start', mode: 'meeting' });
     await dev.next((m) => m.type === 'mode' && m.state === 'start');
-    dev.send({ type: 'meeting', phase: 'snippet', items: [{ tag: 'a', text: 'We agreed to ship the beta on Friday.' }] });
+    dev.send({
+      type: 'meeting',
+      phase: 'snippet',
+      items: [{ tag: 'a', text: 'We agreed to ship the beta on Friday.' }],
+    });
     await dev.next((m) => m.type === 'meeting' && m.status === 'ok');
     fake.chat = {
-      chunks: [JSON.stringify({ title: 'Beta planning', bullets: ['Ship the beta'], decisions: ['Friday'], actions: ['Write release notes', 'Tag the build'], risks: [], nextSteps: ['Collect feedback'] })],
+      chunks: [
+        JSON.stringify({
+          title: 'Beta planning',
+          bullets: ['Ship the beta'],
+          decisions: ['Friday'],
+          actions: ['Write release notes', 'Tag the build'],
+          risks: [],
+          nextSteps: ['Collect feedback'],
+        }),
+      ],
     };
     dev.send({ type: 'meeting', phase: 'finalize' });
     const summary = await dev.next((m) => m.type === 'meeting' && m.phase === 'summary', 10_000);
-    const meetingId = String(summary.sessionId ?? (await dev.next((m) => m.type === 'meeting' && m.phase === 'finalize')).sessionId);
-    const res = await fetch(server.url('/supie/workflow/import-from-meeting'), { method: 'POST', body: JSON.stringify({ meetingId }) });
+    const meetingId = String(
+      summary.sessionId ?? (await dev.next((m) => m.type === 'meeting' && m.phase === 'finalize')).sessionId,
+    );
+    const res = await fetch(server.url('/supie/workflow/import-from-meeting'), {
+      method: 'POST',
+      body: JSON.stringify({ meetingId }),
+    });
     const body = (await res.json()) as Json;
     assert.equal(res.status, 200, JSON.stringify(body));
-    const list = (await (await fetch(server.url('/supie/workflow?deviceId=c1:00:00:00:00:01'))).json()) as { data: { items: { title: string }[] } };
+    const list = (await (await fetch(server.url('/supie/workflow?deviceId=c1:00:00:00:00:01'))).json()) as {
+      data: { items: { title: string }[] };
+    };
     const titles = list.data.items.map((t) => t.title).sort();
     assert.deepEqual(titles, ['Collect feedback', 'Tag the build', 'Write release notes']);
     await dev.close();
@@ -53,17 +73,35 @@ describe('team features together', () => {
   it("a peer task lands in the target's group, owned by the target, and the target's group sees the snapshot", async () => {
     const sender = await connect('d1:00:00:00:00:01');
     const target = await connect('d2:00:00:00:00:02');
-    sender.send({ type: 'peer', to: ['D2:00:00:00:00:02'], category: 'task', payload: { text: 'Please review the PR', normalized: { title: 'Review the PR', priority: 1 } } });
+    sender.send({
+      type: 'peer',
+      to: ['D2:00:00:00:00:02'],
+      category: 'task',
+      payload: { text: 'Please review the PR', normalized: { title: 'Review the PR', priority: 1 } },
+    });
     const msg = await target.next((m) => m.type === 'peer' && m.event === 'message', 5000);
     assert.equal(msg.category, 'task');
-    const snapshot = await target.next((m) => m.type === 'workflow' && m.event === 'update' && Array.isArray(m.tasks) && (m.tasks as Json[]).some((t) => t.title === 'Review the PR'), 5000);
+    const snapshot = await target.next(
+      (m) =>
+        m.type === 'workflow' &&
+        m.event === 'update' &&
+        Array.isArray(m.tasks) &&
+        (m.tasks as Json[]).some((t) => t.title === 'Review the PR'),
+      5000,
+    );
     const task = (snapshot.tasks as Json[]).find((t) => t.title === 'Review the PR')!;
     assert.equal(task.priority, 1);
     assert.match(String(task.owner), /d2:00:00:00:00:02/);
-    await waitFor(async () => {
-      const list = (await (await fetch(server.url('/supie/workflow?deviceId=d2:00:00:00:00:02'))).json()) as { data: { items: Json[] } };
-      return list.data.items.some((t) => t.title === 'Review the PR');
-    }, 3000, 'task stored in the target group');
+    await waitFor(
+      async () => {
+        const list = (await (await fetch(server.url('/supie/workflow?deviceId=d2:00:00:00:00:02'))).json()) as {
+          data: { items: Json[] };
+        };
+        return list.data.items.some((t) => t.title === 'Review the PR');
+      },
+      3000,
+      'task stored in the target group',
+    );
     await Promise.all([sender.close(), target.close()]);
   });
 });

@@ -16,7 +16,13 @@ const isStop = (m: Json) => m.type === 'tts' && m.state === 'stop';
 
 function config(fake: FakeOpenAi, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    selected_module: { VAD: 'SileroVAD', ASR: 'PocketSphinxASR', LLM: 'Fake', TTS: 'FliteTTS', Memory: 'mem_local_short' },
+    selected_module: {
+      VAD: 'SileroVAD',
+      ASR: 'PocketSphinxASR',
+      LLM: 'Fake',
+      TTS: 'FliteTTS',
+      Memory: 'mem_local_short',
+    },
     LLM: { Fake: { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'k', timeout_ms: 5000 } },
     Memory: { mem_local_short: { type: 'mem_local_short' } },
     ...extra,
@@ -85,7 +91,10 @@ describe('dialogue memory (B7, seed #9)', () => {
       await dev.close();
       // The close did not wait for the memory summary: its request is still running.
       const memoryRequest = await waitFor(() => fake.requests[requests], 3000, 'the memory request');
-      assert.equal(await Promise.race([memoryRequest.closed.then(() => 'finished'), sleep(50).then(() => 'pending')]), 'pending');
+      assert.equal(
+        await Promise.race([memoryRequest.closed.then(() => 'finished'), sleep(50).then(() => 'pending')]),
+        'pending',
+      );
       await server.close('test');
       const db = openDatabase(dataDir);
       assert.equal(new MemoryStore(db).load('memory-dev'), '- The user is called Ada and likes tea.');
@@ -117,9 +126,26 @@ describe('linus simulate', () => {
     const dir = tempDir();
     try {
       const out = join(dir, 'reply.wav');
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'simulate', '--url', server.url('/xiaozhi/v1/', 'ws'), '--say', 'what time is it', '--out', out, '--protocol', '3'], {
-        cwd: join(import.meta.dirname, '../..'),
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/index.ts',
+          'simulate',
+          '--url',
+          server.url('/xiaozhi/v1/', 'ws'),
+          '--say',
+          'what time is it',
+          '--out',
+          out,
+          '--protocol',
+          '3',
+        ],
+        {
+          cwd: join(import.meta.dirname, '../..'),
+        },
+      );
       let stdout = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
       child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -13,7 +13,9 @@ const isStop = (m: Json) => m.type === 'tts' && m.state === 'stop';
 function voiceConfig(fake: FakeOpenAi, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     selected_module: { VAD: 'SileroVAD', ASR: 'PocketSphinxASR', LLM: 'Fake', TTS: 'FliteTTS' },
-    LLM: { Fake: { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'test-key', timeout_ms: 3000 } },
+    LLM: {
+      Fake: { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'test-key', timeout_ms: 3000 },
+    },
     ...extra,
   };
 }
@@ -42,7 +44,13 @@ describe('voice turn, fully offline (flite → Opus → Silero → pocketsphinx 
     dev.send({ type: 'listen', state: 'start', mode: 'auto' });
     // Count binary frames relative to the JSON stream so we can check they only come between start and stop.
     const order: string[] = [];
-    dev.ws.on('message', (data: Buffer, isBinary: boolean) => order.push(isBinary ? 'frame' : String((JSON.parse(data.toString()) as Json).state ?? (JSON.parse(data.toString()) as Json).type)));
+    dev.ws.on('message', (data: Buffer, isBinary: boolean) =>
+      order.push(
+        isBinary
+          ? 'frame'
+          : String((JSON.parse(data.toString()) as Json).state ?? (JSON.parse(data.toString()) as Json).type),
+      ),
+    );
     await streamPcm(dev, join16(silence(500), speechPcm('what time is it'), silence(1500)));
     const stt = await dev.next('stt', 10_000);
     assert.equal(stt.text, 'what time is it');
@@ -51,12 +59,18 @@ describe('voice turn, fully offline (flite → Opus → Silero → pocketsphinx 
     const seq = timeline(dev).filter((t) => t !== 'mcp' && t !== 'server');
     assert.deepEqual(seq.slice(0, 5), ['hello', 'stt', 'tts:start', 'llm', 'tts:sentence_start']);
     assert.equal(seq.at(-1), 'tts:stop');
-    assert.deepEqual(dev.all((m) => m.state === 'sentence_start').map((m) => m.text), ['It is twelve o clock.', 'Have a good lunch!']);
+    assert.deepEqual(
+      dev.all((m) => m.state === 'sentence_start').map((m) => m.text),
+      ['It is twelve o clock.', 'Have a good lunch!'],
+    );
     const first = order.indexOf('start');
     const stop = order.lastIndexOf('stop');
     const frames = order.map((o, i) => (o === 'frame' ? i : -1)).filter((i) => i >= 0);
     assert.ok(frames.length > 10, `${frames.length} frames`);
-    assert.ok(frames.every((i) => i > first && i < stop), 'frames only between tts start and tts stop');
+    assert.ok(
+      frames.every((i) => i > first && i < stop),
+      'frames only between tts start and tts stop',
+    );
 
     // Every frame decodes to exactly one advertised frame: 24000 Hz × 60 ms = 1440 samples.
     const rate = (hello.audio_params as Json).sample_rate as number;
@@ -73,7 +87,12 @@ describe('voice turn, fully offline (flite → Opus → Silero → pocketsphinx 
   });
 
   it('paces the downlink: no burst beyond the pre-buffer, tts stop only after the audio has played', async () => {
-    fake.chat = { chunks: ['This answer is long enough to need a few seconds of audio. ', 'And here is a second sentence to be sure.'] };
+    fake.chat = {
+      chunks: [
+        'This answer is long enough to need a few seconds of audio. ',
+        'And here is a second sentence to be sure.',
+      ],
+    };
     const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'pacing-1' });
     await dev.hello();
     const arrivals: number[] = [];
@@ -133,7 +152,9 @@ describe('abort, barge-in and failures (D9, B6)', () => {
   let n = 0;
   before(async () => {
     fake = await FakeOpenAi.start();
-    server = await startTestServer(voiceConfig(fake, { TTS: { FliteTTS: { type: 'flite', voice: 'slt', timeout_ms: 3000 } } }));
+    server = await startTestServer(
+      voiceConfig(fake, { TTS: { FliteTTS: { type: 'flite', voice: 'slt', timeout_ms: 3000 } } }),
+    );
   });
   after(async () => {
     await server.stop();
@@ -251,7 +272,13 @@ describe('wake word, typed text, exit and tools (B2, B4, B8)', () => {
   let n = 0;
   before(async () => {
     fake = await FakeOpenAi.start();
-    server = await startTestServer(voiceConfig(fake, { TTS: { FliteTTS: { type: 'flite' } }, wakeup_words: ['hello linus'], exit_commands: ['exit', '退出'] }));
+    server = await startTestServer(
+      voiceConfig(fake, {
+        TTS: { FliteTTS: { type: 'flite' } },
+        wakeup_words: ['hello linus'],
+        exit_commands: ['exit', '退出'],
+      }),
+    );
   });
   after(async () => {
     await server.stop();
@@ -275,7 +302,11 @@ describe('wake word, typed text, exit and tools (B2, B4, B8)', () => {
     await dev.next((m) => m.state === 'sentence_start' && m.text === 'Typed answer.', 10_000);
     await dev.next(isStop, 10_000);
     const msgs = fake.last('/v1/chat/completions').body.messages as { role: string; content: string }[];
-    assert.deepEqual(msgs.filter((m) => m.role === 'user').map((m) => m.content), ['Hello Linus', 'what is two plus two'], 'the dialogue history carries over');
+    assert.deepEqual(
+      msgs.filter((m) => m.role === 'user').map((m) => m.content),
+      ['Hello Linus', 'what is two plus two'],
+      'the dialogue history carries over',
+    );
     await dev.close();
   });
 
@@ -291,7 +322,9 @@ describe('wake word, typed text, exit and tools (B2, B4, B8)', () => {
   });
 
   it('the LLM exit intent speaks its goodbye and closes after tts stop', async () => {
-    fake.chat = { toolCalls: [{ id: 'call_1', name: 'handle_exit_intent', arguments: '{"say_goodbye":"See you soon!"}' }] };
+    fake.chat = {
+      toolCalls: [{ id: 'call_1', name: 'handle_exit_intent', arguments: '{"say_goodbye":"See you soon!"}' }],
+    };
     const dev = await connect();
     dev.send({ type: 'listen', state: 'detect', text: 'I am done for today' });
     await dev.next((m) => m.state === 'sentence_start' && m.text === 'See you soon!', 10_000);
@@ -304,7 +337,22 @@ describe('wake word, typed text, exit and tools (B2, B4, B8)', () => {
     const init = await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'initialize');
     dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: (init.payload as Json).id, result: {} } });
     const list = await dev.next((m) => m.type === 'mcp' && (m.payload as Json).method === 'tools/list');
-    dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: (list.payload as Json).id, result: { tools: [{ name: 'self.audio_speaker.set_volume', description: 'Set volume', inputSchema: { type: 'object', properties: { volume: { type: 'integer' } } } }] } } });
+    dev.send({
+      type: 'mcp',
+      payload: {
+        jsonrpc: '2.0',
+        id: (list.payload as Json).id,
+        result: {
+          tools: [
+            {
+              name: 'self.audio_speaker.set_volume',
+              description: 'Set volume',
+              inputSchema: { type: 'object', properties: { volume: { type: 'integer' } } },
+            },
+          ],
+        },
+      },
+    });
     await sleep(50);
     fake.chat = { toolCalls: [{ id: 'call_v', name: 'self_audio_speaker_set_volume', arguments: '{"volume":30}' }] };
     dev.send({ type: 'listen', state: 'detect', text: 'turn the volume down' });
@@ -312,14 +360,24 @@ describe('wake word, typed text, exit and tools (B2, B4, B8)', () => {
     const payload = call.payload as Json;
     assert.deepEqual(payload.params, { name: 'self.audio_speaker.set_volume', arguments: { volume: 30 } });
     fake.chat = { chunks: ['Volume set to thirty.'] };
-    dev.send({ type: 'mcp', payload: { jsonrpc: '2.0', id: payload.id, result: { content: [{ type: 'text', text: 'true' }], isError: false } } });
+    dev.send({
+      type: 'mcp',
+      payload: {
+        jsonrpc: '2.0',
+        id: payload.id,
+        result: { content: [{ type: 'text', text: 'true' }], isError: false },
+      },
+    });
     await dev.next((m) => m.state === 'sentence_start' && m.text === 'Volume set to thirty.', 10_000);
     await dev.next(isStop, 10_000);
     const second = fake.last('/v1/chat/completions').body;
     const tools = second.tools as { function: { name: string } }[];
     assert.ok(tools.some((t) => t.function.name === 'self_audio_speaker_set_volume'));
     const messages = second.messages as { role: string; content: string; tool_call_id?: string }[];
-    assert.deepEqual(messages.find((m) => m.role === 'tool'), { role: 'tool', tool_call_id: 'call_v', content: 'true' });
+    assert.deepEqual(
+      messages.find((m) => m.role === 'tool'),
+      { role: 'tool', tool_call_id: 'call_v', content: 'true' },
+    );
     await dev.close();
   });
 });

@@ -28,7 +28,8 @@ const isSnap = (m: Json) => m.type === 'workflow' && m.event === 'update' && Arr
 const snapOf = (group: string) => (m: Json) => isSnap(m) && m.groupKey === group;
 const isAck = (event: string) => (m: Json) => m.type === 'workflow' && m.status === 'ok' && m.event === event;
 const isError = (m: Json) => m.type === 'workflow' && m.status === 'error';
-const isCommand = (intent: string) => (m: Json) => m.type === 'workflow' && m.event === 'command' && m.intent === intent;
+const isCommand = (intent: string) => (m: Json) =>
+  m.type === 'workflow' && m.event === 'command' && m.intent === intent;
 const tasksOf = (m: Json) => m.tasks as Json[];
 const ids = (m: Json) => tasksOf(m).map((t) => t.id);
 
@@ -52,7 +53,11 @@ const snapsSince = (dev: TestDevice, from: number) => dev.received.slice(from).f
 /** Base config: cheap VAD, no API rate limit (the tests call the API in bursts). */
 const BASE = { selected_module: { VAD: 'EnergyVAD' }, server: { api_rate_limit: 0 } };
 
-async function http(server: { url(path?: string): string }, path: string, init: RequestInit = {}): Promise<{ status: number; body: Json }> {
+async function http(
+  server: { url(path?: string): string },
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: Json }> {
   const res = await fetch(server.url(path), init);
   return { status: res.status, body: (await res.json()) as Json };
 }
@@ -100,7 +105,10 @@ describe('workflow over WebSocket: events, groups, idempotency, schema errors', 
     });
     const ack = await a1.next(isAck('update'));
     assert.deepEqual(ack.created, ['t1', 't2']);
-    for (const [dev, from] of [[a1, fa1], [a2, fa2]] as const) {
+    for (const [dev, from] of [
+      [a1, fa1],
+      [a2, fa2],
+    ] as const) {
       const snap = await arrived(dev, from, snapOf(A));
       assert.deepEqual(ids(snap), ['t2', 't1'], 'open tasks by priority, P0 first');
       const t1 = tasksOf(snap).find((t) => t.id === 't1')!;
@@ -144,7 +152,15 @@ describe('workflow over WebSocket: events, groups, idempotency, schema errors', 
 
     fa2 = at(a2);
     fb1 = at(b1);
-    a1.send({ type: 'workflow', event: 'update', groupKey: B, tasks: [{ id: 'x2', title: 'for B, per message' }, { id: 'a9', title: 'task level wins', groupKey: A }] });
+    a1.send({
+      type: 'workflow',
+      event: 'update',
+      groupKey: B,
+      tasks: [
+        { id: 'x2', title: 'for B, per message' },
+        { id: 'a9', title: 'task level wins', groupKey: A },
+      ],
+    });
     await a1.next(isAck('update'));
     assert.deepEqual(ids(await arrived(b1, fb1, snapOf(B))).sort(), ['x1', 'x2']);
     assert.ok(ids(await arrived(a2, fa2, snapOf(A))).includes('a9'));
@@ -279,7 +295,11 @@ describe('snapshot gate (seed #11) and working mode (C1)', () => {
     dev.send({ type: 'workflow', event: 'list' });
     await dev.next(isAck('list'));
     const before = dev.received.slice(0, dev.received.findIndex(isAck('list')));
-    assert.equal(before.filter(isSnap).length, 1, `snapshots before the list answer: ${JSON.stringify(before.map((m) => m.type))}`);
+    assert.equal(
+      before.filter(isSnap).length,
+      1,
+      `snapshots before the list answer: ${JSON.stringify(before.map((m) => m.type))}`,
+    );
     assert.deepEqual(ids(before.find(isSnap)!), ['k2', 'k1', 'k3']);
 
     await sleep(1600);
@@ -296,7 +316,10 @@ describe('snapshot gate (seed #11) and working mode (C1)', () => {
     dev.send({ type: 'mode', state: 'start', mode: 'working' });
     assert.equal((await dev.next((m) => m.type === 'mode' && m.state === 'start')).idempotent, true);
     await settle(dev);
-    assert.deepEqual(dev.received.slice(again).map((m) => m.type), ['mode', 'pong']);
+    assert.deepEqual(
+      dev.received.slice(again).map((m) => m.type),
+      ['mode', 'pong'],
+    );
     await dev.close();
   });
 
@@ -335,14 +358,24 @@ describe('snapshot gate (seed #11) and working mode (C1)', () => {
     dev.send({ type: 'listen', state: 'detect', text: '刷新列表' });
     await dev.next(isCommand('refresh'));
     const snap = await arrived(dev, from, isSnap);
-    assert.deepEqual(tasksOf(snap).map((t) => [t.id, t.status, t.owner]), [['k2', 'open', W], ['k3', 'open', W], ['k1', 'done', undefined]]);
+    assert.deepEqual(
+      tasksOf(snap).map((t) => [t.id, t.status, t.owner]),
+      [
+        ['k2', 'open', W],
+        ['k3', 'open', W],
+        ['k1', 'done', undefined],
+      ],
+    );
 
     dev.send({ type: 'listen', state: 'detect', text: 'complete task 9' });
     const none = await dev.next(isCommand('complete'));
     assert.equal(none.ok, false);
     await settle(dev);
     // Commands never reached the LLM or TTS: the only tts messages are the two placeholders of the joke.
-    assert.equal(dev.received.slice(from).filter((m) => m.type === 'tts' || m.type === 'llm' || m.type === 'stt').length, 0);
+    assert.equal(
+      dev.received.slice(from).filter((m) => m.type === 'tts' || m.type === 'llm' || m.type === 'stt').length,
+      0,
+    );
     assert.equal(dev.all('tts').length, 2);
 
     dev.send({ type: 'mode', state: 'end', mode: 'working' });
@@ -352,7 +385,10 @@ describe('snapshot gate (seed #11) and working mode (C1)', () => {
   });
 
   it('voice phrases switch into working mode: stt with the intent, the mode flow, no chat echo and no TTS', async () => {
-    for (const [n, phrase] of [[4, '切换到工作模式'], [5, 'Enter working mode']] as const) {
+    for (const [n, phrase] of [
+      [4, '切换到工作模式'],
+      [5, 'Enter working mode'],
+    ] as const) {
       const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: idIn(G, n) });
       await dev.hello();
       dev.send({ type: 'listen', state: 'detect', text: phrase });
@@ -396,7 +432,10 @@ describe('test_mode delayed register snapshot (seed #10)', () => {
         done();
       },
     });
-    server = await startTestServer({ ...BASE, workflow: { test_mode: true, snapshot_on_register_delay_ms: DELAY } }, { logger: pino({ level: 'info' }, sink) });
+    server = await startTestServer(
+      { ...BASE, workflow: { test_mode: true, snapshot_on_register_delay_ms: DELAY } },
+      { logger: pino({ level: 'info' }, sink) },
+    );
   });
   after(() => server.stop());
 
@@ -442,7 +481,10 @@ describe('devices.yaml hot reload and restarts', () => {
       const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: Y });
       await dev.hello();
       let from = dev.received.length;
-      writeFileSync(join(server.dataDir, 'devices.yaml'), `devices:\n  "${Y.toUpperCase()}":\n    group: team-x\n    alias: Yan\n`);
+      writeFileSync(
+        join(server.dataDir, 'devices.yaml'),
+        `devices:\n  "${Y.toUpperCase()}":\n    group: team-x\n    alias: Yan\n`,
+      );
       const moved = await arrived(dev, from, snapOf('team-x'), 5000);
       assert.deepEqual(ids(moved), ['tx']);
 
@@ -469,7 +511,11 @@ describe('devices.yaml hot reload and restarts', () => {
     try {
       let server = await startTestServer(BASE, { dataDir });
       const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: idIn(G, 1) });
-      dev.send({ type: 'workflow', event: 'update', tasks: [{ id: 'r1', title: 'persist me', priority: 3, description: 'kept', assignees: ['a', 'b'] }] });
+      dev.send({
+        type: 'workflow',
+        event: 'update',
+        tasks: [{ id: 'r1', title: 'persist me', priority: 3, description: 'kept', assignees: ['a', 'b'] }],
+      });
       await dev.next(isAck('update'));
       dev.send({ type: 'workflow', event: 'complete', ids: ['r1'] });
       await dev.next(isAck('complete'));
@@ -480,7 +526,14 @@ describe('devices.yaml hot reload and restarts', () => {
       const again = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: idIn(G, 2) });
       const snap = await again.next(isSnap); // the register snapshot
       assert.deepEqual(
-        tasksOf(snap).map((t) => ({ id: t.id, title: t.title, priority: t.priority, status: t.status, description: t.description, assignees: t.assignees })),
+        tasksOf(snap).map((t) => ({
+          id: t.id,
+          title: t.title,
+          priority: t.priority,
+          status: t.status,
+          description: t.description,
+          assignees: t.assignees,
+        })),
         [{ id: 'r1', title: 'persist me', priority: 3, status: 'done', description: 'kept', assignees: ['a', 'b'] }],
       );
       const res = await http(server, `/supie/workflow?groupKey=${G}`);
@@ -499,14 +552,23 @@ describe('HTTP API: GET /supie/workflow, import-from-meeting, auth', () => {
   before(async () => {
     server = await startTestServer(BASE);
     const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: idIn(G, 1) });
-    dev.send({ type: 'workflow', event: 'update', tasks: Array.from({ length: 12 }, (_, i) => ({ id: `h${i}`, title: `task ${i}` })) });
+    dev.send({
+      type: 'workflow',
+      event: 'update',
+      tasks: Array.from({ length: 12 }, (_, i) => ({ id: `h${i}`, title: `task ${i}` })),
+    });
     await dev.next(isAck('update'));
     await dev.close();
   });
   after(() => server.stop());
 
   it('lists a group by groupKey, by deviceId, or by a full device id given as groupKey', async () => {
-    for (const q of [`groupKey=${G}`, `groupKey=${G.toUpperCase()}`, `deviceId=${idIn(G, 7)}`, `groupKey=${encodeURIComponent(idIn(G, 9))}`]) {
+    for (const q of [
+      `groupKey=${G}`,
+      `groupKey=${G.toUpperCase()}`,
+      `deviceId=${idIn(G, 7)}`,
+      `groupKey=${encodeURIComponent(idIn(G, 9))}`,
+    ]) {
       const res = await http(server, `/supie/workflow?${q}`);
       assert.equal(res.status, 200, q);
       const data = res.body.data as Json;
@@ -520,7 +582,10 @@ describe('HTTP API: GET /supie/workflow, import-from-meeting, auth', () => {
   it('clamps pagination; out of range gives no items and the true total', async () => {
     const page = async (q: string) => (await http(server, `/supie/workflow?groupKey=${G}&${q}`)).body.data as Json;
     const p1 = await page('limit=5&offset=10');
-    assert.deepEqual([(p1.items as Json[]).map((t) => t.id), p1.limit, p1.offset, p1.total], [['h10', 'h11'], 5, 10, 12]);
+    assert.deepEqual(
+      [(p1.items as Json[]).map((t) => t.id), p1.limit, p1.offset, p1.total],
+      [['h10', 'h11'], 5, 10, 12],
+    );
     const p2 = await page('limit=0&offset=-3');
     assert.deepEqual([(p2.items as Json[]).length, p2.limit, p2.offset], [1, 1, 0]);
     const p3 = await page('limit=999999');
@@ -560,7 +625,10 @@ describe('HTTP API: GET /supie/workflow, import-from-meeting, auth', () => {
       assert.equal((await http(guarded, path, { headers: { authorization: 'Bearer s3cret' } })).status, 200);
       assert.equal((await http(guarded, path, { headers: { 'x-api-token': 's3cret' } })).status, 200);
       assert.equal((await http(guarded, `${path}&token=s3cret`)).status, 200);
-      assert.equal((await http(guarded, '/supie/workflow/import-from-meeting', postJson({ meetingId: 'm1' }))).status, 401);
+      assert.equal(
+        (await http(guarded, '/supie/workflow/import-from-meeting', postJson({ meetingId: 'm1' }))).status,
+        401,
+      );
     } finally {
       await guarded.stop();
     }
@@ -577,12 +645,20 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
   const service = new WorkflowService({ store: new SqliteTaskStore(db), registry, directory, log: silentLogger() });
   /** Stands in for the meeting feature, which is not wired yet: one known meeting. */
   const summaryOf: MeetingSummaryLookup = async (id) =>
-    id === 'meet-1' ? { title: 'Weekly', actions: ['Ship v2', '  ', 'Fix login'], nextSteps: ['Plan Q3'], deviceId: idIn(G, 9) } : undefined;
+    id === 'meet-1'
+      ? { title: 'Weekly', actions: ['Ship v2', '  ', 'Fix login'], nextSteps: ['Plan Q3'], deviceId: idIn(G, 9) }
+      : undefined;
   const router = new Router();
   registerWorkflowApi(new ApiRoutes(router, config), service, summaryOf);
   /** An online device of the group, seen through the registry as the hub sees any connection. */
   const inbox: Json[] = [];
-  const online: DeviceConnection = { connectionId: 'c1', deviceId: idIn(G, 1), replacedBy() {}, deliver: (m) => inbox.push(m) > 0, deliverText: (j) => inbox.push(JSON.parse(j) as Json) > 0 };
+  const online: DeviceConnection = {
+    connectionId: 'c1',
+    deviceId: idIn(G, 1),
+    replacedBy() {},
+    deliver: (m) => inbox.push(m) > 0,
+    deliverText: (j) => inbox.push(JSON.parse(j) as Json) > 0,
+  };
   const elsewhere: Json[] = [];
   const outside: DeviceConnection = {
     connectionId: 'c2',
@@ -615,23 +691,38 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
   it('turns actions and next steps into tasks with stable ids, pushes them to the group, and re-import changes nothing', async () => {
     const res = await http(base, '/supie/workflow/import-from-meeting', postJson({ meetingId: 'meet-1' }));
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body.data, { imported: 3, ids: ['MEET-meet-1-A1', 'MEET-meet-1-A3', 'MEET-meet-1-N1'], created: 3, groupKey: G });
+    assert.deepEqual(res.body.data, {
+      imported: 3,
+      ids: ['MEET-meet-1-A1', 'MEET-meet-1-A3', 'MEET-meet-1-N1'],
+      created: 3,
+      groupKey: G,
+    });
     const snap = inbox.find(isSnap)!;
-    assert.deepEqual(tasksOf(snap).map((t) => [t.id, t.title, t.source, t.meetingId, t.kind]), [
-      ['MEET-meet-1-A1', 'Ship v2', 'meeting', 'meet-1', 'action'],
-      ['MEET-meet-1-A3', 'Fix login', 'meeting', 'meet-1', 'action'],
-      ['MEET-meet-1-N1', 'Plan Q3', 'meeting', 'meet-1', 'nextStep'],
-    ]);
+    assert.deepEqual(
+      tasksOf(snap).map((t) => [t.id, t.title, t.source, t.meetingId, t.kind]),
+      [
+        ['MEET-meet-1-A1', 'Ship v2', 'meeting', 'meet-1', 'action'],
+        ['MEET-meet-1-A3', 'Fix login', 'meeting', 'meet-1', 'action'],
+        ['MEET-meet-1-N1', 'Plan Q3', 'meeting', 'meet-1', 'nextStep'],
+      ],
+    );
     assert.equal(elsewhere.length, 0, 'another group hears nothing');
 
     const again = await http(base, '/supie/workflow/import-from-meeting?sessionId=meet-1', postJson({}));
     assert.equal((again.body.data as Json).created, 0);
     assert.equal(inbox.filter(isSnap).length, 1, 'nothing changed, nothing pushed');
 
-    const elsewhereImport = await http(base, '/supie/workflow/import-from-meeting', postJson({ meetingId: 'meet-1', groupKey: 'a7:00:02' }));
+    const elsewhereImport = await http(
+      base,
+      '/supie/workflow/import-from-meeting',
+      postJson({ meetingId: 'meet-1', groupKey: 'a7:00:02' }),
+    );
     assert.equal((elsewhereImport.body.data as Json).groupKey, 'a7:00:02');
     assert.equal(elsewhere.filter(isSnap).length, 1);
-    assert.equal((await http(base, '/supie/workflow/import-from-meeting', postJson({ meetingId: 'meet-2' }))).status, 404);
+    assert.equal(
+      (await http(base, '/supie/workflow/import-from-meeting', postJson({ meetingId: 'meet-2' }))).status,
+      404,
+    );
   });
 
   it('upsertTasks for other features: ids are made when missing, the target group is respected', async () => {
@@ -640,6 +731,9 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
     assert.match(r.created[0]!, /^T-[0-9a-f]{10}$/);
     assert.deepEqual(r.changedGroups, [G]);
     assert.ok(r.reached.has(online) && !r.reached.has(outside));
-    await assert.rejects(service.upsertTasks(G, [{ id: 'p', priority: 9 }], 'peer:test'), /priority must be integer 0\.\.3/);
+    await assert.rejects(
+      service.upsertTasks(G, [{ id: 'p', priority: 9 }], 'peer:test'),
+      /priority must be integer 0\.\.3/,
+    );
   });
 });

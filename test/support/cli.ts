@@ -102,7 +102,11 @@ export async function runCli(args: string[], opts: CliOptions & { timeoutMs?: nu
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       void proc.kill();
-      reject(new Error(`linus ${args.join(' ')} still running after ${timeoutMs} ms\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`));
+      reject(
+        new Error(
+          `linus ${args.join(' ')} still running after ${timeoutMs} ms\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`,
+        ),
+      );
     }, timeoutMs);
   });
   try {
@@ -140,17 +144,25 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** Polls GET /health until it answers, the process exits, or the deadline passes. */
-export async function waitForHealth(proc: CliProcess, port: number, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+export async function waitForHealth(
+  proc: CliProcess,
+  port: number,
+  timeoutMs = 20_000,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!proc.running) throw new Error(`linus exited before serving on port ${port}\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
+    if (!proc.running)
+      throw new Error(`linus exited before serving on port ${port}\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
     try {
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       if (res.ok) return (await res.json()) as Record<string, unknown>;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`no /health on port ${port} within ${timeoutMs} ms\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `no /health on port ${port} within ${timeoutMs} ms\nstdout: ${proc.stdout}\nstderr: ${proc.stderr}`,
+      );
     await sleep(50);
   }
 }
@@ -166,4 +178,8 @@ export async function isListening(port: number): Promise<boolean> {
 }
 
 /** The non-empty lines of a text. */
-export const lines = (text: string): string[] => text.split('\n').map((l) => l.trimEnd()).filter((l) => l.length > 0);
+export const lines = (text: string): string[] =>
+  text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.length > 0);

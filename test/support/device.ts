@@ -53,7 +53,9 @@ export class TestDevice {
     this.ws = ws;
     this.opts = opts;
     this.version = opts.protocolVersion ?? 1;
-    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     ws.on('message', (data: Buffer, isBinary) => {
       if (isBinary) {
         this.binary.push(data);
@@ -117,7 +119,14 @@ export class TestDevice {
         ...extra,
       };
     }
-    return { type: 'hello', device_id: this.opts.deviceId, device_name: 'test browser', token: this.opts.token, features: { mcp: false }, ...extra };
+    return {
+      type: 'hello',
+      device_id: this.opts.deviceId,
+      device_name: 'test browser',
+      token: this.opts.token,
+      features: { mcp: false },
+      ...extra,
+    };
   }
 
   /** Sends hello and waits for the server hello. */
@@ -148,7 +157,8 @@ export class TestDevice {
     this.#encoder ??= new opus.OpusEncoder(16000, 1);
     const frameBytes = 960 * 2;
     const packets: Buffer[] = [];
-    for (let off = 0; off + frameBytes <= pcm.length; off += frameBytes) packets.push(this.#encoder.encode(pcm.subarray(off, off + frameBytes)));
+    for (let off = 0; off + frameBytes <= pcm.length; off += frameBytes)
+      packets.push(this.#encoder.encode(pcm.subarray(off, off + frameBytes)));
     return packets;
   }
 
@@ -176,7 +186,11 @@ export class TestDevice {
       };
       const timer = setTimeout(() => {
         this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        reject(new Error(`no ${typeof match === 'string' ? match : 'matching'} message within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-5))}`));
+        reject(
+          new Error(
+            `no ${typeof match === 'string' ? match : 'matching'} message within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-5))}`,
+          ),
+        );
       }, timeoutMs);
       this.#waiters.push(waiter);
     });

@@ -82,7 +82,16 @@ export class FakeFunAsr {
   #serve(ws: WebSocket, headers: IncomingHttpHeaders): void {
     const s = this.script;
     const python = s.flavour === 'python';
-    const conn: FunAsrConnection = { headers, texts: [], frames: [], pcmBytes: 0, framesBeforeConfig: 0, endReceived: false, open: true, closed: new Promise(() => {}) };
+    const conn: FunAsrConnection = {
+      headers,
+      texts: [],
+      frames: [],
+      pcmBytes: 0,
+      framesBeforeConfig: 0,
+      endReceived: false,
+      open: true,
+      closed: new Promise(() => {}),
+    };
     conn.closed = new Promise((resolve) =>
       ws.on('close', (code) => {
         conn.open = false;
@@ -92,7 +101,14 @@ export class FakeFunAsr {
     this.connections.push(conn);
     const mode = () => String(conn.config?.mode ?? '2pass');
     const send = (m: 'partial' | 'segment', text: string, isFinal: boolean) => {
-      const label = m === 'partial' ? (mode() === 'online' ? 'online' : '2pass-online') : mode() === 'offline' ? 'offline' : '2pass-offline';
+      const label =
+        m === 'partial'
+          ? mode() === 'online'
+            ? 'online'
+            : '2pass-online'
+          : mode() === 'offline'
+            ? 'offline'
+            : '2pass-offline';
       ws.send(JSON.stringify({ mode: label, text, wav_name: conn.config?.wav_name, is_final: isFinal }));
     };
     let partialsSent = 0;
@@ -119,7 +135,10 @@ export class FakeFunAsr {
       if (s.noFinal || (python && mode() === 'online')) return;
       setTimeout(() => {
         if (ws.readyState !== ws.OPEN) return;
-        if (mode() === 'online') ws.send(JSON.stringify({ mode: 'online', text: s.final ?? '', wav_name: conn.config?.wav_name, is_final: true }));
+        if (mode() === 'online')
+          ws.send(
+            JSON.stringify({ mode: 'online', text: s.final ?? '', wav_name: conn.config?.wav_name, is_final: true }),
+          );
         else send('segment', s.final ?? '', !python);
       }, s.finalDelayMs ?? 0);
     });

@@ -175,10 +175,20 @@ export class FakeOpenAi {
     const calls = s.toolCalls ?? [];
     if (!rec.body.stream) {
       if (s.delayMs) await sleep(s.delayMs);
-      const tool_calls = calls.length ? calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) : undefined;
+      const tool_calls = calls.length
+        ? calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
+        : undefined;
       const message = { role: 'assistant', content: chunks.join(''), tool_calls };
       res.setHeader('content-type', 'application/json');
-      return void res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 0, model, choices: [{ index: 0, message, finish_reason: 'stop' }] }));
+      return void res.end(
+        JSON.stringify({
+          id: 'x',
+          object: 'chat.completion',
+          created: 0,
+          model,
+          choices: [{ index: 0, message, finish_reason: 'stop' }],
+        }),
+      );
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const deltas: Record<string, unknown>[] = chunks.map((c) => ({ content: c }));

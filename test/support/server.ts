@@ -14,7 +14,6 @@ export interface TestServer extends LinusServer {
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> | T[K] : T[K] };
 
-
 export function tempDir(prefix = 'linus-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -26,7 +25,13 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const raw = deepMerge({ server: { ip: '127.0.0.1', port: 0 }, log: { log_level: 'silent' } }, overrides);
-  const server = await startServer({ config: validateConfig(raw), dataDir, logger: opts.logger ?? silentLogger(), defaultMetrics: false, ...(opts.reload ? { reload: opts.reload } : {}) });
+  const server = await startServer({
+    config: validateConfig(raw),
+    dataDir,
+    logger: opts.logger ?? silentLogger(),
+    defaultMetrics: false,
+    ...(opts.reload ? { reload: opts.reload } : {}),
+  });
   return Object.assign(server, {
     dataDir,
     async stop() {
@@ -37,7 +42,11 @@ export async function startTestServer(
 }
 
 /** Reads one sample value from the server's Prometheus registry (sum over series matching the labels). */
-export async function metricValue(server: LinusServer, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metricValue(
+  server: LinusServer,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const metric = server.ctx.metrics.registry.getSingleMetric(name);
   if (!metric) throw new Error(`no metric ${name}`);
   const data = await metric.get();

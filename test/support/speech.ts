@@ -37,7 +37,11 @@ export const join16 = (...parts: Int16Array[]): Int16Array => concatPcm(parts);
  * Streams PCM as 60 ms Opus frames from the device, paced like the firmware (speed 1 = real time).
  * Resolves when the last frame was sent; `stopWhen` ends it early.
  */
-export async function streamPcm(dev: TestDevice, pcm: Int16Array, opts: { speed?: number; stopWhen?: () => boolean } = {}): Promise<number> {
+export async function streamPcm(
+  dev: TestDevice,
+  pcm: Int16Array,
+  opts: { speed?: number; stopWhen?: () => boolean } = {},
+): Promise<number> {
   const frameMs = 60 / (opts.speed ?? 1);
   const packets = dev.encodePcm(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
   const start = performance.now();

@@ -33,7 +33,11 @@ const fields = {
  * (then an invalid value fails the load with its key path, D11); until then the feature validates on read.
  */
 export const codingConfigSchema = z.looseObject(fields);
-const lenientSchema = z.looseObject(Object.fromEntries(Object.entries(fields).map(([k, s]) => [k, (s as z.ZodType).catch(() => (s as z.ZodType).parse(undefined))])));
+const lenientSchema = z.looseObject(
+  Object.fromEntries(
+    Object.entries(fields).map(([k, s]) => [k, (s as z.ZodType).catch(() => (s as z.ZodType).parse(undefined))]),
+  ),
+);
 
 type Fields = typeof fields;
 export type CodingConfig = { [K in keyof Fields]: z.output<Fields[K]> };
@@ -51,7 +55,10 @@ export function codingConfig(config: LinusConfig, log?: Logger): CodingConfig {
   let parsed: CodingConfig;
   if (strict.success) parsed = strict.data as CodingConfig;
   else {
-    for (const issue of strict.error.issues) log?.error(`config: invalid value at coding.${issue.path.map(String).join('.')}: ${issue.message}; using its default`);
+    for (const issue of strict.error.issues)
+      log?.error(
+        `config: invalid value at coding.${issue.path.map(String).join('.')}: ${issue.message}; using its default`,
+      );
     parsed = lenientSchema.parse(block) as CodingConfig;
   }
   cache.set(block, parsed);

@@ -40,7 +40,17 @@ interface Runtime {
 
 const STATE_KEY = 'coding';
 
-const LEVELS: Record<string, HistoryLine['level']> = { info: 'info', debug: 'info', trace: 'info', log: 'info', warn: 'warn', warning: 'warn', error: 'error', err: 'error', fatal: 'error' };
+const LEVELS: Record<string, HistoryLine['level']> = {
+  info: 'info',
+  debug: 'info',
+  trace: 'info',
+  log: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  err: 'error',
+  fatal: 'error',
+};
 
 function text(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
@@ -123,7 +133,14 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
     }
     if (result.reason) session.log.info({ kind, reason: result.reason }, 'coding: heuristic insight used');
     if (kind === 'insight' && generation !== r.generation) return;
-    const message = { type: 'coding', event: kind, phase, ...result.insight, source: result.source, from: session.deviceId };
+    const message = {
+      type: 'coding',
+      event: kind,
+      phase,
+      ...result.insight,
+      source: result.source,
+      from: session.deviceId,
+    };
     session.send.json(message);
     relay(session, message);
   };
@@ -176,7 +193,13 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
 
   const fail = (session: Session, message: string, event?: unknown): void => {
     session.ctx.metrics.badFrames.labels('schema').inc();
-    session.send.json({ type: 'coding', status: 'error', code: 'SCHEMA_INVALID', message, ...(typeof event === 'string' ? { event } : {}) });
+    session.send.json({
+      type: 'coding',
+      status: 'error',
+      code: 'SCHEMA_INVALID',
+      message,
+      ...(typeof event === 'string' ? { event } : {}),
+    });
   };
 
   const handle = (session: Session, msg: Record<string, unknown>): void => {
@@ -187,7 +210,8 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
     }
     const cfg = cfgNow();
     const from = session.deviceId;
-    const ack = (extra: Record<string, unknown> = {}) => session.send.json({ type: 'coding', status: 'ok', event, ...extra });
+    const ack = (extra: Record<string, unknown> = {}) =>
+      session.send.json({ type: 'coding', status: 'ok', event, ...extra });
     switch (event as CodingEvent) {
       case 'start':
         reset(session, true);

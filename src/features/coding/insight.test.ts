@@ -6,7 +6,14 @@ import { codingConfig } from './config.js';
 import { capList, computeInsight, detectSignals, heuristicInsight, historyText, type HistoryLine } from './insight.js';
 
 const cfg = codingConfig(validateConfig({}).config);
-const line = (text: string, extra: Partial<HistoryLine> = {}): HistoryLine => ({ ts: 0, kind: 'log', level: 'info', text, phase: 'build', ...extra });
+const line = (text: string, extra: Partial<HistoryLine> = {}): HistoryLine => ({
+  ts: 0,
+  kind: 'log',
+  level: 'info',
+  text,
+  phase: 'build',
+  ...extra,
+});
 
 /** A provider double for the pure insight function (no session, no server); real LLM calls are tested end to end. */
 const llm = (answer: string | Error): LlmProvider & { calls: LlmRequest[] } => {
@@ -31,7 +38,10 @@ describe('coding config', () => {
   it('clamps the debounce to at least 300 ms and keeps the fork defaults', () => {
     assert.equal(cfg.insight_debounce_ms, 1200);
     assert.equal(codingConfig(validateConfig({ coding: { insight_debounce_ms: 10 } }).config).insight_debounce_ms, 300);
-    assert.deepEqual([cfg.insight_max_items, cfg.summary_max_items, cfg.per_message_max_len, cfg.history_max_lines], [5, 6, 512, 200]);
+    assert.deepEqual(
+      [cfg.insight_max_items, cfg.summary_max_items, cfg.per_message_max_len, cfg.history_max_lines],
+      [5, 6, 512, 200],
+    );
   });
 });
 
@@ -50,13 +60,22 @@ describe('coding insights', () => {
   it('heuristics always give something, and caps hold (5 / 4 / 6 / 6, 120 chars)', () => {
     const h = heuristicInsight([], '', false);
     assert.ok(h.insights.length > 0);
-    assert.equal(capList(Array.from({ length: 9 }, (_, i) => `x${i}`), 5).length, 5);
+    assert.equal(
+      capList(
+        Array.from({ length: 9 }, (_, i) => `x${i}`),
+        5,
+      ).length,
+      5,
+    );
     assert.equal(capList(['a'.repeat(500)], 5)[0]!.length, 120);
     assert.deepEqual(capList([{ text: 'from object' }, 3, null, 'dup', 'dup'], 5), ['from object', 'dup']);
   });
 
   it('keeps the newest history within the character budget', () => {
-    const text = historyText(Array.from({ length: 100 }, (_, i) => line(`line ${i}`)), 200);
+    const text = historyText(
+      Array.from({ length: 100 }, (_, i) => line(`line ${i}`)),
+      200,
+    );
     assert.ok(text.length <= 200);
     assert.match(text, /line 99$/);
   });

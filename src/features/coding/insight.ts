@@ -36,13 +36,51 @@ interface Signal {
 
 /** Patterns the fork extracted (failed tests, import errors, OOM, timeouts, network, build errors, lint). */
 const SIGNALS: Signal[] = [
-  { key: 'tests', pattern: /\b\d+\s+(failed|failing)\b|\btests?\s+failed\b|\bFAIL(ED)?\b|AssertionError|expected .* to (equal|be)/i, risk: 'Failing tests', action: 'Fix the failing tests, then re-run them' },
-  { key: 'import', pattern: /ModuleNotFoundError|ImportError|No module named|Cannot find module|ERR_MODULE_NOT_FOUND|unresolved import/i, risk: 'Missing module or broken import', action: 'Install the missing dependency or fix the import path' },
-  { key: 'oom', pattern: /out of memory|\bOOM\b|heap limit|Killed\b|MemoryError/i, risk: 'Out of memory', action: 'Reduce memory use or raise the memory limit' },
-  { key: 'timeout', pattern: /timed?\s?out|ETIMEDOUT|deadline exceeded/i, risk: 'Timeouts', action: 'Check what is slow and raise the timeout only if justified' },
-  { key: 'network', pattern: /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|socket hang up|network (error|unreachable)|connection refused/i, risk: 'Network or service unavailable', action: 'Check that the service is up and reachable' },
-  { key: 'build', pattern: /error TS\d+|SyntaxError|compilation failed|build failed|cannot compile|compile error|undefined reference/i, risk: 'Build errors', action: 'Fix the compile errors before running again' },
-  { key: 'lint', pattern: /\beslint\b|\blint(ing)?\b.*(error|warning)|prettier|flake8|ruff/i, risk: 'Lint problems', action: 'Run the linter and fix what it reports' },
+  {
+    key: 'tests',
+    pattern: /\b\d+\s+(failed|failing)\b|\btests?\s+failed\b|\bFAIL(ED)?\b|AssertionError|expected .* to (equal|be)/i,
+    risk: 'Failing tests',
+    action: 'Fix the failing tests, then re-run them',
+  },
+  {
+    key: 'import',
+    pattern:
+      /ModuleNotFoundError|ImportError|No module named|Cannot find module|ERR_MODULE_NOT_FOUND|unresolved import/i,
+    risk: 'Missing module or broken import',
+    action: 'Install the missing dependency or fix the import path',
+  },
+  {
+    key: 'oom',
+    pattern: /out of memory|\bOOM\b|heap limit|Killed\b|MemoryError/i,
+    risk: 'Out of memory',
+    action: 'Reduce memory use or raise the memory limit',
+  },
+  {
+    key: 'timeout',
+    pattern: /timed?\s?out|ETIMEDOUT|deadline exceeded/i,
+    risk: 'Timeouts',
+    action: 'Check what is slow and raise the timeout only if justified',
+  },
+  {
+    key: 'network',
+    pattern:
+      /ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|socket hang up|network (error|unreachable)|connection refused/i,
+    risk: 'Network or service unavailable',
+    action: 'Check that the service is up and reachable',
+  },
+  {
+    key: 'build',
+    pattern:
+      /error TS\d+|SyntaxError|compilation failed|build failed|cannot compile|compile error|undefined reference/i,
+    risk: 'Build errors',
+    action: 'Fix the compile errors before running again',
+  },
+  {
+    key: 'lint',
+    pattern: /\beslint\b|\blint(ing)?\b.*(error|warning)|prettier|flake8|ruff/i,
+    risk: 'Lint problems',
+    action: 'Run the linter and fix what it reports',
+  },
 ];
 
 const FAILED_STATUS = new Set(['fail', 'failed', 'error']);
@@ -50,7 +88,14 @@ const FAILED_STATUS = new Set(['fail', 'failed', 'error']);
 export function detectSignals(history: readonly HistoryLine[]): Signal[] {
   const found: Signal[] = [];
   for (const s of SIGNALS) {
-    if (history.some((h) => s.pattern.test(h.text) || (h.kind === 'step' && FAILED_STATUS.has(h.status ?? '') && s.key === 'tests' && /test/i.test(h.text)))) found.push(s);
+    if (
+      history.some(
+        (h) =>
+          s.pattern.test(h.text) ||
+          (h.kind === 'step' && FAILED_STATUS.has(h.status ?? '') && s.key === 'tests' && /test/i.test(h.text)),
+      )
+    )
+      found.push(s);
   }
   return found;
 }
@@ -79,7 +124,8 @@ export function heuristicInsight(history: readonly HistoryLine[], phase: string,
   if (errors.length && !actions.length) actions.push('Read the last error and fix its cause');
   const nextSteps: string[] = [];
   for (const s of failedSteps) nextSteps.push(`Re-run "${cut(s.text, 60)}" after the fix`);
-  if (!failedSteps.length && !errors.length) nextSteps.push(summary ? 'Commit the work and open a review' : 'Continue with the next step');
+  if (!failedSteps.length && !errors.length)
+    nextSteps.push(summary ? 'Commit the work and open a review' : 'Continue with the next step');
   return { insights, risks, actions, nextSteps };
 }
 
@@ -118,7 +164,11 @@ export function historyText(history: readonly HistoryLine[], maxChars: number): 
   for (let i = history.length - 1; i >= 0; i--) {
     const h = history[i]!;
     const line =
-      h.kind === 'log' ? `[${h.phase || '-'}] ${(h.level ?? 'info').toUpperCase()} ${h.text}` : h.kind === 'step' ? `[${h.phase || '-'}] STEP ${h.text}: ${h.status ?? ''}` : `PHASE ${h.text}`;
+      h.kind === 'log'
+        ? `[${h.phase || '-'}] ${(h.level ?? 'info').toUpperCase()} ${h.text}`
+        : h.kind === 'step'
+          ? `[${h.phase || '-'}] STEP ${h.text}: ${h.status ?? ''}`
+          : `PHASE ${h.text}`;
     if (size + line.length + 1 > maxChars) break;
     lines.push(line);
     size += line.length + 1;
@@ -163,7 +213,9 @@ export interface InsightRequest {
 }
 
 /** Never throws for an LLM problem: the heuristic answer stands in. Rejects only when `signal` aborts. */
-export async function computeInsight(req: InsightRequest): Promise<{ insight: Insight; source: InsightSource; reason?: string }> {
+export async function computeInsight(
+  req: InsightRequest,
+): Promise<{ insight: Insight; source: InsightSource; reason?: string }> {
   const heuristic = capInsight(heuristicInsight(req.history, req.phase, req.summary), req.cfg);
   if (!req.llm) return { insight: heuristic, source: 'heuristic', reason: 'no LLM for the coding purpose' };
   let answer: string;
@@ -171,7 +223,10 @@ export async function computeInsight(req: InsightRequest): Promise<{ insight: In
     answer = await req.llm.complete({
       messages: [
         { role: 'system', content: PROMPT(req.summary, req.cfg) },
-        { role: 'user', content: `Current phase: ${req.phase || '(none)'}\nHistory:\n${historyText(req.history, req.cfg.insight_max_chars) || '(empty)'}` },
+        {
+          role: 'user',
+          content: `Current phase: ${req.phase || '(none)'}\nHistory:\n${historyText(req.history, req.cfg.insight_max_chars) || '(empty)'}`,
+        },
       ],
       signal: req.signal,
       timeoutMs: req.cfg.llm_timeout_ms,
@@ -183,7 +238,8 @@ export async function computeInsight(req: InsightRequest): Promise<{ insight: In
     return { insight: heuristic, source: 'heuristic', reason: `LLM call failed: ${(err as Error).message}` };
   }
   const obj = extractJson(answer);
-  if (!obj) return { insight: heuristic, source: 'heuristic', reason: `LLM output is not JSON (${answer.length} chars)` };
+  if (!obj)
+    return { insight: heuristic, source: 'heuristic', reason: `LLM output is not JSON (${answer.length} chars)` };
   const fromLlm = capInsight(obj, req.cfg);
   if (!fromLlm.insights.length && !fromLlm.risks.length && !fromLlm.actions.length && !fromLlm.nextSteps.length) {
     return { insight: heuristic, source: 'heuristic', reason: 'LLM output has no items' };

@@ -27,7 +27,12 @@ function clampInt(url: URL, name: string, def: number, min: number, max: number)
   return Math.min(max, Math.max(min, intParam(url, name) ?? def));
 }
 
-const item = (s: Segment) => ({ ts: s.ts, text: s.text, ...(s.speakerId ? { speakerId: s.speakerId } : {}), ...(s.tag ? { tag: s.tag } : {}) });
+const item = (s: Segment) => ({
+  ts: s.ts,
+  text: s.text,
+  ...(s.speakerId ? { speakerId: s.speakerId } : {}),
+  ...(s.tag ? { tag: s.tag } : {}),
+});
 
 function sevenFields(s: MeetingSummary) {
   return { title: s.title, duration: s.duration, ...Object.fromEntries(SUMMARY_LIST_FIELDS.map((f) => [f, s[f]])) };
@@ -77,7 +82,11 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
   api.add('GET', '/supie/meetings/:id', async (_req, params, url) => {
     const m = await find(params.id);
     const preview = clampInt(url, 'preview', 5, 1, 20);
-    const [stored, first, checkpoints] = await Promise.all([store.summary(m.id), store.transcript(m.id, 0, preview), store.checkpoints(m.id)]);
+    const [stored, first, checkpoints] = await Promise.all([
+      store.summary(m.id),
+      store.transcript(m.id, 0, preview),
+      store.checkpoints(m.id),
+    ]);
     return {
       ...listItem(m),
       summary: stored ? sevenFields(stored.summary) : null,
@@ -100,7 +109,11 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
 
   api.add('GET', '/supie/meetings/:id/export', async (_req, params) => {
     const m = await find(params.id);
-    const [stored, checkpoints, count] = await Promise.all([store.summary(m.id), store.checkpoints(m.id), store.transcript(m.id, 0, 1)]);
+    const [stored, checkpoints, count] = await Promise.all([
+      store.summary(m.id),
+      store.checkpoints(m.id),
+      store.transcript(m.id, 0, 1),
+    ]);
     const all = await store.transcript(m.id, 0, Math.max(1, count.total));
     return {
       format: 'linus.meeting.v1',
@@ -108,7 +121,12 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
       meeting: listItem(m),
       summary: stored ? stored.summary : null,
       metrics: stored?.meta ?? null,
-      checkpoints: checkpoints.map((c) => ({ index: c.idx, createdAt: c.createdAt, uptoSeq: c.uptoSeq, summary: c.summary })),
+      checkpoints: checkpoints.map((c) => ({
+        index: c.idx,
+        createdAt: c.createdAt,
+        uptoSeq: c.uptoSeq,
+        summary: c.summary,
+      })),
       segments: all.items.map((s) => ({ seq: s.seq, ...item(s) })),
     };
   });

@@ -31,7 +31,12 @@ describe('meeting config', () => {
   it('an invalid key falls back to its own default, logged once per snapshot', () => {
     const logged: string[] = [];
     const log = { error: (m: string) => logged.push(m) } as unknown as Parameters<typeof meetingConfig>[1];
-    const snapshot = cfg({ disable_tts: 'yes', transcript_push_interval_ms: 4000, broadcast: { mode: 'everyone', enabled: true }, webhook: { url: 'ftp://x' } });
+    const snapshot = cfg({
+      disable_tts: 'yes',
+      transcript_push_interval_ms: 4000,
+      broadcast: { mode: 'everyone', enabled: true },
+      webhook: { url: 'ftp://x' },
+    });
     const c = meetingConfig(snapshot, log);
     assert.equal(c.disable_tts, false);
     assert.equal(c.transcript_push_interval_ms, 4000);
@@ -45,6 +50,8 @@ describe('meeting config', () => {
   });
 
   it('normalises broadcast targets like device ids', () => {
-    assert.deepEqual(meetingConfig(cfg({ broadcast: { allowed_targets: [' "AA:BB" '] } })).broadcast.allowed_targets, ['aa:bb']);
+    assert.deepEqual(meetingConfig(cfg({ broadcast: { allowed_targets: [' "AA:BB" '] } })).broadcast.allowed_targets, [
+      'aa:bb',
+    ]);
   });
 });

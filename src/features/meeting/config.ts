@@ -12,7 +12,14 @@ import type { Logger } from '../../observability/log.js';
 const clampInt = (min: number, max: number) => (v: number) => Math.min(max, Math.max(min, Math.round(v)));
 
 /** Lower-cased, trimmed device ids (the form routes use). */
-const deviceIdList = z.array(z.string().transform((s) => s.trim().replace(/^["']+|["']+$/g, '').toLowerCase()));
+const deviceIdList = z.array(
+  z.string().transform((s) =>
+    s
+      .trim()
+      .replace(/^["']+|["']+$/g, '')
+      .toLowerCase(),
+  ),
+);
 
 const llmFields = {
   /** Tokens of the final summary (the fork lowered 1200 → 800); clamped to 256..4000. */
@@ -110,7 +117,9 @@ export function meetingConfig(config: LinusConfig, log?: Logger): MeetingConfig 
   if (strict.success) parsed = strict.data;
   else {
     for (const issue of strict.error.issues) {
-      log?.error(`config: invalid value at meeting.${issue.path.map(String).join('.')}: ${issue.message}; using its default`);
+      log?.error(
+        `config: invalid value at meeting.${issue.path.map(String).join('.')}: ${issue.message}; using its default`,
+      );
     }
     parsed = lenientSchema.parse(block) as MeetingConfig;
   }

@@ -90,7 +90,13 @@ export class Finalizer {
           result = await this.#run(deviceId, fallbackSessionId, t0, signal, began.resolve);
         } catch (err) {
           if (!signal.aborted) {
-            this.deps.deliver(deviceId, { type: 'meeting', status: 'error', phase: 'finalize', code: 'INTERNAL_ERROR', message: 'the meeting could not be finalized; try again' });
+            this.deps.deliver(deviceId, {
+              type: 'meeting',
+              status: 'error',
+              phase: 'finalize',
+              code: 'INTERNAL_ERROR',
+              message: 'the meeting could not be finalized; try again',
+            });
           }
           throw err;
         }
@@ -118,11 +124,23 @@ export class Finalizer {
   }
 
   #ack(deviceId: string, b: Begun, t0: number): void {
-    this.deps.deliver(deviceId, { type: 'meeting', phase: 'finalize', sessionId: b.meetingId, startedAt: b.startedAt, pendingCount: b.pendingCount });
+    this.deps.deliver(deviceId, {
+      type: 'meeting',
+      phase: 'finalize',
+      sessionId: b.meetingId,
+      startedAt: b.startedAt,
+      pendingCount: b.pendingCount,
+    });
     this.deps.log.debug({ device: deviceId, ackMs: Date.now() - t0 }, 'meeting finalize acknowledged');
   }
 
-  async #run(deviceId: string, fallbackSessionId: string | undefined, t0: number, signal: AbortSignal, began: (b: Begun) => void): Promise<Json | undefined> {
+  async #run(
+    deviceId: string,
+    fallbackSessionId: string | undefined,
+    t0: number,
+    signal: AbortSignal,
+    began: (b: Begun) => void,
+  ): Promise<Json | undefined> {
     const { store, deliver } = this.deps;
     const active = await store.activeMeeting(deviceId);
     const begin = active ? await store.beginFinalize(active.id, t0) : undefined;
@@ -130,7 +148,10 @@ export class Finalizer {
       // Nothing open: a repeated finalize gets the stored summary of the last meeting; none at all, an empty one.
       const latest = await store.latestMeeting(deviceId);
       const stored = latest?.status === 'done' ? await store.summary(latest.id) : undefined;
-      const b: Begun = stored && latest ? { meetingId: latest.id, startedAt: latest.startedAt, pendingCount: 0 } : { meetingId: fallbackSessionId ?? null, startedAt: null, pendingCount: 0 };
+      const b: Begun =
+        stored && latest
+          ? { meetingId: latest.id, startedAt: latest.startedAt, pendingCount: 0 }
+          : { meetingId: fallbackSessionId ?? null, startedAt: null, pendingCount: 0 };
       began(b);
       this.#ack(deviceId, b, t0);
       if (stored && latest) {
@@ -138,7 +159,10 @@ export class Finalizer {
         deliver(deviceId, { ...message, idempotent: true });
         return message;
       }
-      const message = summaryMessage(null, emptySummary({ durationMs: 0, sourceSegments: 0, checkpoint: false, lang: 'zh' }));
+      const message = summaryMessage(
+        null,
+        emptySummary({ durationMs: 0, sourceSegments: 0, checkpoint: false, lang: 'zh' }),
+      );
       deliver(deviceId, message);
       return message;
     }
@@ -148,7 +172,14 @@ export class Finalizer {
     began(b);
     this.#ack(deviceId, b, t0);
     const progress = (stage: 'prepare' | 'llm_start' | 'llm_done' | 'done', extra: Record<string, unknown> = {}) =>
-      deliver(deviceId, { type: 'meeting', phase: 'progress', stage, elapsedMs: Date.now() - t0, sessionId: meetingId, ...extra });
+      deliver(deviceId, {
+        type: 'meeting',
+        phase: 'progress',
+        stage,
+        elapsedMs: Date.now() - t0,
+        sessionId: meetingId,
+        ...extra,
+      });
 
     progress('prepare');
     await store.mergePending(meetingId);
@@ -169,7 +200,13 @@ export class Finalizer {
 
     const cfg = this.deps.config();
     const webhookId = randomUUID();
-    const payload = { sessionId: meetingId, deviceId, summary: result.summary, metrics: result.meta, durationMs: result.meta.durationMs };
+    const payload = {
+      sessionId: meetingId,
+      deviceId,
+      summary: result.summary,
+      metrics: result.meta,
+      durationMs: result.meta.durationMs,
+    };
     const webhook = buildWebhook(cfg.webhook, webhookId, meetingId, payload);
     const { stored, won } = await store.complete(meetingId, result.summary, result.meta, Date.now(), webhook);
     if (won && webhook) this.deps.dispatcher.kick();

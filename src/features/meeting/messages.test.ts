@@ -10,13 +10,21 @@ const err = (m: unknown) => {
 
 describe('meeting message schema', () => {
   it('accepts snippets and finalize', () => {
-    assert.ok(parseMeetingMessage({ type: 'meeting', phase: 'snippet', items: [{ text: 'hi', tag: 't', speakerId: 's' }] }).ok);
+    assert.ok(
+      parseMeetingMessage({ type: 'meeting', phase: 'snippet', items: [{ text: 'hi', tag: 't', speakerId: 's' }] }).ok,
+    );
     assert.ok(parseMeetingMessage({ type: 'meeting', phase: 'finalize' }).ok);
   });
 
   it('names what is missing', () => {
-    assert.match(err({ type: 'meeting', phase: 'snippet' }), /items must be array of \{tag\?,text,speakerId\?\}: missing items/);
-    assert.match(err({ type: 'meeting', phase: 'snippet', items: [{ text: 'ok' }, { tag: 'x' }] }), /missing items\[1\]\.text/);
+    assert.match(
+      err({ type: 'meeting', phase: 'snippet' }),
+      /items must be array of \{tag\?,text,speakerId\?\}: missing items/,
+    );
+    assert.match(
+      err({ type: 'meeting', phase: 'snippet', items: [{ text: 'ok' }, { tag: 'x' }] }),
+      /missing items\[1\]\.text/,
+    );
     assert.match(err({ type: 'meeting', phase: 'snippet', items: [] }), /items is empty/);
     assert.match(err({ type: 'meeting', phase: 'snippet', items: 'text' }), /items/);
     assert.match(err({ type: 'meeting' }), /phase/);

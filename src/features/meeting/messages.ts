@@ -29,7 +29,10 @@ export const meetingEnvelopeSchema = z.looseObject({ type: z.literal('meeting') 
 const ITEM_SHAPE = 'items must be array of {tag?,text,speakerId?}';
 
 function pathText(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)), '');
+  return path.reduce<string>(
+    (s, p) => (typeof p === 'number' ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)),
+    '',
+  );
 }
 
 /** One message naming what is missing or wrong, e.g. `items must be array of {tag?,text,speakerId?}: missing items[0].text`. */

@@ -74,11 +74,21 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
   }
 
   async nextDueAt(): Promise<number | undefined> {
-    return this.db.prepare<[], { t: number | null }>("SELECT MIN(next_attempt_at) AS t FROM meeting_webhook_outbox WHERE status = 'pending'").get()?.t ?? undefined;
+    return (
+      this.db
+        .prepare<[], { t: number | null }>(
+          "SELECT MIN(next_attempt_at) AS t FROM meeting_webhook_outbox WHERE status = 'pending'",
+        )
+        .get()?.t ?? undefined
+    );
   }
 
   async delivered(id: string, now: number): Promise<void> {
-    this.db.prepare("UPDATE meeting_webhook_outbox SET status = 'delivered', delivered_at = ?, last_error = NULL WHERE id = ?").run(now, id);
+    this.db
+      .prepare(
+        "UPDATE meeting_webhook_outbox SET status = 'delivered', delivered_at = ?, last_error = NULL WHERE id = ?",
+      )
+      .run(now, id);
   }
 
   async failed(id: string, error: string, retryAt: number | undefined): Promise<void> {
@@ -94,7 +104,9 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
 
   async status(id: string): Promise<{ status: 'pending' | 'delivered' | 'failed'; attempts: number } | undefined> {
     return this.db
-      .prepare<[string], { status: 'pending' | 'delivered' | 'failed'; attempts: number }>('SELECT status, attempts FROM meeting_webhook_outbox WHERE id = ?')
+      .prepare<[string], { status: 'pending' | 'delivered' | 'failed'; attempts: number }>(
+        'SELECT status, attempts FROM meeting_webhook_outbox WHERE id = ?',
+      )
       .get(id);
   }
 }

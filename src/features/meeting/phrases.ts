@@ -5,8 +5,28 @@ import { commandKey } from '../../voice/text.js';
  * ends (finalizes) the meeting instead of being chat or a snippet. "Short" keeps a sentence that merely
  * mentions a meeting from switching modes.
  */
-export const START_MEETING_PHRASES = ['进入会议模式', '切换到会议模式', '开始会议', '会议模式', 'enter meeting mode', 'start meeting', 'start a meeting', 'meeting mode'];
-export const END_MEETING_PHRASES = ['结束会议', '停止录制', '开始总结', '出个纪要', '会议结束', 'end meeting', 'end the meeting', 'stop recording', 'finish meeting', 'summarize the meeting'];
+export const START_MEETING_PHRASES = [
+  '进入会议模式',
+  '切换到会议模式',
+  '开始会议',
+  '会议模式',
+  'enter meeting mode',
+  'start meeting',
+  'start a meeting',
+  'meeting mode',
+];
+export const END_MEETING_PHRASES = [
+  '结束会议',
+  '停止录制',
+  '开始总结',
+  '出个纪要',
+  '会议结束',
+  'end meeting',
+  'end the meeting',
+  'stop recording',
+  'finish meeting',
+  'summarize the meeting',
+];
 
 /** Extra characters an utterance may have around the phrase. */
 const SLACK = 8;

@@ -58,11 +58,17 @@ export class MeetingService {
     this.store = opts.store ?? new SqliteMeetingStore(deps.db);
     // Registered once for every session: speech in meeting mode is transcript, and meeting.disable_tts silences replies.
     this.#scope.add(deps.voiceHooks.intercept((s, text) => this.#intercept(s, text)));
-    this.#scope.add(deps.voiceHooks.bypassTts((s) => this.#deps.modes.current(s) === 'meeting' && this.config().disable_tts));
+    this.#scope.add(
+      deps.voiceHooks.bypassTts((s) => this.#deps.modes.current(s) === 'meeting' && this.config().disable_tts),
+    );
     const config = () => this.config();
     const summarizer = new Summarizer(this.store, deps.providers, config, this.#log);
     this.#timers = new MeetingTimers(this.store, summarizer, config, this.#log);
-    this.#dispatcher = new WebhookDispatcher(new SqliteWebhookOutbox(deps.db), this.#scope.child('webhooks'), this.#log);
+    this.#dispatcher = new WebhookDispatcher(
+      new SqliteWebhookOutbox(deps.db),
+      this.#scope.child('webhooks'),
+      this.#log,
+    );
     this.#finalizer = new Finalizer({
       store: this.store,
       summarizer,
@@ -74,7 +80,10 @@ export class MeetingService {
       log: this.#log,
     });
 
-    deps.ctx.messages.register('meeting', { schema: meetingEnvelopeSchema, handle: (session, msg) => this.#onMessage(session, msg) });
+    deps.ctx.messages.register('meeting', {
+      schema: meetingEnvelopeSchema,
+      handle: (session, msg) => this.#onMessage(session, msg),
+    });
     deps.modes.onStart('meeting', (session) => this.#onModeStart(session));
     deps.modes.onEnd('meeting', (session) => this.#onModeEnd(session));
     const onRegistered = (session: Session) => this.#onRegistered(session);
@@ -106,7 +115,13 @@ export class MeetingService {
     const parsed = parseMeetingMessage(raw);
     if (!parsed.ok) {
       this.#deps.ctx.metrics.badFrames.labels('schema').inc();
-      session.send.json({ type: 'meeting', status: 'error', code: 'SCHEMA_INVALID', message: parsed.error, ...(typeof raw.phase === 'string' ? { phase: raw.phase } : {}) });
+      session.send.json({
+        type: 'meeting',
+        status: 'error',
+        code: 'SCHEMA_INVALID',
+        message: parsed.error,
+        ...(typeof raw.phase === 'string' ? { phase: raw.phase } : {}),
+      });
       return;
     }
     const msg = parsed.message;
@@ -121,7 +136,13 @@ export class MeetingService {
         result = await this.ingest(session, msg.items);
       } catch (err) {
         this.#log.error({ err, device: session.deviceId }, 'snippet ingestion failed');
-        session.send.json({ type: 'meeting', status: 'error', phase: 'snippet', code: 'INTERNAL_ERROR', message: 'the snippet could not be stored; send it again' });
+        session.send.json({
+          type: 'meeting',
+          status: 'error',
+          phase: 'snippet',
+          code: 'INTERNAL_ERROR',
+          message: 'the snippet could not be stored; send it again',
+        });
         return;
       }
       session.send.json(snippetReply(result));
@@ -195,7 +216,11 @@ export class MeetingService {
         if (this.#live.get(deviceId) === live) this.#live.delete(deviceId);
         return { kind: 'finalizing', dropped: admitted };
       }
-      this.#broadcast(deviceId, { type: 'meeting', phase: 'snippet', items: accepted.map(({ ts, text, speakerId, tag }) => ({ ts, text, speakerId, tag })) });
+      this.#broadcast(deviceId, {
+        type: 'meeting',
+        phase: 'snippet',
+        items: accepted.map(({ ts, text, speakerId, tag }) => ({ ts, text, speakerId, tag })),
+      });
     }
     return { kind: 'ok', meetingId: live.id, accepted: accepted.length, duplicates, limited, empty };
   }
@@ -220,7 +245,8 @@ export class MeetingService {
         this.#log.info({ device: deviceId, meeting: meeting.id }, 'meeting opened');
       }
       const live: LiveMeeting = { id: meeting.id, deviceId, startedAt: meeting.startedAt, dedup: new DedupWindow() };
-      for (const r of await this.store.recentTexts(meeting.id, Date.now() - DEDUP_WINDOW_MS)) live.dedup.remember(dedupKey(r.text), r.ts);
+      for (const r of await this.store.recentTexts(meeting.id, Date.now() - DEDUP_WINDOW_MS))
+        live.dedup.remember(dedupKey(r.text), r.ts);
       // A finalize that began meanwhile owns the meeting now.
       if (this.#finalizer.isFinalizing(deviceId)) return undefined;
       this.#live.set(deviceId, live);
@@ -238,10 +264,18 @@ export class MeetingService {
   #onOpened(session: Session, cfg: MeetingConfig): void {
     const record = session.record;
     if (record && !record.state.has('mode')) record.state.set('mode', 'meeting');
-    if (record?.state.get('mode') === 'meeting' && cfg.prefer_device_vad) session.listen = { ...session.listen, mode: 'manual' };
+    if (record?.state.get('mode') === 'meeting' && cfg.prefer_device_vad)
+      session.listen = { ...session.listen, mode: 'manual' };
     if (!this.#flagsLogged.has(session)) {
       this.#flagsLogged.add(session);
-      this.#log.info({ device: session.deviceId, disable_tts: cfg.disable_tts, disable_chat_on_snippet: cfg.disable_chat_on_snippet }, 'meeting bypass flags');
+      this.#log.info(
+        {
+          device: session.deviceId,
+          disable_tts: cfg.disable_tts,
+          disable_chat_on_snippet: cfg.disable_chat_on_snippet,
+        },
+        'meeting bypass flags',
+      );
     }
   }
 
@@ -256,7 +290,13 @@ export class MeetingService {
     if (cfg.disable_tts) {
       session.send.json({ type: 'tts', state: 'start', session_id: session.sessionId });
     } else {
-      session.send.json({ type: 'tts', state: 'start', url: ENTRY_CUE.url, text: ENTRY_CUE.text, session_id: session.sessionId });
+      session.send.json({
+        type: 'tts',
+        state: 'start',
+        url: ENTRY_CUE.url,
+        text: ENTRY_CUE.text,
+        session_id: session.sessionId,
+      });
     }
     session.send.json({ type: 'tts', state: 'stop', session_id: session.sessionId });
     this.#onOpened(session, cfg);
@@ -312,7 +352,13 @@ export class MeetingService {
     const inMeeting = this.#deps.modes.current(session) === 'meeting';
     if (!inMeeting) {
       if (!isStartMeetingPhrase(text)) return false;
-      session.send.json({ type: 'stt', text, intent: 'mode_switch', target_mode: 'meeting', session_id: session.sessionId });
+      session.send.json({
+        type: 'stt',
+        text,
+        intent: 'mode_switch',
+        target_mode: 'meeting',
+        session_id: session.sessionId,
+      });
       void this.#deps.modes.start(session, 'meeting', 'voice');
       return true;
     }
@@ -322,7 +368,8 @@ export class MeetingService {
     }
     void this.#serial(session, 'meeting speech', async () => {
       const r = await this.ingest(session, [{ text, speakerId: deviceId }]);
-      if (r.kind !== 'ok') this.#log.info({ device: deviceId, result: r.kind }, 'recognized speech not stored as a snippet');
+      if (r.kind !== 'ok')
+        this.#log.info({ device: deviceId, result: r.kind }, 'recognized speech not stored as a snippet');
     });
     return this.config().disable_chat_on_snippet;
   }
@@ -346,7 +393,15 @@ export class MeetingService {
 function snippetReply(r: IngestResult): Json {
   switch (r.kind) {
     case 'ok':
-      return { type: 'meeting', status: 'ok', phase: 'snippet', sessionId: r.meetingId, accepted: r.accepted, duplicates: r.duplicates, dropped: r.limited };
+      return {
+        type: 'meeting',
+        status: 'ok',
+        phase: 'snippet',
+        sessionId: r.meetingId,
+        accepted: r.accepted,
+        duplicates: r.duplicates,
+        dropped: r.limited,
+      };
     case 'rate_limited':
       return {
         type: 'meeting',
@@ -357,6 +412,14 @@ function snippetReply(r: IngestResult): Json {
       };
     case 'finalizing':
       // The fork answers ok while finalizing; `dropped` says that nothing was stored.
-      return { type: 'meeting', status: 'ok', phase: 'snippet', accepted: 0, duplicates: 0, dropped: r.dropped, finalizing: true };
+      return {
+        type: 'meeting',
+        status: 'ok',
+        phase: 'snippet',
+        accepted: 0,
+        duplicates: 0,
+        dropped: r.dropped,
+        finalizing: true,
+      };
   }
 }

@@ -8,8 +8,21 @@ import { SqliteWebhookOutbox } from './outbox.js';
 import { meetingSummaryFor, SqliteMeetingStore, type SummaryMeta } from './store.js';
 import { normalizeSummary } from './summary.js';
 
-const meta: SummaryMeta = { source: 'llm', llmElapsedMs: 5, durationMs: 60_000, segmentsCount: 2, checkpointCount: 0, emptyBullets: false, industry: '', scenario: '' };
-const summary = (title: string) => normalizeSummary({ title, bullets: ['b'], actions: ['do it'], nextSteps: ['next'] }, { durationMs: 60_000, sourceSegments: 2, checkpoint: false, lang: 'en' });
+const meta: SummaryMeta = {
+  source: 'llm',
+  llmElapsedMs: 5,
+  durationMs: 60_000,
+  segmentsCount: 2,
+  checkpointCount: 0,
+  emptyBullets: false,
+  industry: '',
+  scenario: '',
+};
+const summary = (title: string) =>
+  normalizeSummary(
+    { title, bullets: ['b'], actions: ['do it'], nextSteps: ['next'] },
+    { durationMs: 60_000, sourceSegments: 2, checkpoint: false, lang: 'en' },
+  );
 
 describe('SQLite meeting store', () => {
   let dir: string;
@@ -29,23 +42,48 @@ describe('SQLite meeting store', () => {
     const { meeting, created } = await store.openMeeting('dev-a', 'sess-1', 'm1', 1000);
     assert.equal(created, true);
     assert.equal((await store.openMeeting('dev-a', 'sess-2', 'm-other', 2000)).meeting.id, 'm1');
-    await store.appendSnippets(meeting.id, [{ ts: 1100, text: 'one', speakerId: 's1' }, { ts: 1100, text: 'two' }], 200);
+    await store.appendSnippets(
+      meeting.id,
+      [
+        { ts: 1100, text: 'one', speakerId: 's1' },
+        { ts: 1100, text: 'two' },
+      ],
+      200,
+    );
     const push = await store.pushCycle(meeting.id, 50);
-    assert.deepEqual(push.items.map((s) => [s.seq, s.text]), [[1, 'one'], [2, 'two']]);
+    assert.deepEqual(
+      push.items.map((s) => [s.seq, s.text]),
+      [
+        [1, 'one'],
+        [2, 'two'],
+      ],
+    );
     assert.equal(push.total, 2);
     await store.appendSnippets(meeting.id, [{ ts: 1200, text: 'three', tag: 't' }], 200);
     // The transcript shows merged segments and pending snippets alike.
     const page = await store.transcript(meeting.id, 0, 10);
-    assert.deepEqual(page.items.map((s) => s.text), ['one', 'two', 'three']);
+    assert.deepEqual(
+      page.items.map((s) => s.text),
+      ['one', 'two', 'three'],
+    );
     assert.equal(page.total, 3);
-    assert.deepEqual((await store.pushCycle(meeting.id, 50)).items.map((s) => s.text), ['three'], 'only what was not pushed yet');
+    assert.deepEqual(
+      (await store.pushCycle(meeting.id, 50)).items.map((s) => s.text),
+      ['three'],
+      'only what was not pushed yet',
+    );
     assert.deepEqual((await store.pushCycle(meeting.id, 50)).items, []);
     assert.equal((await store.get(meeting.id))?.lastSnippetAt, 1200);
   });
 
   it('reaching the pending cap merges at once instead of dropping', async () => {
     const { meeting } = await store.openMeeting('dev-cap', 's', 'm-cap', 0);
-    for (let i = 0; i < 25; i++) await store.appendSnippets(meeting.id, Array.from({ length: 10 }, (_, j) => ({ ts: i, text: `t${i}-${j}` })), 200);
+    for (let i = 0; i < 25; i++)
+      await store.appendSnippets(
+        meeting.id,
+        Array.from({ length: 10 }, (_, j) => ({ ts: i, text: `t${i}-${j}` })),
+        200,
+      );
     const page = await store.transcript(meeting.id, 0, 500);
     assert.equal(page.total, 250);
     assert.equal(page.items[249]!.text, 't24-9');
@@ -57,11 +95,32 @@ describe('SQLite meeting store', () => {
     await store.appendSnippets(meeting.id, [{ ts: 10, text: 'x' }], 200);
     const begun = await store.beginFinalize(meeting.id, 500);
     assert.equal(begun?.pendingCount, 1);
-    assert.equal((await store.beginFinalize(meeting.id, 900))?.meeting.endedAt, 500, 'a resumed finalize keeps the end time');
-    assert.deepEqual(await store.appendSnippets(meeting.id, [{ ts: 20, text: 'late' }], 200), { ok: false, status: 'finalizing' });
+    assert.equal(
+      (await store.beginFinalize(meeting.id, 900))?.meeting.endedAt,
+      500,
+      'a resumed finalize keeps the end time',
+    );
+    assert.deepEqual(await store.appendSnippets(meeting.id, [{ ts: 20, text: 'late' }], 200), {
+      ok: false,
+      status: 'finalizing',
+    });
     await assert.rejects(store.openMeeting('dev-f', 's', 'm-f2', 600), /finalizing/);
-    const first = await store.complete(meeting.id, summary('First'), meta, 1000, { id: 'w1', meetingId: meeting.id, url: 'http://x/', headers: {}, body: '{}', timeoutMs: 5000 });
-    const second = await store.complete(meeting.id, summary('Second'), meta, 1001, { id: 'w2', meetingId: meeting.id, url: 'http://x/', headers: {}, body: '{}', timeoutMs: 5000 });
+    const first = await store.complete(meeting.id, summary('First'), meta, 1000, {
+      id: 'w1',
+      meetingId: meeting.id,
+      url: 'http://x/',
+      headers: {},
+      body: '{}',
+      timeoutMs: 5000,
+    });
+    const second = await store.complete(meeting.id, summary('Second'), meta, 1001, {
+      id: 'w2',
+      meetingId: meeting.id,
+      url: 'http://x/',
+      headers: {},
+      body: '{}',
+      timeoutMs: 5000,
+    });
     assert.equal(first.won, true);
     assert.equal(second.won, false);
     assert.equal(second.stored.summary.title, 'First');
@@ -87,11 +146,20 @@ describe('SQLite meeting store', () => {
 
   it('recent: newest first, device prefix, status filter', async () => {
     const recent = await store.recent({ limit: 10, offset: 0 });
-    assert.deepEqual(recent.map((m) => m.id), ['m-f']);
+    assert.deepEqual(
+      recent.map((m) => m.id),
+      ['m-f'],
+    );
     const all = await store.recent({ limit: 10, offset: 0, status: 'all' });
     assert.equal(all.length, 4);
-    assert.deepEqual((await store.recent({ limit: 10, offset: 0, status: 'all', deviceId: 'dev-x' })).map((m) => m.id), []);
-    assert.deepEqual((await store.recent({ limit: 10, offset: 0, status: 'all', deviceId: 'DEV-CA' })).map((m) => m.id), ['m-cap']);
+    assert.deepEqual(
+      (await store.recent({ limit: 10, offset: 0, status: 'all', deviceId: 'dev-x' })).map((m) => m.id),
+      [],
+    );
+    assert.deepEqual(
+      (await store.recent({ limit: 10, offset: 0, status: 'all', deviceId: 'DEV-CA' })).map((m) => m.id),
+      ['m-cap'],
+    );
     assert.deepEqual((await store.recent({ limit: 1, offset: 1, status: 'all', deviceId: 'dev-' })).length, 1);
     // LIKE wildcards in the filter are literal.
     assert.deepEqual(await store.recent({ limit: 10, offset: 0, status: 'all', deviceId: '%' }), []);
@@ -99,12 +167,15 @@ describe('SQLite meeting store', () => {
 
   it('meetingSummaryFor: by id or the latest finished meeting', async () => {
     const byId = await meetingSummaryFor(db, 'm-f');
-    assert.deepEqual(byId && { title: byId.title, actions: byId.actions, nextSteps: byId.nextSteps, deviceId: byId.deviceId }, {
-      title: 'First',
-      actions: ['do it'],
-      nextSteps: ['next'],
-      deviceId: 'dev-f',
-    });
+    assert.deepEqual(
+      byId && { title: byId.title, actions: byId.actions, nextSteps: byId.nextSteps, deviceId: byId.deviceId },
+      {
+        title: 'First',
+        actions: ['do it'],
+        nextSteps: ['next'],
+        deviceId: 'dev-f',
+      },
+    );
     assert.equal((await meetingSummaryFor(db))?.meetingId, 'm-f');
     assert.equal(await meetingSummaryFor(db, 'm1'), undefined, 'not finished');
     assert.equal(await meetingSummaryFor(db, 'nope'), undefined);

@@ -83,11 +83,17 @@ export interface RecentFilter {
   status?: MeetingStatus | 'all';
 }
 
-export type AppendResult = { ok: true; pending: number; firstSeq: number } | { ok: false; status: MeetingStatus | 'missing' };
+export type AppendResult =
+  { ok: true; pending: number; firstSeq: number } | { ok: false; status: MeetingStatus | 'missing' };
 
 export interface MeetingStore {
   /** The device's open meeting, or a new one with this id: at most one active (open/finalizing) meeting per device. */
-  openMeeting(deviceId: string, sessionId: string, id: string, now: number): Promise<{ meeting: MeetingRecord; created: boolean }>;
+  openMeeting(
+    deviceId: string,
+    sessionId: string,
+    id: string,
+    now: number,
+  ): Promise<{ meeting: MeetingRecord; created: boolean }>;
   /** The device's open or finalizing meeting. */
   activeMeeting(deviceId: string): Promise<MeetingRecord | undefined>;
   /** The device's most recently started meeting, whatever its status. */
@@ -105,7 +111,10 @@ export interface MeetingStore {
    * open → finalizing, with its end time (kept when it was finalizing already: a finalize resumed after a restart).
    * Undefined when the meeting is done or missing.
    */
-  beginFinalize(meetingId: string, endedAt: number): Promise<{ meeting: MeetingRecord; pendingCount: number } | undefined>;
+  beginFinalize(
+    meetingId: string,
+    endedAt: number,
+  ): Promise<{ meeting: MeetingRecord; pendingCount: number } | undefined>;
   /** Meetings left `finalizing` (a crash or shutdown during finalize). */
   finalizingMeetings(): Promise<MeetingRecord[]>;
   /** Merged segments with `seq > afterSeq`, the newest `maxRows` of them, oldest first. */
@@ -118,7 +127,13 @@ export interface MeetingStore {
    * Stores the one summary of a meeting and marks it done, with its webhook in the same transaction. The first
    * caller wins; a later one gets the stored summary and `won: false`.
    */
-  complete(meetingId: string, summary: MeetingSummary, meta: SummaryMeta, now: number, webhook?: NewWebhook): Promise<{ stored: StoredSummary; won: boolean }>;
+  complete(
+    meetingId: string,
+    summary: MeetingSummary,
+    meta: SummaryMeta,
+    now: number,
+    webhook?: NewWebhook,
+  ): Promise<{ stored: StoredSummary; won: boolean }>;
   summary(meetingId: string): Promise<StoredSummary | undefined>;
   recent(filter: RecentFilter): Promise<MeetingRecord[]>;
 }
@@ -213,7 +228,8 @@ interface SegmentRow {
   tag: string | null;
 }
 
-const MEETING_COLUMNS = 'id, device_id, session_id, started_at, ended_at, last_snippet_at, status, title, segments_count, duration_ms, bullets_length';
+const MEETING_COLUMNS =
+  'id, device_id, session_id, started_at, ended_at, last_snippet_at, status, title, segments_count, duration_ms, bullets_length';
 const SEGMENT_COLUMNS = 'seq, ts, text, speaker_id, tag';
 
 function toMeeting(r: MeetingRow): MeetingRecord {
@@ -233,7 +249,13 @@ function toMeeting(r: MeetingRow): MeetingRecord {
 }
 
 function toSegment(r: SegmentRow): Segment {
-  return { seq: r.seq, ts: r.ts, text: r.text, ...(r.speaker_id ? { speakerId: r.speaker_id } : {}), ...(r.tag ? { tag: r.tag } : {}) };
+  return {
+    seq: r.seq,
+    ts: r.ts,
+    text: r.text,
+    ...(r.speaker_id ? { speakerId: r.speaker_id } : {}),
+    ...(r.tag ? { tag: r.tag } : {}),
+  };
 }
 
 function parseJson<T>(text: string): T {
@@ -259,14 +281,22 @@ export class SqliteMeetingStore implements MeetingStore {
     return st as unknown as Statement<P, R>;
   }
 
-  async openMeeting(deviceId: string, sessionId: string, id: string, now: number): Promise<{ meeting: MeetingRecord; created: boolean }> {
+  async openMeeting(
+    deviceId: string,
+    sessionId: string,
+    id: string,
+    now: number,
+  ): Promise<{ meeting: MeetingRecord; created: boolean }> {
     return this.db.transaction(() => {
       const existing = this.#active(deviceId);
       if (existing?.status === 'open') return { meeting: existing, created: false };
       if (existing) throw new Error(`meeting ${existing.id} of ${deviceId} is still finalizing`);
-      this
-        .#sql("INSERT INTO meetings (id, device_id, session_id, started_at, status) VALUES (?, ?, ?, ?, 'open')")
-        .run(id, deviceId, sessionId, now);
+      this.#sql("INSERT INTO meetings (id, device_id, session_id, started_at, status) VALUES (?, ?, ?, ?, 'open')").run(
+        id,
+        deviceId,
+        sessionId,
+        now,
+      );
       return { meeting: this.#get(id)!, created: true };
     })();
   }
@@ -276,9 +306,9 @@ export class SqliteMeetingStore implements MeetingStore {
   }
 
   async latestMeeting(deviceId: string): Promise<MeetingRecord | undefined> {
-    const row = this
-      .#sql<[string], MeetingRow>(`SELECT ${MEETING_COLUMNS} FROM meetings WHERE device_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`)
-      .get(deviceId);
+    const row = this.#sql<[string], MeetingRow>(
+      `SELECT ${MEETING_COLUMNS} FROM meetings WHERE device_id = ? ORDER BY started_at DESC, id DESC LIMIT 1`,
+    ).get(deviceId);
     return row && toMeeting(row);
   }
 
@@ -290,17 +320,19 @@ export class SqliteMeetingStore implements MeetingStore {
     if (items.length === 0) return { ok: true, pending: 0, firstSeq: 0 };
     return this.db.transaction((): AppendResult => {
       const lastTs = Math.max(...items.map((i) => i.ts));
-      const row = this
-        .#sql<[number, number, number, string], { last_seq: number }>(
-          `UPDATE meetings SET last_seq = last_seq + ?,
+      const row = this.#sql<[number, number, number, string], { last_seq: number }>(
+        `UPDATE meetings SET last_seq = last_seq + ?,
              last_snippet_at = CASE WHEN last_snippet_at IS NULL OR last_snippet_at < ? THEN ? ELSE last_snippet_at END
            WHERE id = ? AND status = 'open' RETURNING last_seq`,
-        )
-        .get(items.length, lastTs, lastTs, meetingId);
+      ).get(items.length, lastTs, lastTs, meetingId);
       if (!row) return { ok: false, status: this.#get(meetingId)?.status ?? 'missing' };
       const firstSeq = row.last_seq - items.length + 1;
-      const insert = this.#sql('INSERT INTO meeting_pending (meeting_id, seq, ts, text, speaker_id, tag) VALUES (?, ?, ?, ?, ?, ?)');
-      items.forEach((it, i) => insert.run(meetingId, firstSeq + i, it.ts, it.text, it.speakerId ?? null, it.tag ?? null));
+      const insert = this.#sql(
+        'INSERT INTO meeting_pending (meeting_id, seq, ts, text, speaker_id, tag) VALUES (?, ?, ?, ?, ?, ?)',
+      );
+      items.forEach((it, i) =>
+        insert.run(meetingId, firstSeq + i, it.ts, it.text, it.speakerId ?? null, it.tag ?? null),
+      );
       let pending = this.#pendingCount(meetingId);
       if (pending >= pendingCap) {
         this.#merge(meetingId);
@@ -311,15 +343,13 @@ export class SqliteMeetingStore implements MeetingStore {
   }
 
   async recentTexts(meetingId: string, sinceTs: number): Promise<{ text: string; ts: number }[]> {
-    return this
-      .#sql<[string, number, string, number], { text: string; ts: number }>(
-        `SELECT text, ts FROM (
+    return this.#sql<[string, number, string, number], { text: string; ts: number }>(
+      `SELECT text, ts FROM (
            SELECT seq, text, ts FROM meeting_segments WHERE meeting_id = ? AND ts >= ?
            UNION ALL
            SELECT seq, text, ts FROM meeting_pending WHERE meeting_id = ? AND ts >= ?
          ) t ORDER BY seq`,
-      )
-      .all(meetingId, sinceTs, meetingId, sinceTs);
+    ).all(meetingId, sinceTs, meetingId, sinceTs);
   }
 
   async mergePending(meetingId: string): Promise<number> {
@@ -329,42 +359,53 @@ export class SqliteMeetingStore implements MeetingStore {
   async pushCycle(meetingId: string, maxItems: number): Promise<{ items: Segment[]; total: number }> {
     return this.db.transaction(() => {
       this.#merge(meetingId);
-      const m = this.#sql<[string], { pushed_seq: number; segments_count: number }>('SELECT pushed_seq, segments_count FROM meetings WHERE id = ?').get(meetingId);
+      const m = this.#sql<[string], { pushed_seq: number; segments_count: number }>(
+        'SELECT pushed_seq, segments_count FROM meetings WHERE id = ?',
+      ).get(meetingId);
       if (!m) return { items: [], total: 0 };
-      const rows = this
-        .#sql<[string, number, number], SegmentRow>(`SELECT ${SEGMENT_COLUMNS} FROM meeting_segments WHERE meeting_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`)
+      const rows = this.#sql<[string, number, number], SegmentRow>(
+        `SELECT ${SEGMENT_COLUMNS} FROM meeting_segments WHERE meeting_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
+      )
         .all(meetingId, m.pushed_seq, maxItems)
         .reverse();
       const last = rows.at(-1);
       if (last) {
         // Everything up to the newest segment counts as pushed, also what did not fit in this push.
-        const max = this.#sql<[string], { s: number | null }>('SELECT MAX(seq) AS s FROM meeting_segments WHERE meeting_id = ?').get(meetingId)?.s ?? last.seq;
+        const max =
+          this.#sql<[string], { s: number | null }>(
+            'SELECT MAX(seq) AS s FROM meeting_segments WHERE meeting_id = ?',
+          ).get(meetingId)?.s ?? last.seq;
         this.#sql('UPDATE meetings SET pushed_seq = ? WHERE id = ?').run(max, meetingId);
       }
       return { items: rows.map(toSegment), total: m.segments_count };
     })();
   }
 
-  async beginFinalize(meetingId: string, endedAt: number): Promise<{ meeting: MeetingRecord; pendingCount: number } | undefined> {
+  async beginFinalize(
+    meetingId: string,
+    endedAt: number,
+  ): Promise<{ meeting: MeetingRecord; pendingCount: number } | undefined> {
     return this.db.transaction(() => {
-      const changed = this
-        .#sql("UPDATE meetings SET status = 'finalizing', ended_at = COALESCE(ended_at, ?) WHERE id = ? AND status IN ('open', 'finalizing')")
-        .run(endedAt, meetingId).changes;
+      const changed = this.#sql(
+        "UPDATE meetings SET status = 'finalizing', ended_at = COALESCE(ended_at, ?) WHERE id = ? AND status IN ('open', 'finalizing')",
+      ).run(endedAt, meetingId).changes;
       if (changed === 0) return undefined;
       return { meeting: this.#get(meetingId)!, pendingCount: this.#pendingCount(meetingId) };
     })();
   }
 
   async finalizingMeetings(): Promise<MeetingRecord[]> {
-    return this
-      .#sql<[], MeetingRow>(`SELECT ${MEETING_COLUMNS} FROM meetings WHERE status = 'finalizing' ORDER BY started_at`)
+    return this.#sql<[], MeetingRow>(
+      `SELECT ${MEETING_COLUMNS} FROM meetings WHERE status = 'finalizing' ORDER BY started_at`,
+    )
       .all()
       .map(toMeeting);
   }
 
   async segmentsTail(meetingId: string, afterSeq: number, maxRows: number): Promise<Segment[]> {
-    return this
-      .#sql<[string, number, number], SegmentRow>(`SELECT ${SEGMENT_COLUMNS} FROM meeting_segments WHERE meeting_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`)
+    return this.#sql<[string, number, number], SegmentRow>(
+      `SELECT ${SEGMENT_COLUMNS} FROM meeting_segments WHERE meeting_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
+    )
       .all(meetingId, afterSeq, maxRows)
       .reverse()
       .map(toSegment);
@@ -373,15 +414,15 @@ export class SqliteMeetingStore implements MeetingStore {
   async transcript(meetingId: string, offset: number, limit: number): Promise<{ items: Segment[]; total: number }> {
     return this.db.transaction(() => {
       const total =
-        (this.#sql<[string], { n: number }>('SELECT segments_count AS n FROM meetings WHERE id = ?').get(meetingId)?.n ?? 0) + this.#pendingCount(meetingId);
-      const items = this
-        .#sql<[string, string, number, number], SegmentRow>(
-          `SELECT ${SEGMENT_COLUMNS} FROM (
+        (this.#sql<[string], { n: number }>('SELECT segments_count AS n FROM meetings WHERE id = ?').get(meetingId)
+          ?.n ?? 0) + this.#pendingCount(meetingId);
+      const items = this.#sql<[string, string, number, number], SegmentRow>(
+        `SELECT ${SEGMENT_COLUMNS} FROM (
              SELECT ${SEGMENT_COLUMNS} FROM meeting_segments WHERE meeting_id = ?
              UNION ALL
              SELECT ${SEGMENT_COLUMNS} FROM meeting_pending WHERE meeting_id = ?
            ) t ORDER BY seq LIMIT ? OFFSET ?`,
-        )
+      )
         .all(meetingId, meetingId, limit, offset)
         .map(toSegment);
       return { items, total };
@@ -390,33 +431,46 @@ export class SqliteMeetingStore implements MeetingStore {
 
   async addCheckpoint(meetingId: string, uptoSeq: number, summary: MeetingSummary, now: number): Promise<Checkpoint> {
     return this.db.transaction(() => {
-      const idx = (this.#sql<[string], { n: number | null }>('SELECT MAX(idx) AS n FROM meeting_checkpoints WHERE meeting_id = ?').get(meetingId)?.n ?? 0) + 1;
-      this
-        .#sql('INSERT INTO meeting_checkpoints (meeting_id, idx, created_at, upto_seq, summary) VALUES (?, ?, ?, ?, ?)')
-        .run(meetingId, idx, now, uptoSeq, JSON.stringify(summary));
+      const idx =
+        (this.#sql<[string], { n: number | null }>(
+          'SELECT MAX(idx) AS n FROM meeting_checkpoints WHERE meeting_id = ?',
+        ).get(meetingId)?.n ?? 0) + 1;
+      this.#sql(
+        'INSERT INTO meeting_checkpoints (meeting_id, idx, created_at, upto_seq, summary) VALUES (?, ?, ?, ?, ?)',
+      ).run(meetingId, idx, now, uptoSeq, JSON.stringify(summary));
       return { idx, createdAt: now, uptoSeq, summary };
     })();
   }
 
   async checkpoints(meetingId: string): Promise<Checkpoint[]> {
-    return this
-      .#sql<[string], { idx: number; created_at: number; upto_seq: number; summary: string }>(
-        'SELECT idx, created_at, upto_seq, summary FROM meeting_checkpoints WHERE meeting_id = ? ORDER BY idx',
-      )
+    return this.#sql<[string], { idx: number; created_at: number; upto_seq: number; summary: string }>(
+      'SELECT idx, created_at, upto_seq, summary FROM meeting_checkpoints WHERE meeting_id = ? ORDER BY idx',
+    )
       .all(meetingId)
-      .map((r) => ({ idx: r.idx, createdAt: r.created_at, uptoSeq: r.upto_seq, summary: parseJson<MeetingSummary>(r.summary) }));
+      .map((r) => ({
+        idx: r.idx,
+        createdAt: r.created_at,
+        uptoSeq: r.upto_seq,
+        summary: parseJson<MeetingSummary>(r.summary),
+      }));
   }
 
-  async complete(meetingId: string, summary: MeetingSummary, meta: SummaryMeta, now: number, webhook?: NewWebhook): Promise<{ stored: StoredSummary; won: boolean }> {
+  async complete(
+    meetingId: string,
+    summary: MeetingSummary,
+    meta: SummaryMeta,
+    now: number,
+    webhook?: NewWebhook,
+  ): Promise<{ stored: StoredSummary; won: boolean }> {
     return this.db.transaction(() => {
-      const inserted = this
-        .#sql('INSERT INTO meeting_summaries (meeting_id, created_at, summary, meta) VALUES (?, ?, ?, ?) ON CONFLICT (meeting_id) DO NOTHING')
-        .run(meetingId, now, JSON.stringify(summary), JSON.stringify(meta)).changes;
+      const inserted = this.#sql(
+        'INSERT INTO meeting_summaries (meeting_id, created_at, summary, meta) VALUES (?, ?, ?, ?) ON CONFLICT (meeting_id) DO NOTHING',
+      ).run(meetingId, now, JSON.stringify(summary), JSON.stringify(meta)).changes;
       if (inserted === 0) return { stored: this.#summary(meetingId)!, won: false };
       this.#merge(meetingId);
-      this
-        .#sql("UPDATE meetings SET status = 'done', title = ?, duration_ms = ?, bullets_length = ?, ended_at = COALESCE(ended_at, ?) WHERE id = ?")
-        .run(summary.title, meta.durationMs, summary.bulletsLength, now, meetingId);
+      this.#sql(
+        "UPDATE meetings SET status = 'done', title = ?, duration_ms = ?, bullets_length = ?, ended_at = COALESCE(ended_at, ?) WHERE id = ?",
+      ).run(summary.title, meta.durationMs, summary.bulletsLength, now, meetingId);
       if (webhook) enqueueWebhook(this.db, webhook, now);
       return { stored: { summary, meta, createdAt: now }, won: true };
     })();
@@ -448,8 +502,7 @@ export class SqliteMeetingStore implements MeetingStore {
     }
     const sql = `SELECT ${MEETING_COLUMNS} FROM meetings ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY COALESCE(ended_at, started_at) DESC, started_at DESC LIMIT ? OFFSET ?`;
-    return this
-      .#sql<(string | number)[], MeetingRow>(sql)
+    return this.#sql<(string | number)[], MeetingRow>(sql)
       .all(...args, filter.limit, filter.offset)
       .map(toMeeting);
   }
@@ -460,19 +513,25 @@ export class SqliteMeetingStore implements MeetingStore {
   }
 
   #active(deviceId: string): MeetingRecord | undefined {
-    const row = this.#sql<[string], MeetingRow>(`SELECT ${MEETING_COLUMNS} FROM meetings WHERE device_id = ? AND status <> 'done'`).get(deviceId);
+    const row = this.#sql<[string], MeetingRow>(
+      `SELECT ${MEETING_COLUMNS} FROM meetings WHERE device_id = ? AND status <> 'done'`,
+    ).get(deviceId);
     return row && toMeeting(row);
   }
 
   #pendingCount(meetingId: string): number {
-    return this.#sql<[string], { n: number }>('SELECT COUNT(*) AS n FROM meeting_pending WHERE meeting_id = ?').get(meetingId)?.n ?? 0;
+    return (
+      this.#sql<[string], { n: number }>('SELECT COUNT(*) AS n FROM meeting_pending WHERE meeting_id = ?').get(
+        meetingId,
+      )?.n ?? 0
+    );
   }
 
   /** Inside a transaction: pending → segments, keeping seq. */
   #merge(meetingId: string): number {
-    const moved = this
-      .#sql(`INSERT INTO meeting_segments (meeting_id, ${SEGMENT_COLUMNS}) SELECT meeting_id, ${SEGMENT_COLUMNS} FROM meeting_pending WHERE meeting_id = ?`)
-      .run(meetingId).changes;
+    const moved = this.#sql(
+      `INSERT INTO meeting_segments (meeting_id, ${SEGMENT_COLUMNS}) SELECT meeting_id, ${SEGMENT_COLUMNS} FROM meeting_pending WHERE meeting_id = ?`,
+    ).run(meetingId).changes;
     if (moved === 0) return 0;
     this.#sql('DELETE FROM meeting_pending WHERE meeting_id = ?').run(meetingId);
     this.#sql('UPDATE meetings SET segments_count = segments_count + ? WHERE id = ?').run(moved, meetingId);
@@ -480,10 +539,16 @@ export class SqliteMeetingStore implements MeetingStore {
   }
 
   #summary(meetingId: string): StoredSummary | undefined {
-    const row = this
-      .#sql<[string], { summary: string; meta: string; created_at: number }>('SELECT summary, meta, created_at FROM meeting_summaries WHERE meeting_id = ?')
-      .get(meetingId);
-    return row && { summary: parseJson<MeetingSummary>(row.summary), meta: parseJson<SummaryMeta>(row.meta), createdAt: row.created_at };
+    const row = this.#sql<[string], { summary: string; meta: string; created_at: number }>(
+      'SELECT summary, meta, created_at FROM meeting_summaries WHERE meeting_id = ?',
+    ).get(meetingId);
+    return (
+      row && {
+        summary: parseJson<MeetingSummary>(row.summary),
+        meta: parseJson<SummaryMeta>(row.meta),
+        createdAt: row.created_at,
+      }
+    );
   }
 }
 
@@ -502,11 +567,21 @@ export interface MeetingSummaryRef {
  * recently finished meeting (optionally only among devices whose id starts with `devicePrefix`). Undefined when
  * there is no such finished meeting.
  */
-export async function meetingSummaryFor(db: Db, id?: string, opts: { devicePrefix?: string } = {}): Promise<MeetingSummaryRef | undefined> {
+export async function meetingSummaryFor(
+  db: Db,
+  id?: string,
+  opts: { devicePrefix?: string } = {},
+): Promise<MeetingSummaryRef | undefined> {
   const store = new SqliteMeetingStore(db);
   let meeting: MeetingRecord | undefined;
   if (id) meeting = await store.get(id);
-  else [meeting] = await store.recent({ limit: 1, offset: 0, status: 'done', ...(opts.devicePrefix ? { deviceId: opts.devicePrefix } : {}) });
+  else
+    [meeting] = await store.recent({
+      limit: 1,
+      offset: 0,
+      status: 'done',
+      ...(opts.devicePrefix ? { deviceId: opts.devicePrefix } : {}),
+    });
   if (!meeting || meeting.status !== 'done') return undefined;
   const stored = await store.summary(meeting.id);
   if (!stored) return undefined;

@@ -61,8 +61,18 @@ export class Summarizer {
     const lines = segments.map(line);
     const total = checkpoint ? segments.length : Math.max(segments.length, meeting.segmentsCount);
     const durationMs = meetingDurationMs(meeting.startedAt, meeting.lastSnippetAt, req.endedAt, cfg.min_duration_ms);
-    const ctx: SummaryContext = { durationMs, sourceSegments: total, checkpoint, lang: summaryLang(cfg, lines.join('\n')) };
-    const meta = (source: SummaryMeta['source'], summary: MeetingSummary, llmElapsedMs = 0, model?: string): SummaryMeta => ({
+    const ctx: SummaryContext = {
+      durationMs,
+      sourceSegments: total,
+      checkpoint,
+      lang: summaryLang(cfg, lines.join('\n')),
+    };
+    const meta = (
+      source: SummaryMeta['source'],
+      summary: MeetingSummary,
+      llmElapsedMs = 0,
+      model?: string,
+    ): SummaryMeta => ({
       source,
       llmElapsedMs,
       ...(model ? { model } : {}),
@@ -84,7 +94,10 @@ export class Summarizer {
     const lease = route.alias ? await this.providers.lease('llm', route.alias, route.overrides) : undefined;
     req.onLlmStart?.(maxTokens);
     if (!lease) {
-      this.log.warn({ meeting: meeting.id }, 'no LLM for meeting summaries: set llm_by_mode.meeting or selected_module.LLM; using the fallback summary');
+      this.log.warn(
+        { meeting: meeting.id },
+        'no LLM for meeting summaries: set llm_by_mode.meeting or selected_module.LLM; using the fallback summary',
+      );
       const summary = fallbackSummary(ctx);
       return { summary, meta: meta('fallback', summary), uptoSeq };
     }
@@ -96,21 +109,41 @@ export class Summarizer {
         checkpoint,
         cfg,
       });
-      const raw = await lease.provider.complete({ messages, maxTokens, temperature: 0.2, signal: req.signal, timeoutMs: cfg.llm.timeout_ms });
+      const raw = await lease.provider.complete({
+        messages,
+        maxTokens,
+        temperature: 0.2,
+        signal: req.signal,
+        timeoutMs: cfg.llm.timeout_ms,
+      });
       const elapsed = Math.round(performance.now() - started);
       const parsed = parseSummaryText(raw);
-      this.log.info({ meeting: meeting.id, rawLength: raw.length, via: parsed?.via ?? 'none', elapsedMs: elapsed }, 'meeting summary answered');
+      this.log.info(
+        { meeting: meeting.id, rawLength: raw.length, via: parsed?.via ?? 'none', elapsedMs: elapsed },
+        'meeting summary answered',
+      );
       if (!parsed) {
         const summary = fallbackSummary(ctx);
         return { summary, meta: meta('fallback', summary, elapsed, lease.provider.model), uptoSeq };
       }
       const summary = normalizeSummary(parsed.fields, ctx);
-      return { summary, meta: meta(parsed.via === 'heuristic' ? 'heuristic' : 'llm', summary, elapsed, lease.provider.model), uptoSeq };
+      return {
+        summary,
+        meta: meta(parsed.via === 'heuristic' ? 'heuristic' : 'llm', summary, elapsed, lease.provider.model),
+        uptoSeq,
+      };
     } catch (err) {
       if (req.signal.aborted) throw err;
-      this.log.warn({ meeting: meeting.id, err: (err as Error).message }, 'meeting summary LLM failed; using the fallback summary');
+      this.log.warn(
+        { meeting: meeting.id, err: (err as Error).message },
+        'meeting summary LLM failed; using the fallback summary',
+      );
       const summary = fallbackSummary(ctx);
-      return { summary, meta: meta('fallback', summary, Math.round(performance.now() - started), lease.provider.model), uptoSeq };
+      return {
+        summary,
+        meta: meta('fallback', summary, Math.round(performance.now() - started), lease.provider.model),
+        uptoSeq,
+      };
     } finally {
       lease.release();
     }

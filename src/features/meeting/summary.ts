@@ -50,7 +50,12 @@ export function formatDuration(ms: number): string {
 }
 
 /** Duration rule: start → max(last snippet, end), and never less than `minMs`. */
-export function meetingDurationMs(startedAt: number, lastSnippetAt: number | null | undefined, endedAt: number, minMs: number): number {
+export function meetingDurationMs(
+  startedAt: number,
+  lastSnippetAt: number | null | undefined,
+  endedAt: number,
+  minMs: number,
+): number {
   return Math.max(minMs, Math.max(lastSnippetAt ?? 0, endedAt) - startedAt);
 }
 
@@ -113,8 +118,15 @@ export function buildSummaryPrompt(input: PromptInput): ChatMessage[] {
   const lang = summaryLang(cfg, transcript);
   const langName = lang === 'zh' ? 'Simplified Chinese' : 'English';
   const earlier = input.earlier.length ? sanitize(input.earlier.join('\n')) : '';
-  const industryNote = cfg.industry ? (cfg.prompts.templates[cfg.industry] ?? `The meeting is in the ${cfg.industry} field: keep its terms exact.`) : '';
-  const system = [cfg.prompts.system || SYSTEM_PROMPT, `Write the values in ${langName}.`, industryNote, cfg.scenario ? `Scenario: ${cfg.scenario}.` : '']
+  const industryNote = cfg.industry
+    ? (cfg.prompts.templates[cfg.industry] ?? `The meeting is in the ${cfg.industry} field: keep its terms exact.`)
+    : '';
+  const system = [
+    cfg.prompts.system || SYSTEM_PROMPT,
+    `Write the values in ${langName}.`,
+    industryNote,
+    cfg.scenario ? `Scenario: ${cfg.scenario}.` : '',
+  ]
     .filter(Boolean)
     .join('\n');
   const fill = (tpl: string) =>
@@ -177,9 +189,13 @@ const ALIASES: Record<string, 'title' | SummaryListField> = {
   主题: 'title',
 };
 
-const fieldOf = (key: string): 'title' | SummaryListField | undefined => ALIASES[key.replace(/[\s_\-:：]/g, '').toLowerCase()];
+const fieldOf = (key: string): 'title' | SummaryListField | undefined =>
+  ALIASES[key.replace(/[\s_\-:：]/g, '').toLowerCase()];
 
-export type ParsedSummary = { fields: Partial<Record<keyof SummaryFields, unknown>>; via: 'json' | 'brackets' | 'heuristic' };
+export type ParsedSummary = {
+  fields: Partial<Record<keyof SummaryFields, unknown>>;
+  via: 'json' | 'brackets' | 'heuristic';
+};
 
 function asObject(text: string): Record<string, unknown> | undefined {
   try {
@@ -225,7 +241,11 @@ function heuristicFields(text: string): Partial<Record<keyof SummaryFields, unkn
   let found = false;
   const push = (f: SummaryListField, item: string) => (lists[f] ??= []).push(item);
   for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim().replace(/^#+\s*/, '').replace(/\*\*/g, '').trim();
+    const line = rawLine
+      .trim()
+      .replace(/^#+\s*/, '')
+      .replace(/\*\*/g, '')
+      .trim();
     if (!line) continue;
     const colon = line.search(/[:：]/);
     const head = (colon >= 0 ? line.slice(0, colon) : line).trim();
@@ -255,10 +275,14 @@ function itemText(v: unknown): string {
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     // {"owner":"Li","task":"ship it"} style items.
-    const main = [o.text, o.content, o.item, o.task, o.action, o.title, o.description, o.decision, o.risk].find((x) => typeof x === 'string') as string | undefined;
+    const main = [o.text, o.content, o.item, o.task, o.action, o.title, o.description, o.decision, o.risk].find(
+      (x) => typeof x === 'string',
+    ) as string | undefined;
     const who = [o.owner, o.assignee, o.who].find((x) => typeof x === 'string') as string | undefined;
     if (main) return who ? `${who}: ${main}` : main;
-    return Object.values(o).filter((x) => typeof x === 'string').join(' ');
+    return Object.values(o)
+      .filter((x) => typeof x === 'string')
+      .join(' ');
   }
   return '';
 }
@@ -273,7 +297,13 @@ function cleanItem(s: string): string {
 
 /** Strings only, trimmed, empty and repeated items dropped (order kept), capped. */
 export function normalizeList(v: unknown, cap: number): string[] {
-  const items = Array.isArray(v) ? v : typeof v === 'string' ? v.split(/\r?\n|；|;/) : v === undefined || v === null ? [] : [v];
+  const items = Array.isArray(v)
+    ? v
+    : typeof v === 'string'
+      ? v.split(/\r?\n|；|;/)
+      : v === undefined || v === null
+        ? []
+        : [v];
   const out: string[] = [];
   const seen = new Set<string>();
   for (const raw of items) {
@@ -288,7 +318,10 @@ export function normalizeList(v: unknown, cap: number): string[] {
 }
 
 export function normalizeTitle(v: unknown, fallback: string): string {
-  const t = (typeof v === 'string' ? v : itemText(v)).replace(/\s+/g, ' ').trim().replace(/^["'“《]+|["'”》]+$/g, '');
+  const t = (typeof v === 'string' ? v : itemText(v))
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/^["'“《]+|["'”》]+$/g, '');
   if (!t) return fallback;
   return [...t].length > TITLE_MAX_CHARS ? [...t].slice(0, TITLE_MAX_CHARS).join('') : t;
 }
@@ -301,8 +334,14 @@ export interface SummaryContext {
 }
 
 /** The seven fields with their caps, plus bulletsLength / sourceSegments / checkpoint. */
-export function normalizeSummary(fields: Partial<Record<keyof SummaryFields, unknown>>, ctx: SummaryContext): MeetingSummary {
-  const lists = Object.fromEntries(SUMMARY_LIST_FIELDS.map((f) => [f, normalizeList(fields[f], CAPS[f])])) as Record<SummaryListField, string[]>;
+export function normalizeSummary(
+  fields: Partial<Record<keyof SummaryFields, unknown>>,
+  ctx: SummaryContext,
+): MeetingSummary {
+  const lists = Object.fromEntries(SUMMARY_LIST_FIELDS.map((f) => [f, normalizeList(fields[f], CAPS[f])])) as Record<
+    SummaryListField,
+    string[]
+  >;
   return {
     title: normalizeTitle(fields.title, DEFAULT_TITLE[ctx.lang]),
     duration: formatDuration(ctx.durationMs),
@@ -325,5 +364,7 @@ export function emptySummary(ctx: SummaryContext): MeetingSummary {
 
 /** A short text of a summary, used as earlier context of the next summary. */
 export function summaryDigest(s: Pick<SummaryFields, 'title' | SummaryListField>): string {
-  return [s.title, ...s.bullets, ...s.decisions.map((d) => `decision: ${d}`), ...s.actions.map((a) => `action: ${a}`)].filter(Boolean).join('; ');
+  return [s.title, ...s.bullets, ...s.decisions.map((d) => `decision: ${d}`), ...s.actions.map((a) => `action: ${a}`)]
+    .filter(Boolean)
+    .join('; ');
 }

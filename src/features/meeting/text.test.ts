@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { applyTermMap, cutUtf8, dedupKey, detectLang, MAX_SNIPPET_BYTES, prepareSnippetText, preprocessMeetingText } from './text.js';
+import {
+  applyTermMap,
+  cutUtf8,
+  dedupKey,
+  detectLang,
+  MAX_SNIPPET_BYTES,
+  prepareSnippetText,
+  preprocessMeetingText,
+} from './text.js';
 
 describe('meeting text preprocessing', () => {
   it('detects Chinese and English', () => {
@@ -27,7 +35,7 @@ describe('meeting text preprocessing', () => {
   });
 
   it('applies the term map: Latin keys as whole words, case-insensitively; longest key first', () => {
-    const map = { 'wei xin': 'WeChat', k8s: 'Kubernetes', '小程': '小程序', 小程序: '小程序' };
+    const map = { 'wei xin': 'WeChat', k8s: 'Kubernetes', 小程: '小程序', 小程序: '小程序' };
     assert.equal(applyTermMap('we use Wei Xin and K8s, not k8sx', map), 'we use WeChat and Kubernetes, not k8sx');
     assert.equal(preprocessMeetingText('上线小程序', map).text, '上线小程序');
   });

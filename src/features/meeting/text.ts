@@ -27,7 +27,9 @@ const HALF_TO_FULL: Record<string, string> = { ',': '，', '?': '？', '!': '！
 
 /** Full-width ASCII letters and digits (common in CJK input methods) → ASCII. */
 function asciiFromFullWidth(text: string): string {
-  return text.replace(/[\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0xfee0));
+  return text.replace(/[\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]/g, (c) =>
+    String.fromCharCode(c.charCodeAt(0) - 0xfee0),
+  );
 }
 
 function escapeRegExp(s: string): string {
@@ -46,7 +48,9 @@ export function applyTermMap(text: string, termMap: Readonly<Record<string, stri
   if (keys.length === 0) return text;
   const lookup = new Map<string, string>();
   for (const [k, v] of Object.entries(termMap)) lookup.set(k.trim().toLowerCase(), v);
-  const alternatives = keys.map((k) => (/^[\p{Script=Latin}\d\s'-]+$/u.test(k) ? `(?<![\\p{L}\\d])${escapeRegExp(k)}(?![\\p{L}\\d])` : escapeRegExp(k)));
+  const alternatives = keys.map((k) =>
+    /^[\p{Script=Latin}\d\s'-]+$/u.test(k) ? `(?<![\\p{L}\\d])${escapeRegExp(k)}(?![\\p{L}\\d])` : escapeRegExp(k),
+  );
   return text.replace(new RegExp(alternatives.join('|'), 'giu'), (m) => lookup.get(m.toLowerCase()) ?? m);
 }
 
@@ -55,7 +59,10 @@ export function applyTermMap(text: string, termMap: Readonly<Record<string, stri
  * between Han characters, where ASR engines put spaces), ASCII punctuation next to Han turned full-width, runs of
  * the same punctuation mark collapsed, then the term map applied.
  */
-export function preprocessMeetingText(raw: string, termMap: Readonly<Record<string, string>> = {}): { text: string; lang: TextLang } {
+export function preprocessMeetingText(
+  raw: string,
+  termMap: Readonly<Record<string, string>> = {},
+): { text: string; lang: TextLang } {
   let text = raw.normalize('NFC').replace(INVISIBLE, '');
   text = asciiFromFullWidth(text);
   text = text.replace(/\s+/g, ' ').trim();
@@ -63,7 +70,10 @@ export function preprocessMeetingText(raw: string, termMap: Readonly<Record<stri
   if (HAN.test(text)) {
     // Twice, because a match consumes the Han character on the right of one space.
     for (let i = 0; i < 2; i++) text = text.replace(/(\p{Script=Han}) (?=\p{Script=Han})/gu, '$1');
-    text = text.replace(/(\p{Script=Han})\s*([,?!;:])[,?!;:]*\s*/gu, (_m, han: string, p: string) => `${han}${HALF_TO_FULL[p] ?? p}`);
+    text = text.replace(
+      /(\p{Script=Han})\s*([,?!;:])[,?!;:]*\s*/gu,
+      (_m, han: string, p: string) => `${han}${HALF_TO_FULL[p] ?? p}`,
+    );
     text = text.replace(/(\p{Script=Han})\s*\.(?!\d)\s*/gu, '$1。');
   }
   text = text.replace(/([，。！？；：,!?;])\1+/g, '$1');

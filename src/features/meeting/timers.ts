@@ -78,7 +78,8 @@ export class MeetingTimers {
       intervalMs,
     });
     const next = this.config().transcript_push_interval_ms;
-    if (next !== intervalMs) this.log.info({ meeting: entry.meetingId, intervalMs, next }, `meeting transcript push: next interval=${next}ms`);
+    if (next !== intervalMs)
+      this.log.info({ meeting: entry.meetingId, intervalMs, next }, `meeting transcript push: next interval=${next}ms`);
   }
 
   #scheduleCheckpoint(entry: { session: Session; scope: Scope; meetingId: string }): void {
@@ -97,12 +98,24 @@ export class MeetingTimers {
     if (!meeting || meeting.status !== 'open') return;
     await this.store.mergePending(meeting.id);
     const fresh = (await this.store.get(meeting.id)) ?? meeting;
-    const result = await this.summarizer.summarize({ meeting: fresh, checkpoint: true, endedAt: Date.now(), signal: entry.scope.signal });
+    const result = await this.summarizer.summarize({
+      meeting: fresh,
+      checkpoint: true,
+      endedAt: Date.now(),
+      signal: entry.scope.signal,
+    });
     // Nothing new, or no LLM: a checkpoint would only repeat the fallback lines.
     if (result.meta.source === 'empty' || result.meta.source === 'fallback' || entry.scope.closed) return;
     const cp = await this.store.addCheckpoint(meeting.id, result.uptoSeq, result.summary, Date.now());
     if (entry.scope.closed) return;
-    entry.session.send.json({ type: 'meeting', phase: 'summary', ...result.summary, checkpoint: true, sessionId: meeting.id, checkpointIndex: cp.idx });
+    entry.session.send.json({
+      type: 'meeting',
+      phase: 'summary',
+      ...result.summary,
+      checkpoint: true,
+      sessionId: meeting.id,
+      checkpointIndex: cp.idx,
+    });
     this.log.info({ meeting: meeting.id, checkpoint: cp.idx, uptoSeq: cp.uptoSeq }, 'meeting checkpoint stored');
   }
 }

@@ -20,7 +20,12 @@ export function signBody(secret: string, body: string): string {
 }
 
 /** The outbox row for one payload under the webhook config in force now; undefined when no URL is set. */
-export function buildWebhook(cfg: MeetingConfig['webhook'], id: string, meetingId: string, payload: unknown): NewWebhook | undefined {
+export function buildWebhook(
+  cfg: MeetingConfig['webhook'],
+  id: string,
+  meetingId: string,
+  payload: unknown,
+): NewWebhook | undefined {
   if (!cfg.url) return undefined;
   const body = JSON.stringify(payload);
   const headers: Record<string, string> = {};
@@ -67,13 +72,15 @@ export class WebhookDispatcher {
     }
     this.#timer?.();
     this.#timer = undefined;
-    this.#running = this.scope.run('webhooks', () => this.#drain()).finally(() => {
-      this.#running = undefined;
-      if (this.#again) {
-        this.#again = false;
-        this.kick();
-      } else void this.#schedule();
-    });
+    this.#running = this.scope
+      .run('webhooks', () => this.#drain())
+      .finally(() => {
+        this.#running = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.kick();
+        } else void this.#schedule();
+      });
   }
 
   /** Waits up to `graceMs` for deliveries in flight, then aborts the rest (they stay in the outbox). */
@@ -101,14 +108,28 @@ export class WebhookDispatcher {
 
   async #deliver(job: WebhookJob): Promise<void> {
     const signal = timeoutSignal(job.timeoutMs, this.scope.signal);
-    const facts = { id: job.id, meeting: job.meetingId, body_len: Buffer.byteLength(job.body), sha256: createHash('sha256').update(job.body).digest('hex').slice(0, 8) };
+    const facts = {
+      id: job.id,
+      meeting: job.meetingId,
+      body_len: Buffer.byteLength(job.body),
+      sha256: createHash('sha256').update(job.body).digest('hex').slice(0, 8),
+    };
     let error: string;
     try {
-      const res = await fetch(job.url, { method: 'POST', headers: job.headers, body: job.body, signal, redirect: 'manual' });
+      const res = await fetch(job.url, {
+        method: 'POST',
+        headers: job.headers,
+        body: job.body,
+        signal,
+        redirect: 'manual',
+      });
       await res.body?.cancel().catch(() => undefined);
       if (res.ok) {
         await this.outbox.delivered(job.id, Date.now());
-        this.log.info({ ...facts, result: job.attempts === 0 ? 'ok' : 'retry_ok', status: res.status }, 'meeting webhook delivered');
+        this.log.info(
+          { ...facts, result: job.attempts === 0 ? 'ok' : 'retry_ok', status: res.status },
+          'meeting webhook delivered',
+        );
         return;
       }
       error = `HTTP ${res.status}`;
@@ -120,7 +141,10 @@ export class WebhookDispatcher {
     if (job.attempts === 0) {
       const retryAt = Date.now() + this.#retryMin + Math.random() * (this.#retryMax - this.#retryMin);
       await this.outbox.failed(job.id, error, retryAt);
-      this.log.warn({ ...facts, result: 'retry', error, retryInMs: Math.round(retryAt - Date.now()) }, 'meeting webhook failed; retrying once');
+      this.log.warn(
+        { ...facts, result: 'retry', error, retryInMs: Math.round(retryAt - Date.now()) },
+        'meeting webhook failed; retrying once',
+      );
     } else {
       await this.outbox.failed(job.id, error, undefined);
       this.log.error({ ...facts, result: 'fail', error }, 'meeting webhook failed after its retry');

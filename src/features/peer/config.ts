@@ -38,7 +38,11 @@ const fields = {
   /** Offline queue: messages kept per target device (more are refused with QUEUE_FULL, never silently dropped). */
   offline_max_per_device: z.number().int().min(0).default(100),
   /** Offline queue: how long a message waits for its target (3 days). */
-  offline_ttl_ms: z.number().int().min(0).default(3 * 24 * 3600 * 1000),
+  offline_ttl_ms: z
+    .number()
+    .int()
+    .min(0)
+    .default(3 * 24 * 3600 * 1000),
   /** Structure `payload.text` with the `chat` LLM into `normalized`; any LLM failure falls back to pass-through. */
   llm_structuring: z.boolean().default(false),
   llm_timeout_ms: z.number().int().min(100).default(8000),
@@ -59,7 +63,9 @@ export type PeerConfig = { [K in keyof Fields]: z.output<Fields[K]> };
 
 /** Each key falls back to its own default when invalid. */
 const lenientSchema = z.looseObject(
-  Object.fromEntries(Object.entries(fields).map(([k, s]) => [k, (s as z.ZodType).catch(() => (s as z.ZodType).parse(undefined))])),
+  Object.fromEntries(
+    Object.entries(fields).map(([k, s]) => [k, (s as z.ZodType).catch(() => (s as z.ZodType).parse(undefined))]),
+  ),
 );
 
 const KNOWN = new Set(Object.keys(fields));
@@ -75,12 +81,17 @@ export function peerConfig(config: LinusConfig, log?: Logger): PeerConfig {
   if (strict.success) parsed = strict.data as PeerConfig;
   else {
     for (const issue of strict.error.issues) {
-      log?.error(`config: invalid value at peer.${issue.path.map(String).join('.')}: ${issue.message}; using its default`);
+      log?.error(
+        `config: invalid value at peer.${issue.path.map(String).join('.')}: ${issue.message}; using its default`,
+      );
     }
     parsed = lenientSchema.parse(block) as PeerConfig;
   }
   const unknown = Object.keys(block).filter((k) => !KNOWN.has(k));
-  if (unknown.length) log?.warn(`config: peer.${unknown.join(', peer.')} not supported (ignored); ACL grants cover groups: same_group, group:<key>`);
+  if (unknown.length)
+    log?.warn(
+      `config: peer.${unknown.join(', peer.')} not supported (ignored); ACL grants cover groups: same_group, group:<key>`,
+    );
   cache.set(block, parsed);
   return parsed;
 }

@@ -38,7 +38,9 @@ describe('peer offline queue flush: removed only once written', () => {
     h.online(sender);
     for (const text of ['q1', 'q2', 'q3', 'q4', 'q5']) h.send(sender, 'flush:t', text);
     await waitFor(() => sender.inbox.filter((m) => m.status === 'done').length === 5, 3000, 'five receipts');
-    assert.ok(sender.inbox.filter((m) => m.status === 'done').every((r) => (r.enqueued as string[]).includes('flush:t')));
+    assert.ok(
+      sender.inbox.filter((m) => m.status === 'done').every((r) => (r.enqueued as string[]).includes('flush:t')),
+    );
 
     // The first connection writes two messages, then its socket dies.
     const first = new Device('flush:t', 2);
@@ -53,6 +55,9 @@ describe('peer offline queue flush: removed only once written', () => {
     await waitFor(() => h.texts(second).length === 3, 3000, 'the rest on the next connection');
     assert.deepEqual(h.texts(second), ['q3', 'q4', 'q5']);
     assert.equal(await h.peer.queue.count('flush:t', Date.now()), 0);
-    assert.deepEqual(sender.inbox.filter((m) => m.event === 'redelivered').map((m) => m.count), [2, 3]);
+    assert.deepEqual(
+      sender.inbox.filter((m) => m.event === 'redelivered').map((m) => m.count),
+      [2, 3],
+    );
   });
 });

@@ -7,7 +7,16 @@ import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
 import { PeerAcl } from './acl.js';
 import { peerConfig, type PeerConfig } from './config.js';
-import { envelopeFor, parsePeerRequest, PeerCode, peerError, type NormalizedTask, type PeerEnvelope, type PeerMessage, type PeerRequest } from './message.js';
+import {
+  envelopeFor,
+  parsePeerRequest,
+  PeerCode,
+  peerError,
+  type NormalizedTask,
+  type PeerEnvelope,
+  type PeerMessage,
+  type PeerRequest,
+} from './message.js';
 import type { PeerQueue } from './queue.js';
 import { SlidingWindowLimiter } from './rate-limit.js';
 import { SqlitePeerQueue } from './sqlite-queue.js';
@@ -129,17 +138,27 @@ class Peer implements PeerFeature {
     const parsed = parsePeerRequest(msg);
     if (!parsed.ok) {
       this.#deps.ctx.metrics.badFrames.labels('schema').inc();
-      session.send.json(peerError(parsed.code, parsed.message, parsed.requestId !== undefined ? { requestId: parsed.requestId } : {}));
+      session.send.json(
+        peerError(parsed.code, parsed.message, parsed.requestId !== undefined ? { requestId: parsed.requestId } : {}),
+      );
       return;
     }
     const req = parsed.request;
     const rid = req.requestId !== undefined ? { requestId: req.requestId } : {};
     if (!cfg.enabled) {
-      session.send.json(peerError(PeerCode.Unauthorized, 'peer messaging is disabled on this server (peer.enabled)', rid));
+      session.send.json(
+        peerError(PeerCode.Unauthorized, 'peer messaging is disabled on this server (peer.enabled)', rid),
+      );
       return;
     }
     if (req.targets.length > cfg.max_targets) {
-      session.send.json(peerError(PeerCode.InvalidRequest, `too many targets: ${req.targets.length} > peer.max_targets (${cfg.max_targets})`, { ...rid, maxTargets: cfg.max_targets }));
+      session.send.json(
+        peerError(
+          PeerCode.InvalidRequest,
+          `too many targets: ${req.targets.length} > peer.max_targets (${cfg.max_targets})`,
+          { ...rid, maxTargets: cfg.max_targets },
+        ),
+      );
       return;
     }
     // ACL before anything costly (the LLM).
@@ -148,13 +167,20 @@ class Peer implements PeerFeature {
     const recipients: string[] = [];
     if (req.broadcast) {
       if (!acl.mayBroadcast(from)) {
-        failed.push({ to: 'broadcast', code: PeerCode.Unauthorized, message: cfg.allow_broadcast ? 'no broadcast grant for this device' : 'broadcast is disabled (peer.allow_broadcast)' });
+        failed.push({
+          to: 'broadcast',
+          code: PeerCode.Unauthorized,
+          message: cfg.allow_broadcast
+            ? 'no broadcast grant for this device'
+            : 'broadcast is disabled (peer.allow_broadcast)',
+        });
       } else {
         for (const id of this.#deps.ctx.registry.deviceIds()) if (id !== from) recipients.push(id);
       }
     }
     for (const t of req.targets) {
-      if (!acl.mayMessage(from, t)) failed.push({ to: t, code: PeerCode.Unauthorized, message: 'not permitted by peer ACL' });
+      if (!acl.mayMessage(from, t))
+        failed.push({ to: t, code: PeerCode.Unauthorized, message: 'not permitted by peer ACL' });
       else if (!recipients.includes(t)) recipients.push(t);
     }
     if (recipients.length === 0 && failed.length > 0) {
@@ -165,13 +191,25 @@ class Peer implements PeerFeature {
       ? this.#broadcast.take(from, cfg.broadcast_per_minute, 60_000)
       : this.#unicast.take(from, cfg.rate_limit_per_second, 1000);
     if (!limit.ok) {
-      const what = req.broadcast ? `${cfg.broadcast_per_minute} broadcasts per minute (peer.broadcast_per_minute)` : `${cfg.rate_limit_per_second} messages per second (peer.rate_limit_per_second)`;
-      session.send.json(peerError(PeerCode.RateLimited, `rate limit of ${what} reached; retry in ${limit.retryAfterMs} ms`, { ...rid, retryAfterMs: limit.retryAfterMs }));
+      const what = req.broadcast
+        ? `${cfg.broadcast_per_minute} broadcasts per minute (peer.broadcast_per_minute)`
+        : `${cfg.rate_limit_per_second} messages per second (peer.rate_limit_per_second)`;
+      session.send.json(
+        peerError(PeerCode.RateLimited, `rate limit of ${what} reached; retry in ${limit.retryAfterMs} ms`, {
+          ...rid,
+          retryAfterMs: limit.retryAfterMs,
+        }),
+      );
       return;
     }
     const base: PeerMessage = { id: randomUUID(), from, category: req.category, payload: req.payload, ts: Date.now() };
-    const needsLlm = !req.normalized && cfg.llm_structuring && typeof req.payload.text === 'string' && req.payload.text.trim().length > 0;
-    const send = (signal: AbortSignal) => this.#send(session, req, base, recipients, failed, needsLlm, cfg, started, signal);
+    const needsLlm =
+      !req.normalized &&
+      cfg.llm_structuring &&
+      typeof req.payload.text === 'string' &&
+      req.payload.text.trim().length > 0;
+    const send = (signal: AbortSignal) =>
+      this.#send(session, req, base, recipients, failed, needsLlm, cfg, started, signal);
     // Messages of one sender keep their order even when one waits for the LLM.
     const tail = this.#senderTails.get(from);
     if (!needsLlm && !tail) {
@@ -213,7 +251,10 @@ class Peer implements PeerFeature {
         structuring = 'llm';
       } else {
         structuring = 'passthrough';
-        this.#log.warn({ id: base.id, from: base.from, reason: r.reason }, 'peer: LLM structuring failed; message passed through as sent');
+        this.#log.warn(
+          { id: base.id, from: base.from, reason: r.reason },
+          'peer: LLM structuring failed; message passed through as sent',
+        );
       }
     }
     const message: PeerMessage = { ...base, ...(normalized ? { normalized } : {}) };
@@ -229,9 +270,18 @@ class Peer implements PeerFeature {
         offline.push(to);
         failed.push(
           r === 'full'
-            ? { to, code: PeerCode.QueueFull, message: `target is offline and its queue is full (peer.offline_max_per_device = ${cfg.offline_max_per_device})` }
+            ? {
+                to,
+                code: PeerCode.QueueFull,
+                message: `target is offline and its queue is full (peer.offline_max_per_device = ${cfg.offline_max_per_device})`,
+              }
             : r === 'offline'
-              ? { to, code: PeerCode.TargetOffline, message: 'target is offline and the offline queue is off (peer.offline_max_per_device / offline_ttl_ms)' }
+              ? {
+                  to,
+                  code: PeerCode.TargetOffline,
+                  message:
+                    'target is offline and the offline queue is off (peer.offline_max_per_device / offline_ttl_ms)',
+                }
               : { to, code: PeerCode.InternalError, message: 'could not store the message for the offline target' },
         );
       }
@@ -253,9 +303,25 @@ class Peer implements PeerFeature {
     });
     // The fork's follow-up, kept only for what it means: targets that are offline and will NOT get the message.
     if (offline.length) {
-      session.send.json(peerError(PeerCode.TargetOffline, 'some targets are offline and the message could not be queued for them', { id: base.id, ...rid, failed: offline }));
+      session.send.json(
+        peerError(PeerCode.TargetOffline, 'some targets are offline and the message could not be queued for them', {
+          id: base.id,
+          ...rid,
+          failed: offline,
+        }),
+      );
     }
-    this.#log.debug({ id: base.id, from: base.from, delivered: delivered.length, enqueued: enqueued.length, failed: failed.length, structuring }, 'peer message routed');
+    this.#log.debug(
+      {
+        id: base.id,
+        from: base.from,
+        delivered: delivered.length,
+        enqueued: enqueued.length,
+        failed: failed.length,
+        structuring,
+      },
+      'peer message routed',
+    );
     if (base.category === 'task' && cfg.peer_task_to_workflow && this.#onTask) {
       const text = typeof base.payload.text === 'string' ? base.payload.text.trim() : '';
       const task: NormalizedTask | undefined = normalized ?? (text ? { title: text.slice(0, 80) } : undefined);
@@ -289,7 +355,15 @@ class Peer implements PeerFeature {
   async #enqueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
     if (cfg.offline_max_per_device === 0 || cfg.offline_ttl_ms === 0) return 'offline';
     const now = Date.now();
-    const write = this.queue.enqueue([{ deviceId: to, envelope, queuedAt: now, expiresAt: now + cfg.offline_ttl_ms, maxPerDevice: cfg.offline_max_per_device }]);
+    const write = this.queue.enqueue([
+      {
+        deviceId: to,
+        envelope,
+        queuedAt: now,
+        expiresAt: now + cfg.offline_ttl_ms,
+        maxPerDevice: cfg.offline_max_per_device,
+      },
+    ]);
     let set = this.#writes.get(to);
     if (!set) this.#writes.set(to, (set = new Set()));
     set.add(write);
@@ -331,7 +405,8 @@ class Peer implements PeerFeature {
    * first refusal (the rest stays queued for the next registration). Then one `redelivered` per online sender.
    */
   async #flush(deviceId: string): Promise<void> {
-    for (let set = this.#writes.get(deviceId); set?.size; set = this.#writes.get(deviceId)) await Promise.allSettled([...set]);
+    for (let set = this.#writes.get(deviceId); set?.size; set = this.#writes.get(deviceId))
+      await Promise.allSettled([...set]);
     const now = Date.now();
     const dropped = await this.queue.dropExpired(now, deviceId);
     const perSender = new Map<string, number>();
@@ -371,7 +446,8 @@ class Peer implements PeerFeature {
       await this.queue.remove(done);
       sent += done.length;
     }
-    if (sent || dropped) this.#log.info({ device: deviceId, sent, dropped, kept: stopped }, 'peer: offline queue flushed');
+    if (sent || dropped)
+      this.#log.info({ device: deviceId, sent, dropped, kept: stopped }, 'peer: offline queue flushed');
     for (const [sender, count] of perSender) {
       this.#deps.ctx.registry.get(sender)?.deliver({ type: 'peer', event: 'redelivered', to: deviceId, count });
     }

@@ -58,8 +58,18 @@ describe('peer routing order with a slow (remote-like) queue', () => {
     await waitFor(() => h.texts(t).length === 3, 3000, 'three messages at the target');
     assert.deepEqual(h.texts(t), ['q1', 'q2', 'live']);
     await waitFor(() => a.inbox.some((m) => m.event === 'redelivered'), 3000, 'redelivered ack');
-    assert.deepEqual(a.inbox.find((m) => m.event === 'redelivered'), { type: 'peer', event: 'redelivered', to: 'lane:t', count: 2 });
+    assert.deepEqual(
+      a.inbox.find((m) => m.event === 'redelivered'),
+      { type: 'peer', event: 'redelivered', to: 'lane:t', count: 2 },
+    );
     const receipts = a.inbox.filter((m) => m.status === 'done');
-    assert.deepEqual(receipts.map((r) => [r.enqueued, r.delivered]), [[['lane:t'], []], [['lane:t'], []], [[], ['lane:t']]]);
+    assert.deepEqual(
+      receipts.map((r) => [r.enqueued, r.delivered]),
+      [
+        [['lane:t'], []],
+        [['lane:t'], []],
+        [[], ['lane:t']],
+      ],
+    );
   });
 });

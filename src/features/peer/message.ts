@@ -65,7 +65,8 @@ export interface PeerRequest {
   requestId?: string | number;
 }
 
-export type ParseResult = { ok: true; request: PeerRequest } | { ok: false; code: PeerCode; message: string; requestId?: string | number };
+export type ParseResult =
+  { ok: true; request: PeerRequest } | { ok: false; code: PeerCode; message: string; requestId?: string | number };
 
 const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
@@ -80,9 +81,15 @@ export function normalizeCategory(raw: unknown): string | undefined {
 
 export function parsePeerRequest(msg: Record<string, unknown>): ParseResult {
   const requestId = typeof msg.id === 'string' || typeof msg.id === 'number' ? msg.id : undefined;
-  const fail = (code: PeerCode, message: string): ParseResult => ({ ok: false, code, message, ...(requestId !== undefined ? { requestId } : {}) });
+  const fail = (code: PeerCode, message: string): ParseResult => ({
+    ok: false,
+    code,
+    message,
+    ...(requestId !== undefined ? { requestId } : {}),
+  });
   if (!Array.isArray(msg.to)) return fail(PeerCode.InvalidRequest, 'to must be a list of device ids, or ["broadcast"]');
-  if (msg.to.length === 0) return fail(PeerCode.InvalidRequest, 'to is empty: name at least one device id, or "broadcast"');
+  if (msg.to.length === 0)
+    return fail(PeerCode.InvalidRequest, 'to is empty: name at least one device id, or "broadcast"');
   if (!isObject(msg.payload)) return fail(PeerCode.InvalidRequest, 'payload must be an object, e.g. {"text":"..."}');
   const targets: string[] = [];
   let broadcast = false;
@@ -93,28 +100,60 @@ export function parsePeerRequest(msg: Record<string, unknown>): ParseResult {
     else if (!targets.includes(id)) targets.push(id);
   }
   const category = normalizeCategory(msg.category);
-  if (category === undefined) return fail(PeerCode.SchemaInvalid, 'category must be a short word (letters, digits, _ - . :), e.g. "task"');
+  if (category === undefined)
+    return fail(PeerCode.SchemaInvalid, 'category must be a short word (letters, digits, _ - . :), e.g. "task"');
   const payload = msg.payload;
-  if (payload.text !== undefined && typeof payload.text !== 'string') return fail(PeerCode.SchemaInvalid, 'payload.text must be a string');
+  if (payload.text !== undefined && typeof payload.text !== 'string')
+    return fail(PeerCode.SchemaInvalid, 'payload.text must be a string');
   const rawNormalized = payload.normalized ?? msg.normalized;
-  if (rawNormalized !== undefined && !isObject(rawNormalized)) return fail(PeerCode.SchemaInvalid, 'payload.normalized must be an object {title,description,priority,status,assignees}');
+  if (rawNormalized !== undefined && !isObject(rawNormalized))
+    return fail(
+      PeerCode.SchemaInvalid,
+      'payload.normalized must be an object {title,description,priority,status,assignees}',
+    );
   let normalized: NormalizedTask | undefined;
   if (rawNormalized) {
     normalized = correctNormalized(rawNormalized, { keepUnknown: true });
-    if (normalized && !normalized.title && typeof payload.text === 'string' && payload.text.trim()) normalized.title = cut(payload.text.trim(), 80);
+    if (normalized && !normalized.title && typeof payload.text === 'string' && payload.text.trim())
+      normalized.title = cut(payload.text.trim(), 80);
   }
   return {
     ok: true,
-    request: { targets, broadcast, category, payload, ...(normalized ? { normalized } : {}), ...(requestId !== undefined ? { requestId } : {}) },
+    request: {
+      targets,
+      broadcast,
+      category,
+      payload,
+      ...(normalized ? { normalized } : {}),
+      ...(requestId !== undefined ? { requestId } : {}),
+    },
   };
 }
 
 const cut = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
-const PRIORITY_WORDS: Record<string, number> = { urgent: 0, critical: 0, highest: 0, high: 1, medium: 2, normal: 2, low: 3, lowest: 3 };
+const PRIORITY_WORDS: Record<string, number> = {
+  urgent: 0,
+  critical: 0,
+  highest: 0,
+  high: 1,
+  medium: 2,
+  normal: 2,
+  low: 3,
+  lowest: 3,
+};
 const STATUS_WORDS: Record<string, 'open' | 'done'> = {
-  open: 'open', todo: 'open', pending: 'open', new: 'open', doing: 'open', in_progress: 'open',
-  done: 'done', completed: 'done', complete: 'done', finished: 'done', closed: 'done',
+  open: 'open',
+  todo: 'open',
+  pending: 'open',
+  new: 'open',
+  doing: 'open',
+  in_progress: 'open',
+  done: 'done',
+  completed: 'done',
+  complete: 'done',
+  finished: 'done',
+  closed: 'done',
 };
 
 export function correctPriority(raw: unknown): number | undefined {
@@ -134,10 +173,14 @@ export function correctPriority(raw: unknown): number | undefined {
  * description ≤ 500, priority 0..3, status open|done, ≤ 10 assignees); wrong ones are dropped, never fatal.
  * Unknown fields are kept only for the sender's own form (`keepUnknown`), never from an LLM.
  */
-export function correctNormalized(raw: Record<string, unknown>, opts: { keepUnknown: boolean }): NormalizedTask | undefined {
+export function correctNormalized(
+  raw: Record<string, unknown>,
+  opts: { keepUnknown: boolean },
+): NormalizedTask | undefined {
   const out: NormalizedTask = {};
   if (opts.keepUnknown) {
-    for (const [k, v] of Object.entries(raw)) if (!['title', 'description', 'priority', 'status', 'assignees', 'id'].includes(k)) out[k] = v;
+    for (const [k, v] of Object.entries(raw))
+      if (!['title', 'description', 'priority', 'status', 'assignees', 'id'].includes(k)) out[k] = v;
   }
   const title = typeof raw.title === 'string' ? raw.title.trim() : '';
   if (title) out.title = cut(title, 80);
@@ -145,14 +188,23 @@ export function correctNormalized(raw: Record<string, unknown>, opts: { keepUnkn
   const priority = correctPriority(raw.priority);
   if (priority !== undefined) out.priority = priority;
   if (typeof raw.status === 'string') {
-    const st = STATUS_WORDS[raw.status.trim().toLowerCase().replace(/[\s-]+/g, '_')];
+    const st =
+      STATUS_WORDS[
+        raw.status
+          .trim()
+          .toLowerCase()
+          .replace(/[\s-]+/g, '_')
+      ];
     if (st) out.status = st;
   }
   if (Array.isArray(raw.assignees)) {
-    const list = raw.assignees.filter((a): a is string => typeof a === 'string' && a.trim().length > 0).map((a) => cut(a.trim(), 64));
+    const list = raw.assignees
+      .filter((a): a is string => typeof a === 'string' && a.trim().length > 0)
+      .map((a) => cut(a.trim(), 64));
     if (list.length) out.assignees = [...new Set(list)].slice(0, 10);
   }
-  if ((typeof raw.id === 'string' && raw.id.trim()) || typeof raw.id === 'number') out.id = cut(String(raw.id).trim(), 64);
+  if ((typeof raw.id === 'string' && raw.id.trim()) || typeof raw.id === 'number')
+    out.id = cut(String(raw.id).trim(), 64);
   return Object.keys(out).length ? out : undefined;
 }
 
@@ -172,6 +224,10 @@ export function envelopeFor(base: PeerMessage, to: string): PeerEnvelope {
 }
 
 /** `{"type":"peer","status":"error",code,message}`, the fork's error shape. */
-export function peerError(code: PeerCode, message: string, extra: Record<string, unknown> = {}): { type: 'peer' } & Record<string, unknown> {
+export function peerError(
+  code: PeerCode,
+  message: string,
+  extra: Record<string, unknown> = {},
+): { type: 'peer' } & Record<string, unknown> {
   return { type: 'peer', status: 'error', code, message, ...extra };
 }

@@ -53,7 +53,10 @@ export interface PeerHarness {
   close(): Promise<void>;
 }
 
-export function startPeerHarness(name: string, options: PeerFeatureOptions | ((db: Db) => PeerFeatureOptions) = {}): PeerHarness {
+export function startPeerHarness(
+  name: string,
+  options: PeerFeatureOptions | ((db: Db) => PeerFeatureOptions) = {},
+): PeerHarness {
   const dir = mkdtempSync(join(tmpdir(), `linus-peer-${name}-`));
   const db = openDatabase(dir);
   const config = new ConfigStore(validateConfig({ peer: { rate_limit_per_second: 100 } }).config);
@@ -69,7 +72,10 @@ export function startPeerHarness(name: string, options: PeerFeatureOptions | ((d
     events: new EventEmitter<SessionEvents>(),
   };
   const directory = new DeviceDirectory(join(dir, 'devices.yaml'), config, log);
-  const peer = createPeerFeature({ ctx, db, providers: new ProviderRegistry(config, createProviderFactories(), log), directory }, typeof options === 'function' ? options(db) : options);
+  const peer = createPeerFeature(
+    { ctx, db, providers: new ProviderRegistry(config, createProviderFactories(), log), directory },
+    typeof options === 'function' ? options(db) : options,
+  );
   return {
     ctx,
     peer,
@@ -77,7 +83,8 @@ export function startPeerHarness(name: string, options: PeerFeatureOptions | ((d
       ctx.registry.register(d);
       ctx.events.emit('registered', d as unknown as Session);
     },
-    send: (from, to, text) => ctx.messages.dispatch(from as unknown as Session, 'peer', { type: 'peer', to: [to], payload: { text } }),
+    send: (from, to, text) =>
+      ctx.messages.dispatch(from as unknown as Session, 'peer', { type: 'peer', to: [to], payload: { text } }),
     texts: (d) => d.inbox.filter((m) => m.event === 'message').map((m) => String((m.payload as Json).text)),
     async close() {
       await peer.close?.();

@@ -32,7 +32,12 @@ describe('peer config', () => {
 
 describe('peer request parsing', () => {
   it('normalises `to` (case, quotes, duplicates) and `category`; broadcast is a flag', () => {
-    const r = parsePeerRequest({ type: 'peer', to: ['"AA:BB"', 'aa:bb', " 'Cc' ", 'BROADCAST'], category: ' TASK ', payload: { text: 'x' } });
+    const r = parsePeerRequest({
+      type: 'peer',
+      to: ['"AA:BB"', 'aa:bb', " 'Cc' ", 'BROADCAST'],
+      category: ' TASK ',
+      payload: { text: 'x' },
+    });
     assert.ok(r.ok);
     assert.deepEqual(r.request.targets, ['aa:bb', 'cc']);
     assert.equal(r.request.broadcast, true);
@@ -40,19 +45,44 @@ describe('peer request parsing', () => {
   });
 
   it('corrects a structured form without failing on wrong fields', () => {
-    assert.deepEqual(correctNormalized({ title: ' T ', priority: 'P7', status: 'Completed', assignees: ['a', 'a', 3, ''], extra: 1 }, { keepUnknown: false }), {
-      title: 'T',
-      priority: 3,
-      status: 'done',
-      assignees: ['a'],
-    });
+    assert.deepEqual(
+      correctNormalized(
+        { title: ' T ', priority: 'P7', status: 'Completed', assignees: ['a', 'a', 3, ''], extra: 1 },
+        { keepUnknown: false },
+      ),
+      {
+        title: 'T',
+        priority: 3,
+        status: 'done',
+        assignees: ['a'],
+      },
+    );
     assert.equal(correctNormalized({ priority: 'whatever' }, { keepUnknown: false }), undefined);
   });
 
   it('builds the D19 envelope with exactly its fields', () => {
     const base = { id: 'i', from: 'a', category: 'message', payload: { text: 'x' }, ts: 1 };
-    assert.deepEqual(Object.keys(envelopeFor(base, 'b')), ['type', 'event', 'id', 'from', 'to', 'category', 'payload', 'ts']);
-    assert.deepEqual(Object.keys(envelopeFor({ ...base, normalized: { title: 't' } }, 'b')), ['type', 'event', 'id', 'from', 'to', 'category', 'payload', 'normalized', 'ts']);
+    assert.deepEqual(Object.keys(envelopeFor(base, 'b')), [
+      'type',
+      'event',
+      'id',
+      'from',
+      'to',
+      'category',
+      'payload',
+      'ts',
+    ]);
+    assert.deepEqual(Object.keys(envelopeFor({ ...base, normalized: { title: 't' } }, 'b')), [
+      'type',
+      'event',
+      'id',
+      'from',
+      'to',
+      'category',
+      'payload',
+      'normalized',
+      'ts',
+    ]);
   });
 });
 
@@ -60,7 +90,14 @@ describe('peer ACL', () => {
   const dir = { roleOf: (id: string) => (id === 'boss' ? 'lead' : undefined), groupOf: (id: string) => id.slice(0, 2) };
   it('allow_all lets everyone through; otherwise grants decide', () => {
     assert.equal(new PeerAcl(cfg({}), dir).mayMessage('x', 'y'), true);
-    const acl = new PeerAcl(cfg({ allow_all: false, allowlist: { 'G1-A': ['same_group', 'role:lead'] }, roles_grants: { lead: ['*', 'broadcast'] } }), dir);
+    const acl = new PeerAcl(
+      cfg({
+        allow_all: false,
+        allowlist: { 'G1-A': ['same_group', 'role:lead'] },
+        roles_grants: { lead: ['*', 'broadcast'] },
+      }),
+      dir,
+    );
     assert.equal(acl.mayMessage('g1-a', 'g1-b'), true, 'same_group');
     assert.equal(acl.mayMessage('g1-a', 'g2-b'), false);
     assert.equal(acl.mayMessage('g1-a', 'boss'), true, 'role:lead');
@@ -91,30 +128,58 @@ describe('LLM structuring helpers', () => {
 });
 
 describe('SQLite peer queue', () => {
-  const env = (id: string, from = 's'): PeerEnvelope => ({ type: 'peer', event: 'message', id, from, to: 't', category: 'message', payload: {}, ts: 0 });
+  const env = (id: string, from = 's'): PeerEnvelope => ({
+    type: 'peer',
+    event: 'message',
+    id,
+    from,
+    to: 't',
+    category: 'message',
+    payload: {},
+    ts: 0,
+  });
 
   it('keeps order, refuses beyond the cap, expires, and removes only what it is told (across reopen)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'linus-peerq-'));
     try {
       let db = openDatabase(dataDir);
       let q = new SqlitePeerQueue(db);
-      const item = (id: string, now = 1000, ttl = 10_000) => ({ deviceId: 't', envelope: env(id), queuedAt: now, expiresAt: now + ttl, maxPerDevice: 3 });
+      const item = (id: string, now = 1000, ttl = 10_000) => ({
+        deviceId: 't',
+        envelope: env(id),
+        queuedAt: now,
+        expiresAt: now + ttl,
+        maxPerDevice: 3,
+      });
       // Calls in the same turn share one transaction and keep their order.
-      const outcomes = await Promise.all([q.enqueue([item('1')]), q.enqueue([item('2'), item('3')]), q.enqueue([item('4')])]);
+      const outcomes = await Promise.all([
+        q.enqueue([item('1')]),
+        q.enqueue([item('2'), item('3')]),
+        q.enqueue([item('4')]),
+      ]);
       assert.deepEqual(outcomes, [['queued'], ['queued', 'queued'], ['full']]);
       const peeked = await q.peek('t', 10, 2000);
-      assert.deepEqual(peeked.map((m) => m.id), ['1', '2', '3']);
+      assert.deepEqual(
+        peeked.map((m) => m.id),
+        ['1', '2', '3'],
+      );
       await q.remove([peeked[0]!.ref]);
       await q.close();
       db.close();
 
       db = openDatabase(dataDir);
       q = new SqlitePeerQueue(db);
-      assert.deepEqual((await q.peek('t', 10, 2000)).map((m) => m.id), ['2', '3']);
+      assert.deepEqual(
+        (await q.peek('t', 10, 2000)).map((m) => m.id),
+        ['2', '3'],
+      );
       // Expired rows (2 and 3) are never returned, and do not count against the cap once it is reached.
       assert.deepEqual(await q.enqueue([item('5', 20_000)]), ['queued']);
       assert.deepEqual(await q.enqueue([item('6', 20_000)]), ['queued']);
-      assert.deepEqual((await q.peek('t', 10, 20_000)).map((m) => m.id), ['5', '6']);
+      assert.deepEqual(
+        (await q.peek('t', 10, 20_000)).map((m) => m.id),
+        ['5', '6'],
+      );
       assert.equal(await q.count('t', 20_000), 2);
       assert.equal(await q.dropExpired(10_000_000), 2);
       await q.close();

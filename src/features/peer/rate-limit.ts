@@ -26,7 +26,8 @@ export class SlidingWindowLimiter {
 
   /** Forgets keys with no event in the last `windowMs`. */
   sweep(windowMs: number, now = Date.now()): void {
-    for (const [key, list] of this.#events) if (!list.length || list[list.length - 1]! <= now - windowMs) this.#events.delete(key);
+    for (const [key, list] of this.#events)
+      if (!list.length || list[list.length - 1]! <= now - windowMs) this.#events.delete(key);
   }
 
   get size(): number {

@@ -30,7 +30,12 @@ interface Row {
 
 /** A write waiting for the next group commit: an enqueue (outcomes per item) or a removal. */
 type PendingWrite =
-  | { kind: 'enqueue'; items: readonly EnqueueItem[]; resolve: (outcomes: EnqueueOutcome[]) => void; reject: (err: unknown) => void }
+  | {
+      kind: 'enqueue';
+      items: readonly EnqueueItem[];
+      resolve: (outcomes: EnqueueOutcome[]) => void;
+      reject: (err: unknown) => void;
+    }
   | { kind: 'remove'; refs: readonly string[]; resolve: () => void; reject: (err: unknown) => void };
 
 /** Rows deleted per statement when purging, so a big purge yields to the event loop between chunks. */
@@ -60,12 +65,16 @@ export class SqlitePeerQueue implements PeerQueue {
   constructor(db: Db) {
     this.#db = db;
     applyMigrations(db, 'peer', PEER_MIGRATIONS);
-    this.#insert = db.prepare('INSERT INTO peer_queue (device_id, msg_id, sender, envelope, queued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)');
+    this.#insert = db.prepare(
+      'INSERT INTO peer_queue (device_id, msg_id, sender, envelope, queued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     this.#count = db.prepare('SELECT COUNT(*) AS n FROM peer_queue WHERE device_id = ? AND expires_at > ?');
     this.#countAll = db.prepare('SELECT COUNT(*) AS n FROM peer_queue WHERE device_id = ?');
     this.#peek = db.prepare('SELECT * FROM peer_queue WHERE device_id = ? AND expires_at > ? ORDER BY seq LIMIT ?');
     this.#delete = db.prepare('DELETE FROM peer_queue WHERE seq = ?');
-    this.#purgeAll = db.prepare('DELETE FROM peer_queue WHERE seq IN (SELECT seq FROM peer_queue WHERE expires_at <= ? LIMIT ?)');
+    this.#purgeAll = db.prepare(
+      'DELETE FROM peer_queue WHERE seq IN (SELECT seq FROM peer_queue WHERE expires_at <= ? LIMIT ?)',
+    );
     this.#purgeDevice = db.prepare('DELETE FROM peer_queue WHERE device_id = ? AND expires_at <= ?');
   }
 

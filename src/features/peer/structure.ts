@@ -20,14 +20,16 @@ export type StructureOutcome = { ok: true; normalized: NormalizedTask } | { ok: 
 
 /** Cuts the text and removes what could break out of the prompt's data fence. */
 export function sanitizeForPrompt(text: string, maxChars: number): string {
-  return text
-    .replace(/```[\w-]*\n/g, '')
-    .replace(/```/g, '')
-    .replace(/<\/?message>/gi, '')
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
-    .trim()
-    .slice(0, maxChars);
+  return (
+    text
+      .replace(/```[\w-]*\n/g, '')
+      .replace(/```/g, '')
+      .replace(/<\/?message>/gi, '')
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
+      .trim()
+      .slice(0, maxChars)
+  );
 }
 
 /** Direct JSON first, then the first {...} span of the answer (models like to add prose or fences). */
@@ -58,7 +60,8 @@ export interface StructureOptions {
 export async function structureText(text: string, opts: StructureOptions): Promise<StructureOutcome> {
   const route = opts.providers.llmRoute('chat');
   const lease = route.alias ? await opts.providers.lease('llm', route.alias, route.overrides) : undefined;
-  if (!lease) return { ok: false, reason: 'no LLM configured for the chat purpose (llm_by_mode.chat or selected_module.LLM)' };
+  if (!lease)
+    return { ok: false, reason: 'no LLM configured for the chat purpose (llm_by_mode.chat or selected_module.LLM)' };
   let answer: string;
   try {
     answer = await lease.provider.complete({

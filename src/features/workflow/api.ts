@@ -52,7 +52,8 @@ export function registerWorkflowApi(api: ApiRoutes, service: WorkflowService, su
 
   api.add('POST', '/supie/workflow/import-from-meeting', async (req, _params, url) => {
     const body = await readJson(req);
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object');
+    if (!body || typeof body !== 'object' || Array.isArray(body))
+      throw new HttpError(400, 'body must be a JSON object');
     const b = body as Record<string, unknown>;
     // The fork's tests passed the parameters in the query string and called the id `sessionId`.
     const pick = (...keys: string[]) => {

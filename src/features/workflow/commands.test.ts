@@ -4,13 +4,32 @@ import { isWorkingModeSwitch, parseChineseNumber, parseOrdinal, parseWorkingComm
 
 describe('working mode switch phrases', () => {
   it('recognizes every phrase of the fork, in Chinese and English, with punctuation and case', () => {
-    for (const p of ['进入工作模式', '工作模式', '切到工作模式', '切换到工作模式', '请切换到工作模式。', 'workflow mode', 'Working mode', 'switch to working mode', 'Enter working mode!', 'please enter the working mode']) {
+    for (const p of [
+      '进入工作模式',
+      '工作模式',
+      '切到工作模式',
+      '切换到工作模式',
+      '请切换到工作模式。',
+      'workflow mode',
+      'Working mode',
+      'switch to working mode',
+      'Enter working mode!',
+      'please enter the working mode',
+    ]) {
       assert.equal(isWorkingModeSwitch(p), true, p);
     }
   });
 
   it('does not switch on leaving phrases or unrelated text', () => {
-    for (const p of ['退出工作模式', '结束工作模式', 'exit working mode', 'leave the working mode', '今天天气怎么样', 'work hard', 'mode']) {
+    for (const p of [
+      '退出工作模式',
+      '结束工作模式',
+      'exit working mode',
+      'leave the working mode',
+      '今天天气怎么样',
+      'work hard',
+      'mode',
+    ]) {
       assert.equal(isWorkingModeSwitch(p), false, p);
     }
   });
@@ -19,8 +38,22 @@ describe('working mode switch phrases', () => {
 describe('Chinese numbers', () => {
   it('parses 1..99 and refuses the rest', () => {
     const cases: [string, number | undefined][] = [
-      ['一', 1], ['两', 2], ['九', 9], ['十', 10], ['十一', 11], ['二十', 20], ['二十三', 23], ['九十九', 99], ['7', 7], ['42', 42],
-      ['一一', undefined], ['十十', undefined], ['零十', undefined], ['十两', undefined], ['abc', undefined], ['一百', undefined],
+      ['一', 1],
+      ['两', 2],
+      ['九', 9],
+      ['十', 10],
+      ['十一', 11],
+      ['二十', 20],
+      ['二十三', 23],
+      ['九十九', 99],
+      ['7', 7],
+      ['42', 42],
+      ['一一', undefined],
+      ['十十', undefined],
+      ['零十', undefined],
+      ['十两', undefined],
+      ['abc', undefined],
+      ['一百', undefined],
     ];
     for (const [s, n] of cases) assert.equal(parseChineseNumber(s), n, s);
   });
@@ -28,9 +61,26 @@ describe('Chinese numbers', () => {
 
 describe('ordinals', () => {
   const cases: [string, number | undefined][] = [
-    ['第一个', 1], ['第2个', 2], ['第三条', 3], ['完成第十二条任务', 12], ['任务一', 1], ['工作三', 3], ['完成任务2', 2],
-    ['task 2', 2], ['Task number 4', 4], ['task two', 2], ['the first task', 1], ['tenth', 10], ['3rd task', 3], ['2', 2], ['完成 7', 7],
-    ['完成任务', undefined], ['task', undefined], ['第零个', undefined], ['100', undefined], ['第一百个', undefined],
+    ['第一个', 1],
+    ['第2个', 2],
+    ['第三条', 3],
+    ['完成第十二条任务', 12],
+    ['任务一', 1],
+    ['工作三', 3],
+    ['完成任务2', 2],
+    ['task 2', 2],
+    ['Task number 4', 4],
+    ['task two', 2],
+    ['the first task', 1],
+    ['tenth', 10],
+    ['3rd task', 3],
+    ['2', 2],
+    ['完成 7', 7],
+    ['完成任务', undefined],
+    ['task', undefined],
+    ['第零个', undefined],
+    ['100', undefined],
+    ['第一百个', undefined],
   ];
   for (const [text, n] of cases) {
     it(`${JSON.stringify(text)} → ${String(n)}`, () => assert.equal(parseOrdinal(text)?.n, n));
@@ -86,6 +136,7 @@ describe('working-mode commands', () => {
     ['2', undefined],
   ];
   for (const [text, expected] of cases) {
-    it(`${JSON.stringify(text)} → ${JSON.stringify(expected)}`, () => assert.deepEqual(parseWorkingCommand(text), expected));
+    it(`${JSON.stringify(text)} → ${JSON.stringify(expected)}`, () =>
+      assert.deepEqual(parseWorkingCommand(text), expected));
   }
 });

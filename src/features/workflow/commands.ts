@@ -34,7 +34,10 @@ function forms(text: string): Forms {
 
 /** English form without filler words, so "complete the first task" reads "complete first task". */
 function withoutFillers(en: string): string {
-  const words = en.trim().split(' ').filter((w) => w && !FILLERS.has(w));
+  const words = en
+    .trim()
+    .split(' ')
+    .filter((w) => w && !FILLERS.has(w));
   return ` ${words.join(' ')} `;
 }
 
@@ -54,7 +57,20 @@ export function isWorkingModeSwitch(text: string): boolean {
 
 // ------------------------------------------------------------------ ordinals
 
-const ZH_DIGITS: Record<string, number> = { 零: 0, 〇: 0, 一: 1, 二: 2, 两: 2, 三: 3, 四: 4, 五: 5, 六: 6, 七: 7, 八: 8, 九: 9 };
+const ZH_DIGITS: Record<string, number> = {
+  零: 0,
+  〇: 0,
+  一: 1,
+  二: 2,
+  两: 2,
+  三: 3,
+  四: 4,
+  五: 5,
+  六: 6,
+  七: 7,
+  八: 8,
+  九: 9,
+};
 
 /** Chinese numerals 0..99 ("三", "十", "十二", "二十", "二十三", "两"), or digits. */
 export function parseChineseNumber(s: string): number | undefined {
@@ -71,10 +87,28 @@ export function parseChineseNumber(s: string): number | undefined {
 }
 
 const EN_NUMBERS: Record<string, number> = {
-  one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10,
+  one: 1,
+  two: 2,
+  three: 3,
+  four: 4,
+  five: 5,
+  six: 6,
+  seven: 7,
+  eight: 8,
+  nine: 9,
+  ten: 10,
 };
 const EN_ORDINALS: Record<string, number> = {
-  first: 1, second: 2, third: 3, fourth: 4, fifth: 5, sixth: 6, seventh: 7, eighth: 8, ninth: 9, tenth: 10,
+  first: 1,
+  second: 2,
+  third: 3,
+  fourth: 4,
+  fifth: 5,
+  sixth: 6,
+  seventh: 7,
+  eighth: 8,
+  ninth: 9,
+  tenth: 10,
 };
 
 export interface Ordinal {
@@ -102,7 +136,8 @@ function enNumber(s: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-const cut = (s: string, start: number, length: number, pad = ''): string => `${s.slice(0, start)}${pad}${s.slice(start + length)}`;
+const cut = (s: string, start: number, length: number, pad = ''): string =>
+  `${s.slice(0, start)}${pad}${s.slice(start + length)}`;
 
 /** Finds "the Nth" in an utterance: 第N个/第N条, 任务N/工作N, task N, first…tenth, 2nd, or a bare 1–2 digit number. */
 export function parseOrdinal(text: string): Ordinal | undefined {
@@ -126,7 +161,13 @@ export function parseOrdinal(text: string): Ordinal | undefined {
     const numAt = m.index + m[0].length - 1 - m[2]!.length;
     const keepNoun = cut(en, numAt - 1, m[2]!.length + 1);
     const dropBoth = cut(en, m.index, m[0].length, ' ');
-    return { n: enNumber(m[2]!)!, rest: [{ zh: f.zh, en: keepNoun }, { zh: f.zh, en: dropBoth }] };
+    return {
+      n: enNumber(m[2]!)!,
+      rest: [
+        { zh: f.zh, en: keepNoun },
+        { zh: f.zh, en: dropBoth },
+      ],
+    };
   }
   m = EN_ORDINAL.exec(en);
   if (m && valid(enNumber(m[1]!))) {
@@ -155,14 +196,32 @@ const INTENTS: IntentPhrases[] = [
   {
     intent: 'complete',
     zh: ['完成任务', '标记完成', '做完了', '搞定了', '已完成', '完成工作', '办完工作', '完成了', '完成'],
-    en: ['mark done', 'mark as done', 'mark task done', 'mark task as done', 'complete task', 'complete', 'done with task', 'finish task', 'finished task', 'task done', 'task is done'],
-    negated: { zh: /(没|未|不|别|不要)(有)?(能)?(完成|做完|搞定)/, en: / (not|never|don t|didn t|haven t|hasn t|isn t|dont|didnt|havent|hasnt|isnt) / },
+    en: [
+      'mark done',
+      'mark as done',
+      'mark task done',
+      'mark task as done',
+      'complete task',
+      'complete',
+      'done with task',
+      'finish task',
+      'finished task',
+      'task done',
+      'task is done',
+    ],
+    negated: {
+      zh: /(没|未|不|别|不要)(有)?(能)?(完成|做完|搞定)/,
+      en: / (not|never|don t|didn t|haven t|hasn t|isn t|dont|didnt|havent|hasnt|isnt) /,
+    },
   },
   {
     intent: 'assign',
     zh: ['认领任务', '领取任务', '我来做', '认领', '领取', '接收', '接受', '接手', '接单'],
     en: ['assign to me', 'assign me', 'claim task', 'claim', 'take task', 'i ll take', 'i will take'],
-    negated: { zh: /(没|不|别|不要)(想)?(要)?(认领|领取|接收|接受|接手|接单|来做)/, en: / (not|never|don t|dont|won t|wont) / },
+    negated: {
+      zh: /(没|不|别|不要)(想)?(要)?(认领|领取|接收|接受|接手|接单|来做)/,
+      en: / (not|never|don t|dont|won t|wont) /,
+    },
   },
   {
     intent: 'refresh',

@@ -24,8 +24,14 @@ export function registerWorkflowEvents(messages: MessageTable, service: Workflow
   });
 }
 
-async function handleEvent(service: WorkflowService, session: Session, event: string, msg: Record<string, unknown>): Promise<void> {
-  const ack = (extra: Record<string, unknown> = {}) => session.send.json({ type: 'workflow', status: 'ok', event, ...extra });
+async function handleEvent(
+  service: WorkflowService,
+  session: Session,
+  event: string,
+  msg: Record<string, unknown>,
+): Promise<void> {
+  const ack = (extra: Record<string, unknown> = {}) =>
+    session.send.json({ type: 'workflow', status: 'ok', event, ...extra });
   const error = (code: string, message: string) => {
     // Malformed input is a bad frame like any other (counted); not-found and internal errors are not.
     if (code === 'SCHEMA_INVALID') session.ctx.metrics.badFrames.labels('schema').inc();
@@ -56,19 +62,28 @@ async function handleEvent(service: WorkflowService, session: Session, event: st
         }
         if (!Array.isArray(msg.tasks)) throw new WorkflowInputError('tasks must be array');
         const r = await service.upsertTasks(target, msg.tasks, session.deviceId, { requireId: true });
-        ack({ ...(r.changedGroups.length ? {} : { idempotent: true }), ...(r.created.length ? { created: r.created } : {}) });
+        ack({
+          ...(r.changedGroups.length ? {} : { idempotent: true }),
+          ...(r.created.length ? { created: r.created } : {}),
+        });
         await answer(r);
         return;
       }
       case 'complete': {
         const r = await service.completeTasks(target, msg.ids, session.deviceId);
-        ack({ ...(r.completed.length ? {} : { idempotent: true }), ...(r.notFound.length ? { notFound: r.notFound } : {}) });
+        ack({
+          ...(r.completed.length ? {} : { idempotent: true }),
+          ...(r.notFound.length ? { notFound: r.notFound } : {}),
+        });
         if (r.completed.length) await answer(r);
         return;
       }
       case 'delete': {
         const r = await service.deleteTasks(target, msg.ids, session.deviceId);
-        ack({ ...(r.deleted.length ? {} : { idempotent: true }), ...(r.notFound.length ? { notFound: r.notFound } : {}) });
+        ack({
+          ...(r.deleted.length ? {} : { idempotent: true }),
+          ...(r.notFound.length ? { notFound: r.notFound } : {}),
+        });
         if (r.deleted.length) await answer(r);
         return;
       }

@@ -5,7 +5,16 @@ import type { Logger } from '../../observability/log.js';
 import { normalizeId } from '../../protocol/ids.js';
 import { AUTOMATIC_SOURCES, SnapshotGate, type SnapshotSource } from './gate.js';
 import type { TaskStore } from './store.js';
-import { taskToWire, type AssignResult, type CompleteResult, type DeleteResult, type Page, type Task, type TaskPage, type UpsertResult } from './types.js';
+import {
+  taskToWire,
+  type AssignResult,
+  type CompleteResult,
+  type DeleteResult,
+  type Page,
+  type Task,
+  type TaskPage,
+  type UpsertResult,
+} from './types.js';
 import { checkIds, checkId, checkOwner, checkTaskInputs, normalizeGroupKey } from './validate.js';
 
 /** A snapshot carries at most this many tasks (open ones first, by priority); `total` says when it was cut. */
@@ -105,7 +114,8 @@ export class WorkflowService {
 
   /** Starts tracking a live connection (its snapshot gate). Idempotent. */
   attach(conn: DeviceConnection): void {
-    if (!this.#conns.has(conn)) this.#conns.set(conn, { gate: new SnapshotGate(undefined, this.#now), group: this.groupOf(conn.deviceId) });
+    if (!this.#conns.has(conn))
+      this.#conns.set(conn, { gate: new SnapshotGate(undefined, this.#now), group: this.groupOf(conn.deviceId) });
   }
 
   /** The snapshot message of a group. */
@@ -144,7 +154,10 @@ export class WorkflowService {
     if (!automatic) state?.gate.record();
     if (state) state.group = group;
     const ok = conn.deliver(snap);
-    this.#log.info({ op: 'snapshot', source, group, to: conn.deviceId, count: snap.tasks.length }, `[Workflow] op=snapshot source=${source} group=${group} to=${conn.deviceId} count=${snap.tasks.length}`);
+    this.#log.info(
+      { op: 'snapshot', source, group, to: conn.deviceId, count: snap.tasks.length },
+      `[Workflow] op=snapshot source=${source} group=${group} to=${conn.deviceId} count=${snap.tasks.length}`,
+    );
     return ok;
   }
 
@@ -173,7 +186,10 @@ export class WorkflowService {
         conn.deliver(snap);
         reached.add(conn);
       }
-      this.#log.info({ op: 'snapshot', source, group, to: conns.map((c) => c.deviceId), count: snap.tasks.length }, `[Workflow] op=snapshot source=${source} group=${group} to=${conns.length} devices count=${snap.tasks.length}`);
+      this.#log.info(
+        { op: 'snapshot', source, group, to: conns.map((c) => c.deviceId), count: snap.tasks.length },
+        `[Workflow] op=snapshot source=${source} group=${group} to=${conns.length} devices count=${snap.tasks.length}`,
+      );
     }
     return reached;
   }
@@ -189,7 +205,10 @@ export class WorkflowService {
       if (!state || isClosed(conn)) continue;
       const group = this.groupOf(conn.deviceId);
       if (group === state.group) continue;
-      this.#log.info({ device: conn.deviceId, from: state.group, to: group }, '[Workflow] device moved to another group');
+      this.#log.info(
+        { device: conn.deviceId, from: state.group, to: group },
+        '[Workflow] device moved to another group',
+      );
       moved++;
       await this.sendSnapshot(conn, 'regroup');
     }
@@ -208,12 +227,19 @@ export class WorkflowService {
    * one unless `requireId` (the WebSocket contract). Pushes the new snapshot to the devices of changed groups.
    * Throws WorkflowInputError (fork wording) on bad input; nothing is written then.
    */
-  async upsertTasks(groupKey: string, tasks: readonly unknown[], by: string, opts: { requireId?: boolean } = {}): Promise<UpsertResult & ChangeOutcome> {
+  async upsertTasks(
+    groupKey: string,
+    tasks: readonly unknown[],
+    by: string,
+    opts: { requireId?: boolean } = {},
+  ): Promise<UpsertResult & ChangeOutcome> {
     const group = normalizeGroupKey(groupKey);
     if (!group) throw new WorkflowInputError('groupKey must be non-empty string');
     const checked = checkTaskInputs(tasks, { defaultGroup: group, ...(opts.requireId ? {} : { newId: newTaskId }) });
     if (!checked.ok) throw new WorkflowInputError(checked.message);
-    const result = checked.value.length ? await this.#store.upsert(checked.value, this.#now()) : { ids: [], created: [], changedGroups: [] };
+    const result = checked.value.length
+      ? await this.#store.upsert(checked.value, this.#now())
+      : { ids: [], created: [], changedGroups: [] };
     const reached = await this.broadcastGroups(result.changedGroups);
     this.#log.info(
       { op: 'update', groups: result.changedGroups, count: checked.value.length, by },
@@ -241,19 +267,28 @@ export class WorkflowService {
     const result = await this.#store.delete(groupKey, checked.value);
     const changedGroups = result.deleted.length ? [groupKey] : [];
     const reached = await this.broadcastGroups(changedGroups);
-    this.#log.info({ op: 'delete', ids: checked.value, group: groupKey, by }, `[Workflow] op=delete id=${checked.value.join(',')} group=${groupKey} by=${by}`);
+    this.#log.info(
+      { op: 'delete', ids: checked.value, group: groupKey, by },
+      `[Workflow] op=delete id=${checked.value.join(',')} group=${groupKey} by=${by}`,
+    );
     return { ...result, changedGroups, reached };
   }
 
   /** Sets the owner of one task; throws WorkflowNotFoundError for an unknown id. */
-  async assignTask(groupKey: string, id: unknown, owner: unknown, by: string): Promise<{ result: AssignResult; owner: string } & ChangeOutcome> {
+  async assignTask(
+    groupKey: string,
+    id: unknown,
+    owner: unknown,
+    by: string,
+  ): Promise<{ result: AssignResult; owner: string } & ChangeOutcome> {
     const checkedId = checkId(id);
     if (!checkedId.ok) throw new WorkflowInputError(checkedId.message);
     const checkedOwner = checkOwner(owner);
     if (!checkedOwner.ok) throw new WorkflowInputError(checkedOwner.message);
     const name = this.ownerFromInput(checkedOwner.value);
     const result = await this.#store.assign(groupKey, checkedId.value, name, this.#now());
-    if (result === 'not_found') throw new WorkflowNotFoundError(`task ${checkedId.value} not found in group ${groupKey}`);
+    if (result === 'not_found')
+      throw new WorkflowNotFoundError(`task ${checkedId.value} not found in group ${groupKey}`);
     const changedGroups = result === 'changed' ? [groupKey] : [];
     const reached = await this.broadcastGroups(changedGroups);
     this.#log.info(

@@ -37,14 +37,20 @@ describe('SQLite task store', () => {
     assert.deepEqual(r.changedGroups.sort(), ['g1', 'g2']);
     const { items, total } = await store.list('g1');
     assert.equal(total, 4);
-    assert.deepEqual(items.map((t) => t.id), ['b', 'd', 'a', 'c']);
+    assert.deepEqual(
+      items.map((t) => t.id),
+      ['b', 'd', 'a', 'c'],
+    );
     assert.equal(items.find((t) => t.id === 'd')?.priority, 2);
     assert.equal(items.find((t) => t.id === 'd')?.status, 'open');
     assert.equal((await store.get('g2', 'a'))?.title, 'same id, other group');
   });
 
   it('upserts field by field, merges unknown fields, and reports no change for an identical patch', async () => {
-    await store.upsert([{ id: 'x', groupKey: 'g3', title: 'write docs', extra: { description: 'all of them', assignees: ['p'] } }], 1000);
+    await store.upsert(
+      [{ id: 'x', groupKey: 'g3', title: 'write docs', extra: { description: 'all of them', assignees: ['p'] } }],
+      1000,
+    );
     const r = await store.upsert([{ id: 'x', groupKey: 'g3', priority: 1, extra: { due: '2025-01-01' } }], 2000);
     assert.deepEqual(r, { ids: ['x'], created: [], changedGroups: ['g3'] });
     const t = await store.get('g3', 'x');
@@ -59,21 +65,40 @@ describe('SQLite task store', () => {
   });
 
   it('complete, delete and assign are per group and tell what really changed', async () => {
-    await store.upsert([{ id: 't1', groupKey: 'g4' }, { id: 't2', groupKey: 'g4' }], 1);
-    assert.deepEqual(await store.complete('g4', ['t1', 'nope'], 2), { completed: ['t1'], alreadyDone: [], notFound: ['nope'] });
+    await store.upsert(
+      [
+        { id: 't1', groupKey: 'g4' },
+        { id: 't2', groupKey: 'g4' },
+      ],
+      1,
+    );
+    assert.deepEqual(await store.complete('g4', ['t1', 'nope'], 2), {
+      completed: ['t1'],
+      alreadyDone: [],
+      notFound: ['nope'],
+    });
     assert.deepEqual(await store.complete('g4', ['t1'], 3), { completed: [], alreadyDone: ['t1'], notFound: [] });
     assert.deepEqual(await store.complete('other', ['t2'], 3), { completed: [], alreadyDone: [], notFound: ['t2'] });
     assert.equal(await store.assign('g4', 't2', 'ann|aa:bb', 4), 'changed');
     assert.equal(await store.assign('g4', 't2', 'ann|aa:bb', 5), 'unchanged');
     assert.equal(await store.assign('g4', 'missing', 'ann', 5), 'not_found');
     assert.deepEqual(await store.delete('g4', ['t1', 't1', 'zz']), { deleted: ['t1'], notFound: ['zz'] });
-    assert.deepEqual((await store.list('g4')).items.map((t) => [t.id, t.owner]), [['t2', 'ann|aa:bb']]);
+    assert.deepEqual(
+      (await store.list('g4')).items.map((t) => [t.id, t.owner]),
+      [['t2', 'ann|aa:bb']],
+    );
   });
 
   it('pages with a true total', async () => {
-    await store.upsert(Array.from({ length: 7 }, (_, i) => ({ id: `p${i}`, groupKey: 'g5' })), 1);
+    await store.upsert(
+      Array.from({ length: 7 }, (_, i) => ({ id: `p${i}`, groupKey: 'g5' })),
+      1,
+    );
     const page = await store.list('g5', { limit: 3, offset: 6 });
-    assert.deepEqual(page.items.map((t) => t.id), ['p6']);
+    assert.deepEqual(
+      page.items.map((t) => t.id),
+      ['p6'],
+    );
     assert.equal(page.total, 7);
     assert.deepEqual((await store.list('g5', { limit: 3, offset: 50 })).items, []);
   });
@@ -87,7 +112,10 @@ describe('SQLite task store', () => {
 describe('workflow input checks (fork wording)', () => {
   const opts = { defaultGroup: 'aa:bb:cc:' };
   it('only id is required; fields are checked when present', () => {
-    assert.deepEqual(checkTaskInputs([{ id: ' t1 ' }], opts), { ok: true, value: [{ id: 't1', groupKey: 'aa:bb:cc:' }] });
+    assert.deepEqual(checkTaskInputs([{ id: ' t1 ' }], opts), {
+      ok: true,
+      value: [{ id: 't1', groupKey: 'aa:bb:cc:' }],
+    });
     const bad: [unknown, RegExp][] = [
       ['nope', /^tasks must be array$/],
       [[{}], /^id must be non-empty string \(tasks\[0\]\)$/],
@@ -108,12 +136,19 @@ describe('workflow input checks (fork wording)', () => {
   });
 
   it('keeps unknown fields, normalizes status, takes task.groupKey over the default', () => {
-    const r = checkTaskInputs([{ id: 't', status: ' DONE ', groupKey: 'Hardware', description: 'd', assignees: ['x'], createdAt: 5 }], opts);
-    assert.deepEqual(r, { ok: true, value: [{ id: 't', groupKey: 'Hardware', status: 'done', extra: { description: 'd', assignees: ['x'] } }] });
+    const r = checkTaskInputs(
+      [{ id: 't', status: ' DONE ', groupKey: 'Hardware', description: 'd', assignees: ['x'], createdAt: 5 }],
+      opts,
+    );
+    assert.deepEqual(r, {
+      ok: true,
+      value: [{ id: 't', groupKey: 'Hardware', status: 'done', extra: { description: 'd', assignees: ['x'] } }],
+    });
   });
 
   it('ids must be a non-empty string array', () => {
-    for (const v of [undefined, [], ['a', 3], [''], 'a']) assert.deepEqual(checkIds(v), { ok: false, message: 'ids must be non-empty string array' });
+    for (const v of [undefined, [], ['a', 3], [''], 'a'])
+      assert.deepEqual(checkIds(v), { ok: false, message: 'ids must be non-empty string array' });
     assert.deepEqual(checkIds([' a ', 'b']), { ok: true, value: ['a', 'b'] });
   });
 

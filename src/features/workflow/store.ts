@@ -1,5 +1,15 @@
 import { applyMigrations, type Db } from '../../store/sqlite.js';
-import type { AssignResult, CompleteResult, DeleteResult, Page, Task, TaskPage, TaskPatch, TaskStatus, UpsertResult } from './types.js';
+import type {
+  AssignResult,
+  CompleteResult,
+  DeleteResult,
+  Page,
+  Task,
+  TaskPage,
+  TaskPatch,
+  TaskStatus,
+  UpsertResult,
+} from './types.js';
 import { DEFAULT_PRIORITY } from './types.js';
 
 /**
@@ -92,8 +102,12 @@ export class SqliteTaskStore implements TaskStore {
   constructor(db: Db) {
     applyMigrations(db, 'workflow', MIGRATIONS);
     this.#db = db;
-    this.#select = db.prepare<[string, string], Row>(`SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? AND id = ?`);
-    this.#page = db.prepare<[string, number, number], Row>(`SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? ${ORDER} LIMIT ? OFFSET ?`);
+    this.#select = db.prepare<[string, string], Row>(
+      `SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? AND id = ?`,
+    );
+    this.#page = db.prepare<[string, number, number], Row>(
+      `SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? ${ORDER} LIMIT ? OFFSET ?`,
+    );
     this.#all = db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? ${ORDER}`);
     this.#count = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM workflow_tasks WHERE group_key = ?');
     this.#insert = db.prepare<[string, string, string, number, string, string | null, string, number, number]>(
@@ -102,8 +116,12 @@ export class SqliteTaskStore implements TaskStore {
     this.#update = db.prepare<[string, number, string, string | null, string, number, string, string]>(
       'UPDATE workflow_tasks SET title = ?, priority = ?, status = ?, owner = ?, extra = ?, updated_at = ? WHERE group_key = ? AND id = ?',
     );
-    this.#setStatus = db.prepare<[string, number, string, string]>('UPDATE workflow_tasks SET status = ?, updated_at = ? WHERE group_key = ? AND id = ?');
-    this.#setOwner = db.prepare<[string, number, string, string]>('UPDATE workflow_tasks SET owner = ?, updated_at = ? WHERE group_key = ? AND id = ?');
+    this.#setStatus = db.prepare<[string, number, string, string]>(
+      'UPDATE workflow_tasks SET status = ?, updated_at = ? WHERE group_key = ? AND id = ?',
+    );
+    this.#setOwner = db.prepare<[string, number, string, string]>(
+      'UPDATE workflow_tasks SET owner = ?, updated_at = ? WHERE group_key = ? AND id = ?',
+    );
     this.#remove = db.prepare<[string, string]>('DELETE FROM workflow_tasks WHERE group_key = ? AND id = ?');
   }
 
@@ -146,8 +164,18 @@ export class SqliteTaskStore implements TaskStore {
         const priority = p.priority ?? row.priority;
         const status: TaskStatus | string = p.status ?? row.status;
         const owner = p.owner === undefined ? row.owner : p.owner;
-        const extra = p.extra && Object.keys(p.extra).length > 0 ? JSON.stringify({ ...parseExtra(row.extra), ...p.extra }) : row.extra;
-        if (title === row.title && priority === row.priority && status === row.status && owner === row.owner && extra === row.extra) continue;
+        const extra =
+          p.extra && Object.keys(p.extra).length > 0
+            ? JSON.stringify({ ...parseExtra(row.extra), ...p.extra })
+            : row.extra;
+        if (
+          title === row.title &&
+          priority === row.priority &&
+          status === row.status &&
+          owner === row.owner &&
+          extra === row.extra
+        )
+          continue;
         this.#update.run(title, priority, status, owner, extra, now, p.groupKey, p.id);
         changed.add(p.groupKey);
       }

@@ -7,7 +7,16 @@ export const TASK_STATUSES = ['open', 'done'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** The fields the server owns; every other field a client sends (description, assignees...) is kept in `extra`. */
-export const CORE_FIELDS = ['id', 'groupKey', 'title', 'priority', 'status', 'owner', 'createdAt', 'updatedAt'] as const;
+export const CORE_FIELDS = [
+  'id',
+  'groupKey',
+  'title',
+  'priority',
+  'status',
+  'owner',
+  'createdAt',
+  'updatedAt',
+] as const;
 
 export const MIN_PRIORITY = 0;
 export const MAX_PRIORITY = 3;

@@ -59,13 +59,16 @@ export function checkIds(raw: unknown): Checked<string[]> {
 export function checkOptionalGroupKey(raw: unknown, where = ''): Checked<string | undefined> {
   if (raw === undefined || raw === null) return { ok: true, value: undefined };
   const key = normalizeGroupKey(raw);
-  return key ? { ok: true, value: key } : fail(`groupKey must be non-empty string of at most ${MAX_GROUP_KEY_LENGTH} chars${where}`);
+  return key
+    ? { ok: true, value: key }
+    : fail(`groupKey must be non-empty string of at most ${MAX_GROUP_KEY_LENGTH} chars${where}`);
 }
 
 export function checkOwner(raw: unknown, where = ''): Checked<string> {
   if (typeof raw !== 'string' || raw.trim().length === 0) return fail(`owner must be non-empty string${where}`);
   const owner = raw.trim();
-  if (owner.length > MAX_OWNER_LENGTH || CONTROL.test(owner)) return fail(`owner must be at most ${MAX_OWNER_LENGTH} chars without control characters${where}`);
+  if (owner.length > MAX_OWNER_LENGTH || CONTROL.test(owner))
+    return fail(`owner must be at most ${MAX_OWNER_LENGTH} chars without control characters${where}`);
   return { ok: true, value: owner };
 }
 
@@ -113,7 +116,8 @@ export function checkTaskInput(raw: unknown, opts: TaskInputOptions, where = '')
   }
   if (t.priority !== undefined) {
     const p = t.priority;
-    if (typeof p !== 'number' || !Number.isInteger(p) || p < MIN_PRIORITY || p > MAX_PRIORITY) return fail(`priority must be integer 0..3${where}`);
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < MIN_PRIORITY || p > MAX_PRIORITY)
+      return fail(`priority must be integer 0..3${where}`);
     patch.priority = p;
   }
   if (t.status !== undefined) {
@@ -130,9 +134,11 @@ export function checkTaskInput(raw: unknown, opts: TaskInputOptions, where = '')
     }
   }
   const extra: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(t)) if (!(CORE_FIELDS as readonly string[]).includes(k) && v !== undefined) extra[k] = v;
+  for (const [k, v] of Object.entries(t))
+    if (!(CORE_FIELDS as readonly string[]).includes(k) && v !== undefined) extra[k] = v;
   if (Object.keys(extra).length > 0) {
-    if (Buffer.byteLength(JSON.stringify(extra)) > MAX_EXTRA_BYTES) return fail(`task fields must be at most ${MAX_EXTRA_BYTES} bytes${where}`);
+    if (Buffer.byteLength(JSON.stringify(extra)) > MAX_EXTRA_BYTES)
+      return fail(`task fields must be at most ${MAX_EXTRA_BYTES} bytes${where}`);
     patch.extra = extra;
   }
   return { ok: true, value: patch };

@@ -83,11 +83,21 @@ function guarded(intercept: (s: Session, text: string) => boolean): (s: Session,
  * - refresh: the caller's snapshot.
  * Changes are pushed to the group's devices like any other change.
  */
-export async function runWorkingCommand(service: WorkflowService, session: Session, cmd: WorkingCommand): Promise<void> {
+export async function runWorkingCommand(
+  service: WorkflowService,
+  session: Session,
+  cmd: WorkingCommand,
+): Promise<void> {
   const group = service.groupOf(session.deviceId);
   const by = session.deviceId;
   const reply = (extra: Record<string, unknown>) =>
-    session.send.json({ type: 'workflow', event: 'command', intent: cmd.intent, ...(cmd.ordinal ? { n: cmd.ordinal } : {}), ...extra });
+    session.send.json({
+      type: 'workflow',
+      event: 'command',
+      intent: cmd.intent,
+      ...(cmd.ordinal ? { n: cmd.ordinal } : {}),
+      ...extra,
+    });
 
   if (cmd.intent === 'refresh') {
     reply({ ok: true });
@@ -97,7 +107,11 @@ export async function runWorkingCommand(service: WorkflowService, session: Sessi
   const task =
     cmd.ordinal !== undefined
       ? await service.nthOpenTask(group, cmd.ordinal)
-      : await service.nthOpenTask(group, 1, cmd.intent === 'assign' ? (t) => !service.isOwner(t.owner, session.deviceId) : undefined);
+      : await service.nthOpenTask(
+          group,
+          1,
+          cmd.intent === 'assign' ? (t) => !service.isOwner(t.owner, session.deviceId) : undefined,
+        );
   if (!task) {
     reply({ ok: false, message: cmd.ordinal !== undefined ? `no open task #${cmd.ordinal}` : 'no open task' });
     return;
@@ -105,7 +119,13 @@ export async function runWorkingCommand(service: WorkflowService, session: Sessi
   try {
     if (cmd.intent === 'assign') {
       const r = await service.assignTask(group, task.id, service.ownerName(session.deviceId), by);
-      reply({ ok: true, id: task.id, title: task.title, owner: r.owner, ...(r.result === 'unchanged' ? { idempotent: true } : {}) });
+      reply({
+        ok: true,
+        id: task.id,
+        title: task.title,
+        owner: r.owner,
+        ...(r.result === 'unchanged' ? { idempotent: true } : {}),
+      });
       if (r.result === 'changed' && !r.reached.has(session)) await service.sendSnapshot(session, 'command');
     } else {
       const r = await service.completeTasks(group, [task.id], by);

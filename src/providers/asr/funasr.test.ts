@@ -15,7 +15,8 @@ before(async () => {
 after(() => fake.stop());
 
 const opts = (signal = new AbortController().signal) => ({ signal, sessionId: 's1' });
-const asr = (extra: Record<string, unknown> = {}): AsrProvider => createFunAsr('FunASRServer', { type: 'fun_server', url: fake.url, ...extra });
+const asr = (extra: Record<string, unknown> = {}): AsrProvider =>
+  createFunAsr('FunASRServer', { type: 'fun_server', url: fake.url, ...extra });
 /** A ramp, so that lost, reordered or duplicated audio shows up in the bytes. */
 const ramp = (n: number, from = 0): Int16Array => Int16Array.from({ length: n }, (_, i) => (from + i) % 30000);
 
@@ -55,7 +56,14 @@ test('sends the config message first, and audio written before and after the soc
 });
 
 test('2pass against the C++ server: corrected segments make the text, in-flight segments do not end it early', async () => {
-  fake.script = { flavour: 'cpp', partials: ['今天', '天气'], segment: '今天天气，', inFlight: { mode: 'segment', text: '不错，' }, final: '怎么样？', finalDelayMs: 100 };
+  fake.script = {
+    flavour: 'cpp',
+    partials: ['今天', '天气'],
+    segment: '今天天气，',
+    inFlight: { mode: 'segment', text: '不错，' },
+    final: '怎么样？',
+    finalDelayMs: 100,
+  };
   const s = asr().createStream(opts());
   for (let i = 0; i < 4; i++) s.write(ramp(960));
   await waitFor(() => fake.last().frames.length === 4, 2000, 'frames');
@@ -64,7 +72,13 @@ test('2pass against the C++ server: corrected segments make the text, in-flight 
 });
 
 test('2pass against the Python server: is_final is inverted there, and a late partial does not end the utterance', async () => {
-  fake.script = { flavour: 'python', partials: ['hello', 'world'], inFlight: { mode: 'partial', text: 'again' }, final: 'hello world again.', finalDelayMs: 100 };
+  fake.script = {
+    flavour: 'python',
+    partials: ['hello', 'world'],
+    inFlight: { mode: 'partial', text: 'again' },
+    final: 'hello world again.',
+    finalDelayMs: 100,
+  };
   const s = asr().createStream(opts());
   s.write(ramp(960 * 3));
   await waitFor(() => fake.last().frames.length === 3, 2000, 'frames');
@@ -170,7 +184,15 @@ test('connection refused gives ProviderError network from finish()', async () =>
 test('reference keys: host/port/is_ssl, api_key header, hotwords, SenseVoice tags stripped', async () => {
   fake.script = { final: '<|en|><|NEUTRAL|><|Speech|><|woitn|>hello there' };
   const port = Number(new URL(fake.url).port);
-  const s = createAsr('FunASRServer', { type: 'fun_server', host: '127.0.0.1', port, is_ssl: false, api_key: 'k1', hotwords: { 阿里巴巴: 20 }, itn: false }).createStream(opts());
+  const s = createAsr('FunASRServer', {
+    type: 'fun_server',
+    host: '127.0.0.1',
+    port,
+    is_ssl: false,
+    api_key: 'k1',
+    hotwords: { 阿里巴巴: 20 },
+    itn: false,
+  }).createStream(opts());
   assert.equal(createAsr('F', { type: 'funasr', url: fake.url }).streaming, true);
   s.write(ramp(960));
   assert.deepEqual(await s.finish(), { text: 'hello there' });

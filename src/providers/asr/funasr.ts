@@ -36,10 +36,14 @@ interface Settings {
 export function createFunAsr(alias: string, block: ProviderBlock): AsrProvider {
   const where = `ASR.${alias}`;
   const mode = (blockString(block, where, ['mode']) ?? '2pass') as Mode;
-  if (!MODES.includes(mode)) throw new ProviderError(where, 'config', `${where}.mode must be one of ${MODES.join(', ')}`);
+  if (!MODES.includes(mode))
+    throw new ProviderError(where, 'config', `${where}.mode must be one of ${MODES.join(', ')}`);
   const chunkSize = chunkSizeOf(block.chunk_size, where);
   const chunkInterval = blockNumber(block, where, ['chunk_interval']) ?? 10;
-  const hotwords = typeof block.hotwords === 'object' && block.hotwords !== null ? JSON.stringify(block.hotwords) : (blockString(block, where, ['hotwords']) ?? '');
+  const hotwords =
+    typeof block.hotwords === 'object' && block.hotwords !== null
+      ? JSON.stringify(block.hotwords)
+      : (blockString(block, where, ['hotwords']) ?? '');
   const apiKey = blockString(block, where, ['api_key']);
   const settings: Settings = {
     alias,
@@ -130,8 +134,12 @@ class FunAsrStream implements AsrStream {
       this.#send(JSON.stringify({ is_speaking: false }));
       this.#endSent = true;
       const python = this.#partialsFinal === true;
-      const wait = this.#s.mode === 'online' && python ? ONLINE_GRACE_MS : (this.#opts.timeoutMs ?? this.#s.finalTimeoutMs);
-      this.#timer = setTimeout(() => this.#endWithoutFinal(new ProviderError(this.#s.alias, 'timeout', `no final result within ${wait} ms`)), wait);
+      const wait =
+        this.#s.mode === 'online' && python ? ONLINE_GRACE_MS : (this.#opts.timeoutMs ?? this.#s.finalTimeoutMs);
+      this.#timer = setTimeout(
+        () => this.#endWithoutFinal(new ProviderError(this.#s.alias, 'timeout', `no final result within ${wait} ms`)),
+        wait,
+      );
     });
   }
 
@@ -158,7 +166,9 @@ class FunAsrStream implements AsrStream {
       if (!this.#done && !isBinary) this.#onResult(data.toString());
     });
     ws.on('error', (err) => this.#fail(wsError(this.#s.alias, err)));
-    ws.on('close', (code) => this.#fail(new ProviderError(this.#s.alias, 'network', `connection closed (${code}) before the final result`)));
+    ws.on('close', (code) =>
+      this.#fail(new ProviderError(this.#s.alias, 'network', `connection closed (${code}) before the final result`)),
+    );
   }
 
   #onResult(raw: string): void {
@@ -228,7 +238,9 @@ class FunAsrStream implements AsrStream {
 
   /** No answer to the end flag: the text heard so far is the best there is; with none, it is an error. */
   #endWithoutFinal(err: Error): void {
-    this.#finishWith(false, () => (this.#heard ? this.#pending?.resolve({ text: this.#text() }) : this.#pending?.reject(err)));
+    this.#finishWith(false, () =>
+      this.#heard ? this.#pending?.resolve({ text: this.#text() }) : this.#pending?.reject(err),
+    );
   }
 
   /** Ends the stream once: a clean close after the answer, otherwise the socket is cut at once. */
@@ -254,9 +266,15 @@ function joinText(a: string, b: string): string {
 function wsError(alias: string, err: Error): ProviderError {
   const status = /Unexpected server response: (\d+)/.exec(err.message)?.[1];
   if (status) return new ProviderError(alias, 'http', `HTTP ${status} on the WebSocket upgrade`, { cause: err });
-  if (/handshake has timed out/i.test(err.message)) return new ProviderError(alias, 'timeout', err.message, { cause: err });
+  if (/handshake has timed out/i.test(err.message))
+    return new ProviderError(alias, 'timeout', err.message, { cause: err });
   const code = (err as { code?: string }).code;
-  return new ProviderError(alias, 'network', `${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`, { cause: err });
+  return new ProviderError(
+    alias,
+    'network',
+    `${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`,
+    { cause: err },
+  );
 }
 
 /** `url` (ws:// or wss://), else the reference's `host` + `port` + `is_ssl` (default true, as FunASR's docker serves wss). */

@@ -22,6 +22,10 @@ export function createAsr(alias: string, block: ProviderBlock): AsrProvider {
     case 'sphinx':
       return createPocketsphinxAsr(alias, block);
     default:
-      throw new ProviderError(where, 'config', `${where}.type "${type}" is not supported (use openai, whisper, fun_server or pocketsphinx)`);
+      throw new ProviderError(
+        where,
+        'config',
+        `${where}.type "${type}" is not supported (use openai, whisper, fun_server or pocketsphinx)`,
+      );
   }
 }

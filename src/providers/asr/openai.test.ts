@@ -12,11 +12,21 @@ before(async () => {
 });
 after(() => fake.stop());
 
-const opts = (over: { signal?: AbortSignal; timeoutMs?: number } = {}) => ({ signal: new AbortController().signal, sessionId: 's1', ...over });
+const opts = (over: { signal?: AbortSignal; timeoutMs?: number } = {}) => ({
+  signal: new AbortController().signal,
+  sessionId: 's1',
+  ...over,
+});
 
 test('uploads the utterance as a valid 16 kHz mono WAV of the right length and returns trimmed text', async () => {
   fake.transcription = { text: '  turn on the light \n' };
-  const asr = createOpenAiAsr('Whisper', { type: 'openai', base_url: fake.baseUrl, model_name: 'whisper-large', language: 'en', prompt: 'lights' });
+  const asr = createOpenAiAsr('Whisper', {
+    type: 'openai',
+    base_url: fake.baseUrl,
+    model_name: 'whisper-large',
+    language: 'en',
+    prompt: 'lights',
+  });
   assert.equal(asr.streaming, false);
   const audio = tone(16000 + 123, 16000);
   const stream = asr.createStream(opts());
@@ -98,7 +108,10 @@ test('the caller signal aborts the upload too', async () => {
 
 test('errors: timeout, HTTP 500, connection refused', async () => {
   const kind = async (p: Promise<unknown>) => {
-    const e = await p.then(() => assert.fail('expected a rejection'), (x: unknown) => x);
+    const e = await p.then(
+      () => assert.fail('expected a rejection'),
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof ProviderError, String(e));
     return e;
   };
@@ -120,7 +133,10 @@ test('errors: timeout, HTTP 500, connection refused', async () => {
 });
 
 test('factory rejects unknown types naming the key', () => {
-  assert.throws(() => createAsr('Nope', { type: 'baidu' }), (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /ASR\.Nope\.type/.test(e.message));
+  assert.throws(
+    () => createAsr('Nope', { type: 'baidu' }),
+    (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /ASR\.Nope\.type/.test(e.message),
+  );
 });
 
 test('leaves no listener on the session signal once an utterance is done (one per utterance used to pile up)', async () => {

@@ -31,7 +31,10 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
     createStream(opts: CallOptions & { sessionId: string }): AsrStream {
       const local = new AbortController();
       // The deadline counts from finish(): the upload is the only network call.
-      const call: CallOptions = { signal: anySignal([opts.signal, local.signal]), timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+      const call: CallOptions = {
+        signal: anySignal([opts.signal, local.signal]),
+        timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      };
       let chunks: Int16Array[] = [];
       let finished = false;
       return {
@@ -51,7 +54,9 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
           }
           const signal = callSignal(call);
           try {
-            const file = await toFile(writeWav({ sampleRate: SAMPLE_RATE, samples: pcm }), 'audio.wav', { type: 'audio/wav' });
+            const file = await toFile(writeWav({ sampleRate: SAMPLE_RATE, samples: pcm }), 'audio.wav', {
+              type: 'audio/wav',
+            });
             const res = await client.audio.transcriptions.create(
               { file, model, ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) },
               { signal },

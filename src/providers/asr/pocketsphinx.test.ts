@@ -52,7 +52,13 @@ function processes(): Proc[] {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const [state = '', ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ pid: Number(entry), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), state, ppid: Number(ppid), pgid: Number(pgid) });
+      out.push({
+        pid: Number(entry),
+        comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+        state,
+        ppid: Number(ppid),
+        pgid: Number(pgid),
+      });
     } catch {
       // It ended while we looked.
     }
@@ -62,7 +68,11 @@ function processes(): Proc[] {
 
 /** Creates a stream and finds its process group (its sh wrapper is our child and leads the group). */
 async function tracked(create: () => AsrStream): Promise<{ stream: AsrStream; pgid: number }> {
-  const before = new Set(processes().filter((p) => p.ppid === process.pid).map((p) => p.pid));
+  const before = new Set(
+    processes()
+      .filter((p) => p.ppid === process.pid)
+      .map((p) => p.pid),
+  );
   const stream = create();
   for (let i = 0; i < 200; i++) {
     const sh = processes().find((p) => p.ppid === process.pid && p.comm === 'sh' && !before.has(p.pid));
@@ -128,7 +138,11 @@ test('abort kills pocketsphinx, cat and the sh wrapper at once, and finish() rej
   const asr = createPocketsphinxAsr('PocketSphinxASR', {});
   const { stream, pgid } = await tracked(() => asr.createStream({ signal: fresh(), sessionId: 'test' }));
   stream.write(whatTime.subarray(0, CHUNK * 5));
-  const group = () => processes().filter((p) => p.pgid === pgid).map((p) => p.comm).sort();
+  const group = () =>
+    processes()
+      .filter((p) => p.pgid === pgid)
+      .map((p) => p.comm)
+      .sort();
   try {
     // Wait until the pipeline is up: sh, cat and pocketsphinx in one group (a loaded machine takes a while to exec).
     for (let i = 0; i < 1000 && group().join() !== 'cat,pocketsphinx_co,sh'; i++) await sleep(5);
@@ -171,7 +185,9 @@ test('a process that does not end by timeout_ms is killed and finish() fails wit
   await writeFile(hang, '#!/bin/sh\nexec sleep 30\n');
   await chmod(hang, 0o755);
   const asr = createPocketsphinxAsr('PocketSphinxASR', { binary: hang, timeout_ms: 300 });
-  const { stream, pgid } = await tracked(() => asr.createStream({ signal: fresh(), sessionId: 'test', timeoutMs: 60_000 }));
+  const { stream, pgid } = await tracked(() =>
+    asr.createStream({ signal: fresh(), sessionId: 'test', timeoutMs: 60_000 }),
+  );
   stream.write(whatTime);
   const t0 = performance.now();
   await assert.rejects(stream.finish(), (err: unknown) => err instanceof ProviderError && err.kind === 'timeout');
@@ -195,8 +211,15 @@ test('a missing binary is a config error with the apt-get hint', async () => {
 test('a missing model file is a config error; a bad block too', async () => {
   const asr = createPocketsphinxAsr('PocketSphinxASR', { hmm: join(dir, 'no-model') });
   const stream = asr.createStream({ signal: fresh(), sessionId: 'test' });
-  await assert.rejects(stream.finish(), (err: unknown) => err instanceof ProviderError && err.kind === 'config' && err.message.includes('no-model is missing'));
-  assert.throws(() => createPocketsphinxAsr('PocketSphinxASR', { timeout_ms: 'soon' }), (err: unknown) => err instanceof ProviderError && err.kind === 'config');
+  await assert.rejects(
+    stream.finish(),
+    (err: unknown) =>
+      err instanceof ProviderError && err.kind === 'config' && err.message.includes('no-model is missing'),
+  );
+  assert.throws(
+    () => createPocketsphinxAsr('PocketSphinxASR', { timeout_ms: 'soon' }),
+    (err: unknown) => err instanceof ProviderError && err.kind === 'config',
+  );
 });
 
 test('arguments reach the tool as they are, never through a shell parse', async () => {

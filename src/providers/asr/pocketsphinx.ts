@@ -45,7 +45,15 @@ export function createPocketsphinxAsr(alias: string, block: Record<string, unkno
   const parsed = Options.safeParse(block);
   if (!parsed.success) throw new ProviderError(alias, 'config', z.prettifyError(parsed.error));
   const options = parsed.data;
-  const args = ['-infile', '/dev/stdin', '-hmm', options.hmm, '-dict', options.dict, ...(options.jsgf ? ['-jsgf', options.jsgf] : ['-lm', options.lm])];
+  const args = [
+    '-infile',
+    '/dev/stdin',
+    '-hmm',
+    options.hmm,
+    '-dict',
+    options.dict,
+    ...(options.jsgf ? ['-jsgf', options.jsgf] : ['-lm', options.lm]),
+  ];
   const live = new Set<PocketsphinxStream>();
   return {
     name: alias,
@@ -112,7 +120,9 @@ class PocketsphinxStream implements AsrStream {
 
   abort(): void {
     if (this.#abortController.signal.aborted) return;
-    this.#abortController.abort(this.opts.signal.aborted ? this.opts.signal.reason : new DOMException('ASR stream aborted', 'AbortError'));
+    this.#abortController.abort(
+      this.opts.signal.aborted ? this.opts.signal.reason : new DOMException('ASR stream aborted', 'AbortError'),
+    );
     this.#kill();
   }
 
@@ -135,7 +145,14 @@ class PocketsphinxStream implements AsrStream {
     });
     try {
       const exit = await Promise.race([this.#exit, deadline]);
-      if (exit.code === 0) return { text: this.#stdout.split('\n').map((line) => line.trim()).filter(Boolean).join(' ') };
+      if (exit.code === 0)
+        return {
+          text: this.#stdout
+            .split('\n')
+            .map((line) => line.trim())
+            .filter(Boolean)
+            .join(' '),
+        };
       throw await this.#failure(exit);
     } finally {
       clearTimeout(timer);
@@ -147,7 +164,8 @@ class PocketsphinxStream implements AsrStream {
   async #failure(exit: Exit): Promise<ProviderError> {
     const { binary, hmm, dict, lm, jsgf } = this.options;
     // 127/126: sh could not find or run the tool.
-    if (exit.code === 127 || exit.code === 126 || !(await findExecutable(binary))) return missingToolError(this.provider, binary);
+    if (exit.code === 127 || exit.code === 126 || !(await findExecutable(binary)))
+      return missingToolError(this.provider, binary);
     for (const path of [hmm, dict, jsgf ?? lm]) {
       try {
         await access(path);
@@ -156,9 +174,16 @@ class PocketsphinxStream implements AsrStream {
         return new ProviderError(this.provider, 'config', `model file ${path} is missing${hint}`);
       }
     }
-    const errors = this.#stderr.text().split('\n').filter((line) => /ERROR|FATAL/.test(line)).slice(-3).join('; ');
+    const errors = this.#stderr
+      .text()
+      .split('\n')
+      .filter((line) => /ERROR|FATAL/.test(line))
+      .slice(-3)
+      .join('; ');
     const how = exit.error ? exit.error.message : exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
-    return new ProviderError(this.provider, 'process', `${binary} failed (${how})${errors ? `: ${errors}` : ''}`, { cause: exit.error });
+    return new ProviderError(this.provider, 'process', `${binary} failed (${how})${errors ? `: ${errors}` : ''}`, {
+      cause: exit.error,
+    });
   }
 
   /**

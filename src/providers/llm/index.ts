@@ -31,9 +31,16 @@ export function createLlm(alias: string, block: ProviderBlock): LlmProvider {
   const type = (blockString(block, where, ['type']) ?? '').toLowerCase();
   const defaultBaseUrl = OPENAI_COMPATIBLE[type];
   if (defaultBaseUrl === undefined) {
-    throw new ProviderError(where, 'config', `${where}.type "${type}" is not supported (use one of: ${Object.keys(OPENAI_COMPATIBLE).join(', ')})`);
+    throw new ProviderError(
+      where,
+      'config',
+      `${where}.type "${type}" is not supported (use one of: ${Object.keys(OPENAI_COMPATIBLE).join(', ')})`,
+    );
   }
   if (!V1_SUFFIXED.has(type)) return createOpenAiLlm(alias, block, { defaultBaseUrl });
-  const base = (blockString(block, where, ['base_url', 'url', 'api_url', 'baseURL']) ?? defaultBaseUrl).replace(/\/+$/, '');
+  const base = (blockString(block, where, ['base_url', 'url', 'api_url', 'baseURL']) ?? defaultBaseUrl).replace(
+    /\/+$/,
+    '',
+  );
   return createOpenAiLlm(alias, { ...block, base_url: /\/v1$/.test(base) ? base : `${base}/v1` });
 }

@@ -13,10 +13,21 @@ before(async () => {
 });
 after(() => fake.stop());
 beforeEach(() => {
-  llm = createOpenAiLlm('TestLLM', { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'k', max_tokens: 321, temperature: 0.3 });
+  llm = createOpenAiLlm('TestLLM', {
+    type: 'openai',
+    base_url: fake.baseUrl,
+    model_name: 'fake-model',
+    api_key: 'k',
+    max_tokens: 321,
+    temperature: 0.3,
+  });
 });
 
-const req = (over: Partial<LlmRequest> = {}): LlmRequest => ({ messages: [{ role: 'user', content: 'hi' }], signal: new AbortController().signal, ...over });
+const req = (over: Partial<LlmRequest> = {}): LlmRequest => ({
+  messages: [{ role: 'user', content: 'hi' }],
+  signal: new AbortController().signal,
+  ...over,
+});
 
 async function collect(it: AsyncIterable<LlmEvent>): Promise<{ events: LlmEvent[]; at: number[] }> {
   const t0 = Date.now();
@@ -105,8 +116,17 @@ test('tool calls are assembled from streamed deltas into one event at the end', 
   assert.equal(events.filter((e) => e.type === 'tool_calls').length, 1);
   assert.equal(text(events), 'Let me check.');
   const body = fake.last().body;
-  assert.deepEqual(body.tools, [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: {} } } }]);
-  assert.deepEqual((body.messages as unknown[])[2], { role: 'assistant', content: null, tool_calls: [{ id: 'c0', type: 'function', function: { name: 'x', arguments: '{}' } }] });
+  assert.deepEqual(body.tools, [
+    {
+      type: 'function',
+      function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: {} } },
+    },
+  ]);
+  assert.deepEqual((body.messages as unknown[])[2], {
+    role: 'assistant',
+    content: null,
+    tool_calls: [{ id: 'c0', type: 'function', function: { name: 'x', arguments: '{}' } }],
+  });
   assert.deepEqual((body.messages as unknown[])[3], { role: 'tool', tool_call_id: 'c0', content: 'done' });
 });
 
@@ -200,16 +220,35 @@ test('factory: reference key spellings, types and config errors', async () => {
   assert.equal(viaUrl.model, 'deepseek-chat');
   assert.equal(await viaUrl.complete(req()), 'ok');
   // The reference's ollama block gives the bare server URL; the OpenAI API is under /v1.
-  const ollama = createLlm('OllamaLLM', { type: 'ollama', base_url: fake.baseUrl.replace(/\/v1$/, ''), model_name: 'qwen2.5' });
+  const ollama = createLlm('OllamaLLM', {
+    type: 'ollama',
+    base_url: fake.baseUrl.replace(/\/v1$/, ''),
+    model_name: 'qwen2.5',
+  });
   assert.equal(await ollama.complete(req()), 'ok');
   assert.equal(fake.last().body.model, 'qwen2.5');
   const full = createLlm('X', { type: 'openai', api_url: `${fake.baseUrl}/chat/completions`, model_name: 'm' });
   assert.equal(await full.complete(req()), 'ok');
 
-  assert.throws(() => createLlm('Bad', { type: 'dify', model_name: 'm' }), (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /LLM\.Bad\.type/.test(e.message));
+  assert.throws(
+    () => createLlm('Bad', { type: 'dify', model_name: 'm' }),
+    (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /LLM\.Bad\.type/.test(e.message),
+  );
   assert.throws(() => createLlm('NoModel', { type: 'openai', base_url: fake.baseUrl }), /LLM\.NoModel\.model_name/);
   assert.throws(() => createLlm('NoKey', { type: 'openai', model_name: 'gpt-4o-mini' }), /LLM\.NoKey\.api_key/);
-  assert.throws(() => createLlm('Sample', { type: 'openai', model_name: 'm', url: 'https://api.deepseek.com', api_key: '你的deepseek web key' }), /LLM\.Sample\.api_key/);
+  assert.throws(
+    () =>
+      createLlm('Sample', {
+        type: 'openai',
+        model_name: 'm',
+        url: 'https://api.deepseek.com',
+        api_key: '你的deepseek web key',
+      }),
+    /LLM\.Sample\.api_key/,
+  );
   assert.throws(() => createLlm('NoUrl', { type: 'vllm', model_name: 'm' }), /LLM\.NoUrl\.base_url/);
-  assert.throws(() => createLlm('BadNum', { type: 'openai', base_url: fake.baseUrl, model_name: 'm', max_tokens: 'lots' }), /LLM\.BadNum\.max_tokens/);
+  assert.throws(
+    () => createLlm('BadNum', { type: 'openai', base_url: fake.baseUrl, model_name: 'm', max_tokens: 'lots' }),
+    /LLM\.BadNum\.max_tokens/,
+  );
 });

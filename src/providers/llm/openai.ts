@@ -17,7 +17,11 @@ function toOpenAiMessage(m: ChatMessage): OaMessage {
     return {
       role: 'assistant',
       content: m.content,
-      tool_calls: m.tool_calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+      tool_calls: m.tool_calls.map((c) => ({
+        id: c.id,
+        type: 'function',
+        function: { name: c.name, arguments: c.arguments },
+      })),
     };
   }
   if (m.role === 'assistant') return { role: 'assistant', content: m.content ?? '' };
@@ -43,12 +47,20 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
     messages: req.messages.map(toOpenAiMessage),
     // An empty tools array is rejected by some compatible servers, so it is left out.
     ...(req.tools?.length
-      ? { tools: req.tools.map((t) => ({ type: 'function' as const, function: { name: t.name, description: t.description, parameters: t.parameters } })) }
+      ? {
+          tools: req.tools.map((t) => ({
+            type: 'function' as const,
+            function: { name: t.name, description: t.description, parameters: t.parameters },
+          })),
+        }
       : {}),
     ...((req.maxTokens ?? maxTokens) !== undefined ? { max_tokens: req.maxTokens ?? maxTokens } : {}),
     ...((req.temperature ?? temperature) !== undefined ? { temperature: req.temperature ?? temperature } : {}),
   });
-  const withTimeout = (req: LlmRequest): CallOptions => ({ signal: req.signal, timeoutMs: blockTimeout ?? req.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+  const withTimeout = (req: LlmRequest): CallOptions => ({
+    signal: req.signal,
+    timeoutMs: blockTimeout ?? req.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  });
 
   return {
     name: alias,

@@ -67,14 +67,18 @@ test('the samples stream: a long text yields many chunks, the first long before 
   const started = performance.now();
   let first: number | undefined;
   let count = 0;
-  for await (const _chunk of tts.synthesize('The quick brown fox jumps over the lazy dog. '.repeat(20), { signal: signal() })) {
+  for await (const _chunk of tts.synthesize('The quick brown fox jumps over the lazy dog. '.repeat(20), {
+    signal: signal(),
+  })) {
     first ??= performance.now() - started;
     count++;
   }
   const total = performance.now() - started;
   assert.ok(count > 5, `${count} chunks`);
   assert.ok(first !== undefined && first < total / 2, `first chunk at ${first} ms of ${total} ms`);
-  t.diagnostic(`20 sentences: first chunk after ${first?.toFixed(0)} ms, all ${count} chunks after ${total.toFixed(0)} ms`);
+  t.diagnostic(
+    `20 sentences: first chunk after ${first?.toFixed(0)} ms, all ${count} chunks after ${total.toFixed(0)} ms`,
+  );
 });
 
 test('speed changes the length; text starting with "-" is spoken', async () => {
@@ -95,9 +99,12 @@ test('abort kills espeak-ng at once', async () => {
   const pid = children('espeak-ng').find((p) => !before.has(p));
   assert.ok(pid, 'espeak-ng is running');
   controller.abort();
-  await assert.rejects(async () => {
-    while (!(await iterator.next()).done);
-  }, { name: 'AbortError' });
+  await assert.rejects(
+    async () => {
+      while (!(await iterator.next()).done);
+    },
+    { name: 'AbortError' },
+  );
   assert.equal(existsSync(`/proc/${pid}`), false, 'espeak-ng is gone');
 });
 
@@ -122,18 +129,27 @@ test('a sentence over timeout_ms fails with kind timeout', async () => {
   await assert.rejects(slow(), (err: unknown) => err instanceof ProviderError && err.kind === 'timeout');
 });
 
-test('an unknown voice is a process error with espeak-ng\'s message; a missing binary a config error', async () => {
-  await assert.rejects(collect(createEspeakTts('EspeakTTS', { voice: 'zzzz-nonexist' }).synthesize('hi', { signal: signal() })), (err: unknown) => {
-    assert.ok(err instanceof ProviderError);
-    assert.equal(err.kind, 'process');
-    assert.match(err.message, /voice does not exist/);
-    return true;
-  });
-  await assert.rejects(collect(createEspeakTts('EspeakTTS', { binary: '/nonexistent/espeak-ng' }).synthesize('hi', { signal: signal() })), (err: unknown) => {
-    assert.ok(err instanceof ProviderError);
-    assert.equal(err.kind, 'config');
-    assert.match(err.message, /apt-get install espeak-ng/);
-    return true;
-  });
-  assert.throws(() => createEspeakTts('EspeakTTS', { speed: 'fast' }), (err: unknown) => err instanceof ProviderError && err.kind === 'config');
+test("an unknown voice is a process error with espeak-ng's message; a missing binary a config error", async () => {
+  await assert.rejects(
+    collect(createEspeakTts('EspeakTTS', { voice: 'zzzz-nonexist' }).synthesize('hi', { signal: signal() })),
+    (err: unknown) => {
+      assert.ok(err instanceof ProviderError);
+      assert.equal(err.kind, 'process');
+      assert.match(err.message, /voice does not exist/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    collect(createEspeakTts('EspeakTTS', { binary: '/nonexistent/espeak-ng' }).synthesize('hi', { signal: signal() })),
+    (err: unknown) => {
+      assert.ok(err instanceof ProviderError);
+      assert.equal(err.kind, 'config');
+      assert.match(err.message, /apt-get install espeak-ng/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => createEspeakTts('EspeakTTS', { speed: 'fast' }),
+    (err: unknown) => err instanceof ProviderError && err.kind === 'config',
+  );
 });

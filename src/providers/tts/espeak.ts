@@ -38,7 +38,9 @@ export function createEspeakTts(alias: string, block: Record<string, unknown>): 
       executable ??= await requireExecutable(alias, options.binary);
       const speed = options.speed === undefined ? [] : ['-s', String(options.speed)];
       // '--' ends the options: a sentence starting with '-' is spoken, not parsed.
-      const child = spawn(executable, ['--stdout', '-v', options.voice, ...speed, '--', text], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(executable, ['--stdout', '-v', options.voice, ...speed, '--', text], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const stderr = stderrTail();
       child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
       const exited = new Promise<{ code: number | null; error?: NodeJS.ErrnoException }>((resolve) => {
@@ -49,7 +51,10 @@ export function createEspeakTts(alias: string, block: Record<string, unknown>): 
       // One signal for "stop now": the caller's abort or the deadline. It kills espeak, which ends stdout.
       const stop = new AbortController();
       const timeoutMs = options.timeout_ms ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-      const timer = setTimeout(() => stop.abort(new ProviderError(alias, 'timeout', `no audio within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => stop.abort(new ProviderError(alias, 'timeout', `no audio within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       const onAbort = (): void => stop.abort(opts.signal.reason);
       if (opts.signal.aborted) onAbort();
       else opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -74,7 +79,8 @@ export function createEspeakTts(alias: string, block: Record<string, unknown>): 
         const { code, error } = await exited;
         stop.signal.throwIfAborted();
         if (error) throw error.code === 'ENOENT' ? missingToolError(alias, executable) : error;
-        if (code !== 0) throw new ProviderError(alias, 'process', `espeak-ng failed (exit code ${code}): ${stderr.text()}`);
+        if (code !== 0)
+          throw new ProviderError(alias, 'process', `espeak-ng failed (exit code ${code}): ${stderr.text()}`);
         if (sampleRate === undefined) throw new ProviderError(alias, 'protocol', 'espeak-ng wrote no WAV header');
       } finally {
         clearTimeout(timer);
@@ -107,7 +113,9 @@ function headerRate(provider: string, header: Buffer): number {
   try {
     return readWav(header).sampleRate;
   } catch (err) {
-    throw new ProviderError(provider, 'protocol', `espeak-ng wrote an unexpected WAV: ${(err as Error).message}`, { cause: err });
+    throw new ProviderError(provider, 'protocol', `espeak-ng wrote an unexpected WAV: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

@@ -109,5 +109,8 @@ test('a missing binary is a config error that names the package', async () => {
 });
 
 test('a bad block is a config error', () => {
-  assert.throws(() => createFliteTts('FliteTTS', { voice: 5 }), (err: unknown) => err instanceof ProviderError && err.kind === 'config');
+  assert.throws(
+    () => createFliteTts('FliteTTS', { voice: 5 }),
+    (err: unknown) => err instanceof ProviderError && err.kind === 'config',
+  );
 });

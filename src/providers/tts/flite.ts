@@ -58,7 +58,13 @@ export function createFliteTts(alias: string, block: Record<string, unknown>): T
 }
 
 /** Runs flite to the end; the caller's abort or the deadline kills it at once. */
-function run(provider: string, executable: string, args: string[], signal: AbortSignal, timeoutMs: number): Promise<void> {
+function run(
+  provider: string,
+  executable: string,
+  args: string[],
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(executable, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const stderr = stderrTail();
@@ -69,7 +75,10 @@ function run(provider: string, executable: string, args: string[], signal: Abort
       child.kill('SIGKILL');
     };
     const onAbort = (): void => stop(signal.reason);
-    const timer = setTimeout(() => stop(new ProviderError(provider, 'timeout', `no audio within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => stop(new ProviderError(provider, 'timeout', `no audio within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
     const done = (error: unknown): void => {
@@ -78,12 +87,21 @@ function run(provider: string, executable: string, args: string[], signal: Abort
       if (error) reject(error);
       else resolve();
     };
-    child.once('error', (err: NodeJS.ErrnoException) => done(failure ?? (err.code === 'ENOENT' ? missingToolError(provider, executable) : err)));
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      done(failure ?? (err.code === 'ENOENT' ? missingToolError(provider, executable) : err)),
+    );
     // 'close' waits for stderr too, so the message below is complete.
     child.once('close', (code, sig) => {
       if (failure) done(failure);
       else if (code === 0) done(undefined);
-      else done(new ProviderError(provider, 'process', `flite failed (${sig ? `killed by ${sig}` : `exit code ${code}`}): ${stderr.text()}`));
+      else
+        done(
+          new ProviderError(
+            provider,
+            'process',
+            `flite failed (${sig ? `killed by ${sig}` : `exit code ${code}`}): ${stderr.text()}`,
+          ),
+        );
     });
   });
 }

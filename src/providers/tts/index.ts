@@ -20,6 +20,10 @@ export function createTts(alias: string, block: ProviderBlock): TtsProvider {
     case 'espeak_ng':
       return createEspeakTts(alias, block);
     default:
-      throw new ProviderError(where, 'config', `${where}.type "${type}" is not supported (use openai, flite or espeak)`);
+      throw new ProviderError(
+        where,
+        'config',
+        `${where}.type "${type}" is not supported (use openai, flite or espeak)`,
+      );
   }
 }

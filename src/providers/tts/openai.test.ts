@@ -13,10 +13,16 @@ before(async () => {
 });
 after(() => fake.stop());
 
-const opts = (over: { signal?: AbortSignal; timeoutMs?: number } = {}) => ({ signal: new AbortController().signal, ...over });
-const tts = (extra: Record<string, unknown> = {}): TtsProvider => createOpenAiTts('OpenAITTS', { type: 'openai', base_url: fake.baseUrl, api_key: 'k', ...extra });
+const opts = (over: { signal?: AbortSignal; timeoutMs?: number } = {}) => ({
+  signal: new AbortController().signal,
+  ...over,
+});
+const tts = (extra: Record<string, unknown> = {}): TtsProvider =>
+  createOpenAiTts('OpenAITTS', { type: 'openai', base_url: fake.baseUrl, api_key: 'k', ...extra });
 
-async function collect(it: AsyncIterable<PcmChunk>): Promise<{ chunks: PcmChunk[]; samples: Int16Array; at: number[] }> {
+async function collect(
+  it: AsyncIterable<PcmChunk>,
+): Promise<{ chunks: PcmChunk[]; samples: Int16Array; at: number[] }> {
   const t0 = Date.now();
   const chunks: PcmChunk[] = [];
   const at: number[] = [];
@@ -50,12 +56,24 @@ test('pcm: chunks stream as they arrive and concatenate to exactly the scripted 
   assert.ok(chunks.length >= 4, `${chunks.length} chunks`);
   assert.ok(chunks.every((c) => c.sampleRate === 24000));
   assert.ok(at[0]! < at.at(-1)! - 100, 'the first chunk comes before the body has ended');
-  assert.deepEqual(fake.last('/v1/audio/speech').body, { model: 'tts-1', voice: 'alloy', input: 'Hello there.', response_format: 'pcm', speed: 1.25 });
+  assert.deepEqual(fake.last('/v1/audio/speech').body, {
+    model: 'tts-1',
+    voice: 'alloy',
+    input: 'Hello there.',
+    response_format: 'pcm',
+    speed: 1.25,
+  });
 });
 
 test('pcm at a configured rate, model and voice from the reference keys', async () => {
   fake.speech = { durationMs: 300, sampleRate: 16000 };
-  const t = createTts('T', { type: 'openai', api_url: `${fake.baseUrl}/audio/speech`, model_name: 'kokoro', voice: 'af_bella', sample_rate: 16000 });
+  const t = createTts('T', {
+    type: 'openai',
+    api_url: `${fake.baseUrl}/audio/speech`,
+    model_name: 'kokoro',
+    voice: 'af_bella',
+    sample_rate: 16000,
+  });
   const { chunks, samples } = await collect(t.synthesize('Hi', opts()));
   assert.equal(samples.length, 4800);
   assert.ok(chunks.every((c) => c.sampleRate === 16000));
@@ -72,13 +90,20 @@ test('wav: the header is parsed even when it arrives in pieces, and its rate is 
   assert.deepEqual(samples, tone(Math.round(0.25 * 22050), 22050));
 });
 
-test('wav from the real flite binary', { skip: !existsSync('/usr/bin/flite') && 'flite is not installed' }, async () => {
-  fake.speech = { flite: true, chunkBytes: 1000 };
-  const { chunks, samples } = await collect(tts({ response_format: 'wav' }).synthesize('Hello from flite.', opts()));
-  assert.ok(chunks.every((c) => c.sampleRate === 16000));
-  assert.ok(samples.length > 8000, `${samples.length} samples`);
-  assert.ok(samples.some((s) => Math.abs(s) > 1000), 'it is speech, not silence or a parsed header');
-});
+test(
+  'wav from the real flite binary',
+  { skip: !existsSync('/usr/bin/flite') && 'flite is not installed' },
+  async () => {
+    fake.speech = { flite: true, chunkBytes: 1000 };
+    const { chunks, samples } = await collect(tts({ response_format: 'wav' }).synthesize('Hello from flite.', opts()));
+    assert.ok(chunks.every((c) => c.sampleRate === 16000));
+    assert.ok(samples.length > 8000, `${samples.length} samples`);
+    assert.ok(
+      samples.some((s) => Math.abs(s) > 1000),
+      'it is speech, not silence or a parsed header',
+    );
+  },
+);
 
 test('abort mid-stream closes the request and ends the iterator quickly with an AbortError', async () => {
   // 200 writes of 100 ms of audio, 30 ms apart: about 6 s unless the abort works.
@@ -123,7 +148,11 @@ test('errors: HTTP 500, deadline, connection refused', async () => {
   if (fake.requests[n]) assert.equal(await fake.requests[n].closed, true);
 
   fake.speech = { durationMs: 3000, delayMs: 50 };
-  assert.equal((await failure(collect(tts().synthesize('x', opts({ timeoutMs: 250 }))))).kind, 'timeout', 'deadline mid-body');
+  assert.equal(
+    (await failure(collect(tts().synthesize('x', opts({ timeoutMs: 250 }))))).kind,
+    'timeout',
+    'deadline mid-body',
+  );
 
   const dead = createOpenAiTts('T', { base_url: `http://127.0.0.1:${await refusedPort()}/v1` });
   assert.equal((await failure(collect(dead.synthesize('x', opts())))).kind, 'network');
@@ -131,7 +160,10 @@ test('errors: HTTP 500, deadline, connection refused', async () => {
 
 test('config: compressed formats and unknown types are refused naming the key; empty text makes no request', async () => {
   assert.throws(() => tts({ format: 'mp3' }), /TTS\.OpenAITTS\.format/);
-  assert.throws(() => createTts('Edge', { type: 'edge' }), (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /TTS\.Edge\.type/.test(e.message));
+  assert.throws(
+    () => createTts('Edge', { type: 'edge' }),
+    (e: unknown) => e instanceof ProviderError && e.kind === 'config' && /TTS\.Edge\.type/.test(e.message),
+  );
   const n = fake.requests.length;
   assert.equal((await collect(tts().synthesize('  ', opts()))).chunks.length, 0);
   assert.equal(fake.requests.length, n);

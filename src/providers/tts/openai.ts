@@ -19,7 +19,8 @@ export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvide
   const voice = blockString(block, where, ['voice']) ?? 'alloy';
   const speed = blockNumber(block, where, ['speed']);
   const format = (blockString(block, where, ['format', 'response_format']) ?? 'pcm').toLowerCase();
-  if (format !== 'pcm' && format !== 'wav') throw new ProviderError(where, 'config', `${where}.format must be pcm or wav (compressed audio is not decoded)`);
+  if (format !== 'pcm' && format !== 'wav')
+    throw new ProviderError(where, 'config', `${where}.format must be pcm or wav (compressed audio is not decoded)`);
   // The rate of raw pcm is not in the stream, so it comes from the config (OpenAI's is 24000).
   const pcmRate = blockNumber(block, where, ['sample_rate']) ?? 24000;
   const blockTimeout = blockNumber(block, where, ['timeout_ms']);
@@ -28,12 +29,18 @@ export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvide
     name: alias,
     async *synthesize(text: string, opts: CallOptions): AsyncGenerator<PcmChunk> {
       if (!text.trim()) return;
-      const call: CallOptions = { signal: opts.signal, timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+      const call: CallOptions = {
+        signal: opts.signal,
+        timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      };
       const { signal, deadline, local } = callSignals(call);
       const reader = format === 'wav' ? new WavReader(alias) : new PcmReader(pcmRate, 1);
       let handedOut = false;
       try {
-        const res = await client.audio.speech.create({ model, voice, input: text, response_format: format, ...(speed ? { speed } : {}) }, { signal });
+        const res = await client.audio.speech.create(
+          { model, voice, input: text, response_format: format, ...(speed ? { speed } : {}) },
+          { signal },
+        );
         if (!res.body) return;
         for await (const bytes of res.body) {
           const chunk = reader.push(bytes as Uint8Array);
@@ -106,9 +113,10 @@ class WavReader {
   #parseHeader(): number | undefined {
     const h = Buffer.from(this.#head.buffer, this.#head.byteOffset, this.#head.length);
     if (h.length < 12) return undefined;
-    if (h.toString('ascii', 0, 4) !== 'RIFF' || h.toString('ascii', 8, 12) !== 'WAVE') throw this.#bad('not a RIFF/WAVE stream');
+    if (h.toString('ascii', 0, 4) !== 'RIFF' || h.toString('ascii', 8, 12) !== 'WAVE')
+      throw this.#bad('not a RIFF/WAVE stream');
     let fmt: { channels: number; rate: number } | undefined;
-    for (let at = 12; at + 8 <= h.length; ) {
+    for (let at = 12; at + 8 <= h.length;) {
       const id = h.toString('ascii', at, at + 4);
       const size = h.readUInt32LE(at + 4);
       if (id === 'data') {
@@ -121,7 +129,8 @@ class WavReader {
       if (id === 'fmt ') {
         const tag = h.readUInt16LE(at + 8);
         const bits = h.readUInt16LE(at + 22);
-        if ((tag !== 1 && tag !== 0xfffe) || bits !== 16) throw this.#bad(`only 16-bit PCM WAV is supported (format ${tag}, ${bits} bits)`);
+        if ((tag !== 1 && tag !== 0xfffe) || bits !== 16)
+          throw this.#bad(`only 16-bit PCM WAV is supported (format ${tag}, ${bits} bits)`);
         fmt = { channels: h.readUInt16LE(at + 10), rate: h.readUInt32LE(at + 12) };
       }
       at += 8 + size + (size & 1);

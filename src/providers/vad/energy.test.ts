@@ -23,7 +23,10 @@ describe('energy VAD', () => {
     const [start = NaN] = run.starts;
     const [end = NaN] = run.ends;
     assert.ok(Math.abs(start - truth.start) <= 150, `start ${start} ms, speech from ${truth.start} ms`);
-    assert.ok(end - truth.end >= MIN_SILENCE_MS && end - truth.end <= MIN_SILENCE_MS + 250, `end ${end} ms, speech until ${truth.end} ms`);
+    assert.ok(
+      end - truth.end >= MIN_SILENCE_MS && end - truth.end <= MIN_SILENCE_MS + 250,
+      `end ${end} ms, speech until ${truth.end} ms`,
+    );
   });
 
   it('hears nothing in 3 s of silence or of low white noise', () => {
@@ -41,14 +44,20 @@ describe('energy VAD', () => {
   });
 
   it('maps levels to probabilities around threshold_db', () => {
-    const tone = (db: number) => Float32Array.from({ length: 512 }, (_, i) => Math.SQRT2 * 10 ** (db / 20) * Math.sin(i / 3));
+    const tone = (db: number) =>
+      Float32Array.from({ length: 512 }, (_, i) => Math.SQRT2 * 10 ** (db / 20) * Math.sin(i / 3));
     assert.ok(Math.abs(windowDb(tone(-45)) + 45) < 0.1);
     assert.equal(windowDb(new Float32Array(512)), -Infinity);
     const quiet = createEnergyVad('e', { threshold_db: '-30' });
     const det = quiet.createDetector();
-    const pcm = Int16Array.from({ length: 16000 }, (_, i) => Math.round(32768 * Math.SQRT2 * 10 ** (-40 / 20) * Math.sin(i / 3)));
+    const pcm = Int16Array.from({ length: 16000 }, (_, i) =>
+      Math.round(32768 * Math.SQRT2 * 10 ** (-40 / 20) * Math.sin(i / 3)),
+    );
     assert.equal(det.process(pcm).speaking, false); // -40 dBFS is below a -30 dB threshold
     assert.equal(vad.createDetector().process(pcm).speaking, true); // and above the default -45
-    assert.throws(() => createEnergyVad('e', { threshold_db: 'loud' }), (e: unknown) => e instanceof ProviderError && e.kind === 'config');
+    assert.throws(
+      () => createEnergyVad('e', { threshold_db: 'loud' }),
+      (e: unknown) => e instanceof ProviderError && e.kind === 'config',
+    );
   });
 });

@@ -7,7 +7,12 @@
  * speech from other loud sound: use it where the room is quiet, or when the model cannot load.
  */
 import { z } from 'zod';
-import { createWindowedDetector, parseVadThresholds, singleStream, type BatchWindowModel } from '../../voice/vad-decision.js';
+import {
+  createWindowedDetector,
+  parseVadThresholds,
+  singleStream,
+  type BatchWindowModel,
+} from '../../voice/vad-decision.js';
 import { ProviderError } from '../types.js';
 import type { VadDetector, VadProvider } from '../types.js';
 
@@ -15,7 +20,10 @@ const DEFAULT_THRESHOLD_DB = -45;
 const SPAN_DB = 20;
 
 const Keys = z.looseObject({
-  threshold_db: z.preprocess((v) => (v === '' || v === null || v === undefined ? DEFAULT_THRESHOLD_DB : typeof v === 'string' ? Number(v) : v), z.number().max(0)),
+  threshold_db: z.preprocess(
+    (v) => (v === '' || v === null || v === undefined ? DEFAULT_THRESHOLD_DB : typeof v === 'string' ? Number(v) : v),
+    z.number().max(0),
+  ),
 });
 
 /** dBFS of a window of samples in [-1, 1); -Infinity for digital silence. */

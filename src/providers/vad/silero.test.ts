@@ -5,7 +5,18 @@ import { after, before, describe, it } from 'node:test';
 import { ProviderError } from '../types.js';
 import type { VadProvider } from '../types.js';
 import { createSileroVad, resolveSileroModel } from './silero.js';
-import { CHUNK, concat, feed, flite, MIN_SILENCE_MS, noise, RATE, silence, speechSpan, type Run } from './vad-fixtures.js';
+import {
+  CHUNK,
+  concat,
+  feed,
+  flite,
+  MIN_SILENCE_MS,
+  noise,
+  RATE,
+  silence,
+  speechSpan,
+  type Run,
+} from './vad-fixtures.js';
 
 describe('Silero VAD', () => {
   let vad: VadProvider;
@@ -30,7 +41,10 @@ describe('Silero VAD', () => {
     const [start = NaN] = run.starts;
     const [end = NaN] = run.ends;
     assert.ok(Math.abs(start - truth.start) <= 150, `start ${start} ms, speech from ${truth.start} ms`);
-    assert.ok(end - truth.end >= MIN_SILENCE_MS && end - truth.end <= MIN_SILENCE_MS + 250, `end ${end} ms, speech until ${truth.end} ms`);
+    assert.ok(
+      end - truth.end >= MIN_SILENCE_MS && end - truth.end <= MIN_SILENCE_MS + 250,
+      `end ${end} ms, speech until ${truth.end} ms`,
+    );
   });
 
   it('hears nothing in 3 s of silence or of low white noise', () => {
@@ -91,7 +105,10 @@ describe('Silero VAD', () => {
     assert.match(file, /models\/silero_vad_v5\.onnx$/);
     assert.equal(resolveSileroModel('v', { model_dir: join(file, '..') }), file);
     assert.equal(resolveSileroModel('v', { model_path: file }), file);
-    assert.throws(() => resolveSileroModel('v', { model_dir: tmpdir() }), (e: unknown) => e instanceof ProviderError && e.kind === 'config');
+    assert.throws(
+      () => resolveSileroModel('v', { model_dir: tmpdir() }),
+      (e: unknown) => e instanceof ProviderError && e.kind === 'config',
+    );
     assert.throws(() => createSileroVad('v', { model_path: '/nonexistent.onnx' }), /does not exist/);
   });
 

@@ -17,7 +17,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as OrtBindingModule from 'onnxruntime-node/dist/binding.js';
 import type * as OrtModule from 'onnxruntime-node';
-import { createWindowedDetector, parseVadThresholds, singleStream, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES, type BatchWindowModel } from '../../voice/vad-decision.js';
+import {
+  createWindowedDetector,
+  parseVadThresholds,
+  singleStream,
+  VAD_SAMPLE_RATE,
+  VAD_WINDOW_SAMPLES,
+  type BatchWindowModel,
+} from '../../voice/vad-decision.js';
 import { ProviderError } from '../types.js';
 import type { VadDetector, VadProvider } from '../types.js';
 
@@ -42,7 +49,12 @@ function loadOrt(alias: string): { ort: typeof OrtModule; binding: typeof OrtBin
     internal.initOrt();
     return { ort, binding: internal.binding };
   } catch (err) {
-    throw new ProviderError(alias, 'config', `cannot load onnxruntime-node: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ProviderError(
+      alias,
+      'config',
+      `cannot load onnxruntime-node: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -57,7 +69,12 @@ export function resolveSileroModel(alias: string, block: Record<string, unknown>
   if (typeof dir === 'string' && dir !== '') {
     const candidates = [MODEL_FILE, 'silero_vad.onnx', 'src/silero_vad/data/silero_vad.onnx'].map((f) => join(dir, f));
     const found = candidates.find((f) => existsSync(f));
-    if (!found) throw new ProviderError(alias, 'config', `no Silero ONNX model in model_dir ${dir} (looked for ${candidates.join(', ')})`);
+    if (!found)
+      throw new ProviderError(
+        alias,
+        'config',
+        `no Silero ONNX model in model_dir ${dir} (looked for ${candidates.join(', ')})`,
+      );
     return resolve(found);
   }
   // Walk up from this file: the same code runs from src/ (tsx) and from dist/src/ (built).
@@ -97,12 +114,24 @@ export function createSileroModel(alias: string, modelPath: string): BatchWindow
       enableMemPattern: false,
     });
   } catch (err) {
-    throw new ProviderError(alias, 'config', `cannot load ${modelPath}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ProviderError(
+      alias,
+      'config',
+      `cannot load ${modelPath}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
-  const inputs = session.inputMetadata.map((m) => m.name).sort().join(',');
+  const inputs = session.inputMetadata
+    .map((m) => m.name)
+    .sort()
+    .join(',');
   if (inputs !== 'input,sr,state') {
     session.dispose();
-    throw new ProviderError(alias, 'config', `${modelPath} is not a Silero v5 model (inputs: ${inputs}; v5 has input, state, sr)`);
+    throw new ProviderError(
+      alias,
+      'config',
+      `${modelPath} is not a Silero v5 model (inputs: ${inputs}; v5 has input, state, sr)`,
+    );
   }
   const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), []);
   const row = CONTEXT_SAMPLES + VAD_WINDOW_SAMPLES;
@@ -126,7 +155,11 @@ export function createSileroModel(alias: string, modelPath: string): BatchWindow
         state.set(s.state.subarray(HALF_STATE), (n + b) * HALF_STATE);
       }
       const out = session.run(
-        { input: new ort.Tensor('float32', input, [n, row]), state: new ort.Tensor('float32', state, [2, n, HALF_STATE]), sr },
+        {
+          input: new ort.Tensor('float32', input, [n, row]),
+          state: new ort.Tensor('float32', state, [2, n, HALF_STATE]),
+          sr,
+        },
         { output: null, stateN: null },
         {},
       ) as Record<'output' | 'stateN', Tensor>;
