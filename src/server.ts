@@ -15,7 +15,8 @@ import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { Metrics } from './observability/metrics.js';
 import { Scope } from './session/scope.js';
-import { MessageTable, registerCoreHandlers } from './session/handlers.js';
+import { registerCoreHandlers } from './session/handlers.js';
+import { MessageTable } from './session/message-table.js';
 import { registerServerActions } from './session/server-actions.js';
 import type { ServerContext, Session, SessionEvents } from './session/session.js';
 import { createFeatures } from './features/index.js';
@@ -162,7 +163,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
   }
   const scope = new Scope('server', (err, where) => log.error({ err, where }, 'error in server scope'));
   const background = new Scope('background', (err, where) => log.error({ err, where }, 'background task failed'));
-  const messages = new MessageTable();
+  const messages = new MessageTable<Session>();
   registerCoreHandlers(messages);
   const events = new EventEmitter<SessionEvents>();
   const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key, background, messages, events };
@@ -242,7 +243,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
         if (config.current['manager-api'].url) {
           void session.scope.run('private-config', async () => {
             try {
-              session.privateConfig = await fetchPrivateConfig(session);
+              session.privateConfig = await fetchPrivateConfig(config.current, session, session.scope.signal);
             } catch (err) {
               if (!session.closed)
                 session.log.warn(

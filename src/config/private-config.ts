@@ -1,4 +1,4 @@
-import type { Session } from '../session/session.js';
+import type { LinusConfig } from './schema.js';
 import { managerPost } from './manager-api.js';
 
 /**
@@ -44,14 +44,18 @@ export function parsePrivateConfig(data: unknown): PrivateConfig {
   return out;
 }
 
-export async function fetchPrivateConfig(session: Session): Promise<PrivateConfig | undefined> {
-  const config = session.ctx.config.current;
+/** Plain values, not a session: the config layer knows nothing of connections. */
+export async function fetchPrivateConfig(
+  config: LinusConfig,
+  device: { deviceId: string; clientId: string },
+  signal: AbortSignal,
+): Promise<PrivateConfig | undefined> {
   const api = config['manager-api'];
   if (!api.url) return undefined;
   const data = await managerPost(
     '/config/agent-models',
-    { macAddress: session.deviceId, clientId: session.clientId, selectedModule: config.selected_module },
-    { url: api.url, secret: api.secret, attempts: 2, backoffMs: 300, timeoutMs: 5000, signal: session.scope.signal },
+    { macAddress: device.deviceId, clientId: device.clientId, selectedModule: config.selected_module },
+    { url: api.url, secret: api.secret, attempts: 2, backoffMs: 300, timeoutMs: 5000, signal },
   );
   return parsePrivateConfig(data);
 }

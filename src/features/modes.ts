@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Session } from '../session/session.js';
-import type { MessageTable } from '../session/handlers.js';
+import type { MessageTable } from '../session/message-table.js';
 
 /** Device modes of the fork (C1). `chat` is the default, no-mode state. */
 export const MODES = ['meeting', 'working', 'coding'] as const;
@@ -18,7 +18,7 @@ export class ModeController {
   #start = new Map<Mode, ModeHook[]>();
   #end = new Map<Mode, ModeHook[]>();
 
-  constructor(messages: MessageTable) {
+  constructor(messages: MessageTable<Session>) {
     messages.register('mode', {
       schema: modeSchema,
       handle: (session, msg) => {

@@ -1,4 +1,3 @@
-import type { VadThresholds } from '../voice/vad-decision.js';
 import { timeoutSignal } from '../signals.js';
 
 /**
@@ -98,6 +97,13 @@ export interface VadDecision {
   speaking: boolean;
   /** True on the chunk where an utterance ended (voice seen, then min_silence_duration_ms of silence). */
   endOfUtterance: boolean;
+}
+
+/** The reference's VAD block (`threshold`, `threshold_low`, `min_silence_duration_ms`), as src/voice/vad-decision.ts reads it. */
+export interface VadThresholds {
+  threshold: number;
+  thresholdLow: number;
+  minSilenceMs: number;
 }
 
 /** Per-session VAD state; 16 kHz mono PCM in any chunk size. */

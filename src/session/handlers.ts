@@ -1,11 +1,8 @@
-import type { z } from 'zod';
 import { signDeviceToken } from '../protocol/auth-token.js';
 import { parseProtocolVersion } from '../protocol/ids.js';
 import {
   abortSchema,
   configUpdateSchema,
-  describeSchemaError,
-  ErrorCode,
   goodbyeSchema,
   heartbeatSchema,
   helloSchema,
@@ -13,64 +10,15 @@ import {
   listenSchema,
   mcpSchema,
 } from '../protocol/messages.js';
+import type { MessageTable } from './message-table.js';
 import type { Session } from './session.js';
 
-/**
- * The one message table of a server: inbound `type` → schema + handler. A message whose type is not here is
- * counted and ignored in `dispatch`, the only place that happens. Features add their types with `register`.
- */
-export interface MessageHandler<S extends z.ZodType = z.ZodType> {
-  schema: S;
-  handle(session: Session, message: z.infer<S>): void;
-}
-
-export class MessageTable {
-  readonly #table = new Map<string, MessageHandler>();
-
-  register<S extends z.ZodType>(types: string | string[], handler: MessageHandler<S>): void {
-    for (const t of Array.isArray(types) ? types : [types]) {
-      if (this.#table.has(t)) throw new Error(`message type ${t} is already handled`);
-      this.#table.set(t, handler as unknown as MessageHandler);
-    }
-  }
-
-  dispatch(session: Session, type: string, message: Record<string, unknown>): void {
-    dispatchMessage(this.#table.get(type), session, type, message);
-  }
-}
-
-function dispatchMessage(
-  handler: MessageHandler | undefined,
-  session: Session,
-  type: string,
-  message: Record<string, unknown>,
-): void {
-  if (!handler) {
-    session.ctx.metrics.unknownMessages.inc();
-    session.log.info({ type }, 'unknown message type ignored');
-    return;
-  }
-  const parsed = handler.schema.safeParse(message);
-  if (!parsed.success) {
-    session.ctx.metrics.badFrames.labels('schema').inc();
-    const detail = describeSchemaError(parsed.error);
-    session.log.info({ type, detail }, 'invalid message');
-    session.replyError(ErrorCode.SchemaInvalid, `invalid ${type} message: ${detail}`, { for: type });
-    return;
-  }
-  try {
-    handler.handle(session, parsed.data);
-  } catch (err) {
-    session.log.error({ err, type }, 'message handler failed');
-  }
-}
-
-/** The protocol's own messages; features register theirs next to these. */
 /** Repeated `listen` start/stop of the same kind within this window is ignored (fork-contracts §5). */
 export const LISTEN_DEBOUNCE_MS = 300;
 
-export function registerCoreHandlers(table: MessageTable): void {
-  /** Heartbeat: answered here and nowhere else (seed #11). */
+/** The protocol's own messages; features register theirs next to these. */
+export function registerCoreHandlers(table: MessageTable<Session>): void {
+  // Heartbeat: answered here and nowhere else (seed #11).
   table.register(['ping', 'keepalive'], {
     schema: heartbeatSchema,
     handle(session) {
@@ -150,7 +98,7 @@ export function registerCoreHandlers(table: MessageTable): void {
     },
   });
 
-  /** Legacy message: acknowledged as a no-op, as the fork does. */
+  // Legacy message: acknowledged as a no-op, as the fork does.
   table.register('config_update', {
     schema: configUpdateSchema,
     handle(session, msg) {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { ReloadResult } from '../config/reload.js';
 import { secretEquals } from '../protocol/auth-token.js';
-import type { MessageTable } from './handlers.js';
+import type { MessageTable } from './message-table.js';
+import type { Session } from './session.js';
 
 /**
  * `{"type":"server","action":"update_config"|"restart","content":{"secret",...}}` (D13). Honoured when
@@ -22,7 +23,7 @@ export interface ServerActions {
   restart(): void;
 }
 
-export function registerServerActions(table: MessageTable, actions: ServerActions): void {
+export function registerServerActions(table: MessageTable<Session>, actions: ServerActions): void {
   table.register('server', {
     schema,
     handle(session, msg) {

@@ -9,7 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { decodeFrame, type AudioFrame, type ProtocolVersion } from '../protocol/framing.js';
 import type { HandshakeIds } from '../protocol/ids.js';
 import { ErrorCode, readTextFrame, type ListenMessage } from '../protocol/messages.js';
-import type { MessageTable } from './handlers.js';
+import type { MessageTable } from './message-table.js';
 import { IdleMonitor } from './idle.js';
 import { McpClient } from './mcp-client.js';
 import { Scope } from './scope.js';
@@ -26,7 +26,7 @@ export interface ServerContext {
   /** Work that outlives a session but not the server (memory saves): shutdown drains it before the store closes. */
   background: Scope;
   /** This server's message table: the protocol's handlers and every feature's. */
-  messages: MessageTable;
+  messages: MessageTable<Session>;
   /** Session lifecycle, for features: registered (route taken), ready (first hello), closed. */
   events: EventEmitter<SessionEvents>;
 }

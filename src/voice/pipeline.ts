@@ -400,7 +400,15 @@ export class VoicePipeline implements SessionVoice {
     this.#uplink?.close();
     this.#vadLease?.release();
     this.#encoder?.dispose();
-    saveMemory(this.session, this.dialogue, this.deps);
+    const { session, deps } = this;
+    saveMemory(this.dialogue, {
+      config: session.ctx.config.current,
+      deviceId: session.deviceId,
+      log: session.log,
+      background: session.ctx.background,
+      providers: deps.providers,
+      memory: deps.memory,
+    });
   }
 }
 

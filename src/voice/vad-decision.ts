@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { ProviderError } from '../providers/types.js';
-import type { VadDecision, VadDetector } from '../providers/types.js';
+import type { VadDecision, VadDetector, VadThresholds } from '../providers/types.js';
 
 export const VAD_SAMPLE_RATE = 16000;
 export const VAD_WINDOW_SAMPLES = 512;
@@ -20,12 +20,6 @@ const WINDOW_MS = (VAD_WINDOW_SAMPLES * 1000) / VAD_SAMPLE_RATE;
 /** The reference's `frame_window_threshold` and the length of its voice window. */
 const VOICE_WINDOWS = 5;
 const VOICE_WINDOWS_NEEDED = 3;
-
-export interface VadThresholds {
-  threshold: number;
-  thresholdLow: number;
-  minSilenceMs: number;
-}
 
 export interface WindowVerdict {
   /** This window alone, after the dual threshold. */

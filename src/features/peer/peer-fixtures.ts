@@ -14,7 +14,7 @@ import { silentLogger } from '../../observability/log.js';
 import { Metrics } from '../../observability/metrics.js';
 import { createProviderFactories } from '../../providers/factories.js';
 import { ProviderRegistry } from '../../providers/registry.js';
-import { MessageTable } from '../../session/handlers.js';
+import { MessageTable } from '../../session/message-table.js';
 import { Scope } from '../../session/scope.js';
 import type { ServerContext, Session, SessionEvents } from '../../session/session.js';
 import { openDatabase, type Db } from '../../store/sqlite.js';

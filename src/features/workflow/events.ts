@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { MessageTable } from '../../session/handlers.js';
+import type { MessageTable } from '../../session/message-table.js';
 import type { Session } from '../../session/session.js';
 import { WorkflowInputError, WorkflowNotFoundError, type ChangeOutcome, type WorkflowService } from './service.js';
 import { checkOptionalGroupKey } from './validate.js';
@@ -14,7 +14,7 @@ const envelope = z.looseObject({ type: z.literal('workflow') });
 
 export const WORKFLOW_EVENTS = ['update', 'list', 'complete', 'delete', 'assign'] as const;
 
-export function registerWorkflowEvents(messages: MessageTable, service: WorkflowService): void {
+export function registerWorkflowEvents(messages: MessageTable<Session>, service: WorkflowService): void {
   messages.register('workflow', {
     schema: envelope,
     handle(session, msg) {
