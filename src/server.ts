@@ -10,6 +10,7 @@ import { fetchPrivateConfig } from './config/private-config.js';
 import { ConfigReloader, type ReloadResult, type ReloadSource } from './config/reload.js';
 import type { LinusConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
+import { errorCode, errorMessage } from './errors.js';
 import { DEVICES_FILE, DeviceDirectory } from './hub/directory.js';
 import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
 import { createLogger, type Logger } from './observability/log.js';
@@ -90,7 +91,7 @@ function ensureDataDir(dataDir: string): void {
     mkdirSync(dataDir, { recursive: true });
     accessSync(dataDir, constants.W_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const code = errorCode(err) ?? 'error';
     throw new StartupError(
       `data dir ${dataDir} is not writable (${code}); choose another with --data-dir or LINUS_DATA_DIR`,
       '--data-dir',
@@ -98,8 +99,9 @@ function ensureDataDir(dataDir: string): void {
   }
 }
 
-function listenError(err: NodeJS.ErrnoException, host: string, port: number): StartupError {
-  switch (err.code) {
+function listenError(err: unknown, host: string, port: number): StartupError {
+  const code = errorCode(err);
+  switch (code) {
     case 'EADDRINUSE':
       return new StartupError(
         `port ${port} on ${host} is already in use (another Linus or another program); change server.port, --port or LINUS_PORT`,
@@ -117,11 +119,11 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): St
     case 'EAI_FAIL':
     case 'EINVAL':
       return new StartupError(
-        `cannot listen on host "${host}" (${err.code}): not an address of this machine; change server.ip, --host or LINUS_HOST`,
+        `cannot listen on host "${host}" (${code}): not an address of this machine; change server.ip, --host or LINUS_HOST`,
         'server.ip',
       );
     default:
-      return new StartupError(`cannot listen on ${host}:${port}: ${err.message}`, 'server.port');
+      return new StartupError(`cannot listen on ${host}:${port}: ${errorMessage(err)}`, 'server.port');
   }
 }
 
@@ -148,7 +150,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     db = openDatabase(opts.dataDir);
   } catch (err) {
     throw new StartupError(
-      `cannot open the store in ${opts.dataDir}: ${(err as Error).message}; choose another with --data-dir or LINUS_DATA_DIR`,
+      `cannot open the store in ${opts.dataDir}: ${errorMessage(err)}; choose another with --data-dir or LINUS_DATA_DIR`,
       '--data-dir',
     );
   }
@@ -247,7 +249,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
             } catch (err) {
               if (!session.closed)
                 session.log.warn(
-                  { err: (err as Error).message },
+                  { err: errorMessage(err) },
                   'no private config from the manager API; using the server config',
                 );
             }
@@ -380,8 +382,7 @@ async function listen(http: Server, host: string, port: number, retryMs: number)
       });
       return;
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code !== 'EADDRINUSE' || Date.now() >= deadline) throw listenError(e, host, port);
+      if (errorCode(err) !== 'EADDRINUSE' || Date.now() >= deadline) throw listenError(err, host, port);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -393,6 +394,7 @@ async function handleHttp(router: Router, log: Logger, req: IncomingMessage, res
   try {
     url = new URL(req.url ?? '/', 'http://localhost');
   } catch {
+    // The client is told; there is nothing else to keep of a URL we cannot read.
     sendJson(res, 400, { success: false, error: 'bad request URL' });
     return;
   }

@@ -4,11 +4,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { stringify as stringifyYaml } from 'yaml';
-import { ConfigError, redactConfig } from '../config/load.js';
+import { redactConfig } from '../config/load.js';
 import { loadEffectiveConfig, resolveRuntimeOptions, type CliFlags } from '../config/runtime.js';
+import { errorMessage } from '../errors.js';
 import { signDeviceToken } from '../protocol/auth-token.js';
 import { normalizeId } from '../protocol/ids.js';
-import { startServer, StartupError } from '../server.js';
+import { startServer } from '../server.js';
 import { ActivationStore } from '../store/activation.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
@@ -17,13 +18,7 @@ import { simulate } from './simulate.js';
 
 /** One line on stderr and a non-zero exit: what an operator needs, nothing more (D15). */
 function fail(err: unknown): never {
-  const msg =
-    err instanceof StartupError || err instanceof ConfigError
-      ? err.message
-      : err instanceof Error
-        ? err.message
-        : String(err);
-  process.stderr.write(`linus: ${msg}\n`);
+  process.stderr.write(`linus: ${errorMessage(err)}\n`);
   process.exit(1);
 }
 

@@ -10,11 +10,6 @@ import { createResampler } from '../voice/resample.js';
 import { readWav, writeWav } from '../voice/wav.js';
 import { timeoutSignal } from '../signals.js';
 
-/**
- * `linus simulate`: a device simulator that connects like the firmware, speaks a WAV file (or text through
- * the local flite TTS) as 60 ms Opus frames in real time, prints what the server answers, and saves the
- * reply audio to a WAV file.
- */
 export interface SimulateOptions {
   url: string;
   wav?: string;
@@ -65,6 +60,11 @@ async function uplinkPcm(opts: SimulateOptions): Promise<Int16Array | undefined>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `linus simulate`: a device simulator that connects like the firmware, speaks a WAV file (or text through
+ * the local flite TTS) as 60 ms Opus frames in real time, prints what the server answers, and saves the
+ * reply audio to a WAV file.
+ */
 export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
   const speech = await uplinkPcm(opts);
   const result: SimulateResult = { sentences: [], replyFrames: 0, replySeconds: 0, completed: false };
@@ -106,6 +106,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
     try {
       msg = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
     } catch {
+      // Not JSON: shown as it came, which is all a simulator can do with it.
       opts.print(`text: ${data.toString('utf8')}`);
       return;
     }

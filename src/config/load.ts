@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { errorCode, errorMessage } from '../errors.js';
 import { configSchema, type LinusConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -46,7 +47,7 @@ export function loadConfigFile(
     try {
       writeDefaultConfig(path);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      const code = errorCode(err) ?? 'error';
       throw new ConfigError(
         `cannot create ${path} (${code}): the data dir is not writable; choose another with --data-dir or LINUS_DATA_DIR`,
         '--data-dir',
@@ -57,7 +58,7 @@ export function loadConfigFile(
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read config file ${path}: ${errorMessage(err)}`);
   }
   return validateConfig(parseConfigText(text, path));
 }
@@ -73,7 +74,7 @@ export function parseConfigText(text: string, origin = 'config'): unknown {
       const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
       throw new ConfigError(`${origin}: YAML syntax error${where}: ${reason}`);
     }
-    throw new ConfigError(`${origin}: ${(err as Error).message}`);
+    throw new ConfigError(`${origin}: ${errorMessage(err)}`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { errorMessage } from '../errors.js';
 import { timeoutSignal } from '../signals.js';
 
 /**
@@ -51,7 +52,7 @@ export async function managerPost(path: string, body: unknown, opts: ManagerApiO
       lastError =
         err instanceof ManagerApiError
           ? err
-          : new ManagerApiError(`manager API ${path} unreachable: ${(err as Error).message}`);
+          : new ManagerApiError(`manager API ${path} unreachable: ${errorMessage(err)}`);
     }
   }
   throw lastError;

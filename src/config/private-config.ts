@@ -1,4 +1,5 @@
 import type { LinusConfig } from './schema.js';
+import { isJsonObject, parseJsonObject } from '../json.js';
 import { managerPost } from './manager-api.js';
 
 /**
@@ -16,14 +17,8 @@ const KINDS = ['VAD', 'ASR', 'LLM', 'TTS'] as const;
 
 /** The reference sends some blocks as JSON strings; both forms are accepted. */
 function objectOf(v: unknown): Record<string, unknown> | undefined {
-  if (typeof v === 'string') {
-    try {
-      v = JSON.parse(v);
-    } catch {
-      return undefined;
-    }
-  }
-  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  if (typeof v === 'string') return parseJsonObject(v);
+  return isJsonObject(v) ? v : undefined;
 }
 
 export function parsePrivateConfig(data: unknown): PrivateConfig {

@@ -1,5 +1,6 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/log.js';
 import { ConfigError, loadConfigFile, validateConfig, type ValidatedConfig } from './load.js';
 import { fetchServerConfig } from './manager-api.js';
@@ -36,6 +37,7 @@ export class ConfigReloader {
 
   reload(source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> {
     const run = this.#queue.then(() => this.#reload(source, patch));
+    // The caller of this reload gets its failure through `run`; the queue only keeps the next one in order.
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -66,7 +68,8 @@ export class ConfigReloader {
     try {
       next = await this.build(patch);
     } catch (err) {
-      const error = err instanceof ConfigError ? err.message : `${(err as Error).name}: ${(err as Error).message}`;
+      const error =
+        err instanceof ConfigError ? err.message : `${err instanceof Error ? err.name : 'Error'}: ${errorMessage(err)}`;
       this.log.error({ source, error }, 'config reload failed; the previous config stays in force');
       return { ok: false, source, error };
     }
@@ -88,6 +91,7 @@ export class ConfigReloader {
     try {
       this.#lastText = readFileSync(file, 'utf8');
     } catch {
+      // No file yet: its first save then counts as a change and is loaded.
       this.#lastText = '';
     }
     try {
@@ -99,7 +103,7 @@ export class ConfigReloader {
       this.#watcher.on('error', () => this.#watcher?.close());
     } catch (err) {
       this.log.warn(
-        { err: (err as Error).message },
+        { err: errorMessage(err) },
         'cannot watch the config file; use SIGHUP or the admin endpoint to reload',
       );
     }
@@ -111,6 +115,7 @@ export class ConfigReloader {
     try {
       text = readFileSync(this.runtime.configPath, 'utf8');
     } catch {
+      // Mid-save or removed: the editor's next write fires the watcher again; the running config stays.
       return;
     }
     if (text === this.#lastText) return;

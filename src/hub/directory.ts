@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { ConfigStore } from '../config/store.js';
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/log.js';
 import { normalizeId } from '../protocol/ids.js';
 
@@ -122,7 +123,7 @@ export class DeviceDirectory {
       this.#notifyReload();
       return true;
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, `${DEVICES_FILE} is invalid; keeping the previous entries`);
+      this.log.error({ err: errorMessage(err) }, `${DEVICES_FILE} is invalid; keeping the previous entries`);
       return false;
     }
   }
@@ -143,7 +144,7 @@ export class DeviceDirectory {
       });
       this.#watcher.on('error', () => this.#watcher?.close());
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, `cannot watch ${DEVICES_FILE}; changes need a restart`);
+      this.log.warn({ err: errorMessage(err) }, `cannot watch ${DEVICES_FILE}; changes need a restart`);
     }
   }
 }

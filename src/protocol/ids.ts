@@ -73,6 +73,7 @@ export function resolveHandshakeIds(
   try {
     query = new URL(url ?? '/', 'http://localhost').searchParams;
   } catch {
+    // An unparsable request URL has no query to read; the ids then come from the headers.
     query = new URLSearchParams();
   }
   const q = (k: string): string | null => query.get(k);

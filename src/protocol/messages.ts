@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { errorMessage } from '../errors.js';
 
 /** Inbound JSON message schemas. Unknown fields are kept: devices and clients add their own. */
 
@@ -66,7 +67,7 @@ export function readTextFrame(text: string): TextFrame {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { kind: 'bad_json', error: err instanceof Error ? err.message : String(err) };
+    return { kind: 'bad_json', error: errorMessage(err) };
   }
   // The reference echoes a bare JSON number; some clients use that as a cheap probe.
   if (typeof value === 'number') return { kind: 'number', text: text.trim() };

@@ -1,4 +1,5 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { errorCode, errorMessage } from '../errors.js';
 import { blockString, type ProviderBlock } from './block.js';
 import { callSignal, ProviderError } from './types.js';
 import type { CallOptions } from './types.js';
@@ -48,8 +49,9 @@ export function toProviderError(provider: string, err: unknown, opts: CallOption
     return new ProviderError(provider, 'timeout', `no answer within ${opts.timeoutMs ?? '?'} ms`, { cause: err });
   }
   if (err instanceof APIConnectionError) {
-    const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
-    const code = cause?.code ?? cause?.cause?.code ?? '';
+    // fetch wraps the socket's error: its code is on the cause, or on the cause's cause.
+    const cause = err.cause instanceof Error ? err.cause : undefined;
+    const code = errorCode(cause) ?? errorCode(cause?.cause) ?? '';
     return new ProviderError(provider, 'network', `connection failed${code ? ` (${code})` : ''}: ${err.message}`, {
       cause: err,
     });
@@ -61,7 +63,7 @@ export function toProviderError(provider: string, err: unknown, opts: CallOption
     return new ProviderError(provider, 'timeout', `aborted: ${err.message}`, { cause: err });
   }
   // Failures while reading a response body (socket reset mid-stream) surface as plain errors.
-  return new ProviderError(provider, 'network', err instanceof Error ? err.message : String(err), { cause: err });
+  return new ProviderError(provider, 'network', errorMessage(err), { cause: err });
 }
 
 /** One signal for a call: the caller's signal, its deadline, and a local controller that ends the request early. */

@@ -1,5 +1,6 @@
 import type { ConfigStore } from '../config/store.js';
 import type { LinusConfig } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/log.js';
 import type { AsrProvider, LlmProvider, TtsProvider, VadProvider } from './types.js';
 
@@ -162,7 +163,7 @@ export class ProviderRegistry {
     } catch (err) {
       entry.leases--;
       if (this.#entries.get(key) === entry) this.#entries.delete(key);
-      this.#logOnce(key, fingerprint, `${path} cannot be used: ${(err as Error).message}`);
+      this.#logOnce(key, fingerprint, `${path} cannot be used: ${errorMessage(err)}`);
       return undefined;
     }
     const held = entry;

@@ -1,8 +1,5 @@
-/**
- * A scope owns everything a session (or a turn, or a meeting) starts: timers, intervals, listeners,
- * child scopes, tasks. `close()` disposes all of it in reverse order, once; later calls do nothing.
- * Nothing in a session creates a timer or a listener except through its scope.
- */
+import { errorMessage } from '../errors.js';
+
 export type Disposer = () => void;
 
 export interface ScopeErrorSink {
@@ -16,12 +13,17 @@ interface Emitterish<L extends Listener> {
   off(event: string, listener: L): unknown;
 }
 
+/**
+ * A scope owns everything a session (or a turn, or a meeting) starts: timers, intervals, listeners,
+ * child scopes, tasks. `close()` disposes all of it in reverse order, once; later calls do nothing.
+ * Nothing in a session creates a timer or a listener except through its scope.
+ */
 export class Scope {
   readonly name: string;
   #disposers = new Set<Disposer>();
-  // Tasks are rare on a scope; the set is made when the first one starts.
   #closed = false;
   #controller: AbortController | undefined;
+  // Tasks are rare on a scope; the set is made when the first one starts.
   #tasks: Set<Promise<unknown>> | undefined;
   readonly #onError: ScopeErrorSink;
 
@@ -140,5 +142,5 @@ export class Scope {
 function noop(): void {}
 
 function defaultErrorSink(error: unknown, where: string): void {
-  process.emitWarning(`scope error in ${where}: ${error instanceof Error ? error.message : String(error)}`);
+  process.emitWarning(`scope error in ${where}: ${errorMessage(error)}`);
 }

@@ -2,11 +2,6 @@ import type { WebSocket } from 'ws';
 import { encodeFrame, type ProtocolVersion } from '../protocol/framing.js';
 import type { Metrics } from '../observability/metrics.js';
 
-/**
- * The one way a connection sends. It never throws into the caller and says whether the frame was accepted.
- * Under back-pressure frames wait in a bounded queue; when it overflows, the oldest audio is dropped first
- * and JSON control messages are never dropped (a peer that will not even read those is cut off).
- */
 export interface SenderOptions {
   /** Bytes handed to the socket and not yet flushed, above which frames queue here instead. */
   highWaterBytes?: number;
@@ -27,6 +22,11 @@ interface Pending {
 
 const OPEN = 1;
 
+/**
+ * The one way a connection sends. It never throws into the caller and says whether the frame was accepted.
+ * Under back-pressure frames wait in a bounded queue; when it overflows, the oldest audio is dropped first
+ * and JSON control messages are never dropped (a peer that will not even read those is cut off).
+ */
 export class Sender {
   #inflight = 0;
   #queue: Pending[] = [];
@@ -62,6 +62,7 @@ export class Sender {
     try {
       text = JSON.stringify(message);
     } catch {
+      // A cycle or a BigInt in the message: counted, and the caller is told it was not sent.
       this.#metrics.sendFailures.labels('unserializable').inc();
       return false;
     }
@@ -79,6 +80,7 @@ export class Sender {
       try {
         text = JSON.stringify(message);
       } catch {
+        // Counted as in json(); the promise settles false.
         this.#metrics.sendFailures.labels('unserializable').inc();
         return resolve(false);
       }
@@ -106,6 +108,7 @@ export class Sender {
     try {
       frame = encodeFrame(this.#version, opus, timestamp);
     } catch {
+      // A packet too large for the frame header: counted, and the caller is told it was not sent.
       this.#metrics.sendFailures.labels('frame_encode').inc();
       return false;
     }
@@ -183,6 +186,7 @@ export class Sender {
       });
       this.#metrics.countOut(p.type, p.bytes);
     } catch {
+      // ws throws only when the socket is no longer open: counted, and the frame's waiter is told.
       this.#inflight -= p.bytes;
       this.#metrics.sendFailures.labels('socket_error').inc();
       p.written?.(false);

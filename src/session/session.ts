@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import type { PrivateConfig } from '../config/private-config.js';
 import type { ConfigStore } from '../config/store.js';
+import { errorCode } from '../errors.js';
 import type { DeviceConnection, DeviceRecord, DeviceRegistry } from '../hub/registry.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -61,8 +62,8 @@ const WS_OPEN = 1;
 
 /** The bad-frame reason of an error from the `ws` frame parser (its codes are `WS_ERR_*`); undefined for others. */
 export function wsFrameError(err: Error): 'invalid_utf8' | 'over_hard_limit' | 'ws_protocol' | undefined {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  const code = errorCode(err);
+  if (!code?.startsWith('WS_ERR_')) return undefined;
   if (code === 'WS_ERR_INVALID_UTF8') return 'invalid_utf8';
   if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return 'over_hard_limit';
   return 'ws_protocol';
@@ -292,6 +293,7 @@ export class Session implements DeviceConnection {
       try {
         this.#ws.close(code, reason.slice(0, 120));
       } catch {
+        // A close frame that cannot be sent: the socket is cut instead, and the close is logged below.
         this.#ws.terminate();
       }
     }
@@ -316,6 +318,7 @@ export class Session implements DeviceConnection {
     try {
       this.#ws.ping();
     } catch {
+      // A socket that cannot take a ping is as dead as one that missed it: the sweep terminates it.
       return false;
     }
     return true;

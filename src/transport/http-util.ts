@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorMessage } from '../errors.js';
 
 export class HttpError extends Error {
   constructor(
@@ -70,7 +71,7 @@ export async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new HttpError(400, `body is not valid JSON: ${(err as Error).message}`);
+    throw new HttpError(400, `body is not valid JSON: ${errorMessage(err)}`);
   }
 }
 

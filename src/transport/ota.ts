@@ -112,6 +112,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       sendJson(res, 200, reply, CORS);
     });
     router.add('POST', `${family.ota}/activate`, async (req, res) => {
+      // The body is read only to drain the request: the answer comes from the headers and the activation store.
       await readJson(req).catch(() => ({}));
       const config = deps.config.current;
       if (!config.server.activation.enabled) {

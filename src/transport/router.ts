@@ -71,6 +71,7 @@ function safeDecode(v: string): string {
   try {
     return decodeURIComponent(v);
   } catch {
+    // Malformed percent-encoding: the raw segment is matched as it is, no route is lost by it.
     return v;
   }
 }

@@ -4,6 +4,7 @@
  * CPU work off the event loop that paces every session's frames; the inline engine (`server.audio_workers: 0`)
  * runs it on the main thread.
  */
+import { errorMessage } from '../errors.js';
 import { createOpusEncoder } from './opus.js';
 import { UplinkProcessor, type UplinkOptions, type UplinkResult } from './uplink.js';
 
@@ -102,7 +103,7 @@ export function createInlineAudio(): AudioEngine {
       try {
         uplink.open(id, opts);
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
+        const message = errorMessage(err);
         queueMicrotask(() => handlers.onError(message));
       }
       return {

@@ -5,6 +5,7 @@
  */
 import { constants, setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
+import { errorMessage } from '../errors.js';
 import type { FromWorker, ToWorker } from './audio-workers.js';
 import { ownsBuffer } from './audio-workers.js';
 import { createOpusEncoder, type OpusEncoder } from './opus.js';
@@ -23,7 +24,6 @@ try {
 
 const uplink = new UplinkProcessor();
 const encoders = new Map<number, OpusEncoder>();
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
   const out: FromWorker = { uplink: [], encoded: [], errors: [] };
@@ -41,7 +41,7 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
       }
     } catch (err) {
       for (const id of new Set(packets.map((p) => p.id)))
-        out.errors.push({ id, message: `uplink processing failed: ${message(err)}` });
+        out.errors.push({ id, message: `uplink processing failed: ${errorMessage(err)}` });
     }
   };
   for (const op of msg.ops) {
@@ -54,7 +54,7 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
         try {
           uplink.open(op.id, op.opts);
         } catch (err) {
-          out.errors.push({ id: op.id, message: message(err) });
+          out.errors.push({ id: op.id, message: errorMessage(err) });
         }
         break;
       case 'uplink-reset':
@@ -71,7 +71,7 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
           encoders.set(op.id, createOpusEncoder(op.rate, op.frameMs, { complexity: op.complexity }));
         } catch (err) {
           encoders.delete(op.id);
-          out.errors.push({ id: op.id, message: message(err) });
+          out.errors.push({ id: op.id, message: errorMessage(err) });
         }
         break;
       case 'encode': {
@@ -95,7 +95,7 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
             transfer.push(...buffers);
           }
         } catch (err) {
-          out.encoded.push({ req: op.req, error: message(err) });
+          out.encoded.push({ req: op.req, error: errorMessage(err) });
         }
         break;
       }

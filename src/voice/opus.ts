@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import type * as NativeOpusModule from '@discordjs/opus';
 import type OpusScriptClass from 'opusscript';
+import { errorMessage } from '../errors.js';
 
 type NativeOpus = typeof NativeOpusModule;
 type OpusScript = typeof OpusScriptClass;
@@ -141,10 +142,9 @@ export function createOpusDecoder(sampleRate: number, channels = 1, opts: { back
       try {
         pcm = c.decode(packet);
       } catch (err) {
-        throw new OpusDecodeError(
-          `corrupted Opus packet (${packet.length} bytes): ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err },
-        );
+        throw new OpusDecodeError(`corrupted Opus packet (${packet.length} bytes): ${errorMessage(err)}`, {
+          cause: err,
+        });
       }
       // Copy into an aligned array: the codec's buffer may sit at an odd offset or inside wasm memory.
       const out = new Int16Array(pcm.length >> 1);

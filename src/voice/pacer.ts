@@ -1,13 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Scope } from '../session/scope.js';
 
-/**
- * Downlink pacing by absolute deadlines (D10). With the play clock anchored when the first frame goes out,
- * frame i plays at anchor + i·frame; it is sent `prebuffer` frames ahead of that, never earlier, so the
- * device holds at most `prebuffer` frames beyond what it is playing (far under its 40-frame queue).
- * When the device has run dry (a gap between TTS sentences) the clock re-anchors with a fresh pre-buffer
- * instead of bursting to catch up. Control messages (sentence_start) queue in order and take no play time.
- */
 export interface PacerOptions<F = Buffer> {
   scope: Scope;
   frameMs: number;
@@ -21,6 +14,13 @@ export interface PacerOptions<F = Buffer> {
 
 type Item<F> = { audio: F } | { control: { type: string } & Record<string, unknown> };
 
+/**
+ * Downlink pacing by absolute deadlines (D10). With the play clock anchored when the first frame goes out,
+ * frame i plays at anchor + i·frame; it is sent `prebuffer` frames ahead of that, never earlier, so the
+ * device holds at most `prebuffer` frames beyond what it is playing (far under its 40-frame queue).
+ * When the device has run dry (a gap between TTS sentences) the clock re-anchors with a fresh pre-buffer
+ * instead of bursting to catch up. Control messages (sentence_start) queue in order and take no play time.
+ */
 export class Pacer<F = Buffer> {
   #queue: Item<F>[] = [];
   #head = 0;

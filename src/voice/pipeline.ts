@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { errorMessage, providerErrorKind } from '../errors.js';
 import type { AudioFrame } from '../protocol/framing.js';
 import type { ListenMessage } from '../protocol/messages.js';
 import type { Lease, LlmPurpose, ProviderKinds, ProviderRegistry } from '../providers/registry.js';
@@ -329,8 +330,8 @@ export class VoicePipeline implements SessionVoice {
     try {
       text = (await u.stream.finish()).text;
     } catch (err) {
-      this.session.ctx.metrics.providerErrors.labels('asr', (err as { kind?: string }).kind ?? 'error').inc();
-      this.session.log.warn({ err: (err as Error).message }, 'ASR failed');
+      this.session.ctx.metrics.providerErrors.labels('asr', providerErrorKind(err)).inc();
+      this.session.log.warn({ err: errorMessage(err) }, 'ASR failed');
     } finally {
       u.lease?.release();
       this.#finishing = false;

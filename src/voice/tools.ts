@@ -1,3 +1,4 @@
+import { errorMessage } from '../errors.js';
 import type { ToolCall, ToolSpec } from '../providers/types.js';
 import type { Session } from '../session/session.js';
 
@@ -123,12 +124,13 @@ export async function runTool(
     const parsed: unknown = call.arguments ? JSON.parse(call.arguments) : {};
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) args = parsed as Record<string, unknown>;
   } catch {
+    // The model is told, so it can retry the call with valid arguments.
     return { action: 'reqllm', result: 'error: arguments were not valid JSON' };
   }
   try {
     return await tool.run(args, signal);
   } catch (err) {
     if (signal.aborted) throw err;
-    return { action: 'reqllm', result: `error: ${(err as Error).message}` };
+    return { action: 'reqllm', result: `error: ${errorMessage(err)}` };
   }
 }

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { errorMessage, providerErrorKind } from '../errors.js';
 import type { Lease } from '../providers/registry.js';
 import type { ChatMessage, LlmProvider, ToolCall, TtsProvider } from '../providers/types.js';
 import type { Scope } from '../session/scope.js';
@@ -134,7 +135,7 @@ export class Turn {
         this.outcome ??= 'aborted';
       } else {
         this.outcome = 'failed';
-        session.log.warn({ err: (err as Error).message }, 'turn failed');
+        session.log.warn({ err: errorMessage(err) }, 'turn failed');
       }
     } finally {
       if (this.#spoken && input.fixedReply === undefined) dialogue.add({ role: 'assistant', content: this.#spoken });
@@ -194,8 +195,7 @@ export class Turn {
         }
       } catch (err) {
         // Counted like ASR and TTS failures; an abort (the scope closed) is not a provider failure.
-        if (!this.scope.closed)
-          session.ctx.metrics.providerErrors.labels('llm', (err as { kind?: string }).kind ?? 'error').inc();
+        if (!this.scope.closed) session.ctx.metrics.providerErrors.labels('llm', providerErrorKind(err)).inc();
         throw err;
       }
       if (!calls.length) break;
@@ -267,8 +267,8 @@ export class Turn {
         session.log.warn({ err: err.message }, 'sentence not encoded: the audio thread is unavailable');
         return;
       }
-      session.ctx.metrics.providerErrors.labels('tts', (err as { kind?: string }).kind ?? 'error').inc();
-      session.log.warn({ err: (err as Error).message }, 'TTS failed for a sentence');
+      session.ctx.metrics.providerErrors.labels('tts', providerErrorKind(err)).inc();
+      session.log.warn({ err: errorMessage(err) }, 'TTS failed for a sentence');
     }
   }
 

@@ -1,3 +1,5 @@
+import { errorMessage } from '../../errors.js';
+import { extractJsonObject } from '../../json.js';
 import type { LlmProvider } from '../../providers/types.js';
 import { MAX_RISKS, type CodingConfig } from './config.js';
 
@@ -176,22 +178,6 @@ export function historyText(history: readonly HistoryLine[], maxChars: number): 
   return lines.reverse().join('\n');
 }
 
-function extractJson(answer: string): Record<string, unknown> | undefined {
-  const parse = (s: string): Record<string, unknown> | undefined => {
-    try {
-      const v: unknown = JSON.parse(s);
-      return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const direct = parse(answer.trim());
-  if (direct) return direct;
-  const a = answer.indexOf('{');
-  const b = answer.lastIndexOf('}');
-  return a >= 0 && b > a ? parse(answer.slice(a, b + 1)) : undefined;
-}
-
 const PROMPT = (summary: boolean, cfg: CodingConfig) =>
   [
     summary
@@ -235,9 +221,9 @@ export async function computeInsight(
     });
   } catch (err) {
     if (req.signal.aborted) throw err;
-    return { insight: heuristic, source: 'heuristic', reason: `LLM call failed: ${(err as Error).message}` };
+    return { insight: heuristic, source: 'heuristic', reason: `LLM call failed: ${errorMessage(err)}` };
   }
-  const obj = extractJson(answer);
+  const obj = extractJsonObject(answer);
   if (!obj)
     return { insight: heuristic, source: 'heuristic', reason: `LLM output is not JSON (${answer.length} chars)` };
   const fromLlm = capInsight(obj, req.cfg);

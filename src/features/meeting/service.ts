@@ -232,6 +232,7 @@ export class MeetingService {
     if (cached) return { live: cached, created: false };
     const inFlight = this.#loading.get(deviceId);
     if (inFlight) {
+      // The caller that started the load reports its failure; this one only retries or gives up.
       const r = await inFlight.catch(() => undefined);
       return r ? { live: r.live, created: false } : create ? this.#ensure(session, create) : undefined;
     }

@@ -1,3 +1,4 @@
+import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../observability/log.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import type { MeetingConfig } from './config.js';
@@ -135,7 +136,7 @@ export class Summarizer {
     } catch (err) {
       if (req.signal.aborted) throw err;
       this.log.warn(
-        { meeting: meeting.id, err: (err as Error).message },
+        { meeting: meeting.id, err: errorMessage(err) },
         'meeting summary LLM failed; using the fallback summary',
       );
       const summary = fallbackSummary(ctx);

@@ -3,6 +3,7 @@
  * bracket extraction → heuristic), the normaliser that guarantees the seven fields with their caps, the
  * fallback and empty summaries, and the duration rule.
  */
+import { parseJsonObject } from '../../json.js';
 import type { ChatMessage } from '../../providers/types.js';
 import type { MeetingConfig } from './config.js';
 import { detectLang, type TextLang } from './text.js';
@@ -197,15 +198,6 @@ export type ParsedSummary = {
   via: 'json' | 'brackets' | 'heuristic';
 };
 
-function asObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function mapKeys(obj: Record<string, unknown>): Partial<Record<keyof SummaryFields, unknown>> {
   const out: Partial<Record<keyof SummaryFields, unknown>> = {};
   for (const [k, v] of Object.entries(obj)) {
@@ -221,12 +213,12 @@ function mapKeys(obj: Record<string, unknown>): Partial<Record<keyof SummaryFiel
  */
 export function parseSummaryText(raw: string): ParsedSummary | undefined {
   const text = raw.trim();
-  const direct = asObject(text);
+  const direct = parseJsonObject(text);
   if (direct) return { fields: mapKeys(direct), via: 'json' };
   const start = text.indexOf('{');
   const end = text.lastIndexOf('}');
   if (start >= 0 && end > start) {
-    const inner = asObject(text.slice(start, end + 1));
+    const inner = parseJsonObject(text.slice(start, end + 1));
     if (inner) return { fields: mapKeys(inner), via: 'brackets' };
   }
   const heuristic = heuristicFields(text);

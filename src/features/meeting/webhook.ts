@@ -1,4 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
+import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../observability/log.js';
 import type { Disposer, Scope } from '../../session/scope.js';
 import type { MeetingConfig } from './config.js';
@@ -123,6 +124,7 @@ export class WebhookDispatcher {
         signal,
         redirect: 'manual',
       });
+      // Only the status matters; a body that fails to cancel changes nothing about the delivery.
       await res.body?.cancel().catch(() => undefined);
       if (res.ok) {
         await this.outbox.delivered(job.id, Date.now());
@@ -136,7 +138,7 @@ export class WebhookDispatcher {
     } catch (err) {
       // Shutdown: not an attempt; the row stays pending for the next start.
       if (this.scope.signal.aborted) return;
-      error = signal.aborted ? `no answer within ${job.timeoutMs} ms` : (err as Error).message;
+      error = signal.aborted ? `no answer within ${job.timeoutMs} ms` : errorMessage(err);
     }
     if (job.attempts === 0) {
       const retryAt = Date.now() + this.#retryMin + Math.random() * (this.#retryMax - this.#retryMin);

@@ -10,7 +10,8 @@ import { peerConfig } from './config.js';
 import { correctNormalized, envelopeFor, parsePeerRequest, type PeerEnvelope } from './message.js';
 import { SlidingWindowLimiter } from './rate-limit.js';
 import { SqlitePeerQueue } from './sqlite-queue.js';
-import { extractJsonObject, sanitizeForPrompt } from './structure.js';
+import { extractJsonObject } from '../../json.js';
+import { sanitizeForPrompt } from './structure.js';
 
 const cfg = (peer: Record<string, unknown>) => peerConfig(validateConfig({ peer }).config);
 

@@ -1,3 +1,5 @@
+import { errorMessage } from '../../errors.js';
+import { extractJsonObject } from '../../json.js';
 import type { Logger } from '../../observability/log.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import { correctNormalized, type NormalizedTask } from './message.js';
@@ -32,23 +34,6 @@ export function sanitizeForPrompt(text: string, maxChars: number): string {
   );
 }
 
-/** Direct JSON first, then the first {...} span of the answer (models like to add prose or fences). */
-export function extractJsonObject(answer: string): Record<string, unknown> | undefined {
-  const tryParse = (s: string): Record<string, unknown> | undefined => {
-    try {
-      const v: unknown = JSON.parse(s);
-      return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  const direct = tryParse(answer.trim());
-  if (direct) return direct;
-  const start = answer.indexOf('{');
-  const end = answer.lastIndexOf('}');
-  return start >= 0 && end > start ? tryParse(answer.slice(start, end + 1)) : undefined;
-}
-
 export interface StructureOptions {
   providers: ProviderRegistry;
   signal: AbortSignal;
@@ -75,7 +60,7 @@ export async function structureText(text: string, opts: StructureOptions): Promi
       temperature: 0,
     });
   } catch (err) {
-    return { ok: false, reason: `LLM call failed: ${(err as Error).message}` };
+    return { ok: false, reason: `LLM call failed: ${errorMessage(err)}` };
   } finally {
     lease.release();
   }

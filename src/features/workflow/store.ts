@@ -1,3 +1,4 @@
+import { parseJsonObject } from '../../json.js';
 import { applyMigrations, type Db } from '../../store/sqlite.js';
 import type {
   AssignResult,
@@ -65,12 +66,7 @@ const COLUMNS = 'group_key, id, title, priority, status, owner, extra, created_a
 const ORDER = 'ORDER BY status DESC, priority ASC, seq ASC';
 
 function parseExtra(text: string): Record<string, unknown> {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
+  return parseJsonObject(text) ?? {};
 }
 
 function toTask(row: Row): Task {

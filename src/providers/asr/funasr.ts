@@ -1,5 +1,6 @@
 import { endianness } from 'node:os';
 import WebSocket from 'ws';
+import { errorCode } from '../../errors.js';
 import { blockNumber, blockString } from '../block.js';
 import { abortError } from '../openai-common.js';
 import type { ProviderBlock } from '../block.js';
@@ -268,7 +269,7 @@ function wsError(alias: string, err: Error): ProviderError {
   if (status) return new ProviderError(alias, 'http', `HTTP ${status} on the WebSocket upgrade`, { cause: err });
   if (/handshake has timed out/i.test(err.message))
     return new ProviderError(alias, 'timeout', err.message, { cause: err });
-  const code = (err as { code?: string }).code;
+  const code = errorCode(err);
   return new ProviderError(
     alias,
     'network',

@@ -170,6 +170,7 @@ class PocketsphinxStream implements AsrStream {
       try {
         await access(path);
       } catch {
+        // Absent or unreadable, this file is why the tool failed: the error names it.
         const hint = path.startsWith(MODEL) ? ' (apt-get install pocketsphinx-en-us)' : '';
         return new ProviderError(this.provider, 'config', `model file ${path} is missing${hint}`);
       }

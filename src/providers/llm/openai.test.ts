@@ -195,11 +195,12 @@ test('HTTP 500 gives ProviderError http with the status', async () => {
   assert.match((await rejectsWith(llm.complete(req()), 'http')).message, /401/);
 });
 
-test('connection refused gives ProviderError network', async () => {
+test('connection refused gives ProviderError network, naming the socket error code', async () => {
   const port = await refusedPort();
   const dead = createOpenAiLlm('Dead', { url: `http://127.0.0.1:${port}/v1`, model_name: 'm' });
   await rejectsWith(collect(dead.stream(req())), 'network');
-  await rejectsWith(dead.complete(req()), 'network');
+  const err = await rejectsWith(dead.complete(req()), 'network');
+  assert.match(err.message, /connection failed \(ECONNREFUSED\)/);
 });
 
 test('an already aborted signal fails at once with an AbortError', async () => {

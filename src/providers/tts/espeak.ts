@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
+import { errorMessage } from '../../errors.js';
 import { readWav } from '../../voice/wav.js';
 import { missingToolError, requireExecutable, stderrTail } from '../system-tools.js';
 import { ProviderError } from '../types.js';
@@ -113,7 +114,7 @@ function headerRate(provider: string, header: Buffer): number {
   try {
     return readWav(header).sampleRate;
   } catch (err) {
-    throw new ProviderError(provider, 'protocol', `espeak-ng wrote an unexpected WAV: ${(err as Error).message}`, {
+    throw new ProviderError(provider, 'protocol', `espeak-ng wrote an unexpected WAV: ${errorMessage(err)}`, {
       cause: err,
     });
   }

@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as OrtBindingModule from 'onnxruntime-node/dist/binding.js';
 import type * as OrtModule from 'onnxruntime-node';
+import { errorMessage } from '../../errors.js';
 import {
   createWindowedDetector,
   parseVadThresholds,
@@ -49,12 +50,7 @@ function loadOrt(alias: string): { ort: typeof OrtModule; binding: typeof OrtBin
     internal.initOrt();
     return { ort, binding: internal.binding };
   } catch (err) {
-    throw new ProviderError(
-      alias,
-      'config',
-      `cannot load onnxruntime-node: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
-    );
+    throw new ProviderError(alias, 'config', `cannot load onnxruntime-node: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -114,12 +110,7 @@ export function createSileroModel(alias: string, modelPath: string): BatchWindow
       enableMemPattern: false,
     });
   } catch (err) {
-    throw new ProviderError(
-      alias,
-      'config',
-      `cannot load ${modelPath}: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
-    );
+    throw new ProviderError(alias, 'config', `cannot load ${modelPath}: ${errorMessage(err)}`, { cause: err });
   }
   const inputs = session.inputMetadata
     .map((m) => m.name)
