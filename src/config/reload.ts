@@ -1,6 +1,7 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { errorMessage } from '../errors.js';
+import { isJsonObject } from '../json.js';
 import type { Logger } from '../observability/log.js';
 import { ConfigError, loadConfigFile, validateConfig, type ValidatedConfig } from './load.js';
 import { fetchServerConfig } from './manager-api.js';
@@ -143,18 +144,14 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = isPlainObject(v) && isPlainObject(b) ? deepMerge(b, v) : v;
+    out[k] = isJsonObject(v) && isJsonObject(b) ? deepMerge(b, v) : v;
   }
   return out;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return !!v && typeof v === 'object' && !Array.isArray(v);
-}
-
 /** Dotted paths whose values differ (objects compared key by key, arrays and scalars as values). */
 export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
-  if (isPlainObject(a) && isPlainObject(b)) {
+  if (isJsonObject(a) && isJsonObject(b)) {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
     return [...keys].flatMap((k) => changedPaths(a[k], b[k], prefix ? `${prefix}.${k}` : k));
   }
