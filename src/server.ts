@@ -27,6 +27,7 @@ import { createAudioEngine } from './voice/audio-workers.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
+import { DeviceBindings } from './store/bindings.js';
 import { MemoryStore } from './store/memory.js';
 import { openDatabase, type Db } from './store/sqlite.js';
 import { registerAdminRoutes } from './transport/admin.js';
@@ -34,6 +35,8 @@ import { ApiRoutes } from './transport/api.js';
 import { resolveAuthKey } from './transport/device-auth.js';
 import { HttpError, sendJson, sendText } from './transport/http-util.js';
 import { registerOtaRoutes } from './transport/ota.js';
+import { limitRequests } from './transport/request-limits.js';
+import { SecretThrottle } from './transport/secret-throttle.js';
 import { Router } from './transport/router.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
@@ -155,7 +158,9 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     );
   }
   const activations = new ActivationStore(db);
+  const bindings = new DeviceBindings(db);
   const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true });
+  const throttle = new SecretThrottle(metrics, log, () => config.current.server.failed_secrets);
   const registry = new LocalDeviceRegistry();
   const auth = resolveAuthKey(initial, randomBytes(16).toString('hex'));
   if (auth.ephemeral && initial.server.auth.enabled) {
@@ -182,7 +187,7 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       else log.warn('restart requested, but this server is not run by the linus command; ignoring');
     });
   };
-  registerServerActions(messages, { reload: (patch) => reload('device', patch), restart });
+  registerServerActions(messages, { reload: (patch) => reload('device', patch), restart, throttle });
   // With a manager API the whole config comes from it at start; when it cannot be had, the file config serves.
   if (reloader && initial['manager-api'].url) {
     const r = await reload('start');
@@ -202,8 +207,16 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     state: () => state,
     version: VERSION,
   });
-  registerOtaRoutes(router, { config, activations, authKey: auth.key, log });
-  registerAdminRoutes(router, { config, activations, log, reload: (patch) => reload('admin', patch), restart });
+  registerOtaRoutes(router, { config, activations, bindings, throttle, authKey: auth.key, log });
+  registerAdminRoutes(router, {
+    config,
+    activations,
+    bindings,
+    throttle,
+    log,
+    reload: (patch) => reload('admin', patch),
+    restart,
+  });
   const modes = new ModeController(messages);
   const directory = new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log);
   scope.add(() => directory.close());
@@ -217,13 +230,17 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     directory,
     dataDir: opts.dataDir,
     router,
-    api: new ApiRoutes(router, config),
+    api: new ApiRoutes(router, config, throttle),
     voiceHooks,
     voiceOf: (session) => voices.get(session)?.pipeline,
     sessions: () => sessions,
   });
 
-  const http = createServer((req, res) => void handleHttp(router, log, req, res));
+  const http = createServer();
+  http.on(
+    'request',
+    limitRequests(http, metrics, (req, res) => void handleHttp(router, log, req, res)),
+  );
   http.keepAliveTimeout = 5000;
   const wss = new WebSocketServer({
     noServer: true,
@@ -237,6 +254,8 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       wss,
       ctx,
       activations,
+      bindings,
+      throttle,
       accepting: () => state === 'serving',
       connectionCount: () => sessions.size,
       onSession: (session) => {
@@ -261,7 +280,6 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       },
     }),
   );
-  http.on('clientError', (_err, socket) => socket.destroy());
 
   const { ip: host } = initial.server;
   const port = initial.server.port;
@@ -415,7 +433,7 @@ async function handleHttp(router: Router, log: Logger, req: IncomingMessage, res
       res.destroy();
       return;
     }
-    if (err instanceof HttpError) sendJson(res, err.status, { success: false, error: err.message });
+    if (err instanceof HttpError) sendJson(res, err.status, { success: false, error: err.message }, err.headers);
     else {
       log.error({ err, path: url.pathname }, 'http handler failed');
       sendJson(res, 500, { success: false, error: 'internal error' });

@@ -11,6 +11,7 @@ import { signDeviceToken } from '../protocol/auth-token.js';
 import { normalizeId } from '../protocol/ids.js';
 import { startServer } from '../server.js';
 import { ActivationStore } from '../store/activation.js';
+import { DeviceBindings } from '../store/bindings.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
 import { restartProcess } from './restart.js';
@@ -82,16 +83,44 @@ function checkConfig(flags: CliFlags): void {
 }
 
 function activate(code: string, flags: CliFlags): void {
+  const rec = withStore(flags, (db) => new ActivationStore(db).activateByCode(code));
+  if (!rec) fail(`no device is waiting with code ${code}`);
+  process.stdout.write(`activated ${rec.deviceId}\n`);
+}
+
+/** Opens the store of the data dir the flags point at, runs `use`, closes it; failures end the command. */
+function withStore<T>(flags: CliFlags, use: (db: ReturnType<typeof openDatabase>) => T): T {
   try {
     const opts = resolveRuntimeOptions(flags, process.env);
     const db = openDatabase(opts.dataDir);
-    const rec = new ActivationStore(db).activateByCode(code);
-    db.close();
-    if (!rec) fail(`no device is waiting with code ${code}`);
-    process.stdout.write(`activated ${rec.deviceId}\n`);
+    try {
+      return use(db);
+    } finally {
+      db.close();
+    }
   } catch (err) {
     fail(err);
   }
+}
+
+function listBindings(flags: CliFlags): void {
+  const rows = withStore(flags, (db) => new DeviceBindings(db).list());
+  if (!rows.length) process.stdout.write('no device is bound to a client id yet\n');
+  for (const b of rows) process.stdout.write(`${b.deviceId}\t${b.clientId}\t${new Date(b.boundAt).toISOString()}\n`);
+}
+
+function rebind(deviceId: string, clientId: string | undefined, flags: CliFlags): void {
+  const dev = normalizeId(deviceId);
+  if (!dev) fail('device id is empty');
+  const client = clientId === undefined ? undefined : normalizeId(clientId);
+  if (clientId !== undefined && !client) fail('client id is empty');
+  const before = withStore(flags, (db) => new DeviceBindings(db).rebind(dev, client));
+  const was = before ? ` (was ${before.clientId})` : ' (it was not bound)';
+  process.stdout.write(
+    client
+      ? `${dev} is now bound to client ${client}${was}\n`
+      : `${dev} is free: the next client that obtains a token owns it${was}\n`,
+  );
 }
 
 function token(deviceId: string, clientId: string | undefined, flags: CliFlags): void {
@@ -147,8 +176,25 @@ export function main(argv: string[]): void {
   withConfigFlags(
     program.command('activate <code>').description('activate the device waiting with this 6-digit code'),
   ).action((code: string, flags: CliFlags) => activate(code, flags));
+  const devices = program
+    .command('devices')
+    .description('which client id owns each device id (with auth on, the first client to obtain a token)');
+  withConfigFlags(devices.command('list').description('list device ids and the client ids they are bound to')).action(
+    (flags: CliFlags) => listBindings(flags),
+  );
   withConfigFlags(
-    program.command('token <device-id> [client-id]').description('print a device token (server.auth_key must be set)'),
+    devices
+      .command('rebind <device-id> [client-id]')
+      .description(
+        'a re-flashed device has a new client id: bind the device id to it, or with none free it for the next client that obtains a token',
+      ),
+  ).action((deviceId: string, clientId: string | undefined, flags: CliFlags) => rebind(deviceId, clientId, flags));
+  withConfigFlags(
+    program
+      .command('token <device-id> [client-id]')
+      .description(
+        'print a device token (server.auth_key must be set; it connects only if the device id is free or bound to this client id)',
+      ),
   ).action((deviceId: string, clientId: string | undefined, flags: CliFlags) => token(deviceId, clientId, flags));
   program
     .command('simulate')

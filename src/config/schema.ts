@@ -68,6 +68,17 @@ export const serverSchema = z
     meeting_api_token: z.string().default(''),
     /** HTTP API requests per second per client address (429 beyond). 0 = unlimited. */
     api_rate_limit: z.number().int().min(0).default(10),
+    /**
+     * Wrong secrets (admin secret, meeting-API token, device token) one client address may present within a minute;
+     * then its secrets are refused with 429, unchecked, for `backoff_ms`, doubling with each further burst.
+     */
+    failed_secrets: z
+      .object({
+        limit: positiveInt.default(10),
+        backoff_ms: positiveInt.default(1_000),
+        max_backoff_ms: positiveInt.default(300_000),
+      })
+      .prefault({}),
     /** Reload when the config file is saved (SIGHUP, the admin call and update_config always work). */
     watch_config: z.boolean().default(true),
     /** Graceful shutdown deadline. */

@@ -4,6 +4,8 @@ import { EventEmitter } from 'node:events';
 export interface DeviceConnection {
   readonly connectionId: string;
   readonly deviceId: string;
+  /** The client id it connected with, when known (a handover from another client id needs proof, see upgrade). */
+  readonly clientId?: string;
   /** Told that a newer connection of the same device took the route over. */
   replacedBy(newer: DeviceConnection): void;
   /** Hands the device one JSON message; false when it could not be sent. */

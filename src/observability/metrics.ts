@@ -58,6 +58,29 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly authFailures = new Counter({
+    name: 'linus_auth_failures_total',
+    help: 'Wrong secrets presented, by kind: admin (admin secret), api (meeting API token), device (device token)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly authThrottled = new Counter({
+    name: 'linus_auth_throttled_total',
+    help: 'Requests answered 429 unchecked because their address is backing off after wrong secrets',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly authLockouts = new Counter({
+    name: 'linus_auth_lockouts_total',
+    help: 'Back-offs started: an address presented too many wrong secrets in a row',
+    registers: [this.registry],
+  });
+  readonly httpRefused = new Counter({
+    name: 'linus_http_refused_total',
+    help: 'HTTP requests refused for their size or form: header_too_large, too_many_headers (431), body_too_large (413), bad_request (400), timeout (408)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   // Per-frame counts are plain numbers, published at scrape time: a prom-client inc per frame costs ~6 % CPU.
   readonly #in = new Map<string, number>();
   readonly #out = new Map<string, number>();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { secretEquals, signDeviceToken, verifyDeviceToken } from './auth-token.js';
+import { secretEquals, signDeviceToken, TOKEN_CLOCK_SKEW_SECONDS, verifyDeviceToken } from './auth-token.js';
 
 describe('device tokens (D5)', () => {
   const now = 1_800_000_000;
@@ -34,6 +34,13 @@ describe('device tokens (D5)', () => {
       ok: false,
       reason: 'expired',
     });
+  });
+
+  it('refuses a timestamp in the future beyond the clock skew, even with expiry off', () => {
+    const ahead = signDeviceToken('key', 'client-1', 'dev-1', now + TOKEN_CLOCK_SKEW_SECONDS + 1);
+    assert.deepEqual(verifyDeviceToken('key', ahead, 'client-1', 'dev-1', 0, now), { ok: false, reason: 'future' });
+    const slightlyAhead = signDeviceToken('key', 'client-1', 'dev-1', now + TOKEN_CLOCK_SKEW_SECONDS);
+    assert.deepEqual(verifyDeviceToken('key', slightlyAhead, 'client-1', 'dev-1', 3600, now), { ok: true });
   });
 
   it('rejects malformed and missing tokens', () => {

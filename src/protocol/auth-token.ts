@@ -10,7 +10,11 @@ export function signDeviceToken(key: string, clientId: string, deviceId: string,
   return `${signature(key, clientId, deviceId, ts)}.${ts}`;
 }
 
-export type TokenCheck = { ok: true } | { ok: false; reason: 'missing' | 'malformed' | 'bad_signature' | 'expired' };
+/** How far in the future a token's timestamp may be (another node's or the CLI machine's clock running ahead). */
+export const TOKEN_CLOCK_SKEW_SECONDS = 60;
+
+export type TokenCheck =
+  { ok: true } | { ok: false; reason: 'missing' | 'malformed' | 'bad_signature' | 'expired' | 'future' };
 
 export function verifyDeviceToken(
   key: string,
@@ -30,6 +34,8 @@ export function verifyDeviceToken(
   const expected = Buffer.from(signature(key, clientId, deviceId, ts));
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return { ok: false, reason: 'bad_signature' };
+  // A future timestamp would stretch the token's life past expire_seconds (or forever when expiry is off).
+  if (ts - nowSeconds > TOKEN_CLOCK_SKEW_SECONDS) return { ok: false, reason: 'future' };
   if (expireSeconds > 0 && nowSeconds - ts > expireSeconds) return { ok: false, reason: 'expired' };
   return { ok: true };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ReloadResult } from '../config/reload.js';
 import { secretEquals } from '../protocol/auth-token.js';
+import { budgetKey, tooManyFailures, type SecretThrottle } from '../transport/secret-throttle.js';
 import type { MessageTable } from './message-table.js';
 import type { Session } from './session.js';
 
@@ -21,6 +22,8 @@ const schema = z.looseObject({
 export interface ServerActions {
   reload(patch?: Record<string, unknown>): Promise<ReloadResult>;
   restart(): void;
+  /** A wrong secret counts against the connection's address like a wrong admin secret over HTTP. */
+  throttle: SecretThrottle;
 }
 
 export function registerServerActions(table: MessageTable<Session>, actions: ServerActions): void {
@@ -32,7 +35,11 @@ export function registerServerActions(table: MessageTable<Session>, actions: Ser
       const config = session.ctx.config.current;
       const secrets = [config.server.admin_secret, config['manager-api'].secret].filter(Boolean);
       if (!secrets.length) return void reply('error', 'server actions are disabled: set server.admin_secret');
+      const address = budgetKey(session.info.remoteAddress);
+      const wait = actions.throttle.retryAfterMs(address, 'admin');
+      if (wait > 0) return void reply('error', tooManyFailures(wait).message);
       if (!secrets.some((s) => secretEquals(msg.content?.secret, s))) {
+        if (msg.content?.secret) actions.throttle.failed(address, 'admin');
         session.log.warn({ action: msg.action }, 'server action with a wrong secret refused');
         return void reply('error', 'wrong secret');
       }

@@ -52,4 +52,10 @@ const CORE_MIGRATIONS: readonly string[] = [
      summary    TEXT NOT NULL,
      updated_at INTEGER NOT NULL
    );`,
+  // Trust on first use: the client id that first obtained a token owns the device id (see DeviceBindings).
+  `CREATE TABLE device_bindings (
+     device_id TEXT PRIMARY KEY,
+     client_id TEXT NOT NULL,
+     bound_at  INTEGER NOT NULL
+   );`,
 ];

@@ -3,22 +3,35 @@ import type { ReloadResult } from '../config/reload.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Logger } from '../observability/log.js';
 import { secretEquals } from '../protocol/auth-token.js';
-import { bearerToken } from '../protocol/ids.js';
+import { bearerToken, normalizeId } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
+import type { DeviceBindings } from '../store/bindings.js';
 import { HttpError, headerString, readJson, sendJson } from './http-util.js';
 import type { Router } from './router.js';
+import { budgetKey, type SecretThrottle } from './secret-throttle.js';
 
-/** Admin calls need `server.admin_secret` as a Bearer token or `X-Admin-Token`; with no secret set they are off. */
-export function requireAdmin(config: ConfigStore, req: IncomingMessage): void {
-  const secret = config.current.server.admin_secret;
+/**
+ * Admin calls need `server.admin_secret` as a Bearer token or `X-Admin-Token`; with no secret set they are off.
+ * A wrong secret counts against the address's failed-secret budget; while it backs off, the answer is 429.
+ */
+export function requireAdmin(deps: { config: ConfigStore; throttle: SecretThrottle }, req: IncomingMessage): void {
+  const secret = deps.config.current.server.admin_secret;
   if (!secret) throw new HttpError(403, 'admin endpoints are disabled: set server.admin_secret');
+  const address = budgetKey(req.socket.remoteAddress);
+  deps.throttle.guard(address, 'admin');
   const given = bearerToken(headerString(req, 'authorization')) ?? headerString(req, 'x-admin-token');
-  if (!secretEquals(given, secret)) throw new HttpError(401, 'admin token missing or wrong');
+  if (!given) throw new HttpError(401, 'admin token missing');
+  if (!secretEquals(given, secret)) {
+    deps.throttle.failed(address, 'admin');
+    throw new HttpError(401, 'admin token wrong');
+  }
 }
 
 export interface AdminDeps {
   config: ConfigStore;
   activations: ActivationStore;
+  bindings: DeviceBindings;
+  throttle: SecretThrottle;
   log: Logger;
   reload(patch?: Record<string, unknown>): Promise<ReloadResult>;
   restart(): void;
@@ -26,7 +39,7 @@ export interface AdminDeps {
 
 export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
   router.add('POST', '/admin/config/reload', async (req, res) => {
-    requireAdmin(deps.config, req);
+    requireAdmin(deps, req);
     const body = (await readJson(req)) as { patch?: unknown };
     const patch =
       body.patch && typeof body.patch === 'object' && !Array.isArray(body.patch)
@@ -40,12 +53,12 @@ export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
     });
   });
   router.add('POST', '/admin/restart', (req, res) => {
-    requireAdmin(deps.config, req);
+    requireAdmin(deps, req);
     sendJson(res, 202, { success: true, data: { restarting: true } });
     res.on('finish', () => deps.restart());
   });
   router.add('POST', '/admin/activate', async (req, res) => {
-    requireAdmin(deps.config, req);
+    requireAdmin(deps, req);
     const body = (await readJson(req)) as { code?: unknown };
     const code = typeof body.code === 'string' || typeof body.code === 'number' ? String(body.code) : '';
     if (!/^\d{6}$/.test(code.trim())) throw new HttpError(400, 'body must be {"code":"<6 digits>"}');
@@ -55,7 +68,26 @@ export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
     sendJson(res, 200, { success: true, data: { deviceId: rec.deviceId, activatedAt: rec.activatedAt } });
   });
   router.add('GET', '/admin/activations', (req, res) => {
-    requireAdmin(deps.config, req);
+    requireAdmin(deps, req);
     sendJson(res, 200, { success: true, data: deps.activations.list() });
+  });
+  router.add('GET', '/admin/devices', (req, res) => {
+    requireAdmin(deps, req);
+    sendJson(res, 200, { success: true, data: deps.bindings.list() });
+  });
+  // A re-flashed device has a new client id: it may own its device id again only by the admin's word.
+  router.add('POST', '/admin/devices/rebind', async (req, res) => {
+    requireAdmin(deps, req);
+    const body = (await readJson(req)) as { deviceId?: unknown; clientId?: unknown };
+    const deviceId = normalizeId(body.deviceId);
+    if (!deviceId) throw new HttpError(400, 'body must be {"deviceId":"...", "clientId"?:"..."}');
+    const clientId = body.clientId === undefined ? undefined : normalizeId(body.clientId);
+    if (body.clientId !== undefined && !clientId) throw new HttpError(400, 'clientId must be a non-empty string');
+    const before = deps.bindings.rebind(deviceId, clientId);
+    deps.log.info({ device: deviceId, from: before?.clientId ?? null, to: clientId ?? null }, 'device rebound');
+    sendJson(res, 200, {
+      success: true,
+      data: { deviceId, clientId: clientId ?? null, previousClientId: before?.clientId ?? null },
+    });
   });
 }

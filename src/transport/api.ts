@@ -4,11 +4,14 @@ import { secretEquals } from '../protocol/auth-token.js';
 import { bearerToken } from '../protocol/ids.js';
 import { HttpError, headerString, sendJson } from './http-util.js';
 import type { Router } from './router.js';
+import { budgetKey, type SecretThrottle } from './secret-throttle.js';
 
 /**
  * The fork's HTTP API conventions (D21), in one place: `{success:true,data}` / `{success:false,error}`,
  * a token in `Authorization: Bearer`, `X-API-Token` or `?token=` (when `server.meeting_api_token` is set),
  * CORS with preflight, a per-IP rate limit answering 429, clamped pagination and validated ids.
+ * The rate limit counts only requests that passed the token check: wrong tokens are charged to the address's
+ * failed-secret budget instead (SecretThrottle), so they cannot use up a valid client's requests.
  */
 const CORS = {
   'access-control-allow-origin': '*',
@@ -44,6 +47,7 @@ export class ApiRoutes {
   constructor(
     private readonly router: Router,
     private readonly config: ConfigStore,
+    private readonly throttle: SecretThrottle,
   ) {}
 
   add(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: ApiHandler): this {
@@ -53,8 +57,8 @@ export class ApiRoutes {
     });
     this.router.add(method, path, async (req, res, params, url) => {
       try {
-        this.#limit(req);
         this.#auth(req, url);
+        this.#limit(req);
         const data = await handler(req, params, url);
         sendJson(res, 200, { success: true, data }, CORS);
       } catch (err) {
@@ -66,12 +70,7 @@ export class ApiRoutes {
 
   #fail(res: ServerResponse, err: unknown): void {
     if (err instanceof HttpError) {
-      sendJson(
-        res,
-        err.status,
-        { success: false, error: err.message },
-        err.status === 429 ? { ...CORS, 'retry-after': '1' } : CORS,
-      );
+      sendJson(res, err.status, { success: false, error: err.message }, { ...CORS, ...err.headers });
       return;
     }
     sendJson(res, 500, { success: false, error: 'internal error' }, CORS);
@@ -80,19 +79,25 @@ export class ApiRoutes {
   #auth(req: IncomingMessage, url: URL): void {
     const expected = this.config.current.server.meeting_api_token;
     if (!expected) return;
+    const address = budgetKey(req.socket.remoteAddress);
+    this.throttle.guard(address, 'api');
     const given =
       bearerToken(headerString(req, 'authorization')) ??
       headerString(req, 'x-api-token') ??
       url.searchParams.get('token') ??
       undefined;
-    if (!secretEquals(given, expected)) throw new HttpError(401, 'missing or wrong API token');
+    if (!given) throw new HttpError(401, 'missing API token');
+    if (!secretEquals(given, expected)) {
+      this.throttle.failed(address, 'api');
+      throw new HttpError(401, 'wrong API token');
+    }
   }
 
   /** Fixed one-second windows per client address; the map is swept as it grows. */
   #limit(req: IncomingMessage): void {
     const perSecond = this.config.current.server.api_rate_limit;
     if (perSecond <= 0) return;
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = budgetKey(req.socket.remoteAddress);
     const now = Date.now();
     let hit = this.#hits.get(ip);
     if (!hit || now - hit.windowStart >= 1000) {
@@ -101,6 +106,7 @@ export class ApiRoutes {
       hit = { windowStart: now, count: 0 };
       this.#hits.set(ip, hit);
     }
-    if (++hit.count > perSecond) throw new HttpError(429, `rate limit: at most ${perSecond} requests per second`);
+    if (++hit.count > perSecond)
+      throw new HttpError(429, `rate limit: at most ${perSecond} requests per second`, { 'retry-after': '1' });
   }
 }

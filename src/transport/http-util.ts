@@ -5,6 +5,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Sent with the error answer (Retry-After, Connection: close). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -39,26 +41,34 @@ export function sendText(
   res.end(text);
 }
 
-/** Reads a request body up to `limit` bytes; a larger body is refused with 413 rather than buffered. */
+/**
+ * Reads a request body up to `limit` bytes; a larger body is refused with 413 rather than buffered. The rest of
+ * it is read and dropped until the answer has gone out and the connection closes (`Connection: close`): closing
+ * with unread bytes would reset the connection, and the client would see a reset instead of the 413.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const tooLarge = (): HttpError => new HttpError(413, `request body over ${limit} bytes`, { connection: 'close' });
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (Number.isFinite(declared) && declared > limit) {
-      reject(new HttpError(413, `request body over ${limit} bytes`));
+      reject(tooLarge());
       req.resume();
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       size += c.length;
       if (size > limit) {
-        reject(new HttpError(413, `request body over ${limit} bytes`));
-        req.destroy();
+        req.off('data', onData);
+        req.resume();
+        chunks.length = 0;
+        reject(tooLarge());
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });

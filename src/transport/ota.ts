@@ -5,9 +5,11 @@ import type { Logger } from '../observability/log.js';
 import { signDeviceToken } from '../protocol/auth-token.js';
 import { normalizeId, resolveHandshakeIds } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
-import { isAllowListed } from './device-auth.js';
-import { headerString, readJson, sendJson, sendText } from './http-util.js';
+import type { DeviceBindings } from '../store/bindings.js';
+import { needsDeviceSecret, unboundHint } from './device-auth.js';
+import { HttpError, headerString, readJson, sendJson, sendText } from './http-util.js';
 import type { Router } from './router.js';
+import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
 
 /** The two URL families devices use: the reference's and the fork's. */
 export const OTA_FAMILIES = [
@@ -43,8 +45,20 @@ export function websocketUrlFor(config: LinusConfig, req: Pick<IncomingMessage, 
 export interface OtaDeps {
   config: ConfigStore;
   activations: ActivationStore;
+  bindings: DeviceBindings;
+  throttle: SecretThrottle;
   authKey: string;
   log: Logger;
+}
+
+/** The body as JSON when it is; a body that is not JSON still gets an answer from the headers. Too large: 413. */
+async function readOptionalJson(req: IncomingMessage): Promise<unknown> {
+  try {
+    return await readJson(req);
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 413) throw err;
+    return {};
+  }
 }
 
 interface OtaBody {
@@ -72,13 +86,8 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
     });
     router.add('POST', `${family.ota}/`, async (req, res) => {
       const config = deps.config.current;
-      let body: OtaBody = {};
-      try {
-        const parsed = await readJson(req);
-        if (parsed && typeof parsed === 'object') body = parsed as OtaBody;
-      } catch {
-        // Firmware always sends JSON; a body we cannot read still gets an answer from the headers alone.
-      }
+      const parsed = await readOptionalJson(req);
+      const body: OtaBody = parsed && typeof parsed === 'object' ? (parsed as OtaBody) : {};
       const ids = resolveHandshakeIds(req.url, req.headers, () => '');
       const deviceId = ids.deviceId || normalizeId(body.mac_address);
       if (!deviceId) {
@@ -88,7 +97,25 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       const clientId = ids.clientId || deviceId;
       const now = Date.now();
       const websocket: Record<string, unknown> = { url: websocketUrlFor(config, req, family.ws), token: '' };
-      if (config.server.auth.enabled && !isAllowListed(config, deviceId)) {
+      if (needsDeviceSecret(config, deviceId)) {
+        // Trust on first use: the first client id to get a token owns the device id; another gets none (403), and
+        // its address is charged as for a wrong secret, so claiming other devices' ids is throttled like guessing.
+        const address = budgetKey(req.socket.remoteAddress);
+        const wait = deps.throttle.retryAfterMs(address, 'device');
+        if (wait > 0) {
+          const err = tooManyFailures(wait);
+          sendJson(res, err.status, { success: false, message: err.message }, { ...CORS, ...err.headers });
+          return;
+        }
+        if (!deps.bindings.claim(deviceId, clientId, now)) {
+          deps.throttle.failed(address, 'device');
+          deps.log.warn(
+            { device: deviceId, client: clientId, owner: deps.bindings.get(deviceId)?.clientId, address },
+            'OTA token refused: the device id is bound to another client id',
+          );
+          sendJson(res, 403, { success: false, message: unboundHint(deviceId) }, CORS);
+          return;
+        }
         websocket.token = signDeviceToken(deps.authKey, clientId, deviceId, now / 1000);
       }
       websocket.version = config.server.binary_protocol_version;
@@ -112,8 +139,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       sendJson(res, 200, reply, CORS);
     });
     router.add('POST', `${family.ota}/activate`, async (req, res) => {
-      // The body is read only to drain the request: the answer comes from the headers and the activation store.
-      await readJson(req).catch(() => ({}));
+      await readOptionalJson(req);
       const config = deps.config.current;
       if (!config.server.activation.enabled) {
         sendJson(res, 200, { success: true, message: 'activation is not required' }, CORS);

@@ -3,25 +3,28 @@ import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import { resolveHandshakeIds } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
+import type { DeviceBindings } from '../store/bindings.js';
 import { Session, type ServerContext } from '../session/session.js';
-import { checkDeviceAuth } from './device-auth.js';
+import { checkDeviceAuth, checkOwnership, needsDeviceSecret } from './device-auth.js';
 import { headerString } from './http-util.js';
+import { rawHttpResponse, tooManyHeaders } from './request-limits.js';
+import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
 
 export interface UpgradeDeps {
   wss: WebSocketServer;
   ctx: ServerContext;
   activations: ActivationStore;
+  bindings: DeviceBindings;
+  /** Failed-secret budget per address (wrong device tokens count against it). */
+  throttle: SecretThrottle;
   accepting: () => boolean;
   connectionCount: () => number;
   onSession: (session: Session) => void;
 }
 
 /** Answers an upgrade request with a plain HTTP error and drops the socket: no session is ever allocated. */
-function refuse(socket: Duplex, status: number, statusText: string, message: string): void {
-  const body = JSON.stringify({ success: false, error: message });
-  socket.end(
-    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
+  socket.end(rawHttpResponse(status, message, headers));
   socket.destroy();
 }
 
@@ -32,27 +35,49 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
     const onSocketError = (): void => void socket.destroy();
     socket.on('error', onSocketError);
     const config = ctx.config.current;
+    const tooMany = tooManyHeaders(req);
+    if (tooMany) {
+      ctx.metrics.httpRefused.labels('too_many_headers').inc();
+      refuse(socket, 431, tooMany);
+      return;
+    }
     if (!deps.accepting()) {
       ctx.metrics.rejectedUpgrades.labels('draining').inc();
-      refuse(socket, 503, 'Service Unavailable', 'server is shutting down');
+      refuse(socket, 503, 'server is shutting down');
       return;
     }
     if (deps.connectionCount() >= config.server.max_connections) {
       ctx.metrics.rejectedUpgrades.labels('max_connections').inc();
-      refuse(socket, 503, 'Service Unavailable', 'too many connections (server.max_connections)');
+      refuse(socket, 503, 'too many connections (server.max_connections)');
       return;
     }
     const ids = resolveHandshakeIds(req.url, req.headers);
+    const address = budgetKey(req.socket.remoteAddress);
+    const wait = needsDeviceSecret(config, ids.deviceId) ? deps.throttle.retryAfterMs(address, 'device') : 0;
+    if (wait > 0) {
+      ctx.metrics.rejectedUpgrades.labels('throttled').inc();
+      const err = tooManyFailures(wait);
+      refuse(socket, err.status, err.message, err.headers);
+      return;
+    }
     const decision = checkDeviceAuth(config, ctx.authKey, ids);
     if (!decision.ok) {
+      if (decision.guessed) deps.throttle.failed(address, 'device');
       ctx.metrics.rejectedUpgrades.labels('auth').inc();
       ctx.log.warn({ device: ids.deviceId, client: ids.clientId, reason: decision.reason }, 'device auth failed');
-      refuse(socket, 401, 'Unauthorized', `authentication failed: ${decision.reason}`);
+      refuse(socket, 401, `authentication failed: ${decision.reason}`);
+      return;
+    }
+    const owner = checkOwnership(decision, ids, deps.bindings, ctx.registry.get(ids.deviceId));
+    if (!owner.ok) {
+      ctx.metrics.rejectedUpgrades.labels('not_owner').inc();
+      ctx.log.warn({ device: ids.deviceId, client: ids.clientId, reason: owner.reason }, 'device id not owned');
+      refuse(socket, owner.status, owner.reason);
       return;
     }
     if (config.server.activation.enabled && !deps.activations.isActivated(ids.deviceId)) {
       ctx.metrics.rejectedUpgrades.labels('not_activated').inc();
-      refuse(socket, 401, 'Unauthorized', 'device is not activated: call the OTA URL and enter the code shown');
+      refuse(socket, 401, 'device is not activated: call the OTA URL and enter the code shown');
       return;
     }
     // Copy what the session needs: the callback must not keep the upgrade request alive for the connection's life.

@@ -14,9 +14,11 @@ import { SqliteTaskStore } from '../../src/features/workflow/store.js';
 import { DeviceDirectory } from '../../src/hub/directory.js';
 import { LocalDeviceRegistry, type DeviceConnection } from '../../src/hub/registry.js';
 import { silentLogger } from '../../src/observability/log.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { openDatabase } from '../../src/store/sqlite.js';
 import { ApiRoutes } from '../../src/transport/api.js';
 import { Router } from '../../src/transport/router.js';
+import { SecretThrottle } from '../../src/transport/secret-throttle.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { metricValue, startTestServer, tempDir, type TestServer } from '../support/server.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -649,7 +651,8 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
       ? { title: 'Weekly', actions: ['Ship v2', '  ', 'Fix login'], nextSteps: ['Plan Q3'], deviceId: idIn(G, 9) }
       : undefined;
   const router = new Router();
-  registerWorkflowApi(new ApiRoutes(router, config), service, summaryOf);
+  const metrics = new Metrics({ defaultMetrics: false });
+  registerWorkflowApi(new ApiRoutes(router, config, new SecretThrottle(metrics, silentLogger(), () => config.current.server.failed_secrets)), service, summaryOf);
   /** An online device of the group, seen through the registry as the hub sees any connection. */
   const inbox: Json[] = [];
   const online: DeviceConnection = {
@@ -684,6 +687,7 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
   after(async () => {
     await new Promise((resolve) => httpServer.close(resolve));
     directory.close();
+    metrics.close();
     db.close();
     rmSync(dir, { recursive: true, force: true });
   });

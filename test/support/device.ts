@@ -21,6 +21,8 @@ export interface DeviceOptions {
   headers?: Record<string, string>;
   /** Answer WS-level pings (default true); false simulates a dead peer. */
   autoPong?: boolean;
+  /** Connect from this local address (another 127.x.y.z looks like another client to the server). */
+  localAddress?: string;
 }
 
 export class UpgradeRefused extends Error {
@@ -94,7 +96,12 @@ export class TestDevice {
       if (opts.clientId) url.searchParams.set('client-id', opts.clientId);
       if (opts.token) url.searchParams.set('authorization', `Bearer ${opts.token}`);
     }
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false, autoPong: opts.autoPong ?? true });
+    const ws = new WebSocket(url, {
+      headers,
+      perMessageDeflate: false,
+      autoPong: opts.autoPong ?? true,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    });
     const device = new TestDevice(ws, opts);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(device));
