@@ -16,7 +16,7 @@ export interface ThrottleLimits {
 
 /** Failures count within this window from the first one. */
 const WINDOW_MS = 60_000;
-/** An address with no wrong secret for this long starts again from the first back-off. */
+/** An address quiet this long after its last failure or back-off starts again from the first back-off. */
 const FORGET_MS = 15 * 60_000;
 
 interface AddressState {
@@ -24,7 +24,7 @@ interface AddressState {
   failures: number;
   byKind: Partial<Record<SecretKind, number>>;
   lastFailure: number;
-  /** Back-offs in a row: the next one lasts backoffMs * 2^strikes. */
+  /** Back-offs in a row: the next one lasts backoff_ms * 2^strikes. */
   strikes: number;
   lockedUntil: number;
   /** Requests answered 429 during the current back-off, reported in the next burst's log line. */
@@ -78,7 +78,7 @@ export class SecretThrottle {
       state = { windowStart: now, failures: 0, byKind: {}, lastFailure: now, strikes: 0, lockedUntil: 0, refused: 0 };
       this.#addresses.set(address, state);
     }
-    if (now - state.lastFailure > FORGET_MS) state.strikes = 0;
+    if (quietFor(state, now) > FORGET_MS) state.strikes = 0;
     if (now - state.windowStart > WINDOW_MS) {
       state.windowStart = now;
       state.failures = 0;
@@ -117,13 +117,18 @@ export class SecretThrottle {
   /** Forgets quiet addresses; if a scan from very many addresses keeps the table full, the oldest go first. */
   #sweep(now: number): void {
     for (const [address, s] of this.#addresses) {
-      if (s.lockedUntil <= now && now - s.lastFailure > FORGET_MS) this.#addresses.delete(address);
+      if (quietFor(s, now) > FORGET_MS) this.#addresses.delete(address);
     }
     for (const address of this.#addresses.keys()) {
       if (this.#addresses.size < SWEEP_AT * 0.9) break;
       this.#addresses.delete(address);
     }
   }
+}
+
+/** Since the last failure or the end of the last back-off, whichever is later (waiting out a back-off is not quiet). */
+function quietFor(state: AddressState, now: number): number {
+  return now - Math.max(state.lastFailure, state.lockedUntil);
 }
 
 export function tooManyFailures(waitMs: number): HttpError {
