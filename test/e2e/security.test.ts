@@ -318,6 +318,26 @@ describe('failed-secret throttling per address', () => {
     assert.ok((await metricValue(server, 'linus_auth_failures_total', { kind: 'api' })) >= 19);
   });
 
+  it('wrong secrets in `server` actions over the WebSocket count too', async () => {
+    const dev = await TestDevice.connect({
+      url: server.url('/xiaozhi/v1/', 'ws'),
+      deviceId: 'aa:bb:cc:0a:00:ff', // allow-listed: connects without a token
+      clientId: 'console',
+      localAddress: '127.0.0.5',
+    });
+    await dev.hello();
+    const action = (secret: string): Promise<Json> => {
+      dev.send({ type: 'server', action: 'update_config', content: { secret } });
+      // Not the `server` stats broadcasts: the answer names the action.
+      return dev.next((m) => m.type === 'server' && (m.content as Json | undefined)?.action === 'update_config');
+    };
+    for (let i = 0; i < 10; i++) assert.equal((await action(`wrong-${i}`)).message, 'wrong secret');
+    const locked = await action(ADMIN_SECRET);
+    assert.equal(locked.status, 'error');
+    assert.match(String(locked.message), /too many wrong secrets/);
+    await dev.close();
+  });
+
   it('forged device tokens: the address backs off (429 before the handshake); the owner elsewhere connects', async () => {
     const url = server.url('/xiaozhi/v1/', 'ws');
     const id = 'aa:bb:cc:0b:00:01';
