@@ -652,7 +652,15 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
       : undefined;
   const router = new Router();
   const metrics = new Metrics({ defaultMetrics: false });
-  registerWorkflowApi(new ApiRoutes(router, config, new SecretThrottle(metrics, silentLogger(), () => config.current.server.failed_secrets)), service, summaryOf);
+  registerWorkflowApi(
+    new ApiRoutes(
+      router,
+      config,
+      new SecretThrottle(metrics, silentLogger(), () => config.current.server.failed_secrets),
+    ),
+    service,
+    summaryOf,
+  );
   /** An online device of the group, seen through the registry as the hub sees any connection. */
   const inbox: Json[] = [];
   const online: DeviceConnection = {
