@@ -1,11 +1,16 @@
 import { maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Metrics } from '../observability/metrics.js';
+import { sendJson } from './http-util.js';
 
 /** Header lines one request may carry (Apache's LimitRequestFields); a device sends about ten. */
 export const MAX_HEADER_COUNT = 100;
 
-export type RefusalReason = 'header_too_large' | 'too_many_headers' | 'body_too_large' | 'bad_request' | 'timeout';
+/** How long a refused client may stay idle while its error answer is still unread. */
+const ANSWER_GRACE_MS = 5_000;
+
+type RefusalReason = 'header_too_large' | 'too_many_headers' | 'body_too_large' | 'bad_request' | 'timeout';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -55,9 +60,7 @@ export function limitRequests(
     const tooMany = tooManyHeaders(req);
     if (tooMany) {
       metrics.httpRefused.labels('too_many_headers').inc();
-      res.shouldKeepAlive = false;
-      res.writeHead(431, { 'content-type': 'application/json', connection: 'close' });
-      res.end(JSON.stringify({ success: false, error: tooMany }));
+      sendJson(res, 431, { success: false, error: tooMany }, { connection: 'close' });
       return;
     }
     res.once('finish', () => {
@@ -94,4 +97,6 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, metrics: 
         ? 'request not received in time'
         : `malformed request (${err.code ?? 'parse error'})`;
   socket.end(rawHttpResponse(kind.status, message), () => socket.destroy());
+  // A client that never reads the answer must not hold the socket: the idle timer belongs to the socket itself.
+  if (socket instanceof Socket) socket.setTimeout(ANSWER_GRACE_MS, () => socket.destroy());
 }

@@ -398,6 +398,12 @@ describe('oversized requests are answered, not dropped', () => {
     assert.equal(await metricValue(server, 'linus_http_refused_total', { reason: 'too_many_headers' }), 1);
   });
 
+  it('a malformed request is answered 400 and counted', async () => {
+    const r = await rawExchange(server.port, 'GET / HTTP/1.1\r\nHost x\r\n\r\n');
+    assert.equal(statusOf(r.text), 400, r.error ?? r.text);
+    assert.equal(await metricValue(server, 'linus_http_refused_total', { reason: 'bad_request' }), 1);
+  });
+
   it('a WebSocket upgrade with too many header lines is answered 431', async () => {
     const headers: Record<string, string> = {};
     for (let i = 0; i < 150; i++) headers[`x-h${i}`] = 'v';
