@@ -82,12 +82,6 @@ function checkConfig(flags: CliFlags): void {
   }
 }
 
-function activate(code: string, flags: CliFlags): void {
-  const rec = withStore(flags, (db) => new ActivationStore(db).activateByCode(code));
-  if (!rec) fail(`no device is waiting with code ${code}`);
-  process.stdout.write(`activated ${rec.deviceId}\n`);
-}
-
 /** Opens the store of the data dir the flags point at, runs `use`, closes it; failures end the command. */
 function withStore<T>(flags: CliFlags, use: (db: ReturnType<typeof openDatabase>) => T): T {
   try {
@@ -101,6 +95,12 @@ function withStore<T>(flags: CliFlags, use: (db: ReturnType<typeof openDatabase>
   } catch (err) {
     fail(err);
   }
+}
+
+function activate(code: string, flags: CliFlags): void {
+  const rec = withStore(flags, (db) => new ActivationStore(db).activateByCode(code));
+  if (!rec) fail(`no device is waiting with code ${code}`);
+  process.stdout.write(`activated ${rec.deviceId}\n`);
 }
 
 function listBindings(flags: CliFlags): void {
