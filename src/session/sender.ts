@@ -1,4 +1,3 @@
-import type { WebSocket } from 'ws';
 import { encodeFrame, type ProtocolVersion } from '../protocol/framing.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -22,6 +21,12 @@ interface Pending {
 
 const OPEN = 1;
 
+/** What the sender uses of a socket (a `ws` WebSocket is one): its state, and a send that says when it was written. */
+export interface SenderSocket {
+  readonly readyState: number;
+  send(data: Buffer | string, options: { binary: boolean }, written: (err?: Error) => void): void;
+}
+
 /**
  * The one way a connection sends. It never throws into the caller and says whether the frame was accepted.
  * Under back-pressure frames wait in a bounded queue; when it overflows, the oldest audio is dropped first
@@ -32,12 +37,12 @@ export class Sender {
   #queue: Pending[] = [];
   #queuedBytes = 0;
   #dead = false;
-  readonly #ws: WebSocket;
+  readonly #ws: SenderSocket;
   readonly #metrics: Metrics;
   readonly #opts: Required<Pick<SenderOptions, 'highWaterBytes'>> & SenderOptions;
   #version: ProtocolVersion = 1;
 
-  constructor(ws: WebSocket, metrics: Metrics, opts: SenderOptions) {
+  constructor(ws: SenderSocket, metrics: Metrics, opts: SenderOptions) {
     this.#ws = ws;
     this.#metrics = metrics;
     this.#opts = { highWaterBytes: 64 * 1024, ...opts };
