@@ -11,6 +11,7 @@ import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder, type DownlinkEncoder } from './downlink.js';
 import { saveMemory } from './memory.js';
 import { cleanTranscript, commandKey } from './text.js';
+import { toolsFor } from './tools.js';
 import type { VoiceHooks } from './hooks.js';
 import { Turn, type TurnInput, type TurnTimings } from './turn.js';
 
@@ -220,7 +221,9 @@ export class VoicePipeline implements SessionVoice {
       frameMs,
       this.session.ctx.config.current.server.opus_complexity,
     );
-    const turn = new Turn({ session: this.session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder }, input);
+    const session = this.session;
+    const deps = { session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder, tools: () => toolsFor(session) };
+    const turn = new Turn(deps, input);
     this.#turn = turn;
     return turn;
   }

@@ -8,7 +8,7 @@ import type { Session } from '../session/session.js';
  */
 export type ToolOutcome = { action: 'reqllm'; result: string } | { action: 'respond'; text: string; exit?: boolean };
 
-interface ToolEntry {
+export interface ToolEntry {
   spec: ToolSpec;
   run(args: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome>;
 }
@@ -25,8 +25,11 @@ function formatNow(timezoneOffsetHours: number, now = new Date()): string {
   return `${local.toISOString().slice(0, 16).replace('T', ' ')} (${days[local.getUTCDay()]}, UTC${sign}${Math.abs(timezoneOffsetHours)})`;
 }
 
+/** Tools by their LLM-safe name. */
+export type Tools = Map<string, ToolEntry>;
+
 /** Tools a turn offers the LLM: the device's MCP tools, legacy IoT methods, and the server's own. */
-export function toolsFor(session: Session): Map<string, ToolEntry> {
+export function toolsFor(session: Session): Tools {
   const tools = new Map<string, ToolEntry>();
   const config = session.ctx.config.current;
 
@@ -112,11 +115,7 @@ export function toolsFor(session: Session): Map<string, ToolEntry> {
 }
 
 /** Runs one call; bad arguments and failures come back as results the LLM can read, never as exceptions. */
-export async function runTool(
-  tools: Map<string, ToolEntry>,
-  call: ToolCall,
-  signal: AbortSignal,
-): Promise<ToolOutcome> {
+export async function runTool(tools: Tools, call: ToolCall, signal: AbortSignal): Promise<ToolOutcome> {
   const tool = tools.get(call.name);
   if (!tool) return { action: 'reqllm', result: `error: no tool named ${call.name}` };
   let args: Record<string, unknown> = {};

@@ -1,16 +1,19 @@
 import { performance } from 'node:perf_hooks';
+import type { ConfigStore } from '../config/store.js';
 import { errorMessage, providerErrorKind } from '../errors.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Lease } from '../providers/registry.js';
 import type { ChatMessage, LlmProvider, ToolCall, TtsProvider } from '../providers/types.js';
 import type { Scope } from '../session/scope.js';
-import type { Session } from '../session/session.js';
+import type { Sender } from '../session/sender.js';
 import type { Dialogue } from './dialogue.js';
 import { AudioEngineClosedError, type AudioPacket } from './audio-engine.js';
 import type { DownlinkEncoder } from './downlink.js';
 import { Pacer } from './pacer.js';
 import { SentenceSplitter } from './sentences.js';
 import { displayText, emotionOf, speakableText } from './text.js';
-import { runTool, toolsFor, type ToolOutcome } from './tools.js';
+import { runTool, type ToolOutcome, type Tools } from './tools.js';
 
 /** Time marks of one turn (performance.now() ms) for the latency report (B9). */
 export interface TurnTimings {
@@ -35,12 +38,31 @@ export interface TurnInput {
   timings?: Partial<TurnTimings>;
 }
 
+/** What a turn uses of its session (a Session is one), so that a turn can run without a connection. */
+export interface TurnSession {
+  /** The turn's scope is a child of this one: closing the session ends the turn. */
+  readonly scope: Scope;
+  readonly ctx: { readonly config: ConfigStore; readonly metrics: Metrics };
+  readonly send: Pick<Sender, 'json' | 'audio' | 'dropQueuedAudio'>;
+  readonly log: Logger;
+  readonly sessionId: string;
+  /** The client hello's features (`emoji: false` turns the emotion message off). */
+  readonly features: Record<string, unknown>;
+  /** The device's own prompt, when it has one. */
+  readonly privateConfig: { readonly prompt?: string } | undefined;
+  /** True while the turn speaks: pauses the session's idle clock. */
+  speaking: boolean;
+  close(code: number, reason: string): void;
+}
+
 export interface TurnDeps {
-  session: Session;
+  session: TurnSession;
   dialogue: Dialogue;
   llm: Lease<LlmProvider> | undefined;
   tts: Lease<TtsProvider> | undefined;
   encoder: DownlinkEncoder;
+  /** The tools offered to the LLM, built when the turn first asks it. */
+  tools(): Tools;
 }
 
 export type TurnOutcome = 'completed' | 'aborted' | 'failed' | 'no_llm';
@@ -163,7 +185,7 @@ export class Turn {
       this.#say('No language model is configured yet. Please set selected_module LLM in the Linus config.');
       return;
     }
-    const tools = toolsFor(session);
+    const tools = this.#deps.tools();
     const specs = [...tools.values()].map((t) => t.spec);
     const extra: ChatMessage[] = [];
     const splitter = new SentenceSplitter();
