@@ -56,6 +56,7 @@ export class ProviderRegistry {
   #retiring = new Set<Entry>();
   #disposed = 0;
   #closed = false;
+  readonly #onChange = () => this.prune();
 
   constructor(
     private readonly config: ConfigStore,
@@ -63,7 +64,7 @@ export class ProviderRegistry {
     private readonly log: Logger,
   ) {
     // A reload retires exactly the instances whose block changed or vanished; leases in flight keep theirs.
-    config.on('change', () => this.prune());
+    config.on('change', this.#onChange);
   }
 
   /** Retires every instance whose config block is no longer what it was built from. */
@@ -195,6 +196,7 @@ export class ProviderRegistry {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.config.off('change', this.#onChange);
     const all = [...this.#entries.values()];
     this.#entries.clear();
     await Promise.allSettled(all.map((e) => e.provider.then((p) => (p as { dispose(): Promise<void> }).dispose())));
