@@ -1,40 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Metrics } from '../observability/metrics.js';
-import { Sender, type SenderSocket } from './sender.js';
-
-/**
- * A socket that holds every frame until the test says the kernel took it (`flush`), as ws's own sender tests drive
- * a fake socket: what is handed to it and not yet flushed is the back-pressure the sender sees.
- */
-class FakeSocket implements SenderSocket {
-  readyState = 1;
-  /** Every frame handed to the socket, in order. */
-  readonly frames: { data: Buffer | string; binary: boolean }[] = [];
-  /** Make the next send throw (a socket torn down under the sender). */
-  throwOnSend = false;
-  #unflushed: ((err?: Error) => void)[] = [];
-
-  send(data: Buffer | string, options: { binary: boolean }, written: (err?: Error) => void): void {
-    if (this.throwOnSend) throw new Error('socket gone');
-    this.frames.push({ data, binary: options.binary });
-    this.#unflushed.push(written);
-  }
-
-  /** The kernel wrote the oldest `n` frames (all by default), or failed them with `err`. */
-  flush(n = Infinity, err?: Error): void {
-    for (const written of this.#unflushed.splice(0, n)) written(err);
-  }
-
-  get unflushed(): number {
-    return this.#unflushed.length;
-  }
-
-  /** What went out, as labels: `c:<type>` for JSON control, `a:<first byte of the Opus payload>` for audio. */
-  labels(): string[] {
-    return this.frames.map((f) => (f.binary ? `a:${(f.data as Buffer).at(-1)}` : `c:${JSON.parse(String(f.data)).n}`));
-  }
-}
+import { FakeSocket } from './fake-socket.js';
+import { Sender } from './sender.js';
 
 const metricsInUse: Metrics[] = [];
 afterEach(() => {
@@ -55,25 +23,28 @@ function harness(maxQueuedBytes = 40) {
   /** 10 bytes of audio (protocol v1 frames are the bare Opus packet) whose last byte names it. */
   const audio = (id: number) => sender.audio(Buffer.alloc(10, id));
   const control = (n: number | string) => sender.json({ type: 'tts', n });
+  /** What went out, as labels: `c:<n>` for JSON control, `a:<last byte of the Opus payload>` for audio. */
+  const labels = () =>
+    socket.frames.map((f) => (f.binary ? `a:${(f.data as Buffer).at(-1)}` : `c:${JSON.parse(String(f.data)).n}`));
   const failures = async (reason: string) =>
     (await metrics.sendFailures.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
-  return { socket, sender, audio, control, failures, overflows: () => overflows };
+  return { socket, sender, audio, control, labels, failures, overflows: () => overflows };
 }
 
 describe('Sender', () => {
   it('writes straight through while the socket keeps up', () => {
-    const { socket, sender, audio, control } = harness();
+    const { socket, sender, audio, control, labels } = harness();
     assert.equal(control(1), true);
     socket.flush();
     assert.equal(audio(2), true);
     socket.flush();
-    assert.deepEqual(socket.labels(), ['c:1', 'a:2']);
+    assert.deepEqual(labels(), ['c:1', 'a:2']);
     assert.equal(sender.queuedBytes, 0);
     assert.equal(socket.frames[1]!.binary, true);
   });
 
   it('under back-pressure drops the oldest audio first and never a control message', async () => {
-    const { socket, sender, audio, control, failures } = harness(50);
+    const { socket, sender, audio, control, failures, labels } = harness(50);
     control('first'); // in the socket, not flushed: everything after it queues
     const controlBytes = Buffer.byteLength(JSON.stringify({ type: 'tts', n: 'a' }));
     assert.equal(controlBytes, 22);
@@ -88,12 +59,12 @@ describe('Sender', () => {
     assert.equal(await failures('backpressure_audio'), 2);
     // The socket drains one frame at a time (high water is 1 byte), in queue order.
     while (socket.unflushed) socket.flush(1);
-    assert.deepEqual(socket.labels(), ['c:first', 'c:a', 'a:3', 'a:4']);
+    assert.deepEqual(labels(), ['c:first', 'c:a', 'a:3', 'a:4']);
     assert.equal(sender.queuedBytes, 0);
   });
 
   it('refuses audio that does not fit even with every queued audio frame dropped', async () => {
-    const { socket, audio, control, failures } = harness(40);
+    const { socket, audio, control, failures, labels } = harness(40);
     control(0);
     const big = Buffer.byteLength(JSON.stringify({ type: 'tts', n: 'x'.repeat(20) }));
     assert.ok(big > 30);
@@ -102,7 +73,7 @@ describe('Sender', () => {
     assert.equal(await failures('backpressure_audio'), 1);
     socket.flush();
     socket.flush();
-    assert.deepEqual(socket.labels(), ['c:0', `c:${'x'.repeat(20)}`]);
+    assert.deepEqual(labels(), ['c:0', `c:${'x'.repeat(20)}`]);
   });
 
   it('cuts off a peer that does not even read control messages: overflow once, then nothing is accepted', async () => {
@@ -184,13 +155,13 @@ describe('Sender', () => {
   });
 
   it('dropQueuedAudio (an abort) removes queued audio and keeps queued control', () => {
-    const { socket, sender, audio, control } = harness(100);
+    const { socket, sender, audio, control, labels } = harness(100);
     control(0);
     audio(1);
     control(1);
     audio(2);
     assert.equal(sender.dropQueuedAudio(), 2);
     while (socket.unflushed) socket.flush(1);
-    assert.deepEqual(socket.labels(), ['c:0', 'c:1']);
+    assert.deepEqual(labels(), ['c:0', 'c:1']);
   });
 });
