@@ -7,15 +7,14 @@ import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
 import { PeerAcl } from './acl.js';
 import { peerConfig, type PeerConfig } from './config.js';
+import { admit, rateLimitReply, requestIdOf, type Admission } from './admit.js';
 import {
   envelopeFor,
-  parsePeerRequest,
   PeerCode,
   peerError,
   type NormalizedTask,
   type PeerEnvelope,
   type PeerMessage,
-  type PeerRequest,
 } from './message.js';
 import type { PeerQueue } from './queue.js';
 import { SlidingWindowLimiter } from './rate-limit.js';
@@ -52,11 +51,16 @@ type RouteResult = 'delivered' | 'queued' | 'full' | 'offline' | 'error';
 const written = (conn: DeviceConnection, message: PeerEnvelope): Promise<boolean> =>
   conn.deliverWritten ? conn.deliverWritten(message) : Promise.resolve(conn.deliver(message));
 
-interface FailedTarget {
-  to: string;
-  code: PeerCode;
-  message: string;
-}
+/** An admitted message on its way: what `#send` structures, routes and reports in the sender's receipt. */
+type Outgoing = Extract<Admission, { ok: true }> & {
+  /** The sender's connection, for its receipt. */
+  session: Session;
+  /** The message as accepted, before the LLM adds its structured form. */
+  message: PeerMessage;
+  config: PeerConfig;
+  /** performance.now() when it arrived, for the receipt's `elapsedMs`. */
+  started: number;
+};
 
 /** Messages read from the queue per page while flushing (the default per-device cap). */
 const FLUSH_PAGE = 100;
@@ -134,85 +138,39 @@ class Peer implements PeerFeature {
   #onMessage(session: Session, msg: Record<string, unknown>): void {
     const started = performance.now();
     const from = session.deviceId;
-    const cfg = this.#config();
-    const parsed = parsePeerRequest(msg);
-    if (!parsed.ok) {
-      this.#deps.ctx.metrics.badFrames.labels('schema').inc();
-      session.send.json(
-        peerError(parsed.code, parsed.message, parsed.requestId !== undefined ? { requestId: parsed.requestId } : {}),
-      );
+    const config = this.#config();
+    const admission = admit(msg, {
+      from,
+      config,
+      // ACL before anything costly (the LLM).
+      acl: new PeerAcl(config, this.#deps.directory),
+      online: () => this.#deps.ctx.registry.deviceIds(),
+    });
+    if (!admission.ok) {
+      if (admission.malformed) this.#deps.ctx.metrics.badFrames.labels('schema').inc();
+      session.send.json(admission.reply);
       return;
     }
-    const req = parsed.request;
-    const rid = req.requestId !== undefined ? { requestId: req.requestId } : {};
-    if (!cfg.enabled) {
-      session.send.json(
-        peerError(PeerCode.Unauthorized, 'peer messaging is disabled on this server (peer.enabled)', rid),
-      );
-      return;
-    }
-    if (req.targets.length > cfg.max_targets) {
-      session.send.json(
-        peerError(
-          PeerCode.InvalidRequest,
-          `too many targets: ${req.targets.length} > peer.max_targets (${cfg.max_targets})`,
-          { ...rid, maxTargets: cfg.max_targets },
-        ),
-      );
-      return;
-    }
-    // ACL before anything costly (the LLM).
-    const acl = new PeerAcl(cfg, this.#deps.directory);
-    const failed: FailedTarget[] = [];
-    const recipients: string[] = [];
-    if (req.broadcast) {
-      if (!acl.mayBroadcast(from)) {
-        failed.push({
-          to: 'broadcast',
-          code: PeerCode.Unauthorized,
-          message: cfg.allow_broadcast
-            ? 'no broadcast grant for this device'
-            : 'broadcast is disabled (peer.allow_broadcast)',
-        });
-      } else {
-        for (const id of this.#deps.ctx.registry.deviceIds()) if (id !== from) recipients.push(id);
-      }
-    }
-    for (const t of req.targets) {
-      if (!acl.mayMessage(from, t))
-        failed.push({ to: t, code: PeerCode.Unauthorized, message: 'not permitted by peer ACL' });
-      else if (!recipients.includes(t)) recipients.push(t);
-    }
-    if (recipients.length === 0 && failed.length > 0) {
-      session.send.json(peerError(PeerCode.Unauthorized, 'no permitted targets', { ...rid, failed }));
-      return;
-    }
-    const limit = req.broadcast
-      ? this.#broadcast.take(from, cfg.broadcast_per_minute, 60_000)
-      : this.#unicast.take(from, cfg.rate_limit_per_second, 1000);
+    const { request } = admission;
+    const limit = request.broadcast
+      ? this.#broadcast.take(from, config.broadcast_per_minute, 60_000)
+      : this.#unicast.take(from, config.rate_limit_per_second, 1000);
     if (!limit.ok) {
-      const what = req.broadcast
-        ? `${cfg.broadcast_per_minute} broadcasts per minute (peer.broadcast_per_minute)`
-        : `${cfg.rate_limit_per_second} messages per second (peer.rate_limit_per_second)`;
-      session.send.json(
-        peerError(PeerCode.RateLimited, `rate limit of ${what} reached; retry in ${limit.retryAfterMs} ms`, {
-          ...rid,
-          retryAfterMs: limit.retryAfterMs,
-        }),
-      );
+      session.send.json(rateLimitReply(config, request, limit.retryAfterMs));
       return;
     }
-    const base: PeerMessage = { id: randomUUID(), from, category: req.category, payload: req.payload, ts: Date.now() };
-    const needsLlm =
-      !req.normalized &&
-      cfg.llm_structuring &&
-      typeof req.payload.text === 'string' &&
-      req.payload.text.trim().length > 0;
-    const send = (signal: AbortSignal) =>
-      this.#send(session, req, base, recipients, failed, needsLlm, cfg, started, signal);
+    const message: PeerMessage = {
+      id: randomUUID(),
+      from,
+      category: request.category,
+      payload: request.payload,
+      ts: Date.now(),
+    };
+    const outgoing: Outgoing = { ...admission, session, message, config, started };
+    const send = (signal: AbortSignal) => this.#send(outgoing, signal);
     // Messages of one sender keep their order even when one waits for the LLM.
     const tail = this.#senderTails.get(from);
-    if (!needsLlm && !tail) {
+    if (!admission.needsLlm && !tail) {
       void this.#scope.run('send', send);
       return;
     }
@@ -224,26 +182,19 @@ class Peer implements PeerFeature {
   }
 
   async #send(
-    session: Session,
-    req: PeerRequest,
-    base: PeerMessage,
-    recipients: string[],
-    failed: FailedTarget[],
-    needsLlm: boolean,
-    cfg: PeerConfig,
-    started: number,
+    { session, request, message: accepted, recipients, failed, needsLlm, config, started }: Outgoing,
     signal: AbortSignal,
   ): Promise<void> {
-    let normalized = req.normalized;
+    let normalized = request.normalized;
     let structuring: 'llm' | 'passthrough' | 'device' | 'none' = normalized ? 'device' : 'none';
     if (needsLlm) {
       // `done` ends the linked signal afterwards: its listener on the feature's long-lived signal must not stay.
       const done = new AbortController();
-      const r = await structureText(String(req.payload.text), {
+      const r = await structureText(String(request.payload.text), {
         providers: this.#deps.providers,
         signal: anySignal([signal, this.#llm.signal, done.signal]),
-        timeoutMs: cfg.llm_timeout_ms,
-        maxInputChars: cfg.llm_max_input_chars,
+        timeoutMs: config.llm_timeout_ms,
+        maxInputChars: config.llm_max_input_chars,
         log: this.#log,
       }).finally(() => done.abort());
       if (r.ok) {
@@ -252,13 +203,13 @@ class Peer implements PeerFeature {
       } else {
         structuring = 'passthrough';
         this.#log.warn(
-          { id: base.id, from: base.from, reason: r.reason },
+          { id: accepted.id, from: accepted.from, reason: r.reason },
           'peer: LLM structuring failed; message passed through as sent',
         );
       }
     }
-    const message: PeerMessage = { ...base, ...(normalized ? { normalized } : {}) };
-    const results = await Promise.all(recipients.map((to) => this.#route(to, envelopeFor(message, to), cfg)));
+    const message: PeerMessage = { ...accepted, ...(normalized ? { normalized } : {}) };
+    const results = await Promise.all(recipients.map((to) => this.#route(to, envelopeFor(message, to), config)));
     const delivered: string[] = [];
     const enqueued: string[] = [];
     const offline: string[] = [];
@@ -273,7 +224,7 @@ class Peer implements PeerFeature {
             ? {
                 to,
                 code: PeerCode.QueueFull,
-                message: `target is offline and its queue is full (peer.offline_max_per_device = ${cfg.offline_max_per_device})`,
+                message: `target is offline and its queue is full (peer.offline_max_per_device = ${config.offline_max_per_device})`,
               }
             : r === 'offline'
               ? {
@@ -286,18 +237,18 @@ class Peer implements PeerFeature {
         );
       }
     });
-    const rid = req.requestId !== undefined ? { requestId: req.requestId } : {};
+    const rid = requestIdOf(request);
     session.send.json({
       type: 'peer',
       status: 'done',
-      id: base.id,
+      id: accepted.id,
       ...rid,
-      category: base.category,
+      category: accepted.category,
       delivered,
       failed,
       enqueued,
       summary: { delivered: delivered.length, enqueued: enqueued.length, failed: failed.length },
-      ...(cfg.llm_structuring ? { structuring } : {}),
+      ...(config.llm_structuring ? { structuring } : {}),
       elapsedMs: Math.round(performance.now() - started),
       targetsCount: delivered.length + enqueued.length + failed.length,
     });
@@ -305,7 +256,7 @@ class Peer implements PeerFeature {
     if (offline.length) {
       session.send.json(
         peerError(PeerCode.TargetOffline, 'some targets are offline and the message could not be queued for them', {
-          id: base.id,
+          id: accepted.id,
           ...rid,
           failed: offline,
         }),
@@ -313,8 +264,8 @@ class Peer implements PeerFeature {
     }
     this.#log.debug(
       {
-        id: base.id,
-        from: base.from,
+        id: accepted.id,
+        from: accepted.from,
         delivered: delivered.length,
         enqueued: enqueued.length,
         failed: failed.length,
@@ -322,15 +273,15 @@ class Peer implements PeerFeature {
       },
       'peer message routed',
     );
-    if (base.category === 'task' && cfg.peer_task_to_workflow && this.#onTask) {
-      const text = typeof base.payload.text === 'string' ? base.payload.text.trim() : '';
+    if (accepted.category === 'task' && config.peer_task_to_workflow && this.#onTask) {
+      const text = typeof accepted.payload.text === 'string' ? accepted.payload.text.trim() : '';
       const task: NormalizedTask | undefined = normalized ?? (text ? { title: text.slice(0, 80) } : undefined);
       if (task) {
         for (const to of [...delivered, ...enqueued]) {
           try {
-            await this.#onTask(to, task, base.from);
+            await this.#onTask(to, task, accepted.from);
           } catch (err) {
-            this.#log.error({ err, to, id: base.id }, 'peer: task hook (peer_task_to_workflow) failed');
+            this.#log.error({ err, to, id: accepted.id }, 'peer: task hook (peer_task_to_workflow) failed');
           }
         }
       }
