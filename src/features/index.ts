@@ -1,4 +1,4 @@
-import { createCodingFeature } from './coding/index.js';
+import { CodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
 import { createMeetingFeature, meetingSummaryFor } from './meeting/index.js';
 import { createPeerFeature } from './peer/index.js';
@@ -28,5 +28,5 @@ export function createFeatures(deps: FeatureDeps): Feature[] {
   const meeting = createMeetingFeature(deps);
   const workflow = createWorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) });
   const peer = createPeerFeature(deps, { onTask: peerTaskToWorkflow(workflow, deps) });
-  return [meeting, workflow, peer, createCodingFeature(deps), createStatsFeature(deps)];
+  return [meeting, workflow, peer, new CodingFeature(deps), createStatsFeature(deps)];
 }

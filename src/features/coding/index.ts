@@ -5,16 +5,6 @@ import type { Feature, FeatureDeps } from '../feature.js';
 import { codingConfig, type CodingConfig } from './config.js';
 import { computeInsight, type HistoryLine } from './insight.js';
 
-/**
- * Coding mode (C5). A device (or a developer tool speaking for it) reports its coding session as
- * `{"type":"coding","event":"start"|"stop"|"clear"|"phase"|"log"|"step",...}`. Each event is acknowledged with
- * `{"type":"coding","status":"ok","event"}` (the text is never echoed back), relayed to the other devices with
- * `from`, and kept in a bounded history. Insights (`event:"insight"`) come from the `coding` LLM purpose: a burst of
- * `log` lines waits `coding.insight_debounce_ms` from its first line (so a steady stream still gets insights),
- * error logs, steps and phases go at once; one insight runs at a time per session and a trigger during it gives
- * exactly one more. `stop` (or `mode end coding`) produces one summary (`event:"summary"`).
- * Every timer and LLM call lives in the session's scope: a closing session cancels them.
- */
 const EVENTS = ['start', 'stop', 'clear', 'phase', 'log', 'step'] as const;
 type CodingEvent = (typeof EVENTS)[number];
 
@@ -58,33 +48,65 @@ function text(v: unknown): string | undefined {
   return undefined;
 }
 
-export function createCodingFeature(deps: FeatureDeps): Feature {
-  const { ctx, providers, modes, directory } = deps;
-  const runtimes = new WeakMap<Session, Runtime>();
-  const orphanStates = new WeakMap<Session, CodingState>();
+/** What the coding feature uses of the server. */
+export type CodingDeps = Pick<FeatureDeps, 'ctx' | 'providers' | 'modes' | 'directory'>;
 
-  const cfgNow = (): CodingConfig => codingConfig(ctx.config.current, ctx.log);
+/**
+ * Coding mode (C5). A device (or a developer tool speaking for it) reports its coding session as
+ * `{"type":"coding","event":"start"|"stop"|"clear"|"phase"|"log"|"step",...}`. Each event is acknowledged with
+ * `{"type":"coding","status":"ok","event"}` (the text is never echoed back), relayed to the other devices with
+ * `from`, and kept in a bounded history. Insights (`event:"insight"`) come from the `coding` LLM purpose: a burst of
+ * `log` lines waits `coding.insight_debounce_ms` from its first line (so a steady stream still gets insights),
+ * error logs, steps and phases go at once; one insight runs at a time per session and a trigger during it gives
+ * exactly one more. `stop` (or `mode end coding`) produces one summary (`event:"summary"`).
+ * Every timer and LLM call lives in the session's scope: a closing session cancels them.
+ */
+export class CodingFeature implements Feature {
+  readonly name = 'coding';
+  readonly #deps: CodingDeps;
+  readonly #runtimes = new WeakMap<Session, Runtime>();
+  /** State of a session with no device record (not registered): kept per connection instead. */
+  readonly #orphanStates = new WeakMap<Session, CodingState>();
 
-  const stateOf = (session: Session): CodingState => {
+  constructor(deps: CodingDeps) {
+    this.#deps = deps;
+    deps.ctx.messages.register('coding', {
+      schema: codingSchema,
+      handle: (session, msg) => this.#handle(session, msg),
+    });
+    // `mode start coding` starts a fresh coding session (the fork resets its stream flag and phase);
+    // `mode end coding` is a stop: one summary if there is anything to summarise.
+    deps.modes.onStart('coding', (session) => this.#reset(session, true));
+    deps.modes.onEnd('coding', (session) => {
+      this.#summarize(session);
+    });
+  }
+
+  #config(): CodingConfig {
+    return codingConfig(this.#deps.ctx.config.current, this.#deps.ctx.log);
+  }
+
+  #stateOf(session: Session): CodingState {
     const store = session.record?.state;
-    let s = (store?.get(STATE_KEY) as CodingState | undefined) ?? orphanStates.get(session);
+    let s = (store?.get(STATE_KEY) as CodingState | undefined) ?? this.#orphanStates.get(session);
     if (!s) {
       s = { running: false, phase: '', history: [], summarized: false };
       if (store) store.set(STATE_KEY, s);
-      else orphanStates.set(session, s);
+      else this.#orphanStates.set(session, s);
     }
     return s;
-  };
+  }
 
-  const runtimeOf = (session: Session): Runtime => {
-    let r = runtimes.get(session);
-    if (!r) runtimes.set(session, (r = { busy: false, again: false, generation: 0 }));
+  #runtimeOf(session: Session): Runtime {
+    let r = this.#runtimes.get(session);
+    if (!r) this.#runtimes.set(session, (r = { busy: false, again: false, generation: 0 }));
     return r;
-  };
+  }
 
   /** Relays to the other devices (all, the sender's group, or none), through the registry only. */
-  const relay = (session: Session, message: { type: string } & Record<string, unknown>): void => {
-    const scope = cfgNow().broadcast;
+  #relay(session: Session, message: { type: string } & Record<string, unknown>): void {
+    const { ctx, directory } = this.#deps;
+    const scope = this.#config().broadcast;
     if (scope === 'off') return;
     const group = scope === 'group' ? directory.groupOf(session.deviceId) : undefined;
     for (const id of ctx.registry.deviceIds()) {
@@ -92,34 +114,35 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
       if (group !== undefined && directory.groupOf(id) !== group) continue;
       ctx.registry.get(id)?.deliver(message);
     }
-  };
+  }
 
-  const reset = (session: Session, running: boolean): void => {
-    const s = stateOf(session);
+  #reset(session: Session, running: boolean): void {
+    const s = this.#stateOf(session);
     s.running = running;
     s.phase = '';
     s.history = [];
     s.summarized = false;
-    const r = runtimeOf(session);
+    const r = this.#runtimeOf(session);
     r.debounce?.();
     r.debounce = undefined;
     r.again = false;
     r.generation++;
-  };
+  }
 
-  const remember = (session: Session, line: Omit<HistoryLine, 'ts' | 'phase'>): void => {
-    const s = stateOf(session);
+  #remember(session: Session, line: Omit<HistoryLine, 'ts' | 'phase'>): void {
+    const s = this.#stateOf(session);
     s.history.push({ ...line, ts: Date.now(), phase: s.phase });
-    const max = cfgNow().history_max_lines;
+    const max = this.#config().history_max_lines;
     if (s.history.length > max) s.history.splice(0, s.history.length - max);
     s.summarized = false;
-  };
+  }
 
   /** Runs one insight or summary in the session scope and sends it to the device and the others. */
-  const produce = async (session: Session, kind: 'insight' | 'summary', signal: AbortSignal): Promise<void> => {
-    const s = stateOf(session);
-    const cfg = cfgNow();
-    const r = runtimeOf(session);
+  async #produce(session: Session, kind: 'insight' | 'summary', signal: AbortSignal): Promise<void> {
+    const { providers } = this.#deps;
+    const s = this.#stateOf(session);
+    const cfg = this.#config();
+    const r = this.#runtimeOf(session);
     const generation = r.generation;
     const history = [...s.history];
     const phase = s.phase;
@@ -142,56 +165,56 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
       from: session.deviceId,
     };
     session.send.json(message);
-    relay(session, message);
-  };
+    this.#relay(session, message);
+  }
 
-  const runInsight = (session: Session): void => {
-    const r = runtimeOf(session);
+  #runInsight(session: Session): void {
+    const r = this.#runtimeOf(session);
     r.debounce?.();
     r.debounce = undefined;
-    if (!cfgNow().insight_enabled) return;
+    if (!this.#config().insight_enabled) return;
     if (r.busy) {
       r.again = true;
       return;
     }
     r.busy = true;
     void session.scope
-      .run('coding-insight', (signal) => produce(session, 'insight', signal))
+      .run('coding-insight', (signal) => this.#produce(session, 'insight', signal))
       .finally(() => {
         r.busy = false;
         if (r.again && !session.closed) {
           r.again = false;
-          runInsight(session);
+          this.#runInsight(session);
         }
       });
-  };
+  }
 
-  const scheduleInsight = (session: Session, immediate: boolean): void => {
-    const cfg = cfgNow();
+  #scheduleInsight(session: Session, immediate: boolean): void {
+    const cfg = this.#config();
     if (!cfg.insight_enabled) return;
-    const r = runtimeOf(session);
-    if (immediate) return runInsight(session);
+    const r = this.#runtimeOf(session);
+    if (immediate) return this.#runInsight(session);
     r.debounce ??= session.scope.timeout(cfg.insight_debounce_ms, () => {
       r.debounce = undefined;
-      runInsight(session);
+      this.#runInsight(session);
     });
-  };
+  }
 
-  const summarize = (session: Session): boolean => {
-    const s = stateOf(session);
+  #summarize(session: Session): boolean {
+    const s = this.#stateOf(session);
     if (s.summarized || (!s.running && s.history.length === 0)) return false;
     s.summarized = true;
     s.running = false;
-    const r = runtimeOf(session);
+    const r = this.#runtimeOf(session);
     r.debounce?.();
     r.debounce = undefined;
     r.again = false;
     r.generation++;
-    void session.scope.run('coding-summary', (signal) => produce(session, 'summary', signal));
+    void session.scope.run('coding-summary', (signal) => this.#produce(session, 'summary', signal));
     return true;
-  };
+  }
 
-  const fail = (session: Session, message: string, event?: unknown): void => {
+  #fail(session: Session, message: string, event?: unknown): void {
     session.ctx.metrics.badFrames.labels('schema').inc();
     session.send.json({
       type: 'coding',
@@ -200,79 +223,83 @@ export function createCodingFeature(deps: FeatureDeps): Feature {
       message,
       ...(typeof event === 'string' ? { event } : {}),
     });
-  };
+  }
 
-  const handle = (session: Session, msg: Record<string, unknown>): void => {
+  #handle(session: Session, msg: Record<string, unknown>): void {
     const event = msg.event;
     if (typeof event !== 'string' || !(EVENTS as readonly string[]).includes(event)) {
-      fail(session, `event must be one of ${EVENTS.join(', ')}`, event);
+      this.#fail(session, `event must be one of ${EVENTS.join(', ')}`, event);
       return;
     }
-    const cfg = cfgNow();
+    const cfg = this.#config();
     const from = session.deviceId;
     const ack = (extra: Record<string, unknown> = {}) =>
       session.send.json({ type: 'coding', status: 'ok', event, ...extra });
     switch (event as CodingEvent) {
       case 'start':
-        reset(session, true);
+        this.#reset(session, true);
         ack();
-        relay(session, { type: 'coding', event: 'start', from });
+        this.#relay(session, { type: 'coding', event: 'start', from });
         return;
       case 'stop': {
-        const produced = summarize(session);
+        const produced = this.#summarize(session);
         ack(produced ? {} : { idempotent: true });
-        relay(session, { type: 'coding', event: 'stop', from });
+        this.#relay(session, { type: 'coding', event: 'stop', from });
         return;
       }
       case 'clear':
-        reset(session, stateOf(session).running);
+        this.#reset(session, this.#stateOf(session).running);
         ack();
-        relay(session, { type: 'coding', event: 'clear', from });
+        this.#relay(session, { type: 'coding', event: 'clear', from });
         return;
       case 'phase': {
         const phase = text(msg.phase) ?? text(msg.name) ?? text(msg.text);
-        if (!phase?.trim()) return fail(session, 'phase needs a "phase" string', event);
+        if (!phase?.trim()) return this.#fail(session, 'phase needs a "phase" string', event);
         const p = phase.trim().slice(0, 64);
-        stateOf(session).phase = p;
-        remember(session, { kind: 'phase', text: p });
+        this.#stateOf(session).phase = p;
+        this.#remember(session, { kind: 'phase', text: p });
         ack({ phase: p });
-        relay(session, { type: 'coding', event: 'phase', phase: p, from });
-        scheduleInsight(session, true);
+        this.#relay(session, { type: 'coding', event: 'phase', phase: p, from });
+        this.#scheduleInsight(session, true);
         return;
       }
       case 'log': {
         const raw = text(msg.text) ?? text(msg.message) ?? text(msg.line);
-        if (raw === undefined || !raw.trim()) return fail(session, 'log needs a non-empty "text" string', event);
+        if (raw === undefined || !raw.trim()) return this.#fail(session, 'log needs a non-empty "text" string', event);
         const levelRaw = text(msg.level)?.trim().toLowerCase() ?? 'info';
         const level = LEVELS[levelRaw] ?? 'info';
         const line = raw.trim().slice(0, cfg.per_message_max_len);
-        remember(session, { kind: 'log', level, text: line });
+        this.#remember(session, { kind: 'log', level, text: line });
         ack();
-        relay(session, { type: 'coding', event: 'log', level, text: line, phase: stateOf(session).phase, from });
-        scheduleInsight(session, level === 'error');
+        this.#relay(session, {
+          type: 'coding',
+          event: 'log',
+          level,
+          text: line,
+          phase: this.#stateOf(session).phase,
+          from,
+        });
+        this.#scheduleInsight(session, level === 'error');
         return;
       }
       case 'step': {
         const name = text(msg.name) ?? text(msg.step) ?? text(msg.text);
-        if (!name?.trim()) return fail(session, 'step needs a "name" string', event);
+        if (!name?.trim()) return this.#fail(session, 'step needs a "name" string', event);
         const status = (text(msg.status) ?? 'ok').trim().toLowerCase().slice(0, 16);
         const n = name.trim().slice(0, cfg.per_message_max_len);
-        remember(session, { kind: 'step', text: n, status });
+        this.#remember(session, { kind: 'step', text: n, status });
         ack();
-        relay(session, { type: 'coding', event: 'step', name: n, status, phase: stateOf(session).phase, from });
-        scheduleInsight(session, true);
+        this.#relay(session, {
+          type: 'coding',
+          event: 'step',
+          name: n,
+          status,
+          phase: this.#stateOf(session).phase,
+          from,
+        });
+        this.#scheduleInsight(session, true);
         return;
       }
     }
-  };
-
-  ctx.messages.register('coding', { schema: codingSchema, handle });
-  // `mode start coding` starts a fresh coding session (the fork resets its stream flag and phase);
-  // `mode end coding` is a stop: one summary if there is anything to summarise.
-  modes.onStart('coding', (session) => reset(session, true));
-  modes.onEnd('coding', (session) => {
-    summarize(session);
-  });
-
-  return { name: 'coding' };
+  }
 }
