@@ -33,6 +33,11 @@ export interface FeatureDeps {
   sessions(): Iterable<Session>;
 }
 
+/**
+ * The one shape of a feature: a class implementing this, built with `new XFeature(deps, options?)` where `deps` is
+ * the part of FeatureDeps it uses. The constructor registers everything (message types, routes, listeners and
+ * timers in the feature's own scope); `close()` ends what it started.
+ */
 export interface Feature {
   readonly name: string;
   /** Called on shutdown after sessions closed: flush outboxes, stop timers. */

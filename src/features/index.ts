@@ -1,16 +1,16 @@
 import { CodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
-import { createMeetingFeature, meetingSummaryFor } from './meeting/index.js';
-import { createPeerFeature } from './peer/index.js';
+import { MeetingFeature, meetingSummaryFor } from './meeting/index.js';
+import { PeerFeature } from './peer/index.js';
 import type { NormalizedTask } from './peer/message.js';
-import { createStatsFeature } from './stats.js';
-import { createWorkflowFeature, type WorkflowFeature } from './workflow/index.js';
+import { StatsFeature } from './stats.js';
+import { WorkflowFeature, type WorkflowService } from './workflow/index.js';
 
 /**
  * A peer `category:"task"` message becomes a task in the TARGET's group, owned by the target
  * (`peer.peer_task_to_workflow`); the normalized id, priority, status and assignees are kept.
  */
-function peerTaskToWorkflow(workflow: WorkflowFeature, deps: FeatureDeps) {
+function peerTaskToWorkflow(workflow: WorkflowService, deps: FeatureDeps) {
   return async (target: string, task: NormalizedTask, from: string): Promise<void> => {
     const fields = {
       ...task,
@@ -25,8 +25,8 @@ function peerTaskToWorkflow(workflow: WorkflowFeature, deps: FeatureDeps) {
 
 /** Every team feature, in start order; closed in reverse order on shutdown. */
 export function createFeatures(deps: FeatureDeps): Feature[] {
-  const meeting = createMeetingFeature(deps);
-  const workflow = createWorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) });
-  const peer = createPeerFeature(deps, { onTask: peerTaskToWorkflow(workflow, deps) });
-  return [meeting, workflow, peer, new CodingFeature(deps), createStatsFeature(deps)];
+  const meeting = new MeetingFeature(deps);
+  const workflow = new WorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) });
+  const peer = new PeerFeature(deps, { onTask: peerTaskToWorkflow(workflow.service, deps) });
+  return [meeting, workflow, peer, new CodingFeature(deps), new StatsFeature(deps)];
 }

@@ -2,17 +2,6 @@ import { cpus, freemem, totalmem } from 'node:os';
 import { Scope } from '../session/scope.js';
 import type { Feature, FeatureDeps } from './feature.js';
 
-/**
- * `server.stats` broadcast (C6): `{"type":"server","event":"stats","ts","deviceCount","online":[ids],"cpuPercent",
- * "memPercent","memUsedMB","memTotalMB"}` to every device every `server.stats_interval_ms` (10 s; read each cycle,
- * so a reload applies from the next one) and on every register/unregister (registry `online`/`offline`).
- *
- * Nothing here blocks: CPU is the delta of the kernel's counters since the previous sample (no sampling sleep,
- * the psutil `cpu_percent(interval=...)` trap), memory comes from two cheap calls, and the fan-out to many
- * devices is cut into slices, one event-loop turn each. Register/unregister bursts are coalesced into one
- * broadcast per `COALESCE_MS` (longer with many devices), and the message is serialized once for all devices, so N
- * devices connecting at once cost O(N) messages per window, not O(N²).
- */
 const COALESCE_MS = 1000;
 /** Presence broadcasts go to every device, so with many devices they are spaced further (0.5 ms per device). */
 const COALESCE_MS_PER_DEVICE = 0.5;
@@ -60,15 +49,44 @@ export class CpuSampler {
   }
 }
 
-export function createStatsFeature(deps: FeatureDeps): Feature {
-  const { registry, config, log } = deps.ctx;
-  const scope = new Scope('stats', (err, where) => log.error({ err, where }, 'stats broadcast failed'));
-  const cpu = new CpuSampler();
-  let lastSent = 0;
-  let pending: (() => void) | undefined;
+/** What the stats feature uses of the server. */
+export type StatsDeps = Pick<FeatureDeps, 'ctx'>;
 
-  const build = (): StatsMessage => {
-    const ids = registry.deviceIds();
+/**
+ * `server.stats` broadcast (C6): `{"type":"server","event":"stats","ts","deviceCount","online":[ids],"cpuPercent",
+ * "memPercent","memUsedMB","memTotalMB"}` to every device every `server.stats_interval_ms` (10 s; read each cycle,
+ * so a reload applies from the next one) and on every register/unregister (registry `online`/`offline`).
+ *
+ * Nothing here blocks: CPU is the delta of the kernel's counters since the previous sample (no sampling sleep,
+ * the psutil `cpu_percent(interval=...)` trap), memory comes from two cheap calls, and the fan-out to many
+ * devices is cut into slices, one event-loop turn each. Register/unregister bursts are coalesced into one
+ * broadcast per `COALESCE_MS` (longer with many devices), and the message is serialized once for all devices, so N
+ * devices connecting at once cost O(N) messages per window, not O(N²).
+ */
+export class StatsFeature implements Feature {
+  readonly name = 'stats';
+  readonly #deps: StatsDeps;
+  readonly #scope: Scope;
+  readonly #cpu = new CpuSampler();
+  #lastSent = 0;
+  /** Cancels the coalesced presence broadcast that is waiting. */
+  #pending: (() => void) | undefined;
+
+  constructor(deps: StatsDeps) {
+    this.#deps = deps;
+    const { registry, log } = deps.ctx;
+    this.#scope = new Scope('stats', (err, where) => log.error({ err, where }, 'stats broadcast failed'));
+    this.#scope.on(registry, 'online', () => this.#onPresence());
+    this.#scope.on(registry, 'offline', () => this.#onPresence());
+    this.#cycle();
+  }
+
+  close(): void {
+    this.#scope.close();
+  }
+
+  #build(): StatsMessage {
+    const ids = this.#deps.ctx.registry.deviceIds();
     const total = totalmem();
     const used = total - freemem();
     return {
@@ -77,49 +95,44 @@ export function createStatsFeature(deps: FeatureDeps): Feature {
       ts: Date.now(),
       deviceCount: ids.length,
       online: ids.length > MAX_ONLINE_LISTED ? ids.slice(0, MAX_ONLINE_LISTED) : ids,
-      cpuPercent: cpu.sample(),
+      cpuPercent: this.#cpu.sample(),
       memPercent: total > 0 ? Math.round((used / total) * 1000) / 10 : 0,
       memUsedMB: Math.round(used / 1048576),
       memTotalMB: Math.round(total / 1048576),
     };
-  };
+  }
 
-  const broadcast = (): void => {
-    lastSent = Date.now();
-    const text = JSON.stringify(build());
+  #broadcast(): void {
+    const { registry } = this.#deps.ctx;
+    this.#lastSent = Date.now();
+    const text = JSON.stringify(this.#build());
     const targets = registry.deviceIds();
     const sendSlice = (from: number): void => {
       for (const id of targets.slice(from, from + FANOUT_SLICE)) registry.get(id)?.deliverText(text, 'server');
-      if (from + FANOUT_SLICE < targets.length) scope.timeout(0, () => sendSlice(from + FANOUT_SLICE));
+      if (from + FANOUT_SLICE < targets.length) this.#scope.timeout(0, () => sendSlice(from + FANOUT_SLICE));
     };
     sendSlice(0);
-  };
+  }
 
   /** A presence change: one broadcast soon, shared by every change of the same window. */
-  const onPresence = (): void => {
-    if (pending || config.current.server.stats_interval_ms <= 0) return;
+  #onPresence(): void {
+    const { registry, config } = this.#deps.ctx;
+    if (this.#pending || config.current.server.stats_interval_ms <= 0) return;
     const spacing = Math.max(COALESCE_MS, registry.size * COALESCE_MS_PER_DEVICE);
-    const wait = Math.max(0, lastSent + spacing - Date.now());
-    pending = scope.timeout(wait, () => {
-      pending = undefined;
-      broadcast();
+    const wait = Math.max(0, this.#lastSent + spacing - Date.now());
+    this.#pending = this.#scope.timeout(wait, () => {
+      this.#pending = undefined;
+      this.#broadcast();
     });
-  };
-  scope.on(registry, 'online', onPresence);
-  scope.on(registry, 'offline', onPresence);
+  }
 
-  // The periodic cycle re-reads its interval every time, like the server's ping sweep: reloads apply next cycle.
-  const cycle = (): void => {
+  /** The periodic cycle re-reads its interval every time, like the server's ping sweep: reloads apply next cycle. */
+  #cycle(): void {
+    const { registry, config } = this.#deps.ctx;
     const every = config.current.server.stats_interval_ms;
-    scope.timeout(every > 0 ? every : 5000, () => {
-      if (every > 0 && registry.size > 0) broadcast();
-      cycle();
+    this.#scope.timeout(every > 0 ? every : 5000, () => {
+      if (every > 0 && registry.size > 0) this.#broadcast();
+      this.#cycle();
     });
-  };
-  cycle();
-
-  return {
-    name: 'stats',
-    close: () => scope.close(),
-  };
+  }
 }

@@ -8,8 +8,16 @@ export { meetingSummaryFor, type MeetingSummaryRef } from './store.js';
  * The meeting feature (C2): live transcription with minutes. Wiring only; see service.ts (run time), store.ts
  * (SQLite), finalize.ts (D18), timers.ts (pushes and checkpoints), webhook.ts (outbox delivery), api.ts (HTTP).
  */
-export function createMeetingFeature(deps: FeatureDeps): Feature {
-  const service = new MeetingService(deps);
-  registerMeetingRoutes(deps.api, service.store);
-  return { name: 'meeting', close: () => service.close() };
+export class MeetingFeature implements Feature {
+  readonly name = 'meeting';
+  readonly service: MeetingService;
+
+  constructor(deps: FeatureDeps) {
+    this.service = new MeetingService(deps);
+    registerMeetingRoutes(deps.api, this.service.store);
+  }
+
+  close(): Promise<void> {
+    return this.service.close();
+  }
 }

@@ -41,10 +41,6 @@ export interface PeerFeatureOptions {
 /** What the peer feature uses of the server (a FeatureDeps is one). */
 export type PeerDeps = Pick<FeatureDeps, 'ctx' | 'db' | 'providers' | 'directory'>;
 
-export interface PeerFeature extends Feature {
-  readonly queue: PeerQueue;
-}
-
 type RouteResult = 'delivered' | 'queued' | 'full' | 'offline' | 'error';
 
 /** Hands a connection a message; true once it was written (or, for a connection that cannot tell, accepted). */
@@ -76,11 +72,7 @@ const peerSchema = z.looseObject({ type: z.literal('peer') });
  * Operations for one target run in order in a per-target lane while a flush is running, so queued messages
  * always reach a device before newer ones.
  */
-export function createPeerFeature(deps: PeerDeps, options: PeerFeatureOptions = {}): PeerFeature {
-  return new Peer(deps, options);
-}
-
-class Peer implements PeerFeature {
+export class PeerFeature implements Feature {
   readonly name = 'peer';
   readonly queue: PeerQueue;
   readonly #deps: PeerDeps;
@@ -97,7 +89,7 @@ class Peer implements PeerFeature {
   /** Aborted on shutdown: structuring stops at once and falls back to pass-through. */
   readonly #llm = new AbortController();
 
-  constructor(deps: PeerDeps, options: PeerFeatureOptions) {
+  constructor(deps: PeerDeps, options: PeerFeatureOptions = {}) {
     this.#deps = deps;
     this.#onTask = options.onTask;
     const log = deps.ctx.log.child({ feature: 'peer' });

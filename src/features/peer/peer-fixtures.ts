@@ -18,7 +18,7 @@ import { MessageTable } from '../../session/message-table.js';
 import { Scope } from '../../session/scope.js';
 import type { ServerContext, Session, SessionEvents } from '../../session/session.js';
 import { openDatabase, type Db } from '../../store/sqlite.js';
-import { createPeerFeature, type PeerFeature, type PeerFeatureOptions } from './index.js';
+import { PeerFeature, type PeerFeatureOptions } from './index.js';
 
 export type Json = { type: string } & Record<string, unknown>;
 
@@ -72,7 +72,7 @@ export function startPeerHarness(
     events: new EventEmitter<SessionEvents>(),
   };
   const directory = new DeviceDirectory(join(dir, 'devices.yaml'), config, log);
-  const peer = createPeerFeature(
+  const peer = new PeerFeature(
     { ctx, db, providers: new ProviderRegistry(config, createProviderFactories(), log), directory },
     typeof options === 'function' ? options(db) : options,
   );
@@ -87,7 +87,7 @@ export function startPeerHarness(
       ctx.messages.dispatch(from as unknown as Session, 'peer', { type: 'peer', to: [to], payload: { text } }),
     texts: (d) => d.inbox.filter((m) => m.event === 'message').map((m) => String((m.payload as Json).text)),
     async close() {
-      await peer.close?.();
+      await peer.close();
       directory.close();
       ctx.metrics.close();
       db.close();
