@@ -10,6 +10,8 @@ export class FakeSocket extends EventEmitter implements SenderSocket {
   readyState = 1;
   /** Every frame handed to the socket, in order. */
   readonly frames: { data: Buffer | string; binary: boolean }[] = [];
+  /** The kernel keeps up: each frame is written right after it is handed over (default: only on `flush`). */
+  autoFlush = false;
   /** Make the next sends throw (a socket torn down under the sender). */
   throwOnSend = false;
   /** The close code and reason once the server closed it. */
@@ -19,7 +21,8 @@ export class FakeSocket extends EventEmitter implements SenderSocket {
   send(data: Buffer | string, options: { binary: boolean }, written: (err?: Error) => void): void {
     if (this.throwOnSend) throw new Error('socket gone');
     this.frames.push({ data, binary: options.binary });
-    this.#unflushed.push(written);
+    if (this.autoFlush) queueMicrotask(() => written());
+    else this.#unflushed.push(written);
   }
 
   /** The kernel wrote the oldest `n` frames (all by default), or failed them with `err`. */

@@ -13,7 +13,9 @@ import {
   type PcmChunk,
   type TtsProvider,
 } from '../providers/types.js';
+import { FakeSocket } from '../session/fake-socket.js';
 import { Scope } from '../session/scope.js';
+import { Sender } from '../session/sender.js';
 import { createInlineAudio } from './audio-engine.js';
 import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder } from './downlink.js';
@@ -49,8 +51,8 @@ function fakeLlm(tokens: string[], end: { failWith?: Error; hang?: boolean } = {
   return { provider, calls };
 }
 
-/** A TTS at the provider boundary: two frames of audio per sentence; a sentence containing `failOn` fails; `hang` waits. */
-function fakeTts(opts: { failOn?: string; hang?: boolean } = {}) {
+/** A TTS at the provider boundary: `frames` (2) frames of audio per sentence; one containing `failOn` fails; `hang` waits. */
+function fakeTts(opts: { failOn?: string; hang?: boolean; frames?: number } = {}) {
   const spoken: string[] = [];
   const signals: AbortSignal[] = [];
   const provider: TtsProvider = {
@@ -60,7 +62,7 @@ function fakeTts(opts: { failOn?: string; hang?: boolean } = {}) {
       signals.push(call.signal);
       if (opts.failOn && text.includes(opts.failOn)) throw new ProviderError('fake-tts', 'http', 'HTTP 500');
       if (opts.hang) await aborted(call.signal);
-      yield { sampleRate: RATE, samples: new Int16Array((RATE * FRAME_MS * 2) / 1000).fill(1000) };
+      yield { sampleRate: RATE, samples: new Int16Array((RATE * FRAME_MS * (opts.frames ?? 2)) / 1000).fill(1000) };
     },
     dispose: async () => {},
   };
@@ -72,7 +74,10 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-/** A session as a turn sees it: records what goes to the device, real Opus encoding, real metrics and config. */
+/**
+ * A session as a turn sees it: the real send path over a fake socket that keeps up (the device), real Opus
+ * encoding, real metrics and config; only the providers are fakes.
+ */
 function harness() {
   const config = new ConfigStore(validateConfig({ xiaozhi: { audio_params: { frame_duration: FRAME_MS } } }).config);
   const metrics = new Metrics({ defaultMetrics: false });
@@ -85,18 +90,18 @@ function harness() {
     () => encoder.dispose(),
     () => scope.close(),
   );
+  const socket = new FakeSocket();
+  socket.autoFlush = true;
+  // One frame in the socket at a time: when the socket stops taking frames, the sender's queue fills at once.
+  const send = new Sender(socket, metrics, { highWaterBytes: 1, maxQueuedBytes: () => 1 << 20 });
   /** Every message and audio packet the device was sent, in order. */
-  const wire: (Json | 'audio')[] = [];
-  let audioDrops = 0;
+  const wire = (): (Json | 'audio')[] =>
+    socket.frames.map((f) => (f.binary ? 'audio' : (JSON.parse(String(f.data)) as Json)));
   const closed: string[] = [];
   const session: TurnSession = {
     scope,
     ctx: { config, metrics },
-    send: {
-      json: (m) => (wire.push(m), true),
-      audio: (opus) => (assert.ok(opus.length > 0, 'a real Opus packet'), wire.push('audio'), true),
-      dropQueuedAudio: () => (audioDrops++, 0),
-    },
+    send,
     log: silentLogger(),
     sessionId: 'session-1',
     features: {},
@@ -124,7 +129,7 @@ function harness() {
       },
       input,
     );
-  const messages = () => wire.filter((m): m is Json => m !== 'audio');
+  const messages = () => wire().filter((m): m is Json => m !== 'audio');
   const stops = () => messages().filter((m) => m.type === 'tts' && m.state === 'stop').length;
   const sentences = () =>
     messages()
@@ -136,7 +141,7 @@ function harness() {
       .reduce((n, v) => n + v.value, 0);
   /** Resolves once the device has been sent `n` audio packets (the turn is speaking). */
   const audioSent = async (n = 1) => {
-    while (wire.filter((m) => m === 'audio').length < n) await new Promise((r) => setImmediate(r));
+    while (wire().filter((m) => m === 'audio').length < n) await new Promise((r) => setImmediate(r));
   };
   return {
     session,
@@ -151,7 +156,8 @@ function harness() {
     audioSent,
     closed,
     released: () => released,
-    audioDrops: () => audioDrops,
+    socket,
+    send,
   };
 }
 
@@ -167,9 +173,9 @@ describe('Turn', () => {
     assert.deepEqual(types.slice(0, 3), ['stt:', 'tts:start', 'llm:']);
     assert.deepEqual(h.sentences(), ['Hello there.', 'How are you?']);
     assert.deepEqual(tts.spoken, ['Hello there.', 'How are you?']);
-    assert.equal(h.wire.filter((m) => m === 'audio').length, 4, 'two frames per sentence, real Opus');
+    assert.equal(h.wire().filter((m) => m === 'audio').length, 4, 'two frames per sentence, real Opus');
     assert.equal(h.stops(), 1);
-    assert.deepEqual(h.wire.at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' }, 'stop comes last');
+    assert.deepEqual(h.wire().at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' }, 'stop comes last');
     assert.equal(h.session.speaking, false);
     assert.equal(h.released(), 2, 'both leases are released');
     assert.deepEqual(
@@ -179,20 +185,27 @@ describe('Turn', () => {
     assert.equal(turn.active, false);
   });
 
-  it('abort stops at once: one tts stop, the LLM and TTS requests are aborted, the turn ends aborted', async () => {
+  it('abort stops at once: queued audio is dropped, one tts stop is the last thing sent, the providers are aborted', async () => {
     const h = harness();
     const llm = fakeLlm(['First sentence. '], { hang: true });
-    const tts = fakeTts();
+    const tts = fakeTts({ frames: 20 });
     const turn = h.start({ text: 'hi', echoStt: false }, llm.provider, tts.provider);
     await h.audioSent();
+    // The device stops reading: paced frames now wait in the sender's queue.
+    h.socket.autoFlush = false;
+    while (h.send.queuedBytes === 0) await new Promise((r) => setTimeout(r, FRAME_MS));
     turn.abort('barge-in');
-    assert.equal(h.stops(), 1, 'the stop goes out with the abort, not after the providers wind down');
+    const stop = { type: 'tts', state: 'stop', session_id: 'session-1' };
+    assert.equal(h.send.queuedBytes, JSON.stringify(stop).length, 'queued audio dropped; only the stop waits');
     turn.abort('again');
+    h.socket.autoFlush = true;
+    h.socket.flush();
     assert.equal(await turn.done, 'aborted');
+    await new Promise((r) => setTimeout(r, FRAME_MS * 3));
     assert.equal(h.stops(), 1, 'exactly one stop, however many aborts');
+    assert.deepEqual(h.wire().at(-1), stop, 'no audio after stop');
+    assert.ok(h.wire().filter((m) => m === 'audio').length < 20, 'the queued audio was dropped, not played');
     assert.equal(llm.calls[0]!.signal.aborted, true, 'the LLM stream was aborted for real');
-    assert.equal(h.audioDrops(), 1, 'queued audio is dropped');
-    assert.deepEqual(h.wire.at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' }, 'nothing after stop');
     assert.equal(h.released(), 2);
     assert.equal(await h.providerErrors('llm'), 0, 'an abort is not a provider failure');
   });
@@ -218,7 +231,7 @@ describe('Turn', () => {
     assert.equal(await turn.done, 'failed');
     assert.deepEqual(tts.spoken, ['One full sentence.']);
     assert.equal(h.stops(), 1);
-    assert.deepEqual(h.wire.at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' });
+    assert.deepEqual(h.wire().at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' });
   });
 
   it('a TTS failure for one sentence: the others are spoken, the turn completes with one tts stop', async () => {
@@ -228,7 +241,7 @@ describe('Turn', () => {
     const turn = h.start({ text: 'hi', echoStt: false }, llm.provider, tts.provider);
     assert.equal(await turn.done, 'completed');
     assert.deepEqual(tts.spoken, ['Good one.', 'Broken one.', 'Last one.']);
-    assert.equal(h.wire.filter((m) => m === 'audio').length, 4, 'the two good sentences');
+    assert.equal(h.wire().filter((m) => m === 'audio').length, 4, 'the two good sentences');
     assert.equal(await h.providerErrors('tts'), 1);
     assert.equal(h.stops(), 1);
   });
