@@ -17,6 +17,7 @@ import { FakeSocket } from '../session/fake-socket.js';
 import { Scope } from '../session/scope.js';
 import { Sender } from '../session/sender.js';
 import { createInlineAudio } from './audio-engine.js';
+import { createWorkerAudio } from './audio-workers.js';
 import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder } from './downlink.js';
 import { Turn, type TurnInput, type TurnSession } from './turn.js';
@@ -78,11 +79,11 @@ afterEach(async () => {
  * A session as a turn sees it: the real send path over a fake socket that keeps up (the device), real Opus
  * encoding, real metrics and config; only the providers are fakes.
  */
-function harness() {
+function harness(opts: { audioWorkers?: number } = {}) {
   const config = new ConfigStore(validateConfig({ xiaozhi: { audio_params: { frame_duration: FRAME_MS } } }).config);
   const metrics = new Metrics({ defaultMetrics: false });
   const scope = new Scope('session');
-  const engine = createInlineAudio();
+  const engine = opts.audioWorkers ? createWorkerAudio(opts.audioWorkers, silentLogger()) : createInlineAudio();
   const encoder = createDownlinkEncoder(engine, RATE, FRAME_MS, 0);
   closers.push(
     () => metrics.close(),
@@ -158,6 +159,7 @@ function harness() {
     released: () => released,
     socket,
     send,
+    encoder,
   };
 }
 
@@ -243,6 +245,18 @@ describe('Turn', () => {
     assert.deepEqual(tts.spoken, ['Good one.', 'Broken one.', 'Last one.']);
     assert.equal(h.wire().filter((m) => m === 'audio').length, 4, 'the two good sentences');
     assert.equal(await h.providerErrors('tts'), 1);
+    assert.equal(h.stops(), 1);
+  });
+
+  it('audio the audio thread cannot encode: not a TTS failure, the turn still ends with one tts stop', async () => {
+    const h = harness({ audioWorkers: 1 });
+    h.encoder.dispose(); // its worker stream is gone: every encode is refused with AudioEngineClosedError
+    const tts = fakeTts();
+    const turn = h.start({ text: 'hi', echoStt: false }, fakeLlm(['Hello. ']).provider, tts.provider);
+    assert.equal(await turn.done, 'completed');
+    assert.deepEqual(tts.spoken, ['Hello.']);
+    assert.equal(h.wire().filter((m) => m === 'audio').length, 0);
+    assert.equal(await h.providerErrors('tts'), 0);
     assert.equal(h.stops(), 1);
   });
 
