@@ -1,12 +1,6 @@
 import type { PeerConfig } from './config.js';
 import { parsePeerRequest, PeerCode, peerError, type PeerRequest } from './message.js';
 
-/**
- * Whether an inbound peer message may be routed, and to whom: every check before anything costly (the LLM, the
- * queue), in the order the sender hears about them — parse, `peer.enabled`, `peer.max_targets`, the ACL.
- * Pure: it reads what it is given and changes nothing. The rate limit, which counts, comes after (`rateLimitReply`).
- */
-
 /** A target the message will not reach, reported in the receipt. */
 export interface FailedTarget {
   to: string;
@@ -44,6 +38,11 @@ export type Admission =
       malformed: boolean;
     };
 
+/**
+ * Whether an inbound peer message may be routed, and to whom: every check before anything costly (the LLM, the
+ * queue), in the order the sender hears about them — parse, `peer.enabled`, `peer.max_targets`, the ACL.
+ * Pure: it reads what it is given and changes nothing. The rate limit, which counts, comes after (`rateLimitReply`).
+ */
 export function admit(msg: Record<string, unknown>, { from, config, acl, online }: AdmitContext): Admission {
   const parsed = parsePeerRequest(msg);
   if (!parsed.ok) {
