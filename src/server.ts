@@ -13,17 +13,18 @@ import { ConfigStore } from './config/store.js';
 import { errorCode, errorMessage } from './errors.js';
 import { DEVICES_FILE, DeviceDirectory } from './hub/directory.js';
 import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
-import { createLogger, type Logger } from './observability/log.js';
+import { closeLogger, createLogger, type Logger, type LogOptions } from './observability/log.js';
 import { Metrics } from './observability/metrics.js';
 import { Scope } from './session/scope.js';
 import { registerCoreHandlers } from './session/handlers.js';
 import { MessageTable } from './session/message-table.js';
 import { registerServerActions } from './session/server-actions.js';
 import type { ServerContext, Session, SessionEvents } from './session/session.js';
-import { createFeatures } from './features/index.js';
+import { startFeatures } from './features/index.js';
 import { ModeController } from './features/modes.js';
 import { createProviderFactories } from './providers/factories.js';
 import { createAudioEngine } from './voice/audio-workers.js';
+import { Lifecycle, until } from './lifecycle.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
@@ -130,37 +131,92 @@ function listenError(err: unknown, host: string, port: number): StartupError {
   }
 }
 
-export async function startServer(opts: StartOptions): Promise<LinusServer> {
-  const initial: LinusConfig = opts.config.config;
-  ensureDataDir(opts.dataDir);
-  const config = new ConfigStore(initial);
-  const logFile = initial.log.log_file
-    ? isAbsolute(initial.log.log_file)
-      ? initial.log.log_file
-      : join(opts.dataDir, initial.log.log_file)
-    : undefined;
-  const log =
-    opts.logger ??
-    createLogger({
-      level: initial.log.log_level,
-      maxMessageLength: initial.log.max_message_length,
-      ...(logFile ? { file: logFile } : {}),
-    });
-  for (const w of opts.config.warnings) log.warn(`config: ${w}`);
-
-  let db: Db;
+/** The store, or a startup error naming the flag to change. */
+function openStore(dataDir: string): Db {
   try {
-    db = openDatabase(opts.dataDir);
+    return openDatabase(dataDir);
   } catch (err) {
     throw new StartupError(
-      `cannot open the store in ${opts.dataDir}: ${errorMessage(err)}; choose another with --data-dir or LINUS_DATA_DIR`,
+      `cannot open the store in ${dataDir}: ${errorMessage(err)}; choose another with --data-dir or LINUS_DATA_DIR`,
       '--data-dir',
     );
   }
+}
+
+function logOptions(config: LinusConfig, dataDir: string): LogOptions {
+  const file = config.log.log_file;
+  return {
+    level: config.log.log_level,
+    maxMessageLength: config.log.max_message_length,
+    ...(file ? { file: isAbsolute(file) ? file : join(dataDir, file) } : {}),
+  };
+}
+
+/**
+ * Starts the server as an ordered list of parts (see `Lifecycle`): each part's close is registered as the part
+ * is made, and a stop — or a start that fails half-way, e.g. on a port in use — closes them in reverse.
+ */
+export async function startServer(opts: StartOptions): Promise<LinusServer> {
+  ensureDataDir(opts.dataDir);
+  const config = new ConfigStore(opts.config.config);
+  const log = opts.logger ?? createLogger(logOptions(config.current, opts.dataDir));
+  const parts = new Lifecycle({
+    budgetMs: () => config.current.server.shutdown_timeout_ms,
+    onError: (err, part) => log.error({ err, part }, 'closing failed'),
+  });
+  // First in, last out: every other part may log while it closes. A logger we were given is its owner's to close.
+  parts.add('log', async ({ reason, deadline }) => {
+    log.info({ reason }, 'stopped');
+    if (!opts.logger) await closeLogger(log, deadline);
+  });
+  try {
+    return await start(opts, config, log, parts);
+  } catch (err) {
+    await parts.close('start failed');
+    throw err;
+  }
+}
+
+async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts: Lifecycle): Promise<LinusServer> {
+  const initial = config.current;
+  for (const w of opts.config.warnings) log.warn(`config: ${w}`);
+
+  const db = parts.start(
+    'store',
+    () => openStore(opts.dataDir),
+    (db) => void db.close(),
+  );
   const activations = new ActivationStore(db);
   const bindings = new DeviceBindings(db);
-  const metrics = new Metrics({ defaultMetrics: opts.defaultMetrics ?? true });
+  const memory = new MemoryStore(db);
+  const metrics = parts.start(
+    'metrics',
+    () => new Metrics({ defaultMetrics: opts.defaultMetrics ?? true }),
+    (m) => m.close(),
+  );
   const throttle = new SecretThrottle(metrics, log, () => config.current.server.failed_secrets);
+  const providers = parts.start(
+    'providers',
+    () => new ProviderRegistry(config, createProviderFactories(), log),
+    (p) => p.close(),
+  );
+  // Pending saves (dialogue memory...) finish before the providers and the store close: nothing stored is lost (A9).
+  const background = parts.start(
+    'background tasks',
+    () => new Scope('background', (err, where) => log.error({ err, where }, 'background task failed')),
+    async (scope, { deadline }) => {
+      await until(scope.drain(), deadline);
+      scope.close();
+    },
+  );
+  // Closed after the sessions: their streams are gone; encodes still in flight are dropped with the threads.
+  const audio = parts.start(
+    'audio threads',
+    () => createAudioEngine(initial.server.audio_workers, log),
+    (a) => a.close(),
+  );
+  void background.run('system check', () => checkSystemTools(initial, log));
+
   const registry = new LocalDeviceRegistry();
   const auth = resolveAuthKey(initial, randomBytes(16).toString('hex'));
   if (auth.ephemeral && initial.server.auth.enabled) {
@@ -168,13 +224,10 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
       'server.auth is enabled but no server.auth_key or manager-api.secret is set: tokens will not survive a restart',
     );
   }
-  const scope = new Scope('server', (err, where) => log.error({ err, where }, 'error in server scope'));
-  const background = new Scope('background', (err, where) => log.error({ err, where }, 'background task failed'));
   const messages = new MessageTable<Session>();
   registerCoreHandlers(messages);
   const events = new EventEmitter<SessionEvents>();
   const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key, background, messages, events };
-  const providers = new ProviderRegistry(config, createProviderFactories(), log);
   const reloader = opts.reload ? new ConfigReloader(config, opts.reload, log) : undefined;
   const reload = (source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> =>
     reloader
@@ -193,12 +246,9 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     const r = await reload('start');
     if (!r.ok) log.error(`manager API config not loaded at start (${r.error}); serving the local config`);
   }
-  const memory = new MemoryStore(db);
-  const audio = createAudioEngine(initial.server.audio_workers, log);
-  void checkSystemTools(initial, log);
+
   const sessions = new Set<Session>();
   let state: 'serving' | 'draining' = 'serving';
-
   const router = new Router();
   registerStatusRoutes(router, {
     metrics,
@@ -217,26 +267,48 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     reload: (patch) => reload('admin', patch),
     restart,
   });
+
   const modes = new ModeController(messages);
-  const directory = new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log);
-  scope.add(() => directory.close());
+  const directory = parts.start(
+    'device directory',
+    () => new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log),
+    (d) => d.close(),
+  );
   const voices = new WeakMap<Session, LazyVoice>();
   const voiceHooks = new VoiceHooks();
-  const features = createFeatures({
-    ctx,
-    db,
-    providers,
-    modes,
-    directory,
-    dataDir: opts.dataDir,
-    router,
-    api: new ApiRoutes(router, config, throttle),
-    voiceHooks,
-    voiceOf: (session) => voices.get(session)?.pipeline,
-    sessions: () => sessions,
-  });
+  startFeatures(
+    {
+      ctx,
+      db,
+      providers,
+      modes,
+      directory,
+      dataDir: opts.dataDir,
+      router,
+      api: new ApiRoutes(router, config, throttle),
+      voiceHooks,
+      voiceOf: (session) => voices.get(session)?.pipeline,
+      sessions: () => sessions,
+    },
+    parts,
+  );
 
-  const http = createServer();
+  // Closed first of the long-lived parts: stop accepting, tell every device, then wait for the connections
+  // (until the stop's deadline) before the features and the store they use close.
+  const http = parts.start(
+    'http',
+    () => createServer(),
+    async (http, { deadline }) => {
+      state = 'draining';
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      for (const s of [...sessions]) {
+        s.notify('shutdown', 'The server is shutting down; reconnect in a moment.');
+        s.close(1001, 'server shutdown');
+      }
+      await until(closed, deadline);
+      http.closeAllConnections();
+    },
+  );
   http.on(
     'request',
     limitRequests(http, metrics, (req, res) => void handleHttp(router, log, req, res)),
@@ -281,47 +353,26 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     }),
   );
 
-  const { ip: host } = initial.server;
-  const port = initial.server.port;
-  await listen(http, host, port, opts.bindRetryMs ?? 0).catch((err) => {
-    void audio.close();
-    db.close();
-    metrics.close();
-    throw err;
-  });
-  if (reloader && opts.reload?.watch) {
-    reloader.watchFile();
-    scope.add(() => reloader.close());
-  }
+  const { ip: host, port } = initial.server;
+  await listen(http, host, port, opts.bindRetryMs ?? 0);
   http.on('error', (err) => log.error({ err }, 'http server error'));
   const bound = (http.address() as AddressInfo).port;
-
-  // One sweep pings every socket; a peer that did not answer the previous ping is cut off (A4).
-  const sweep = (): void => {
-    const every = config.current.server.ws_ping_interval_ms;
-    if (every <= 0) {
-      scope.timeout(5000, sweep);
-      return;
-    }
-    scope.timeout(every, () => {
-      for (const s of sessions) if (!s.ping()) s.terminate();
-      sweep();
-    });
-  };
-  sweep();
-  // One idle sweep for every session instead of a timer per connection (A7).
-  scope.interval(500, () => {
-    const now = Date.now();
-    for (const s of sessions) s.checkIdle(now);
-  });
+  if (reloader && opts.reload?.watch) {
+    reloader.watchFile();
+    parts.add('config watch', () => reloader.close());
+  }
+  const timers = parts.start(
+    'timers',
+    () => new Scope('server', (err, where) => log.error({ err, where }, 'error in server scope')),
+    (scope) => scope.close(),
+  );
+  sweepSessions(timers, config, sessions);
 
   log.info(
     { host, port: bound, dataDir: opts.dataDir, config: opts.configPath, version: VERSION },
     `Linus listening on ${host}:${bound}`,
   );
-
-  let closing: Promise<void> | undefined;
-  const server: LinusServer = {
+  return {
     port: bound,
     host,
     ctx,
@@ -337,47 +388,33 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     },
     reload,
     close(reason = 'shutdown') {
-      closing ??= (async () => {
-        state = 'draining';
-        log.info({ reason, sessions: sessions.size }, 'draining');
-        const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
-        for (const s of [...sessions]) {
-          s.notify('shutdown', 'The server is shutting down; reconnect in a moment.');
-          s.close(1001, 'server shutdown');
-        }
-        scope.close();
-        for (const f of [...features].reverse()) {
-          try {
-            await f.close?.();
-          } catch (err) {
-            log.error({ err, feature: f.name }, 'feature close failed');
-          }
-        }
-        // Pending saves (dialogue memory...) finish before the store closes: nothing stored is lost (A9).
-        await Promise.race([
-          (async () => {
-            await background.drain();
-            await httpClosed;
-          })(),
-          new Promise((r) => setTimeout(r, config.current.server.shutdown_timeout_ms).unref()),
-        ]);
-        background.close();
-        http.closeAllConnections();
-        // After the sessions: their streams are closed; encodes still in flight are dropped with the threads.
-        await audio.close();
-        await providers.close();
-        try {
-          db.close();
-        } catch (err) {
-          log.error({ err }, 'closing the store failed');
-        }
-        metrics.close();
-        log.info('stopped');
-      })();
-      return closing;
+      if (!parts.stopping) log.info({ reason, sessions: sessions.size }, 'draining');
+      return parts.close(reason);
     },
   };
-  return server;
+}
+
+/**
+ * The two sweeps over every session: one ping sweep, where a peer that did not answer the previous ping is cut
+ * off (A4), and one idle sweep instead of a timer per connection (A7).
+ */
+function sweepSessions(scope: Scope, config: ConfigStore, sessions: ReadonlySet<Session>): void {
+  const ping = (): void => {
+    const every = config.current.server.ws_ping_interval_ms;
+    if (every <= 0) {
+      scope.timeout(5000, ping);
+      return;
+    }
+    scope.timeout(every, () => {
+      for (const s of sessions) if (!s.ping()) s.terminate();
+      ping();
+    });
+  };
+  ping();
+  scope.interval(500, () => {
+    const now = Date.now();
+    for (const s of sessions) s.checkIdle(now);
+  });
 }
 
 /** Binds; a port still held by a predecessor is retried until `retryMs` runs out (restart hand-over). */

@@ -9,7 +9,7 @@ import { loadEffectiveConfig, resolveRuntimeOptions, type CliFlags } from '../co
 import { errorMessage } from '../errors.js';
 import { signDeviceToken } from '../protocol/auth-token.js';
 import { normalizeId } from '../protocol/ids.js';
-import { startServer } from '../server.js';
+import { startServer, type LinusServer } from '../server.js';
 import { ActivationStore } from '../store/activation.js';
 import { DeviceBindings } from '../store/bindings.js';
 import { openDatabase } from '../store/sqlite.js';
@@ -29,7 +29,7 @@ const withConfigFlags = (cmd: Command): Command =>
     .option('-d, --data-dir <dir>', 'data directory (default: ./data, env LINUS_DATA_DIR)');
 
 async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> {
-  let server: Awaited<ReturnType<typeof startServer>>;
+  let server: LinusServer;
   let logFile = '';
   const supervised = !!flags.supervised || process.env.LINUS_SUPERVISED === '1';
   try {
@@ -61,13 +61,29 @@ async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> 
       process.stderr.write(`linus: second ${sig}, exiting now\n`);
       process.exit(1);
     }
-    void server.close(sig).then(
-      () => process.exit(0),
-      (err) => fail(err),
-    );
+    stopThenExit(server, sig);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** After the drain's waits end at `server.shutdown_timeout_ms`, closing the rest takes milliseconds; allow this. */
+const STOP_GRACE_MS = 1000;
+
+/**
+ * Drains the server and exits 0. Every wait of the drain ends at `server.shutdown_timeout_ms`; should a close
+ * hang anyway, the process exits 1 a moment later: a stop always ends, whatever a part or the log sink does.
+ */
+function stopThenExit(server: LinusServer, reason: string): void {
+  const budget = server.ctx.config.current.server.shutdown_timeout_ms;
+  setTimeout(() => {
+    process.stderr.write(`linus: the drain did not finish within ${budget} ms (server.shutdown_timeout_ms), exiting\n`);
+    process.exit(1);
+  }, budget + STOP_GRACE_MS);
+  server.close(reason).then(
+    () => process.exit(0),
+    (err) => fail(err),
+  );
 }
 
 function checkConfig(flags: CliFlags): void {

@@ -1,3 +1,4 @@
+import type { Lifecycle } from '../lifecycle.js';
 import { CodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
 import { MeetingFeature, meetingSummaryFor } from './meeting/index.js';
@@ -23,10 +24,18 @@ function peerTaskToWorkflow(workflow: WorkflowService, deps: FeatureDeps) {
   };
 }
 
-/** Every team feature, in start order; closed in reverse order on shutdown. */
-export function createFeatures(deps: FeatureDeps): Feature[] {
-  const meeting = new MeetingFeature(deps);
-  const workflow = new WorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) });
-  const peer = new PeerFeature(deps, { onTask: peerTaskToWorkflow(workflow.service, deps) });
-  return [meeting, workflow, peer, new CodingFeature(deps), new StatsFeature(deps)];
+/**
+ * Starts every team feature in order, each registered with `parts` the moment it exists: a stop, or a start that
+ * fails later on, closes them in reverse.
+ */
+export function startFeatures(deps: FeatureDeps, parts: Lifecycle): void {
+  const start = <F extends Feature>(feature: F): F => {
+    parts.add(`feature ${feature.name}`, () => feature.close?.());
+    return feature;
+  };
+  start(new MeetingFeature(deps));
+  const workflow = start(new WorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) }));
+  start(new PeerFeature(deps, { onTask: peerTaskToWorkflow(workflow.service, deps) }));
+  start(new CodingFeature(deps));
+  start(new StatsFeature(deps));
 }
