@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createLogger, truncateForLog } from './log.js';
+import { closeLogger, createLogger, truncateForLog } from './log.js';
 
 describe('logging (D-5)', () => {
   it('keeps head and tail of long messages', () => {
@@ -43,6 +43,25 @@ describe('logging (D-5)', () => {
       assert.ok(String(entry.msg).length < 160);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a log file that cannot be written (disk full) stops the log with one note on stderr, and close returns', async () => {
+    const notes: string[] = [];
+    const stderrWrite = process.stderr.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => notes.push(String(chunk)) > 0) as typeof stderrWrite;
+    try {
+      // /dev/full fails every write with ENOSPC, as a full disk does.
+      const log = createLogger({ level: 'info', maxMessageLength: 100, file: '/dev/full' });
+      log.info('first');
+      log.info('second');
+      // Calls back once the lines are out or the sink has failed: here, failed.
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
+      log.info('after the failure: dropped, not thrown');
+      await closeLogger(log, new AbortController().signal);
+      assert.deepEqual(notes, ['linus: writing the log to /dev/full failed (ENOSPC); logging stops\n']);
+    } finally {
+      process.stderr.write = stderrWrite;
     }
   });
 });
