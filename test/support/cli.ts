@@ -10,6 +10,8 @@ const CLI_ENTRY = 'src/cli/index.ts';
 export interface CliOptions {
   /** Extra environment; LINUS_* variables of the parent are always removed first. `undefined` removes a key. */
   env?: Record<string, string | undefined>;
+  /** Where the child's stdout goes (an open file descriptor: a FIFO, a file); by default a pipe read into `stdout`. */
+  stdout?: number;
   /** Run as this user/group (child_process.spawn `uid`/`gid`). */
   uid?: number;
   gid?: number;
@@ -51,12 +53,12 @@ export class CliProcess {
     this.child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
       cwd: REPO_ROOT,
       env: cliEnv(opts.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
       ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
       ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
     live.add(this.child);
-    this.child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
+    this.child.stdout?.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
     this.child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
     this.exited = new Promise((resolve, reject) => {
       this.child.once('error', (err) => {
