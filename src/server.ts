@@ -25,6 +25,7 @@ import { ModeController } from './features/modes.js';
 import { createProviderFactories } from './providers/factories.js';
 import { createAudioEngine } from './voice/audio-workers.js';
 import { Lifecycle, until } from './lifecycle.js';
+import { timeoutSignal } from './signals.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
@@ -152,6 +153,9 @@ function logOptions(config: LinusConfig, dataDir: string): LogOptions {
   };
 }
 
+/** How long the log output may still take once the stop's budget is spent. */
+const LOG_GRACE_MS = 250;
+
 /**
  * Starts the server as an ordered list of parts (see `Lifecycle`): each part's close is registered as the part
  * is made, and a stop — or a start that fails half-way, e.g. on a port in use — closes them in reverse.
@@ -165,9 +169,10 @@ export async function startServer(opts: StartOptions): Promise<LinusServer> {
     onError: (err, part) => log.error({ err, part }, 'closing failed'),
   });
   // First in, last out: every other part may log while it closes. A logger we were given is its owner's to close.
+  // Its last lines get a moment even when the drain spent the budget: a healthy sink needs milliseconds.
   parts.add('log', async ({ reason, deadline }) => {
     log.info({ reason }, 'stopped');
-    if (!opts.logger) await closeLogger(log, deadline);
+    if (!opts.logger) await closeLogger(log, deadline.aborted ? timeoutSignal(LOG_GRACE_MS) : deadline);
   });
   try {
     return await start(opts, config, log, parts);
