@@ -44,7 +44,7 @@ import { registerStatusRoutes } from './transport/status.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
 import { VoiceHooks } from './voice/hooks.js';
-import { LazyVoice } from './voice/pipeline.js';
+import { LazyVoice, type VoiceServiceDeps } from './voice/pipeline.js';
 
 /** A startup failure with one line for the operator, naming the config key (or flag) to change (D15). */
 export class StartupError extends Error {
@@ -338,22 +338,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
       onSession: (session) => {
         sessions.add(session);
         session.scope.add(() => sessions.delete(session));
-        if (config.current['manager-api'].url) {
-          void session.scope.run('private-config', async () => {
-            try {
-              session.privateConfig = await fetchPrivateConfig(config.current, session, session.scope.signal);
-            } catch (err) {
-              if (!session.closed)
-                session.log.warn(
-                  { err: errorMessage(err) },
-                  'no private config from the manager API; using the server config',
-                );
-            }
-          });
-        }
-        const voice = new LazyVoice(session, { providers, memory, hooks: voiceHooks, audio });
-        voices.set(session, voice);
-        session.voice = voice;
+        openSession(session, config, voices, { providers, memory, hooks: voiceHooks, audio });
       },
     }),
   );
@@ -397,6 +382,31 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
       return parts.close(reason);
     },
   };
+}
+
+/** A new session's private config (from the manager API, if there is one) and its voice, built on first use. */
+function openSession(
+  session: Session,
+  config: ConfigStore,
+  voices: WeakMap<Session, LazyVoice>,
+  voiceDeps: VoiceServiceDeps,
+): void {
+  if (config.current['manager-api'].url) {
+    void session.scope.run('private-config', async () => {
+      try {
+        session.privateConfig = await fetchPrivateConfig(config.current, session, session.scope.signal);
+      } catch (err) {
+        if (!session.closed)
+          session.log.warn(
+            { err: errorMessage(err) },
+            'no private config from the manager API; using the server config',
+          );
+      }
+    });
+  }
+  const voice = new LazyVoice(session, voiceDeps);
+  voices.set(session, voice);
+  session.voice = voice;
 }
 
 /**
