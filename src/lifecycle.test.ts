@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { errorMessage } from './errors.js';
 import { Lifecycle, until, type LifecycleOptions } from './lifecycle.js';
 
 function lifecycle(opts: Partial<LifecycleOptions> = {}): { parts: Lifecycle; errors: string[] } {
   const errors: string[] = [];
   const parts = new Lifecycle({
     budgetMs: () => 60_000,
-    onError: (err, part) => errors.push(`${part}: ${(err as Error).message}`),
+    onError: (err, part) => errors.push(`${part}: ${errorMessage(err)}`),
     ...opts,
   });
   return { parts, errors };

@@ -2,6 +2,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { errorCode, errorMessage } from '../errors.js';
 import { until } from '../lifecycle.js';
 
 export type { Logger } from 'pino';
@@ -117,7 +118,7 @@ class LogSink {
     // (`linus serve 2>&1 | head`), nobody is left to tell, and its error must not crash the server.
     if (!process.stderr.listeners('error').includes(ignore)) process.stderr.on('error', ignore);
     process.stderr.write(
-      `linus: writing the log to ${this.what} failed (${(err as NodeJS.ErrnoException).code ?? err.message}); logging stops\n`,
+      `linus: writing the log to ${this.what} failed (${errorCode(err) ?? errorMessage(err)}); logging stops\n`,
     );
   }
 
