@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, defaultConfig, parseConfigText, redactConfig, validateConfig } from './load.js';
 import { applyOverrides, resolveRuntimeOptions } from './runtime.js';
+import { nullConfig } from '../../test/support/null-config.js';
 
 describe('config schema and defaults (D11)', () => {
   it('produces every default from an empty file', () => {
@@ -97,6 +98,52 @@ Intent:
     assert.equal(config.server.timezone_offset, 8);
     assert.equal(config.log.log_level, 'info');
     assert.equal(config.selected_module.LLM, 'ChatGLMLLM');
+  });
+
+  it('null means unset wherever a key may be left out: every such key null gives the defaults', () => {
+    for (const deep of [false, true]) {
+      const raw = nullConfig(deep);
+      const { config, warnings } = validateConfig(raw);
+      assert.deepEqual(config, defaultConfig(), `deep=${deep}`);
+      assert.deepEqual(warnings, []);
+    }
+    // The generated config really is null all the way down (nested blocks included).
+    const deep = nullConfig(true) as { server: Record<string, unknown> };
+    assert.equal(deep.server.port, null);
+    assert.equal((deep.server.auth as Record<string, unknown>).enabled, null);
+  });
+
+  it("accepts the reference's null-valued keys, and null next to real values", () => {
+    const raw = parseConfigText(`
+server:
+  port: 8001
+  mqtt_gateway: null
+  mqtt_signature_key: null
+  udp_gateway: ~
+  auth:
+    enabled: true
+    allowed_devices:
+log:
+  log_level: DEBUG
+  data_dir: null
+prompt_template: null
+selected_module: {VLLM: null, LLM: Mine}
+LLM:
+  Mine: {type: openai, url: null, api_key: null}
+`);
+    const { config } = validateConfig(raw);
+    assert.equal(config.server.port, 8001);
+    assert.equal(config.server.mqtt_gateway, undefined);
+    assert.equal(config.server.udp_gateway, undefined);
+    assert.equal(config.server.auth.enabled, true);
+    assert.deepEqual(config.server.auth.allowed_devices, []);
+    assert.equal(config.log.log_level, 'debug');
+    assert.equal(config.selected_module.VLLM, '');
+    assert.equal(config.selected_module.LLM, 'Mine');
+    // Provider blocks are free-form: their nulls reach the provider, which reads them as unset.
+    assert.equal(config.LLM.Mine?.url, null);
+    // A null where a value is required is still an error naming the key (a list item, not a key).
+    assert.throws(() => validateConfig({ exit_commands: [null] }), /exit_commands\.0/);
   });
 
   it('reports YAML syntax errors with the line', () => {

@@ -27,7 +27,7 @@ export function validateConfig(raw: unknown): ValidatedConfig {
   const input = raw ?? {};
   if (typeof input !== 'object' || Array.isArray(input))
     throw new ConfigError('config must be a YAML mapping at the top level');
-  const result = configSchema.safeParse(input);
+  const result = configSchema.safeParse(dropUnsetNulls(configSchema, input));
   if (!result.success) {
     const issue = result.error.issues[0];
     const path = issue?.path.map(String).join('.') ?? '';
@@ -113,9 +113,29 @@ function unknownKeys(schema: z.ZodType, raw: unknown, path: string[]): string[] 
   return warnings;
 }
 
+/**
+ * The reference writes `key: null` for a setting it leaves unset (`server.mqtt_gateway: null`...). Wherever the
+ * schema lets a key be left out (optional, or with a default), a null there means just that: the key is dropped
+ * before validation, so its default applies. Nested blocks are walked; free-form blocks belong to their owners
+ * (provider blocks read null as unset, see providers/block.ts).
+ */
+function dropUnsetNulls(schema: z.ZodType, raw: unknown): unknown {
+  const shape = objectShape(schema);
+  if (!shape || raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const child = shape[key];
+    // Zod's own test of "may be left out" (what its deprecated isOptional() does).
+    if (value === null && child?.safeParse(undefined).success) continue;
+    out[key] = child ? dropUnsetNulls(child, value) : value;
+  }
+  return out;
+}
+
 type ZodInternals = { _zod: { def: { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType> } } };
 
-function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+/** The keys of an object schema, looking through optional/default/prefault wrappers. */
+export function objectShape(schema: z.ZodType): Record<string, z.ZodType> | undefined {
   let s = schema as unknown as ZodInternals;
   for (let i = 0; i < 10; i++) {
     const def = s._zod.def;

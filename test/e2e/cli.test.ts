@@ -4,7 +4,7 @@ import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import {
   freePort,
   isListening,
@@ -18,6 +18,8 @@ import {
 } from '../support/cli.js';
 import { TestDevice, UpgradeRefused, type Json } from '../support/device.js';
 import { startTestServer, tempDir } from '../support/server.js';
+import { nullConfig } from '../support/null-config.js';
+import { defaultConfig, redactConfig } from '../../src/config/load.js';
 
 const dirs: string[] = [];
 /** A temp dir removed after the file's tests. */
@@ -280,6 +282,17 @@ describe('check-config', () => {
   });
 });
 
+describe('check-config with null keys', () => {
+  it('a config where every key that may be left out is null prints the defaults', async () => {
+    const { dir, path } = configFile(stringifyYaml(nullConfig(true)));
+    assert.match(readFileSync(path, 'utf8'), /mqtt_gateway: null/);
+    const r = await runCli(['check-config', '--config', path, '--data-dir', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(lines(r.stderr), []);
+    assert.deepEqual(printedConfig(r), JSON.parse(JSON.stringify(redactConfig(defaultConfig()))));
+  });
+});
+
 describe('config file and overrides', () => {
   it('the first start creates <data-dir>/config.yaml, and it loads as the defaults', async () => {
     const dataDir = join(scratch(), 'fresh');
@@ -425,6 +438,10 @@ server:
     allowed_devices:
       - "24:0A:C4:1D:3B:F0"
     expire_seconds: 2592000
+  # MQTT网关配置 (unused keys are written as null)
+  mqtt_gateway: null
+  mqtt_signature_key: null
+  udp_gateway: null
 log:
   log_format: "<green>{time:YYMMDD HH:mm:ss}</green>[{version}_{selected_module}][<light-blue>{extra[tag]}</light-blue>]-<level>{level}</level>-<light-green>{message}</light-green>"
   log_level: INFO
