@@ -167,7 +167,8 @@ export const configSchema = z
       .string()
       .default('You are Linus, a friendly voice assistant. Answer briefly, in one or two spoken sentences.'),
     prompt_template: z.string().optional(),
-    system_error_response: z.string().optional(),
+    /** Spoken when a provider fails a turn (LLM or ASR error, a missed first-token/result deadline). */
+    system_error_response: z.string().default("Sorry, I can't answer right now. Please try again in a moment."),
     end_prompt: z.object({ enable: z.boolean().default(false), prompt: z.string().default('') }).prefault({}),
     module_test: openBlock.optional(),
     mcp_endpoint: z.string().optional(),

@@ -1,5 +1,6 @@
 import { createAsr } from './asr/index.js';
 import { createLlm } from './llm/index.js';
+import { withAsrDeadline, withLlmDeadline, withTtsDeadline } from './deadlines.js';
 import type { ProviderFactories } from './registry.js';
 import { createTts } from './tts/index.js';
 import { ProviderError, type VadProvider } from './types.js';
@@ -23,7 +24,15 @@ function createVad(alias: string, block: Record<string, unknown>): VadProvider {
   }
 }
 
-/** The concrete provider constructors, by kind; the registry builds instances through these. */
+/**
+ * The concrete provider constructors, by kind; the registry builds instances through these. Every LLM, ASR and
+ * TTS gets its time-to-first-result deadline here, whatever its type.
+ */
 export function createProviderFactories(): ProviderFactories {
-  return { asr: createAsr, llm: createLlm, tts: createTts, vad: createVad };
+  return {
+    asr: (alias, block) => withAsrDeadline(createAsr(alias, block), alias, block),
+    llm: (alias, block) => withLlmDeadline(createLlm(alias, block), alias, block),
+    tts: (alias, block) => withTtsDeadline(createTts(alias, block), alias, block),
+    vad: createVad,
+  };
 }

@@ -330,9 +330,11 @@ export class VoicePipeline implements SessionVoice {
     }
     this.#finishing = true;
     let text = '';
+    let failed = false;
     try {
       text = (await u.stream.finish()).text;
     } catch (err) {
+      failed = true;
       this.session.ctx.metrics.providerErrors.labels('asr', providerErrorKind(err)).inc();
       this.session.log.warn({ err: errorMessage(err) }, 'ASR failed');
     } finally {
@@ -340,6 +342,12 @@ export class VoicePipeline implements SessionVoice {
       this.#finishing = false;
     }
     if (this.session.closed) return;
+    if (failed) {
+      // The user spoke and is waiting: they hear that it failed, and the turn ends with tts stop.
+      const reply = this.session.ctx.config.current.system_error_response;
+      void this.startTurn({ text: '', echoStt: false, fixedReply: reply, failed: true });
+      return;
+    }
     this.handleText(text, 'voice', { vadEnd, asrDone: performance.now() });
   }
 

@@ -35,6 +35,8 @@ export interface TurnInput {
   fixedReply?: string;
   /** Close the session after `tts stop` (exit). */
   exitAfter?: boolean;
+  /** The turn reports a provider failure that happened before it (ASR): it speaks the fallback sentence. */
+  failed?: boolean;
   timings?: Partial<TurnTimings>;
 }
 
@@ -88,6 +90,8 @@ export class Turn {
   #emotionSent = false;
   #speech: Promise<void> = Promise.resolve();
   #exitAfter = false;
+  /** Set when the TTS missed its deadline: the rest of the turn is shown, not spoken, so it ends without more waits. */
+  #ttsDown = false;
   readonly #deps: TurnDeps;
 
   constructor(deps: TurnDeps, input: TurnInput) {
@@ -96,6 +100,7 @@ export class Turn {
     this.scope = session.scope.child('turn');
     this.timings = { providerWaitMs: 0, ...input.timings };
     this.#exitAfter = !!input.exitAfter;
+    if (input.failed) this.outcome = 'failed';
     const metrics = session.ctx.metrics;
     const frameMs = session.ctx.config.current.xiaozhi.audio_params.frame_duration;
     this.#pacer = new Pacer<AudioPacket>({
@@ -216,9 +221,15 @@ export class Turn {
           for (const s of splitter.push(ev.text)) this.#say(s);
         }
       } catch (err) {
-        // Counted like ASR and TTS failures; an abort (the scope closed) is not a provider failure.
-        if (!this.scope.closed) session.ctx.metrics.providerErrors.labels('llm', providerErrorKind(err)).inc();
-        throw err;
+        // An abort (the scope closed) is not a provider failure.
+        if (this.scope.closed) throw err;
+        // Counted like ASR and TTS failures; the user hears the fallback sentence, and the turn ends with tts stop.
+        session.ctx.metrics.providerErrors.labels('llm', providerErrorKind(err)).inc();
+        session.log.warn({ err: errorMessage(err) }, 'LLM failed');
+        this.outcome = 'failed';
+        for (const s of splitter.flush()) this.#say(s);
+        this.#say(config.system_error_response);
+        return;
       }
       if (!calls.length) break;
       extra.push({ role: 'assistant', content: text || null, tool_calls: calls });
@@ -264,7 +275,7 @@ export class Turn {
     const { session, tts, encoder } = this.#deps;
     if (this.scope.closed) return;
     this.#pacer.enqueueControl({ type: 'tts', state: 'sentence_start', text: show, session_id: session.sessionId });
-    if (!tts || !speak) return;
+    if (!tts || !speak || this.#ttsDown) return;
     const config = session.ctx.config.current;
     const asked = performance.now();
     try {
@@ -289,8 +300,11 @@ export class Turn {
         session.log.warn({ err: err.message }, 'sentence not encoded: the audio thread is unavailable');
         return;
       }
-      session.ctx.metrics.providerErrors.labels('tts', providerErrorKind(err)).inc();
+      const kind = providerErrorKind(err);
+      session.ctx.metrics.providerErrors.labels('tts', kind).inc();
       session.log.warn({ err: errorMessage(err) }, 'TTS failed for a sentence');
+      // A TTS that does not answer in time would make every later sentence wait as long again.
+      if (kind === 'timeout') this.#ttsDown = true;
     }
   }
 

@@ -153,6 +153,38 @@ describe('hot reload (D12, seed #4, seed #15)', () => {
     const health = await fetch(server.url('/health'));
     assert.equal(health.status, 200);
   });
+
+  it('first_token_timeout_ms is hot-reloadable: the next turn uses the new deadline', async () => {
+    const llm = (firstTokenMs: number) => ({
+      LLM: {
+        Fake: {
+          type: 'openai',
+          base_url: fake.baseUrl,
+          model_name: 'model-2',
+          api_key: 'k',
+          timeout_ms: 5000,
+          first_token_timeout_ms: firstTokenMs,
+        },
+      },
+    });
+    // The answer's first token comes after 1.5 s: past a 300 ms deadline, well within a 5 s one.
+    fake.chat = { chunks: ['Late answer.'], delayMs: 1500 };
+    write('model-2', llm(300));
+    assert.equal((await adminReload(server)).status, 200);
+    const e = await talk('reload-e', 'are you slow');
+    const fallback = await e.next((m) => m.state === 'sentence_start', 10_000);
+    assert.equal(fallback.text, server.ctx.config.current.system_error_response);
+    await e.next(isStop, 10_000);
+    write('model-2', llm(5000));
+    const r = await adminReload(server);
+    assert.ok(((r.body.data as Json).changed as string[]).includes('LLM.Fake.first_token_timeout_ms'));
+    const f = await talk('reload-f', 'are you slow');
+    assert.equal((await f.next((m) => m.state === 'sentence_start', 10_000)).text, 'Late answer.');
+    await f.next(isStop, 10_000);
+    await Promise.all([e.close(), f.close()]);
+    write('model-2');
+    await adminReload(server);
+  });
 });
 
 describe('file watch', () => {

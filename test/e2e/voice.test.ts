@@ -400,3 +400,97 @@ describe('no LLM configured', () => {
     }
   });
 });
+
+describe('first-result deadlines: a provider that accepts the request and never answers', () => {
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  let n = 0;
+  const fakeBlock = () => ({ base_url: fake.baseUrl, api_key: 'test-key', timeout_ms: 60_000 });
+  before(async () => {
+    fake = await FakeOpenAi.start();
+    server = await startTestServer(
+      voiceConfig(fake, {
+        selected_module: { VAD: 'SileroVAD', ASR: 'FakeASR', LLM: 'Fake', TTS: 'FliteTTS' },
+        LLM: { Fake: { type: 'openai', model_name: 'fake-model', first_token_timeout_ms: 500, ...fakeBlock() } },
+        ASR: { FakeASR: { type: 'openai', result_timeout_ms: 500, ...fakeBlock() } },
+        TTS: {
+          FliteTTS: { type: 'flite', voice: 'slt' },
+          FakeTTS: { type: 'openai', first_audio_timeout_ms: 500, ...fakeBlock() },
+        },
+        system_error_response: 'Sorry, that took too long.',
+      }),
+    );
+  });
+  after(async () => {
+    await server.stop();
+    await fake.stop();
+  });
+  const connect = async () => {
+    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: `deadline-${n++}` });
+    await dev.hello();
+    dev.send({ type: 'listen', state: 'start', mode: 'auto' });
+    return dev;
+  };
+  const errors = (kind: string) => metricValue(server, 'linus_provider_errors_total', { kind });
+
+  it('LLM: past first_token_timeout_ms the request is cancelled, counted, the fallback is spoken, then tts stop', async () => {
+    fake.chat = { stall: true };
+    const before = await errors('llm');
+    const dev = await connect();
+    const asked = fake.requests.length;
+    dev.send({ type: 'listen', state: 'detect', text: 'hello' });
+    const said = await dev.next((m) => m.state === 'sentence_start', 10_000);
+    assert.equal(said.text, 'Sorry, that took too long.');
+    await dev.next(isStop, 10_000);
+    assert.ok(dev.binary.length > 0, 'the fallback is heard, not just shown');
+    assert.equal(await errors('llm'), before + 1);
+    assert.equal(await (await fake.request(asked)).closed, true, 'the LLM request was cancelled');
+    const turn = timeline(dev).filter((e) => e === 'stt' || e.startsWith('tts:'));
+    assert.deepEqual(turn, ['stt', 'tts:start', 'tts:sentence_start', 'tts:stop']);
+    await dev.close();
+  });
+
+  it('ASR: past result_timeout_ms the user hears the fallback and the turn ends with tts stop', async () => {
+    fake.transcription = { hang: true };
+    const before = await errors('asr');
+    const dev = await connect();
+    await streamPcm(dev, join16(speechPcm('what time is it'), silence(1500)), { speed: 2 });
+    const said = await dev.next((m) => m.state === 'sentence_start', 15_000);
+    assert.equal(said.text, 'Sorry, that took too long.');
+    await dev.next(isStop, 10_000);
+    assert.equal(await errors('asr'), before + 1);
+    assert.equal(dev.all('stt').length, 0, 'nothing was recognized');
+    assert.equal(fake.last('/v1/audio/transcriptions').closedEarly, true, 'the upload was cancelled');
+    await dev.close();
+  });
+
+  it('TTS: past first_audio_timeout_ms the rest of the answer is shown without waiting again, then tts stop', async () => {
+    const base = server.ctx.config.current;
+    const own = await startTestServer({
+      selected_module: { ...base.selected_module, TTS: 'FakeTTS' },
+      LLM: base.LLM,
+      TTS: base.TTS,
+    });
+    try {
+      fake.speech = { hang: true };
+      fake.chat = { chunks: ['One thing. ', 'Two things. ', 'Three things.'] };
+      const before = await metricValue(own, 'linus_provider_errors_total', { kind: 'tts' });
+      const speechAsked = fake.requests.filter((r) => r.path === '/v1/audio/speech').length;
+      const dev = await TestDevice.connect({ url: own.url('/xiaozhi/v1/', 'ws'), deviceId: 'deadline-tts' });
+      await dev.hello();
+      dev.send({ type: 'listen', state: 'detect', text: 'count' });
+      await dev.next(isStop, 15_000);
+      const shown = dev.all((m) => m.state === 'sentence_start').map((m) => m.text);
+      assert.deepEqual(shown, ['One thing.', 'Two things.', 'Three things.']);
+      assert.equal(await metricValue(own, 'linus_provider_errors_total', { kind: 'tts' }), before + 1);
+      assert.equal(
+        fake.requests.filter((r) => r.path === '/v1/audio/speech').length - speechAsked,
+        1,
+        'one wait for the first sentence, none for the others',
+      );
+      await dev.close();
+    } finally {
+      await own.stop();
+    }
+  });
+});

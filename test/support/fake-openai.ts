@@ -24,6 +24,8 @@ export interface ChatScript {
   status?: number;
   /** Never answer (not even headers). */
   hang?: boolean;
+  /** Accept the request and send the stream's headers, then nothing (a model that never produces a token). */
+  stall?: boolean;
 }
 
 export interface TranscriptionScript {
@@ -191,6 +193,7 @@ export class FakeOpenAi {
       );
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    if (s.stall) return void res.flushHeaders();
     const deltas: Record<string, unknown>[] = chunks.map((c) => ({ content: c }));
     calls.forEach((c, index) => {
       deltas.push({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] });
