@@ -36,6 +36,7 @@ import { registerAdminRoutes } from './transport/admin.js';
 import { ApiRoutes } from './transport/api.js';
 import { resolveAuthKey } from './transport/device-auth.js';
 import { HttpError, sendJson, sendText } from './transport/http-util.js';
+import { FirmwareStore } from './transport/firmware.js';
 import { registerOtaRoutes } from './transport/ota.js';
 import { limitRequests } from './transport/request-limits.js';
 import { SecretThrottle } from './transport/secret-throttle.js';
@@ -262,7 +263,13 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     state: () => state,
     version: VERSION,
   });
-  registerOtaRoutes(router, { config, activations, bindings, throttle, authKey: auth.key, log });
+  const directory = parts.start(
+    'device directory',
+    () => new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log),
+    (d) => d.close(),
+  );
+  const firmware = new FirmwareStore(join(opts.dataDir, 'bin'), log, (id) => directory.setting(id, 'firmware'));
+  registerOtaRoutes(router, { config, activations, bindings, throttle, authKey: auth.key, log, firmware });
   registerAdminRoutes(router, {
     config,
     activations,
@@ -274,11 +281,6 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   });
 
   const modes = new ModeController(messages);
-  const directory = parts.start(
-    'device directory',
-    () => new DeviceDirectory(join(opts.dataDir, DEVICES_FILE), config, log),
-    (d) => d.close(),
-  );
   const voices = new WeakMap<Session, LazyVoice>();
   const voiceHooks = new VoiceHooks();
   startFeatures(

@@ -12,16 +12,40 @@ import { normalizeId } from '../protocol/ids.js';
  * data dir (hot-reloaded on change) and from the config's `device_alias` / `workflow.device_alias` maps.
  * Group of a device (D20): its devices.yaml group if set, else the first 8 characters of its normalised id.
  */
+/** `latest` (default), `none`, or a version cap such as "1.7.0" (YAML may read 1.7 as a number: quote versions). */
+const firmwareRollout = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .refine((v) => v === 'latest' || v === 'none' || /^\d+(\.\d+)*$/.test(v), {
+    message: 'firmware must be latest, none or a version such as "1.7.0"',
+  });
+/** Settings a device gets from its own entry, else from its group's, else from the top of the file. */
+const settingsShape = {
+  firmware: firmwareRollout.optional(),
+  /** false = this device is left out of the presence `stats` broadcast. */
+  presence: z.boolean().optional(),
+};
 const entrySchema = z.looseObject({
   alias: z.string().optional(),
   name: z.string().optional(),
   group: z.string().optional(),
   groupKey: z.string().optional(),
   role: z.string().optional(),
+  ...settingsShape,
 });
-const fileSchema = z.looseObject({ devices: z.record(z.string(), entrySchema).default({}) });
+const fileSchema = z.looseObject({
+  devices: z.record(z.string(), entrySchema).default({}),
+  groups: z.record(z.string(), z.looseObject(settingsShape)).default({}),
+  ...settingsShape,
+});
 
-interface DeviceEntry {
+export interface DeviceSettings {
+  firmware?: string;
+  presence?: boolean;
+}
+type SettingKey = keyof DeviceSettings;
+
+interface DeviceEntry extends DeviceSettings {
   alias?: string;
   group?: string;
   role?: string;
@@ -29,12 +53,21 @@ interface DeviceEntry {
 
 export const DEVICES_FILE = 'devices.yaml';
 
+function settingsOf(v: DeviceSettings): DeviceSettings {
+  return {
+    ...(v.firmware !== undefined ? { firmware: v.firmware } : {}),
+    ...(v.presence !== undefined ? { presence: v.presence } : {}),
+  };
+}
+
 export function defaultGroupKey(deviceId: string): string {
   return deviceId.slice(0, 8);
 }
 
 export class DeviceDirectory {
   #entries = new Map<string, DeviceEntry>();
+  #groups = new Map<string, DeviceSettings>();
+  #defaults: DeviceSettings = {};
   #watcher: FSWatcher | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #version = 0;
@@ -76,6 +109,11 @@ export class DeviceDirectory {
     return this.#entries.get(deviceId)?.role;
   }
 
+  /** A per-device setting: the device's own entry, else its group's, else the file's top level. */
+  setting<K extends SettingKey>(deviceId: string, key: K): DeviceSettings[K] {
+    return this.#entries.get(deviceId)?.[key] ?? this.#groups.get(this.groupOf(deviceId))?.[key] ?? this.#defaults[key];
+  }
+
   /** `alias|device-id` when an alias exists (the fork's owner display form), else the id. */
   displayName(deviceId: string): string {
     const alias = this.aliasOf(deviceId);
@@ -101,9 +139,11 @@ export class DeviceDirectory {
   /** Re-reads the file; a broken file keeps the previous entries and says why. */
   reload(): boolean {
     if (!existsSync(this.file)) {
-      const had = this.#entries.size > 0;
+      const had = this.#entries.size > 0 || this.#groups.size > 0 || Object.keys(this.#defaults).length > 0;
       if (had) this.#version++;
       this.#entries = new Map();
+      this.#groups = new Map();
+      this.#defaults = {};
       if (had) this.#notifyReload();
       return true;
     }
@@ -115,9 +155,16 @@ export class DeviceDirectory {
         if (!id) continue;
         const alias = e.alias ?? e.name;
         const group = e.group ?? e.groupKey;
-        next.set(id, { ...(alias ? { alias } : {}), ...(group ? { group } : {}), ...(e.role ? { role: e.role } : {}) });
+        next.set(id, {
+          ...(alias ? { alias } : {}),
+          ...(group ? { group } : {}),
+          ...(e.role ? { role: e.role } : {}),
+          ...settingsOf(e),
+        });
       }
       this.#entries = next;
+      this.#groups = new Map(Object.entries(parsed.groups).map(([g, v]) => [g, settingsOf(v)]));
+      this.#defaults = settingsOf(parsed);
       this.#version++;
       this.log.info({ devices: next.size }, `${DEVICES_FILE} loaded`);
       this.#notifyReload();

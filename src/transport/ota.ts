@@ -7,6 +7,7 @@ import { normalizeId, resolveHandshakeIds } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
 import { needsDeviceSecret, unboundHint } from './device-auth.js';
+import type { FirmwareStore } from './firmware.js';
 import { HttpError, headerString, readJson, sendJson, sendText } from './http-util.js';
 import type { Router } from './router.js';
 import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
@@ -31,15 +32,20 @@ function configuredWebsocketUrl(config: LinusConfig): string | undefined {
   return v;
 }
 
+/** The host a device reached us at (else our own address), and whether over TLS (a proxy's X-Forwarded-Proto). */
+function requestOrigin(config: LinusConfig, req: Pick<IncomingMessage, 'headers'>): { host: string; tls: boolean } {
+  const { ip, port } = config.server;
+  const host =
+    headerString(req as IncomingMessage, 'host') || `${ip === '0.0.0.0' || ip === '::' ? '127.0.0.1' : ip}:${port}`;
+  return { host, tls: headerString(req as IncomingMessage, 'x-forwarded-proto') === 'https' };
+}
+
 /** The WebSocket URL a device should use, from config or from the host it reached us at. */
 export function websocketUrlFor(config: LinusConfig, req: Pick<IncomingMessage, 'headers'>, wsPath: string): string {
   const configured = configuredWebsocketUrl(config);
   if (configured) return configured;
-  const { ip, port } = config.server;
-  const host =
-    headerString(req as IncomingMessage, 'host') || `${ip === '0.0.0.0' || ip === '::' ? '127.0.0.1' : ip}:${port}`;
-  const proto = headerString(req as IncomingMessage, 'x-forwarded-proto') === 'https' ? 'wss' : 'ws';
-  return `${proto}://${host}${wsPath}`;
+  const { host, tls } = requestOrigin(config, req);
+  return `${tls ? 'wss' : 'ws'}://${host}${wsPath}`;
 }
 
 export interface OtaDeps {
@@ -49,6 +55,8 @@ export interface OtaDeps {
   throttle: SecretThrottle;
   authKey: string;
   log: Logger;
+  /** Firmware images in data/bin; without it OTA always answers the device's own version. */
+  firmware?: FirmwareStore;
 }
 
 /** The body as JSON when it is; a body that is not JSON still gets an answer from the headers. Too large: 413. */
@@ -64,6 +72,7 @@ async function readOptionalJson(req: IncomingMessage): Promise<unknown> {
 interface OtaBody {
   mac_address?: unknown;
   application?: { version?: unknown };
+  board?: { type?: unknown };
 }
 
 export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
@@ -76,6 +85,9 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       res.writeHead(204, CORS);
       res.end();
     });
+    router.add('GET', `${family.ota}/download/:file`, (req, res, params) =>
+      deps.firmware ? deps.firmware.serve(req, res, params.file ?? '') : sendJson(res, 404, { success: false }),
+    );
     router.add('GET', `${family.ota}/`, (req, res) => {
       sendText(
         res,
@@ -120,13 +132,23 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       }
       websocket.version = config.server.binary_protocol_version;
       const appVersion = typeof body.application?.version === 'string' ? body.application.version : '0.0.0';
+      const awaitingActivation = config.server.activation.enabled && !deps.activations.isActivated(deviceId);
+      const board = typeof body.board?.type === 'string' ? body.board.type : headerString(req, 'device-model');
+      const { host, tls } = requestOrigin(config, req);
+      // The device's own version means "no update"; a device still to be activated gets none.
+      const firmware =
+        deps.firmware && !awaitingActivation
+          ? await deps.firmware.offer(
+              { id: deviceId, board, version: appVersion },
+              `${tls ? 'https' : 'http'}://${host}${family.ota}/download/`,
+            )
+          : { version: appVersion, url: '' };
       const reply: Record<string, unknown> = {
         server_time: { timestamp: now, timezone_offset: Math.round(config.server.timezone_offset * 60) },
-        // No firmware images are served: report the device's own version so it does not try to upgrade.
-        firmware: { version: appVersion, url: '' },
+        firmware,
         websocket,
       };
-      if (config.server.activation.enabled && !deps.activations.isActivated(deviceId)) {
+      if (awaitingActivation) {
         const rec = deps.activations.issue(deviceId, clientId, now);
         reply.activation = {
           code: rec.code,
