@@ -41,6 +41,7 @@ import { registerOtaRoutes } from './transport/ota.js';
 import { limitRequests } from './transport/request-limits.js';
 import { SecretThrottle } from './transport/secret-throttle.js';
 import { Router } from './transport/router.js';
+import { registerVisionRoutes } from './transport/vision.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
@@ -270,6 +271,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   );
   const firmware = new FirmwareStore(join(opts.dataDir, 'bin'), log, (id) => directory.setting(id, 'firmware'));
   registerOtaRoutes(router, { config, activations, bindings, throttle, authKey: auth.key, log, firmware });
+  registerVisionRoutes(router, { config, providers, metrics, authKey: auth.key, log });
   registerAdminRoutes(router, {
     config,
     activations,

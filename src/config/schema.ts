@@ -30,6 +30,19 @@ export const serverSchema = z
     websocket: z.string().default(''),
     /** Vision explain URL sent in MCP initialize; empty = built from the device's Host header. */
     vision_explain: z.string().default(''),
+    /** Limits of `POST /mcp/vision/explain` (the model is `selected_module.VLLM`). */
+    vision: z
+      .object({
+        /** Larger images are refused (the reference allows 5 MB). */
+        max_image_bytes: positiveInt.default(5 * 1024 * 1024),
+        /** Image types accepted, checked on the bytes themselves, not on what the upload claims. */
+        allowed_types: z
+          .array(z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp']))
+          .default(['image/jpeg', 'image/png', 'image/gif', 'image/webp']),
+        /** Deadline of the vision model's answer (a VLLM block's own `timeout_ms` wins). */
+        timeout_ms: positiveInt.default(30_000),
+      })
+      .prefault({}),
     /** Hours, as in the reference; OTA sends it in minutes. */
     timezone_offset: z.number().min(-14).max(14).default(8),
     /** Key for device tokens; falls back to manager-api.secret, then to a random per-process key. */

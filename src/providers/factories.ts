@@ -5,6 +5,7 @@ import type { ProviderFactories } from './registry.js';
 import { createTts } from './tts/index.js';
 import { ProviderError, type VadProvider } from './types.js';
 import { createEnergyVad } from './vad/energy.js';
+import { createVllm } from './vllm/index.js';
 import { createSileroVad } from './vad/silero.js';
 
 function createVad(alias: string, block: Record<string, unknown>): VadProvider {
@@ -34,5 +35,6 @@ export function createProviderFactories(): ProviderFactories {
     llm: (alias, block) => withLlmDeadline(createLlm(alias, block), alias, block),
     tts: (alias, block) => withTtsDeadline(createTts(alias, block), alias, block),
     vad: createVad,
+    vllm: createVllm,
   };
 }

@@ -2,13 +2,14 @@ import type { ConfigStore } from '../config/store.js';
 import type { LinusConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/log.js';
-import type { AsrProvider, LlmProvider, TtsProvider, VadProvider } from './types.js';
+import type { AsrProvider, LlmProvider, TtsProvider, VadProvider, VllmProvider } from './types.js';
 
 export interface ProviderKinds {
   asr: AsrProvider;
   llm: LlmProvider;
   tts: TtsProvider;
   vad: VadProvider;
+  vllm: VllmProvider;
 }
 export type ProviderKind = keyof ProviderKinds;
 
@@ -17,7 +18,7 @@ export type ProviderFactories = {
 };
 
 /** Config section and selected_module key of each kind. */
-const SECTION = { asr: 'ASR', llm: 'LLM', tts: 'TTS', vad: 'VAD' } as const;
+const SECTION = { asr: 'ASR', llm: 'LLM', tts: 'TTS', vad: 'VAD', vllm: 'VLLM' } as const;
 
 export interface Lease<T> {
   readonly provider: T;

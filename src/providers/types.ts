@@ -90,6 +90,22 @@ export interface TtsProvider {
   dispose(): Promise<void>;
 }
 
+// ---------------------------------------------------------------- VLLM
+
+export interface VisionRequest extends CallOptions {
+  question: string;
+  image: Buffer;
+  /** `image/jpeg`, `image/png`... */
+  mimeType: string;
+}
+
+/** A vision model: answers one question about one image (the reference's `VLLM.response(question, image)`). */
+export interface VllmProvider {
+  readonly name: string;
+  explain(req: VisionRequest): Promise<string>;
+  dispose(): Promise<void>;
+}
+
 // ---------------------------------------------------------------- VAD
 
 export interface VadDecision {

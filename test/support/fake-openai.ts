@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parseMultipart } from '../../src/transport/multipart.js';
 
 /**
  * A scripted OpenAI-compatible server for tests (a fixture, never a product default): chat completions
@@ -158,7 +159,11 @@ export class FakeOpenAi {
     }
     const raw = Buffer.concat(parts);
     if ((req.headers['content-type'] ?? '').startsWith('multipart/form-data')) {
-      Object.assign(rec, parseMultipart(raw, req.headers['content-type'] ?? ''));
+      const parts = parseMultipart(raw, req.headers['content-type'] ?? '') ?? [];
+      rec.body = Object.fromEntries(
+        parts.filter((p) => p.filename === undefined).map((p) => [p.name, p.data.toString()]),
+      );
+      rec.file = parts.find((p) => p.filename !== undefined)?.data;
     } else if (raw.length) {
       rec.body = JSON.parse(raw.toString()) as Record<string, unknown>;
     }
@@ -260,26 +265,4 @@ async function fliteWav(text: string): Promise<Buffer> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function parseMultipart(body: Buffer, contentType: string): { body: Record<string, string>; file?: Buffer } {
-  const m = /boundary=(?:"([^"]+)"|([^;]+))/.exec(contentType);
-  const boundary = Buffer.from(`--${m?.[1] ?? m?.[2] ?? ''}`);
-  const fields: Record<string, string> = {};
-  let file: Buffer | undefined;
-  let pos = body.indexOf(boundary);
-  while (pos >= 0) {
-    const start = pos + boundary.length;
-    const next = body.indexOf(boundary, start);
-    if (next < 0) break;
-    const part = body.subarray(start + 2, next - 2); // without the CRLFs around the part
-    const sep = part.indexOf('\r\n\r\n');
-    const head = part.subarray(0, sep).toString();
-    const content = part.subarray(sep + 4);
-    const name = /; name="([^"]*)"/.exec(head)?.[1] ?? '';
-    if (/filename="/.test(head)) file = Buffer.from(content);
-    else fields[name] = content.toString();
-    pos = next;
-  }
-  return { body: fields, file };
 }
