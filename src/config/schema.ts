@@ -73,6 +73,12 @@ export const serverSchema = z
     ws_ping_interval_ms: ms.default(20_000),
     /** Period of the `server.stats` broadcast to every device (C6); read each cycle, so a reload applies from the next one. 0 = only on register/unregister. */
     stats_interval_ms: ms.default(10_000),
+    /**
+     * Cap of the presence broadcast (`server.stats` on register/unregister), by fleet size: one presence broadcast
+     * waits at least devices ÷ this seconds after the previous one (and at least 1 s), so a ramp of N devices
+     * costs a bounded number of messages per second whatever N is.
+     */
+    presence_max_messages_per_second: positiveInt.default(2000),
     /** A connection that sends nothing at all within this time is closed. 0 = off. */
     hello_timeout_ms: ms.default(10_000),
     /** How long before an idle close the `timeout_warning` is sent. */

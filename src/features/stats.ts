@@ -1,10 +1,9 @@
 import { cpus, freemem, totalmem } from 'node:os';
 import { Scope } from '../session/scope.js';
+import type { Session } from '../session/session.js';
 import type { Feature, FeatureDeps } from './feature.js';
 
 const COALESCE_MS = 1000;
-/** Presence broadcasts go to every device, so with many devices they are spaced further (0.5 ms per device). */
-const COALESCE_MS_PER_DEVICE = 0.5;
 /** Devices sent to per event-loop turn. */
 const FANOUT_SLICE = 500;
 /** Ids listed in `online`; `deviceCount` always carries the true number. */
@@ -50,7 +49,7 @@ export class CpuSampler {
 }
 
 /** What the stats feature uses of the server. */
-export type StatsDeps = Pick<FeatureDeps, 'ctx'>;
+export type StatsDeps = Pick<FeatureDeps, 'ctx' | 'directory'>;
 
 /**
  * `server.stats` broadcast (C6): `{"type":"server","event":"stats","ts","deviceCount","online":[ids],"cpuPercent",
@@ -60,8 +59,10 @@ export type StatsDeps = Pick<FeatureDeps, 'ctx'>;
  * Nothing here blocks: CPU is the delta of the kernel's counters since the previous sample (no sampling sleep,
  * the psutil `cpu_percent(interval=...)` trap), memory comes from two cheap calls, and the fan-out to many
  * devices is cut into slices, one event-loop turn each. Register/unregister bursts are coalesced into one
- * broadcast per `COALESCE_MS` (longer with many devices), and the message is serialized once for all devices, so N
- * devices connecting at once cost O(N) messages per window, not O(N²).
+ * broadcast per window of at least `COALESCE_MS`, longer with many devices (`server.presence_max_messages_per_second`),
+ * and the message is serialized once for all devices, so N devices connecting at once cost O(N) messages per
+ * window, not O(N²). A device opts out of the presence broadcasts (not the periodic ones) with `presence: false` in
+ * devices.yaml (its own entry, its group's or the file's) or `features.presence: false` in its hello.
  */
 export class StatsFeature implements Feature {
   readonly name = 'stats';
@@ -71,6 +72,8 @@ export class StatsFeature implements Feature {
   #lastSent = 0;
   /** Cancels the coalesced presence broadcast that is waiting. */
   #pending: (() => void) | undefined;
+  /** Devices whose current session said `features.presence: false` in its hello. */
+  readonly #helloOptOut = new Map<string, Session>();
 
   constructor(deps: StatsDeps) {
     this.#deps = deps;
@@ -78,6 +81,13 @@ export class StatsFeature implements Feature {
     this.#scope = new Scope('stats', (err, where) => log.error({ err, where }, 'stats broadcast failed'));
     this.#scope.on(registry, 'online', () => this.#onPresence());
     this.#scope.on(registry, 'offline', () => this.#onPresence());
+    this.#scope.on(deps.ctx.events, 'ready', (session: Session) => {
+      if (session.features.presence === false) this.#helloOptOut.set(session.deviceId, session);
+      else this.#helloOptOut.delete(session.deviceId);
+    });
+    this.#scope.on(deps.ctx.events, 'closed', (session: Session) => {
+      if (this.#helloOptOut.get(session.deviceId) === session) this.#helloOptOut.delete(session.deviceId);
+    });
     this.#cycle();
   }
 
@@ -102,11 +112,17 @@ export class StatsFeature implements Feature {
     };
   }
 
-  #broadcast(): void {
+  #wantsPresence(deviceId: string): boolean {
+    return !this.#helloOptOut.has(deviceId) && this.#deps.directory.setting(deviceId, 'presence') !== false;
+  }
+
+  /** To every device; a presence broadcast leaves out those that opted out of it. */
+  #broadcast(presence: boolean): void {
     const { registry } = this.#deps.ctx;
     this.#lastSent = Date.now();
     const text = JSON.stringify(this.#build());
-    const targets = registry.deviceIds();
+    const all = registry.deviceIds();
+    const targets = presence ? all.filter((id) => this.#wantsPresence(id)) : all;
     const sendSlice = (from: number): void => {
       for (const id of targets.slice(from, from + FANOUT_SLICE)) registry.get(id)?.deliverText(text, 'server');
       if (from + FANOUT_SLICE < targets.length) this.#scope.timeout(0, () => sendSlice(from + FANOUT_SLICE));
@@ -117,12 +133,13 @@ export class StatsFeature implements Feature {
   /** A presence change: one broadcast soon, shared by every change of the same window. */
   #onPresence(): void {
     const { registry, config } = this.#deps.ctx;
-    if (this.#pending || config.current.server.stats_interval_ms <= 0) return;
-    const spacing = Math.max(COALESCE_MS, registry.size * COALESCE_MS_PER_DEVICE);
+    const server = config.current.server;
+    if (this.#pending || server.stats_interval_ms <= 0) return;
+    const spacing = Math.max(COALESCE_MS, (registry.size * 1000) / server.presence_max_messages_per_second);
     const wait = Math.max(0, this.#lastSent + spacing - Date.now());
     this.#pending = this.#scope.timeout(wait, () => {
       this.#pending = undefined;
-      this.#broadcast();
+      this.#broadcast(true);
     });
   }
 
@@ -131,7 +148,7 @@ export class StatsFeature implements Feature {
     const { registry, config } = this.#deps.ctx;
     const every = config.current.server.stats_interval_ms;
     this.#scope.timeout(every > 0 ? every : 5000, () => {
-      if (every > 0 && registry.size > 0) this.#broadcast();
+      if (every > 0 && registry.size > 0) this.#broadcast(false);
       this.#cycle();
     });
   }

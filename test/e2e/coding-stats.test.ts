@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { startTestServer, tempDir, type TestServer } from '../support/server.js';
 import { sleep } from '../support/wait.js';
 
 /** Coding mode (C5) and the server.stats broadcast (C6), end to end over real sockets. */
@@ -217,6 +220,36 @@ describe('server.stats broadcast (C6)', () => {
     await b.close();
     await a.next(notListing('st:b'));
     await a.close();
+  });
+
+  it('a device opts out of presence broadcasts by hello flag or devices.yaml (its entry, its group); others still get them', async () => {
+    const dataDir = tempDir();
+    writeFileSync(
+      join(dataDir, 'devices.yaml'),
+      stringify({
+        groups: { quiet: { presence: false } },
+        devices: { 'st:yaml-out': { presence: false }, 'st:group-out': { group: 'quiet' } },
+      }),
+    );
+    const own = await startTestServer({ server: { stats_interval_ms: 60_000 } }, { dataDir });
+    try {
+      const helloOut = await TestDevice.connect({ url: own.url('/xiaozhi/v1/', 'ws'), deviceId: 'st:hello-out' });
+      await helloOut.hello({ features: { mcp: true, presence: false } });
+      const optedOut = [helloOut, await connect(own, 'st:yaml-out'), await connect(own, 'st:group-out')];
+      const listening = await connect(own, 'st:in');
+      const late = await connect(own, 'st:late');
+      // One broadcast goes to every target in the same turn: once st:in has it, the others would have it too,
+      // and a pong sent after it arrives after it.
+      await listening.next(listing('st:late'), 5000);
+      for (const dev of optedOut) {
+        await settle(dev);
+        assert.equal(dev.all(listing('st:late')).length, 0, `${dev.opts.deviceId} opted out`);
+      }
+      await Promise.all([...optedOut, listening, late].map((d) => d.close()));
+    } finally {
+      await own.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('is sent on the interval (read each cycle, so a reload applies from the next one)', async () => {
