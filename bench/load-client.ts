@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 import {
   deviceId,
   HELLO,
+  HELLO_NO_PRESENCE,
   Histogram,
   PING,
   type FromLoad,
@@ -20,6 +21,9 @@ import {
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '{}') as LoadConfig;
 const sockets: WebSocket[] = [];
 const pushes = { messages: 0, bytes: 0 };
+/** The part of `pushes` that went to connections that opted out of presence broadcasts. */
+const optedOut = { connections: 0, pushes: { messages: 0, bytes: 0 } };
+const optsOut = (n: number): boolean => !!cfg.presenceOptOutEvery && n % cfg.presenceOptOutEvery === 0;
 
 function tell(msg: FromLoad): void {
   process.send?.(msg);
@@ -37,9 +41,9 @@ const heartbeats: Heartbeats = { sent: 0, pongs: 0, open: 0 };
 let heartbeatTimer: NodeJS.Timeout | undefined;
 
 /** Idle sockets: a pong answers a heartbeat; anything else is a push. */
-function onIdleMessage(data: WebSocket.RawData): void {
+function onIdleMessage(data: WebSocket.RawData, optOut: boolean): void {
   if (typeOf(data) === 'pong') heartbeats.pongs++;
-  else countPush(data);
+  else countPush(data, optOut);
 }
 
 /**
@@ -71,13 +75,17 @@ async function settleHeartbeats(): Promise<void> {
   heartbeats.open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
 }
 
-function countPush(data: WebSocket.RawData): void {
-  pushes.messages++;
-  pushes.bytes += Array.isArray(data) ? data.reduce((s, b) => s + b.length, 0) : data.byteLength;
+function countPush(data: WebSocket.RawData, optOut = false): void {
+  const bytes = Array.isArray(data) ? data.reduce((s, b) => s + b.length, 0) : data.byteLength;
+  for (const p of optOut ? [pushes, optedOut.pushes] : [pushes]) {
+    p.messages++;
+    p.bytes += bytes;
+  }
 }
 
 /** Upgrade with the firmware headers, send hello, resolve on the server hello. */
 function open(n: number): Promise<WebSocket> {
+  const optOut = optsOut(n);
   const ws = new WebSocket(cfg.url, {
     headers: { 'Device-Id': deviceId(n), 'Client-Id': randomUUID(), 'Protocol-Version': '1' },
     perMessageDeflate: false,
@@ -94,14 +102,15 @@ function open(n: number): Promise<WebSocket> {
       reject(err);
     };
     const onMessage = (data: WebSocket.RawData): void => {
-      if (typeOf(data) !== 'hello') return countPush(data);
+      if (typeOf(data) !== 'hello') return countPush(data, optOut);
       clearTimeout(timer);
       ws.off('message', onMessage);
       // Idle sockets only count what the server pushes; the ping loop handles its own messages.
-      if (cfg.mode === 'idle') ws.on('message', onIdleMessage);
+      if (cfg.mode === 'idle') ws.on('message', (d) => onIdleMessage(d, optOut));
+      if (optOut) optedOut.connections++;
       resolve(ws);
     };
-    ws.once('open', () => ws.send(HELLO));
+    ws.once('open', () => ws.send(optOut ? HELLO_NO_PRESENCE : HELLO));
     ws.on('message', onMessage);
     ws.once('unexpected-response', (_req, res) => fail(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
     ws.once('error', fail);
@@ -191,7 +200,10 @@ async function pingLoops(warmupMs: number, measureMs: number): Promise<void> {
 process.on('message', (msg: ToLoad) => {
   if (msg.kind === 'go' && cfg.mode === 'ping') void pingLoops(msg.warmupMs, msg.measureMs);
   else if (msg.kind === 'report') {
-    if (cfg.mode === 'idle') void settleHeartbeats().then(() => tell({ kind: 'pushes', pushes, heartbeats }));
+    if (cfg.mode === 'idle')
+      void settleHeartbeats().then(() =>
+        tell({ kind: 'pushes', pushes, heartbeats, ...(cfg.presenceOptOutEvery ? { optedOut } : {}) }),
+      );
     else tell({ kind: 'pushes', pushes });
   }
 });

@@ -11,6 +11,8 @@ export const HELLO = JSON.stringify({
   transport: 'websocket',
   audio_params: { format: 'opus', sample_rate: 16000, channels: 1, frame_duration: 60 },
 });
+/** The same hello from a device that opts out of presence broadcasts (`features.presence: false`). */
+export const HELLO_NO_PRESENCE = HELLO.replace('"mcp":false', '"mcp":false,"presence":false');
 export const PING = '{"type":"ping"}';
 export const PONG = '{"type":"pong"}';
 
@@ -31,6 +33,8 @@ export interface LoadConfig {
   openForMs: number;
   /** Idle mode: each connection sends a `ping` heartbeat this often (spread over the interval); 0 or absent = none. */
   heartbeatMs?: number;
+  /** Every k-th connection (by device number) opts out of presence broadcasts in its hello; 0 or absent = none. */
+  presenceOptOutEvery?: number;
 }
 
 /** Idle mode: heartbeats sent and answered, and the connections still open, at a `report`. */
@@ -60,7 +64,13 @@ export type FromLoad =
       lost: number;
       pushes: Pushes;
     }
-  | { kind: 'pushes'; pushes: Pushes; heartbeats?: Heartbeats };
+  | {
+      kind: 'pushes';
+      pushes: Pushes;
+      heartbeats?: Heartbeats;
+      /** The connections that opted out of presence broadcasts, and what was pushed to them (part of `pushes`). */
+      optedOut?: { connections: number; pushes: Pushes };
+    };
 
 /** Log-scale buckets 2% wide over microseconds: percentiles within 2%, and it merges by adding arrays. */
 const GROWTH = Math.log(1.02);

@@ -86,6 +86,7 @@ export async function openLoad(
   perProc: number,
   openForMs: number,
   heartbeatMs = 0,
+  presenceOptOutEvery = 0,
 ): Promise<OpenedLoad> {
   const clients = split(total, Math.ceil(total / perProc)).map((count, i) => {
     const cfg: LoadConfig = {
@@ -97,6 +98,7 @@ export async function openLoad(
       timeoutMs: CONNECT_TIMEOUT_MS,
       openForMs,
       ...(heartbeatMs ? { heartbeatMs } : {}),
+      ...(presenceOptOutEvery ? { presenceOptOutEvery } : {}),
     };
     nextId += count;
     return spawnNode<FromLoad>(

@@ -114,7 +114,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const turnsPerDevice = Math.ceil(turnsWanted / devices);
   // A turn the server answered must end within its deadlines: LLM, then each segment's TTS, then the reply's audio.
   const turnTimeoutMs = providerTimeoutMs * (1 + MAX_SEGMENTS) + AUDIO_MS.max * MAX_SEGMENTS + SLACK_MS;
-  // A voice turn nobody answered (ASR failed: the server stays silent) is over once the ASR deadline has passed.
+  // A voice turn whose ASR failed is answered (the fallback sentence) once the ASR deadline has passed.
   const replyTimeoutMs = providerTimeoutMs + 1500;
 
   const startedAt = new Date();
@@ -267,8 +267,9 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     const asrRequests = injected[P.asr] ?? 0;
     // Every voice turn sends one utterance, so one ASR request; then a no-reply turn is exactly an ASR fault.
     const oneAsrPerTurn = asrRequests === fr.voice.length;
-    const unexplainedNoReply = oneAsrPerTurn ? Math.max(0, noReply - inj.asr) : 0;
-    const stuck = hungOrClosed + unexplainedNoReply + typedNoReply;
+    // An ASR failure is answered with the fallback sentence: a turn with no stt that still ends with tts stop.
+    const fallbackTurns = fr.voice.filter((t) => t.stt === undefined && t.ttsStop !== undefined).length;
+    const stuck = hungOrClosed + noReply + typedNoReply;
     const delta = (name: string, labels: Record<string, string> = {}): number =>
       metricSum(m1, name, labels) - metricSum(m0, name, labels);
     const counted = {
@@ -297,11 +298,12 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       },
       { name: '  answered / ended with tts stop', value: `${answered} / ${withStop}` },
       { name: 'stuck sessions (no tts stop within deadline + slack)', value: stuck, target: '0', met: stuck === 0 },
+      { name: 'voice turns the server left unanswered', value: noReply, target: '0', met: noReply === 0 },
       {
-        name: 'voice turns the server left unanswered (ASR failed)',
-        value: noReply,
+        name: 'voice turns answered with the fallback sentence (ASR failed)',
+        value: fallbackTurns,
         target: oneAsrPerTurn ? `= ASR faults injected (${inj.asr})` : `≤ ASR faults injected (${inj.asr})`,
-        met: oneAsrPerTurn ? noReply === inj.asr : noReply <= inj.asr,
+        met: oneAsrPerTurn ? fallbackTurns === inj.asr : fallbackTurns <= inj.asr,
       },
       { name: 'server crashed', value: alive ? 'no' : 'yes', target: 'no', met: alive },
       {
@@ -317,10 +319,10 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         met: counted.tts === inj.tts,
       },
       {
-        name: 'LLM faults → failed turns (linus_turns_total{outcome="failed"}) / injected',
-        value: `${failedTurns} / ${inj.llm}`,
+        name: 'LLM + ASR faults → failed turns (linus_turns_total{outcome="failed"}) / injected',
+        value: `${failedTurns} / ${inj.llm + inj.asr}`,
         target: 'equal',
-        met: failedTurns === inj.llm,
+        met: failedTurns === inj.llm + inj.asr,
       },
       {
         name: 'LLM faults in linus_provider_errors_total{kind="llm"} / injected',
@@ -355,30 +357,25 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     );
     if (!alive) failures.push(`the server is gone or unhealthy: ${srv.child.output().slice(-600)}`);
     if (withStop !== answered) failures.push(`${answered - withStop} answered turns did not end with tts stop`);
-    if (stuck)
-      failures.push(`${stuck} stuck turns (tts start without tts stop, closed, or unanswered beyond the ASR faults)`);
-    if (oneAsrPerTurn ? noReply !== inj.asr : noReply > inj.asr)
-      failures.push(`${noReply} unanswered voice turns for ${inj.asr} ASR faults`);
+    if (stuck) failures.push(`${stuck} stuck turns (tts start without tts stop, closed, or unanswered)`);
+    if (oneAsrPerTurn ? fallbackTurns !== inj.asr : fallbackTurns > inj.asr)
+      failures.push(`${fallbackTurns} voice turns answered with the fallback for ${inj.asr} ASR faults`);
     if (counted.asr !== inj.asr)
       failures.push(`ASR faults: ${inj.asr} injected, ${counted.asr} counted in linus_provider_errors_total`);
     if (counted.tts !== inj.tts)
       failures.push(`TTS faults: ${inj.tts} injected, ${counted.tts} counted in linus_provider_errors_total`);
-    if (failedTurns !== inj.llm) failures.push(`LLM faults: ${inj.llm} injected, ${failedTurns} turns failed`);
+    if (failedTurns !== inj.llm + inj.asr)
+      failures.push(`LLM + ASR faults: ${inj.llm + inj.asr} injected, ${failedTurns} turns failed`);
     if (cleanOk !== devices || clean.length !== devices)
       failures.push(`clean turn: ${cleanOk} of ${devices} devices completed it`);
     if (lostDevices) failures.push(`${lostDevices} devices lost their connection`);
     if (!oneAsrPerTurn)
       notes.push(
-        `${asrRequests} ASR requests for ${fr.voice.length} voice turns (the VAD split or missed utterances): unanswered turns can only be bounded by the ASR faults, not matched`,
+        `${asrRequests} ASR requests for ${fr.voice.length} voice turns (the VAD split or missed utterances): fallback turns can only be bounded by the ASR faults, not matched`,
       );
-    if (counted.llm !== inj.llm) {
-      notes.push(
-        `LLM failures are not counted in linus_provider_errors_total (${counted.llm} of ${inj.llm}); they show only as linus_turns_total{outcome="failed"} (src/voice/turn.ts counts ASR and TTS failures, not the LLM's).`,
-      );
-    }
     notes.push(
       `Provider deadline ${providerTimeoutMs} ms on every block; a device gives a voice turn ${replyTimeoutMs} ms after its last packet to be answered at all, and an answered turn ${turnTimeoutMs} ms to end with tts stop.`,
-      'A failed ASR call leaves the device without any reply (no stt, no tts): the server stays silent as the reference does, and the device keeps listening; those turns are matched against the ASR faults, not counted as stuck.',
+      'A failed ASR call is answered with the fallback sentence (system_error_response; no stt) and ends with tts stop; those turns are matched against the ASR faults.',
       `Clean round: provider requests after it ${JSON.stringify(after)}.`,
     );
     const genCpu = gens.reduce((s, g) => s + cpuDelta(c0, c1, g.pid), 0) + cpuDelta(c0, c1, process.pid);

@@ -3,6 +3,8 @@
  * connections (Device-Id/Client-Id headers, hello with features.mcp=false, waiting for the hello reply) that
  * then only send a `ping` heartbeat now and then; the server's RSS growth over the N connections, after settling,
  * divided by N. Target: at 20,000 connections, Linus ≤ 2 × the bare server's bytes per connection.
+ * Every `--presence-opt-out`-th Linus connection opts out of presence broadcasts in its hello
+ * (`features.presence: false`): what was pushed to either kind, per connection, shows the bytes the opt-out saves.
  */
 import { cpus } from 'node:os';
 import { cpuLayout, isAbort, nextMessage, pinSelf, send, sleep } from '../lib/children.js';
@@ -31,6 +33,7 @@ const options = {
   'per-process': { type: 'string', default: '5000' },
   heartbeat: { type: 'string', default: '30' },
   settle: { type: 'string', default: '3' },
+  'presence-opt-out': { type: 'string', default: '2' },
   ...SERVER_OPTIONS,
 } as const;
 
@@ -39,6 +42,7 @@ const help: Record<keyof typeof options, string> = {
   'per-process': 'connections per load-client process',
   heartbeat: 's between two `ping` heartbeats of a connection, spread over the interval (0 = none)',
   settle: 's to wait before each RSS reading',
+  'presence-opt-out': 'every k-th Linus connection opts out of presence broadcasts (0 = none)',
   ...SERVER_HELP,
 };
 
@@ -57,6 +61,8 @@ export interface IdleServerResult {
   bytesPerConnection: number;
   pushes: Pushes;
   heartbeats: Heartbeats;
+  /** Connections that opted out of presence broadcasts, and what was pushed to them (part of `pushes`). */
+  optedOut?: { connections: number; pushes: Pushes };
 }
 
 const profile: Profile = {
@@ -76,6 +82,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const perProcess = int(f, 'per-process', 1, 19_000);
   const heartbeatMs = num(f, 'heartbeat', 0, 3600) * 1000;
   const settleMs = num(f, 'settle', 0, 60) * 1000;
+  const optOutEvery = int(f, 'presence-opt-out', 0, 1_000_000);
   const cpu = cpuLayout(onOff(f, 'pin'));
   if (cpu.pinned) pinSelf(cpu.load);
   const rig: TransportRig = {
@@ -91,7 +98,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const results: Partial<Record<Kind, IdleServerResult>> = {};
   try {
     for (const kind of KINDS)
-      results[kind] = await measure(ctx, rig, kind, requested, perProcess, heartbeatMs, settleMs, notes);
+      results[kind] = await measure(ctx, rig, kind, requested, perProcess, heartbeatMs, settleMs, notes, optOutEvery);
   } catch (err) {
     if (!isAbort(err)) throw err;
     notes.push('interrupted: servers measured before it are reported');
@@ -153,6 +160,8 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     notes.push(
       'Server from src/ through tsx: its per-closure metadata inflates memory per connection; measure the build (no --source) for the real figure.',
     );
+  if (linus?.optedOut?.connections && linus.optedOut.connections < linus.connected)
+    figures.push(...presenceFigures(linus, linus.optedOut));
   for (const kind of KINDS) {
     const r = results[kind];
     if (r?.pushes.messages)
@@ -173,6 +182,21 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   };
 }
 
+/** Pushed bytes per connection with and without the presence opt-out, and what all N opting out would save. */
+function presenceFigures(r: IdleServerResult, out: { connections: number; pushes: Pushes }): Figure[] {
+  const onBytes = (r.pushes.bytes - out.pushes.bytes) / (r.connected - out.connections);
+  const outBytes = out.pushes.bytes / out.connections;
+  return [
+    { name: 'Linus: pushed per connection, presence broadcasts on', value: onBytes, unit: 'B' },
+    { name: 'Linus: pushed per connection, presence opted out', value: outBytes, unit: 'B' },
+    {
+      name: `Linus: bytes saved if all ${r.connected.toLocaleString('en-US')} connections opt out`,
+      value: ((onBytes - outBytes) * r.connected) / MiB,
+      unit: 'MiB',
+    },
+  ];
+}
+
 async function measure(
   ctx: ProfileContext,
   rig: TransportRig,
@@ -182,6 +206,7 @@ async function measure(
   heartbeatMs: number,
   settleMs: number,
   notes: string[],
+  optOutEvery: number,
 ): Promise<IdleServerResult> {
   ctx.progress(`${LABEL[kind]}: starting`);
   const server = await startServerUnderTest(kind, rig);
@@ -202,7 +227,9 @@ async function measure(
         `${LABEL[kind]}: ${requested} connections lowered to ${n}: the open-file limit of one process is ${fdHardLimit()}.`,
       );
     ctx.progress(`${LABEL[kind]} (pid ${pid}): opening ${n} idle connections`);
-    const load = await openLoad(rig, server, 'idle', n, perProcess, 30_000 + n * 5, heartbeatMs);
+    // Only Linus knows the opt-out; the bare server has no broadcasts to opt out of.
+    const optOut = kind === 'linus' ? optOutEvery : 0;
+    const load = await openLoad(rig, server, 'idle', n, perProcess, 30_000 + n * 5, heartbeatMs, optOut);
     try {
       const serverSaysConnected = (await health(server.port))?.connections;
       ctx.progress(`${LABEL[kind]}: ${load.opened} connections open, settling ${settleMs / 1000} s`);
@@ -237,6 +264,14 @@ async function measure(
         bytesPerConnection: load.opened ? (rssAfterBytes - rssBeforeBytes) / load.opened : NaN,
         pushes: sumPushes(reports.map((r) => r.pushes)),
         heartbeats,
+        ...(optOut
+          ? {
+              optedOut: {
+                connections: reports.reduce((s, r) => s + (r.optedOut?.connections ?? 0), 0),
+                pushes: sumPushes(reports.map((r) => r.optedOut?.pushes ?? { messages: 0, bytes: 0 })),
+              },
+            }
+          : {}),
       };
     } finally {
       await stopLoad(load.clients);

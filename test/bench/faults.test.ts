@@ -14,7 +14,9 @@ it('faults: every answered turn ends with tts stop, faults are counted, sessions
   for (const kind of [
     'ASR faults counted',
     'TTS faults counted',
-    'LLM faults → failed turns',
+    'LLM + ASR faults → failed turns',
+    'voice turns the server left unanswered',
+    'voice turns answered with the fallback sentence',
     'clean turn after the faults',
   ]) {
     assert.equal(fig(kind)?.met, true, `${kind}\n${explain(r)}`);

@@ -3,7 +3,7 @@ import { it } from 'node:test';
 import { explainRun, figure, nonFinite, runBench } from './run-bench.js';
 
 /** `linus bench idle --smoke`: 50 idle connections with heartbeats on each server; correctness only. */
-it('idle: every connection opens on both servers and every heartbeat is answered', async () => {
+it('idle: every connection opens on both servers, every heartbeat is answered, the presence opt-out saves bytes', async () => {
   const run = await runBench(['idle', '--smoke', '--source', '--json']);
   const r = run.result;
   assert.equal(run.code, 0, explainRun(run));
@@ -16,5 +16,10 @@ it('idle: every connection opens on both servers and every heartbeat is answered
     assert.equal(hb.unit, `of ${hb.value}`, `${server}: every heartbeat answered\n${explainRun(run)}`);
   }
   assert.equal(typeof figure(r, 'Linus / bare ws bytes per connection').value, 'number');
+  // Half the Linus connections opted out of presence broadcasts in their hello: they were pushed less.
+  const on = figure(r, 'Linus: pushed per connection, presence broadcasts on').value as number;
+  const out = figure(r, 'Linus: pushed per connection, presence opted out').value as number;
+  assert.ok(out < on, `opted out ${out} B, on ${on} B per connection\n${explainRun(run)}`);
+  assert.ok((figure(r, 'Linus: bytes saved if all 50 connections opt out').value as number) > 0, explainRun(run));
   assert.deepEqual(nonFinite(r), [], explainRun(run));
 });
