@@ -30,14 +30,15 @@ function isTimeout(key: string) {
   return (err: unknown) => err instanceof ProviderError && err.kind === 'timeout' && err.message.includes(key);
 }
 
-const llmBlock = (extra: Record<string, unknown>) => ({
+/** A block of any kind for the fake server; its whole-call deadline far beyond the first-result ones. */
+const block = (extra: Record<string, unknown>) => ({
   type: 'openai',
   base_url: fake.baseUrl,
-  model_name: 'm',
   api_key: 'k',
   timeout_ms: 60_000,
   ...extra,
 });
+const llmBlock = (extra: Record<string, unknown>) => block({ model_name: 'm', ...extra });
 
 for (const [name, script] of [
   ['no headers at all', { hang: true }],
@@ -76,13 +77,7 @@ test('LLM: first_token_timeout_ms 0 turns it off; a negative value is a config e
 
 test('TTS: first_audio_timeout_ms cancels a request that never answers', async () => {
   fake.speech = { hang: true };
-  const tts = await factories.tts('SlowTTS', {
-    type: 'openai',
-    base_url: fake.baseUrl,
-    api_key: 'k',
-    timeout_ms: 60_000,
-    first_audio_timeout_ms: 300,
-  });
+  const tts = await factories.tts('SlowTTS', block({ first_audio_timeout_ms: 300 }));
   const n = fake.requests.length;
   await assert.rejects(drain(tts.synthesize('hello', call())), isTimeout('TTS.SlowTTS.first_audio_timeout_ms'));
   // On a very busy machine the deadline can pass before the request even reached the server.
@@ -91,12 +86,7 @@ test('TTS: first_audio_timeout_ms cancels a request that never answers', async (
 
 test('ASR: result_timeout_ms cancels a transcription that never answers', async () => {
   fake.transcription = { hang: true };
-  const asr = await factories.asr('SlowASR', {
-    type: 'openai',
-    base_url: fake.baseUrl,
-    api_key: 'k',
-    result_timeout_ms: 300,
-  });
+  const asr = await factories.asr('SlowASR', block({ result_timeout_ms: 300 }));
   const stream = asr.createStream({ ...call(), sessionId: 's' });
   stream.write(new Int16Array(16000));
   const n = fake.requests.length;
