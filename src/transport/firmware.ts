@@ -105,6 +105,7 @@ export class FirmwareStore {
       const st = statSync(join(this.dir, file));
       return st.isFile() ? { ...listed, size: st.size, mtimeMs: st.mtimeMs } : undefined;
     } catch {
+      // Removed since it was listed: there is no such image any more.
       return undefined;
     }
   }
