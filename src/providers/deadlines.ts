@@ -52,7 +52,8 @@ export async function* firstItemWithin<T>(
     const first = it.next();
     // Nobody awaits it once the deadline has won; its rejection (the cancelled request) is expected.
     first.catch(() => undefined);
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+    // Unref'd like every call deadline (signals.ts): it must not keep a shutting-down process alive.
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms).unref()));
     const r = await Promise.race([first, late]);
     clearTimeout(timer);
     if (r === 'late') {
@@ -119,7 +120,7 @@ export function withAsrDeadline(provider: AsrProvider, alias: string, block: Pro
             timer = setTimeout(() => {
               stream.abort();
               reject(error());
-            }, ms);
+            }, ms).unref();
           });
           try {
             return await Promise.race([stream.finish(), late]);
