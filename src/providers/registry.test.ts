@@ -27,6 +27,7 @@ function harness(llm: Record<string, Record<string, unknown>> = { main: { type: 
     asr: unused,
     tts: unused,
     vad: unused,
+    vllm: unused,
     llm: (alias, block) => {
       if (block.broken) throw new Error(`cannot build ${alias}`);
       const p: FakeLlm = {
