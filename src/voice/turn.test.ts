@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { validateConfig } from '../config/load.js';
+import { defaultConfig, validateConfig } from '../config/load.js';
 import { ConfigStore } from '../config/store.js';
 import { silentLogger } from '../observability/log.js';
 import { Metrics } from '../observability/metrics.js';
@@ -223,7 +223,7 @@ describe('Turn', () => {
     assert.equal(h.session.speaking, false);
   });
 
-  it('an LLM that fails mid-reply: what was said is spoken, then one tts stop', async () => {
+  it('an LLM that fails mid-reply: what was said is spoken, then the fallback sentence, then one tts stop', async () => {
     const h = harness();
     const llm = fakeLlm(['One full sentence. ', 'And half'], {
       failWith: new ProviderError('fake-llm', 'network', 'reset'),
@@ -231,7 +231,7 @@ describe('Turn', () => {
     const tts = fakeTts();
     const turn = h.start({ text: 'hi', echoStt: false }, llm.provider, tts.provider);
     assert.equal(await turn.done, 'failed');
-    assert.deepEqual(tts.spoken, ['One full sentence.']);
+    assert.deepEqual(tts.spoken, ['One full sentence.', defaultConfig().system_error_response]);
     assert.equal(h.stops(), 1);
     assert.deepEqual(h.wire().at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' });
   });

@@ -227,7 +227,7 @@ export class Turn {
         session.ctx.metrics.providerErrors.labels('llm', providerErrorKind(err)).inc();
         session.log.warn({ err: errorMessage(err) }, 'LLM failed');
         this.outcome = 'failed';
-        for (const s of splitter.flush()) this.#say(s);
+        // A sentence cut off mid-way is dropped: the fallback says why the answer stops there.
         this.#say(config.system_error_response);
         return;
       }
