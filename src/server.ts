@@ -26,6 +26,7 @@ import { createProviderFactories } from './providers/factories.js';
 import { createAudioEngine } from './voice/audio-workers.js';
 import { Lifecycle, until } from './lifecycle.js';
 import { timeoutSignal } from './signals.js';
+import { warmUpAudio } from './voice/warm-up.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
@@ -73,6 +74,11 @@ export interface StartOptions {
   onRestart?: () => void;
   /** Keep retrying a port that is still in use for this long (a replacement waiting for its predecessor). */
   bindRetryMs?: number;
+  /**
+   * Start the audio threads and load the VAD model right after listening (the CLI does); tests that start many
+   * servers in one process leave it off, and their threads start on first use.
+   */
+  warmAudio?: boolean;
 }
 
 export interface LinusServer {
@@ -366,6 +372,9 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     { host, port: bound, dataDir: opts.dataDir, config: opts.configPath, version: VERSION },
     `Linus listening on ${host}:${bound}`,
   );
+  // In the timers scope, closed first on a stop: a warm-up cut short by the shutdown is no failure.
+  if (opts.warmAudio)
+    void timers.run('audio warm-up', () => warmUpAudio({ audio, providers, config: initial, scope: timers, log }));
   return {
     port: bound,
     host,

@@ -49,6 +49,7 @@ async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> 
       },
       onRestart: () => void restartProcess(server, { supervised, logFile }).catch(fail),
       bindRetryMs: Number(process.env.LINUS_BIND_RETRY_MS) || 0,
+      warmAudio: true,
     });
   } catch (err) {
     fail(err);

@@ -138,3 +138,50 @@ export function createInlineAudio(): AudioEngine {
     },
   };
 }
+
+/**
+ * Starts the engine's threads and loads what a first utterance needs (Opus codecs, the VAD model) by running one
+ * silent frame through an encoder and a VAD uplink per thread. A cold audio thread takes seconds to start on a
+ * busy machine; paid at start-up, that wait does not fall on the first devices' first turns. Resolves with the
+ * first error seen (the engine then works as it would have, opening what it can on use), or undefined.
+ */
+export async function warmAudio(
+  engine: AudioEngine,
+  opts: { vad: UplinkOptions['vad']; rate: number; frameMs: number; complexity: number },
+): Promise<string | undefined> {
+  // The pool places each new stream on its least loaded thread: one encoder and one uplink per thread.
+  const encoders = Array.from({ length: Math.max(1, engine.workers) }, () =>
+    engine.openEncoder(opts.rate, opts.frameMs, opts.complexity),
+  );
+  const errors: string[] = [];
+  const uplinks: UplinkChannel[] = [];
+  try {
+    const silence = new Int16Array((opts.rate * opts.frameMs) / 1000);
+    const packets = await Promise.all(encoders.map(async (e) => e.packet((await e.prepare([silence.slice()]))[0]!)));
+    await Promise.all(
+      packets.map(
+        (packet) =>
+          new Promise<void>((resolve) => {
+            const uplink = engine.openUplink(
+              { rate: 16000, vad: opts.vad },
+              {
+                onResult: () => resolve(),
+                onError: (message) => {
+                  errors.push(message);
+                  resolve();
+                },
+              },
+            );
+            uplinks.push(uplink);
+            uplink.push(packet, !!opts.vad);
+          }),
+      ),
+    );
+  } catch (err) {
+    errors.push(err instanceof Error ? err.message : String(err));
+  } finally {
+    for (const u of uplinks) u.close();
+    for (const e of encoders) e.close();
+  }
+  return errors[0];
+}

@@ -3,7 +3,6 @@
  * one message (encodes are answered one by one, at once). Uplink packets are gathered until another operation
  * needs them processed first, so a batch of packets from many sessions goes through the VAD in a few model calls.
  */
-import { constants, setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import { errorMessage } from '../errors.js';
 import type { FromWorker, ToWorker } from './audio-workers.js';
@@ -14,13 +13,9 @@ import { UplinkProcessor, type UplinkPacket } from './uplink.js';
 if (!parentPort) throw new Error('audio-worker.ts runs as a worker thread');
 const port = parentPort;
 
-// Below the main thread: when they compete for a CPU, the thread that paces every session's frames wins; this
-// one catches up in the gaps. On Linux, pid 0 means this thread alone (raising one's own nice needs no privilege).
-try {
-  setPriority(0, constants.priority.PRIORITY_BELOW_NORMAL);
-} catch {
-  // Not permitted here (some containers): equal priority only costs latency under full load.
-}
+// The thread keeps the default priority. Lowered (nice +10), it lost to every other busy process on the machine,
+// not only to our main thread: on a loaded 2-core box it got a few % of a core, VAD and encodes fell seconds
+// behind, utterances went unanswered and replies stalled (test/bench/faults.test.ts under load).
 
 const uplink = new UplinkProcessor();
 const encoders = new Map<number, OpusEncoder>();

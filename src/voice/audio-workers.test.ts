@@ -4,7 +4,13 @@ import { silentLogger } from '../observability/log.js';
 import { createSileroVad } from '../providers/vad/silero.js';
 import { concat, flite, silence } from '../providers/vad/vad-fixtures.js';
 import type { VadSpec } from '../providers/types.js';
-import { AudioEngineClosedError, createInlineAudio, type AudioEngine, type UplinkResult } from './audio-engine.js';
+import {
+  AudioEngineClosedError,
+  createInlineAudio,
+  warmAudio,
+  type AudioEngine,
+  type UplinkResult,
+} from './audio-engine.js';
 import { audioWorkerCount, createWorkerAudio } from './audio-workers.js';
 import { createOpusDecoder, createOpusEncoder } from './opus.js';
 
@@ -102,6 +108,20 @@ describe('audio engines', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(seen.length, count);
     await engine.close(); // idempotent
+  });
+
+  it('warm-up runs a frame through every thread, and reports a VAD model that cannot load', async () => {
+    const opts = { rate: 24000, frameMs: 60, complexity: 5 };
+    assert.equal(await warmAudio(workers, { ...opts, vad: spec }), undefined);
+    const missing = { ...spec, modelPath: '/nonexistent/silero.onnx' } as VadSpec;
+    const engine = createWorkerAudio(2, silentLogger());
+    try {
+      assert.match((await warmAudio(engine, { ...opts, vad: missing })) ?? '', /silero|onnx|model/i);
+    } finally {
+      await engine.close();
+    }
+    // The engine stays usable after a warm-up: a new stream decodes and decides as before.
+    assert.match((await run(workers, spec, a, b))[0]!, /S960.*E960/);
   });
 
   it('sizes the pool from the setting: auto keeps a CPU for the main thread', () => {

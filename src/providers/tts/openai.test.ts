@@ -158,6 +158,18 @@ test('errors: HTTP 500, deadline, connection refused', async () => {
   assert.equal((await failure(collect(dead.synthesize('x', opts())))).kind, 'network');
 });
 
+test("the deadline is the provider's time: a consumer slower than it still gets the whole answer", async () => {
+  // The whole body arrives at once; the consumer then holds its chunk past the deadline, as a turn does when its
+  // audio thread is busy. Charged to the provider, that read timed out (and once hung for good on Node 20's fetch).
+  fake.speech = { durationMs: 500, chunkBytes: 24000 };
+  let samples = 0;
+  for await (const c of tts({ timeout_ms: 200 }).synthesize('x', opts())) {
+    samples += c.samples.length;
+    await new Promise((r) => setTimeout(r, 600));
+  }
+  assert.equal(samples, 12000);
+});
+
 test('config: compressed formats and unknown types are refused naming the key; empty text makes no request', async () => {
   assert.throws(() => tts({ format: 'mp3' }), /TTS\.OpenAITTS\.format/);
   assert.throws(

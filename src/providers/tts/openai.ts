@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import { blockNumber, blockString } from '../block.js';
-import { abortError, callSignals, openAiClient, toProviderError } from '../openai-common.js';
+import { abortError, callSignals, openAiClient, toProviderError, untilAborted } from '../openai-common.js';
 import type { ProviderBlock } from '../block.js';
 import { ProviderError } from '../types.js';
 import type { CallOptions, PcmChunk, TtsProvider } from '../types.js';
@@ -33,7 +33,7 @@ export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvide
         signal: opts.signal,
         timeoutMs: blockTimeout ?? opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       };
-      const { signal, deadline, local } = callSignals(call);
+      const { signal, deadline, local, hold, release } = callSignals(call);
       const reader = format === 'wav' ? new WavReader(alias) : new PcmReader(pcmRate, 1);
       let handedOut = false;
       try {
@@ -42,11 +42,13 @@ export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvide
           { signal },
         );
         if (!res.body) return;
-        for await (const bytes of res.body) {
+        for await (const bytes of untilAborted(res.body, signal)) {
           const chunk = reader.push(bytes as Uint8Array);
           if (!chunk?.samples.length) continue;
           handedOut = true;
+          hold();
           yield chunk;
+          release();
           handedOut = false;
         }
         // Should a body ever end quietly on abort, a cut sentence must still not look complete.
