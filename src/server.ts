@@ -28,6 +28,7 @@ import { Lifecycle, until } from './lifecycle.js';
 import { timeoutSignal } from './signals.js';
 import { warmUpAudio } from './voice/warm-up.js';
 import { ProviderRegistry } from './providers/registry.js';
+import { selectionError } from './providers/selection.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
 import { DeviceBindings } from './store/bindings.js';
@@ -169,6 +170,9 @@ const LOG_GRACE_MS = 250;
  * is made, and a stop — or a start that fails half-way, e.g. on a port in use — closes them in reverse.
  */
 export async function startServer(opts: StartOptions): Promise<LinusServer> {
+  // With a manager API the modules come from it: its config is checked as it arrives (a failed check keeps this one).
+  const selection = opts.config.config['manager-api'].url ? undefined : selectionError(opts.config.config);
+  if (selection) throw new StartupError(selection.message, selection.key);
   ensureDataDir(opts.dataDir);
   const config = new ConfigStore(opts.config.config);
   const log = opts.logger ?? createLogger(logOptions(config.current, opts.dataDir));

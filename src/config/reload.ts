@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { errorMessage } from '../errors.js';
 import { isJsonObject } from '../json.js';
 import type { Logger } from '../observability/log.js';
+import { selectionError } from '../providers/selection.js';
 import { ConfigError, loadConfigFile, validateConfig, type ValidatedConfig } from './load.js';
 import { fetchServerConfig } from './manager-api.js';
 import { applyOverrides, type RuntimeOptions } from './runtime.js';
@@ -58,6 +59,8 @@ export class ConfigReloader {
       });
     if (patch) raw = deepMerge(raw, patch);
     const validated = validateConfig(raw);
+    const selection = selectionError(validated.config);
+    if (selection) throw new ConfigError(selection.message, selection.key);
     return applyOverrides(
       { config: validated.config, warnings: [...fromFile.warnings, ...validated.warnings] },
       this.runtime,

@@ -8,21 +8,24 @@ import { createEnergyVad } from './vad/energy.js';
 import { createVllm } from './vllm/index.js';
 import { createSileroVad } from './vad/silero.js';
 
+/** `VAD.<alias>` types and their constructors (webrtc, the reference's other VAD, gets the energy detector). */
+const VAD_TYPES: Record<string, (alias: string, block: Record<string, unknown>) => VadProvider> = {
+  silero: createSileroVad,
+  energy: createEnergyVad,
+  webrtc: createEnergyVad,
+};
+export const vadTypes = Object.keys(VAD_TYPES);
+
 function createVad(alias: string, block: Record<string, unknown>): VadProvider {
   const type = String(block.type ?? '').toLowerCase();
-  switch (type) {
-    case 'silero':
-      return createSileroVad(alias, block);
-    case 'energy':
-    case 'webrtc':
-      return createEnergyVad(alias, block);
-    default:
-      throw new ProviderError(
-        `VAD.${alias}`,
-        'config',
-        `VAD.${alias}.type "${type}" is not supported (use silero or energy)`,
-      );
-  }
+  const create = VAD_TYPES[type];
+  if (!create)
+    throw new ProviderError(
+      `VAD.${alias}`,
+      'config',
+      `VAD.${alias}.type "${type}" is not supported (use silero or energy)`,
+    );
+  return create(alias, block);
 }
 
 /**

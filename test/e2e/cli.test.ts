@@ -257,8 +257,13 @@ describe('check-config', () => {
   it("accepts the Python reference server's config.yaml layout with no warnings", async () => {
     const { dir, path } = configFile(REFERENCE_CONFIG);
     const r = await runCli(['check-config', '--config', path, '--data-dir', dir]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(lines(r.stderr), [], 'no warnings for keys of the reference layout');
+    // The layout is accepted (no unknown keys), but its ASR (fun_local) and TTS (edge) have no provider here.
+    assert.equal(r.code, 1, r.stderr);
+    const errors = lines(r.stderr);
+    assert.equal(errors.length, 1, r.stderr);
+    assert.match(errors[0]!, /selected_module\.ASR is "FunASR", whose type "fun_local" is not supported/);
+    assert.match(errors[0]!, /selected_module\.TTS is "EdgeTTS", whose type "edge" is not supported/);
+    assert.doesNotMatch(r.stderr, /warning/, 'no warnings for keys of the reference layout');
     const printed = printedConfig(r);
     assert.equal(get(printed, 'server.port'), 8000);
     assert.equal(get(printed, 'server.timezone_offset'), 8);
@@ -290,6 +295,40 @@ describe('check-config with null keys', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(lines(r.stderr), []);
     assert.deepEqual(printedConfig(r), JSON.parse(JSON.stringify(redactConfig(defaultConfig()))));
+  });
+});
+
+describe('selected modules', () => {
+  const NOPE = [
+    'selected_module:',
+    '  LLM: Nope',
+    'LLM:',
+    '  Fake: {type: openai, base_url: http://127.0.0.1:9/v1}',
+    '',
+  ];
+  const MP3 = ['selected_module:', '  TTS: Speaker', 'TTS:', '  Speaker: {type: mp3speaker}', ''].join('\n');
+
+  it('check-config fails on a selected alias without a block or with an unsupported type, naming the key', async () => {
+    const nope = configFile(NOPE.join('\n'));
+    const r = await runCli(['check-config', '--config', nope.path, '--data-dir', nope.dir]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(lines(r.stderr), [
+      'linus: selected_module.LLM is "Nope", but LLM has no block named Nope (defined: Fake)',
+    ]);
+    assert.equal(get(printedConfig(r), 'selected_module.LLM'), 'Nope', 'the effective config is still printed');
+
+    const mp3 = configFile(MP3);
+    const r2 = await runCli(['check-config', '--config', mp3.path, '--data-dir', mp3.dir]);
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.match(
+      r2.stderr,
+      /selected_module\.TTS is "Speaker", whose type "mp3speaker" is not supported: set TTS\.Speaker\.type to one of openai, flite/,
+    );
+  });
+
+  it('serve refuses to start with them, in one line naming the key', async (t) => {
+    const { dir, path } = configFile(NOPE.join('\n'));
+    await expectStartupError(t, ['--config', path, '--data-dir', dir, '--port', '0'], [/selected_module\.LLM/, /Nope/]);
   });
 });
 

@@ -93,6 +93,10 @@ describe('hot reload (D12, seed #4, seed #15)', () => {
     r = await adminReload(server);
     assert.equal(r.status, 400);
     assert.match(String(r.body.error), /close_connection_no_voice_time/);
+    write('model-3');
+    r = await adminReload(server, { selected_module: { LLM: 'Nope' } });
+    assert.equal(r.status, 400);
+    assert.match(String(r.body.error), /selected_module\.LLM is "Nope", but LLM has no block named Nope/);
     assert.equal(server.ctx.config.current, before, 'the snapshot was not touched');
     fake.chat = { chunks: ['Still the old model.'] };
     const d = await talk('reload-d', 'hi');

@@ -6,26 +6,24 @@ import { createFunAsr } from './funasr.js';
 import { createOpenAiAsr } from './openai.js';
 import { createPocketsphinxAsr } from './pocketsphinx.js';
 
-/** `ASR.<alias>` block → provider, by `type` (the reference's names included). */
+/** `ASR.<alias>` types (the reference's names included) and their constructors. */
+const ASR_TYPES: Record<string, (alias: string, block: ProviderBlock) => AsrProvider> = {
+  openai: createOpenAiAsr,
+  whisper: createOpenAiAsr,
+  fun_server: createFunAsr,
+  funasr_server: createFunAsr,
+  funasr: createFunAsr,
+  pocketsphinx: createPocketsphinxAsr,
+  sphinx: createPocketsphinxAsr,
+};
+export const asrTypes = Object.keys(ASR_TYPES);
+
+/** `ASR.<alias>` block → provider, by `type`. */
 export function createAsr(alias: string, block: ProviderBlock): AsrProvider {
   const where = `ASR.${alias}`;
   const type = (blockString(block, where, ['type']) ?? '').toLowerCase();
-  switch (type) {
-    case 'openai':
-    case 'whisper':
-      return createOpenAiAsr(alias, block);
-    case 'fun_server':
-    case 'funasr_server':
-    case 'funasr':
-      return createFunAsr(alias, block);
-    case 'pocketsphinx':
-    case 'sphinx':
-      return createPocketsphinxAsr(alias, block);
-    default:
-      throw new ProviderError(
-        where,
-        'config',
-        `${where}.type "${type}" is not supported (use openai, whisper, fun_server or pocketsphinx)`,
-      );
-  }
+  const create = ASR_TYPES[type];
+  if (!create)
+    throw new ProviderError(where, 'config', `${where}.type "${type}" is not supported (use ${asrTypes.join(', ')})`);
+  return create(alias, block);
 }

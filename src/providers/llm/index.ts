@@ -23,6 +23,8 @@ const OPENAI_COMPATIBLE: Record<string, string> = {
   xinference: 'http://localhost:9997',
 };
 
+export const llmTypes = Object.keys(OPENAI_COMPATIBLE);
+
 /** Servers whose OpenAI-compatible API lives under /v1 while the reference's blocks give the bare server URL. */
 const V1_SUFFIXED = new Set(['ollama', 'xinference']);
 
@@ -34,7 +36,7 @@ export function createLlm(alias: string, block: ProviderBlock): LlmProvider {
     throw new ProviderError(
       where,
       'config',
-      `${where}.type "${type}" is not supported (use one of: ${Object.keys(OPENAI_COMPATIBLE).join(', ')})`,
+      `${where}.type "${type}" is not supported (use one of: ${llmTypes.join(', ')})`,
     );
   }
   if (!V1_SUFFIXED.has(type)) return createOpenAiLlm(alias, block, { defaultBaseUrl });

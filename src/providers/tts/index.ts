@@ -6,24 +6,22 @@ import { createEspeakTts } from './espeak.js';
 import { createFliteTts } from './flite.js';
 import { createOpenAiTts } from './openai.js';
 
+/** `TTS.<alias>` types and their constructors. */
+const TTS_TYPES: Record<string, (alias: string, block: ProviderBlock) => TtsProvider> = {
+  openai: createOpenAiTts,
+  flite: createFliteTts,
+  espeak: createEspeakTts,
+  'espeak-ng': createEspeakTts,
+  espeak_ng: createEspeakTts,
+};
+export const ttsTypes = Object.keys(TTS_TYPES);
+
 /** `TTS.<alias>` block → provider, by `type`. */
 export function createTts(alias: string, block: ProviderBlock): TtsProvider {
   const where = `TTS.${alias}`;
   const type = (blockString(block, where, ['type']) ?? '').toLowerCase();
-  switch (type) {
-    case 'openai':
-      return createOpenAiTts(alias, block);
-    case 'flite':
-      return createFliteTts(alias, block);
-    case 'espeak':
-    case 'espeak-ng':
-    case 'espeak_ng':
-      return createEspeakTts(alias, block);
-    default:
-      throw new ProviderError(
-        where,
-        'config',
-        `${where}.type "${type}" is not supported (use openai, flite or espeak)`,
-      );
-  }
+  const create = TTS_TYPES[type];
+  if (!create)
+    throw new ProviderError(where, 'config', `${where}.type "${type}" is not supported (use ${ttsTypes.join(', ')})`);
+  return create(alias, block);
 }
