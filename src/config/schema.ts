@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { OPUS_SAMPLE_RATES } from '../protocol/messages.js';
 
 /**
  * The configuration schema, and with it the one table of defaults: every default lives here and nowhere else.
@@ -148,9 +149,7 @@ export const logSchema = z
 const audioParams = z
   .object({
     format: z.literal('opus').default('opus'),
-    sample_rate: z
-      .union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)])
-      .default(24000),
+    sample_rate: z.union(OPUS_SAMPLE_RATES.map((r) => z.literal(r))).default(24000),
     channels: z.literal(1).default(1),
     frame_duration: z.union([z.literal(20), z.literal(40), z.literal(60)]).default(60),
   })

@@ -3,9 +3,21 @@ import { errorMessage } from '../errors.js';
 
 /** Inbound JSON message schemas. Unknown fields are kept: devices and clients add their own. */
 
+/** The sample rates an Opus decoder (and encoder) works at: audio at any other rate cannot be decoded. */
+export const OPUS_SAMPLE_RATES = [8000, 12000, 16000, 24000, 48000] as const;
+export type OpusSampleRate = (typeof OPUS_SAMPLE_RATES)[number];
+export const isOpusSampleRate = (rate: unknown): rate is OpusSampleRate =>
+  OPUS_SAMPLE_RATES.includes(rate as OpusSampleRate);
+
 export const audioParamsSchema = z.looseObject({
   format: z.string().optional(),
-  sample_rate: z.number().int().positive().optional(),
+  // Refused in the hello answer: accepted, every packet at that rate would be dropped without a word to the device.
+  sample_rate: z
+    .number()
+    .refine(isOpusSampleRate, {
+      error: (issue) => `${String(issue.input)} is not a rate Opus decodes; use one of ${OPUS_SAMPLE_RATES.join(', ')}`,
+    })
+    .optional(),
   channels: z.number().int().positive().optional(),
   frame_duration: z.number().int().positive().optional(),
 });

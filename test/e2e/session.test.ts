@@ -27,6 +27,32 @@ describe('session: hello, MCP, legacy messages', () => {
     await dev.close();
   });
 
+  it('a hello with a sample rate Opus cannot decode is refused, naming the field and the allowed rates', async (t) => {
+    // A server of its own: the refused hellos count as bad frames, which other tests here expect to be none.
+    const own = await startTestServer();
+    t.after(() => own.stop());
+    const dev = await TestDevice.connect({ url: own.url('/xiaozhi/v1/', 'ws'), deviceId: 'aa:bb:cc:00:00:0a' });
+    for (const rate of [44100, 7, 1e9]) {
+      dev.send(
+        dev.helloMessage({ audio_params: { format: 'opus', sample_rate: rate, channels: 1, frame_duration: 60 } }),
+      );
+      const err = await dev.next('error');
+      assert.equal(err.for, 'hello');
+      assert.match(
+        String(err.message),
+        new RegExp(
+          `audio_params\\.sample_rate: ${rate} is not a rate Opus decodes; use one of 8000, 12000, 16000, 24000, 48000`,
+        ),
+      );
+      // The error replies are throttled to one per second per code: the next bad hello must not fall in the window.
+      await sleep(1100);
+    }
+    assert.equal(dev.all('hello').length, 0, 'no hello answer to a refused hello');
+    const hello = await dev.hello();
+    assert.equal(typeof hello.session_id, 'string', 'a corrected hello is answered on the same connection');
+    await dev.close();
+  });
+
   it('hello is idempotent: a repeated hello keeps the session id and does not restart MCP', async () => {
     const dev = await connect('aa:bb:cc:00:00:02');
     const first = await dev.hello();
