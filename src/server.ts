@@ -45,6 +45,7 @@ import { SecretThrottle } from './transport/secret-throttle.js';
 import { Router } from './transport/router.js';
 import { registerVisionRoutes } from './transport/vision.js';
 import { registerStatusRoutes } from './transport/status.js';
+import { exposureNotice } from './transport/exposure.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
 import { VoiceHooks } from './voice/hooks.js';
@@ -376,6 +377,8 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     { host, port: bound, dataDir: opts.dataDir, config: opts.configPath, version: VERSION },
     `Linus listening on ${host}:${bound}`,
   );
+  const exposed = exposureNotice(initial, host, bound);
+  if (exposed) log.warn(exposed);
   // In the timers scope, closed first on a stop: a warm-up cut short by the shutdown is no failure.
   if (opts.warmAudio)
     void timers.run('audio warm-up', () => warmUpAudio({ audio, providers, config: initial, scope: timers, log }));

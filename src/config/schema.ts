@@ -84,8 +84,10 @@ export const serverSchema = z
     hello_timeout_ms: ms.default(10_000),
     /** How long before an idle close the `timeout_warning` is sent. */
     idle_warning_ms: ms.default(10_000),
-    /** Token for the HTTP API (/supie/...); empty = no token needed. */
+    /** Token for the HTTP API (/supie/...); empty = no token needed from this machine (see the next key). */
     meeting_api_token: z.string().default(''),
+    /** Serve the HTTP API without a token to other machines too; off = only loopback clients when no token is set. */
+    allow_open_api_on_network: z.boolean().default(false),
     /** HTTP API requests per second per client address (429 beyond). 0 = unlimited. */
     api_rate_limit: z.number().int().min(0).default(10),
     /**

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConfigStore } from '../config/store.js';
 import { secretEquals } from '../protocol/auth-token.js';
 import { bearerToken } from '../protocol/ids.js';
-import { HttpError, headerString, sendJson } from './http-util.js';
+import { HttpError, headerString, isLoopback, sendJson } from './http-util.js';
 import type { Router } from './router.js';
 import { budgetKey, type SecretThrottle } from './secret-throttle.js';
 
@@ -77,8 +77,15 @@ export class ApiRoutes {
   }
 
   #auth(req: IncomingMessage, url: URL): void {
-    const expected = this.config.current.server.meeting_api_token;
-    if (!expected) return;
+    const { meeting_api_token: expected, allow_open_api_on_network: openToAll } = this.config.current.server;
+    if (!expected) {
+      // Without a token the API is this machine's: meetings and tasks must not be readable from the network.
+      if (openToAll || isLoopback(req.socket.remoteAddress)) return;
+      throw new HttpError(
+        403,
+        'without server.meeting_api_token this API answers only this machine: set a token (or server.allow_open_api_on_network: true)',
+      );
+    }
     const address = budgetKey(req.socket.remoteAddress);
     this.throttle.guard(address, 'api');
     const given =
