@@ -198,7 +198,13 @@ export class Metrics {
         this.inc(bytes().out);
       },
     });
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'linus_' });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'linus_' });
+      // prom-client's own event-loop gauges read an empty histogram before the first sample (min 9223372036.85 s,
+      // mean NaN); the linus_event_loop_lag_* gauges below report the same delays, 0 until there are samples.
+      for (const name of this.registry.getMetricsAsArray().map((m) => m.name))
+        if (name.startsWith('linus_nodejs_eventloop_lag')) this.registry.removeSingleMetric(name);
+    }
     this.loopLag = monitorEventLoopDelay({ resolution: 10 });
     this.loopLag.enable();
     const lag = this.loopLag;
@@ -211,7 +217,8 @@ export class Metrics {
         help: `Event-loop delay ${name} since the previous scrape`,
         registers: [this.registry],
         collect() {
-          this.set(lag.percentile(q) / 1e9);
+          // An empty histogram answers its lowest bucket (0.5 µs); no samples yet means no delay seen.
+          this.set(lag.count ? lag.percentile(q) / 1e9 : 0);
         },
       });
     }
