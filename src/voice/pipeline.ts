@@ -335,8 +335,12 @@ export class VoicePipeline implements SessionVoice {
       text = (await u.stream.finish()).text;
     } catch (err) {
       failed = true;
-      this.session.ctx.metrics.providerErrors.labels('asr', providerErrorKind(err)).inc();
-      this.session.log.warn({ err: errorMessage(err) }, 'ASR failed');
+      // The device went away while its last words were being recognized: an ordinary end, not an ASR failure.
+      if (this.session.closed) this.session.log.debug({ err: errorMessage(err) }, 'ASR ended with the session');
+      else {
+        this.session.ctx.metrics.providerErrors.labels('asr', providerErrorKind(err)).inc();
+        this.session.log.warn({ err: errorMessage(err) }, 'ASR failed');
+      }
     } finally {
       u.lease?.release();
       this.#finishing = false;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
 import { createOpusDecoder } from '../../src/voice/opus.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
@@ -492,5 +493,39 @@ describe('first-result deadlines: a provider that accepts the request and never 
     } finally {
       await own.stop();
     }
+  });
+});
+
+describe('a device that goes away while its words are being recognized', () => {
+  it('ends the ASR call quietly: no warning, no ASR failure counted', async (t) => {
+    const fake = await FakeOpenAi.start();
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const server = await startTestServer(
+      voiceConfig(fake, {
+        log: { log_level: 'debug' },
+        selected_module: { VAD: 'SileroVAD', ASR: 'FakeASR', LLM: 'Fake', TTS: 'FliteTTS' },
+        ASR: { FakeASR: { type: 'openai', base_url: fake.baseUrl, api_key: 'k', timeout_ms: 60_000 } },
+      }),
+      { logger },
+    );
+    t.after(async () => {
+      await server.stop();
+      await fake.stop();
+    });
+    fake.transcription = { hang: true };
+    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'gone-while-asr' });
+    await dev.hello();
+    dev.send({ type: 'listen', state: 'start', mode: 'auto' });
+    await streamPcm(dev, join16(silence(500), speechPcm('what time is it'), silence(1500)));
+    await waitFor(() => fake.requests.some((r) => r.path === '/v1/audio/transcriptions'), 15_000, 'the ASR request');
+    await dev.close();
+    await waitFor(() => lines.some((l) => l.msg === 'ASR ended with the session'), 10_000, 'the debug line');
+    assert.deepEqual(
+      lines.filter((l) => l.level >= 40),
+      [],
+      'nothing at WARN or above',
+    );
+    assert.equal(await metricValue(server, 'linus_provider_errors_total', { kind: 'asr' }), 0);
   });
 });
