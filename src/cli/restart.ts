@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { makeDirs } from '../dirs.js';
 import { dirname } from 'node:path';
 import type { LinusServer } from '../server.js';
 
@@ -15,7 +16,7 @@ export async function restartProcess(
 ): Promise<never> {
   await server.close('restart');
   if (opts.supervised) process.exit(0);
-  mkdirSync(dirname(opts.logFile), { recursive: true });
+  makeDirs(dirname(opts.logFile));
   const out = openSync(opts.logFile, 'a');
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     cwd: process.cwd(),

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { makeDirs } from '../dirs.js';
 import { errorCode, errorMessage } from '../errors.js';
 import { configSchema, type LinusConfig } from './schema.js';
 
@@ -84,7 +85,7 @@ export function defaultConfig(): LinusConfig {
 }
 
 function writeDefaultConfig(path: string): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   // Every line commented out: the schema stays the one table of defaults, and a later release's
   // defaults are not frozen into this file. Uncomment what you change.
   const body = stringifyYaml(defaultConfig())

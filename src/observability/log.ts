@@ -1,7 +1,8 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { makeDirs } from '../dirs.js';
 import { errorCode, errorMessage } from '../errors.js';
 import { until } from '../lifecycle.js';
 
@@ -141,7 +142,7 @@ export function createLogger(opts: LogOptions): Logger {
   const max = opts.maxMessageLength;
   let sink: LogSink;
   if (opts.file) {
-    mkdirSync(dirname(opts.file), { recursive: true });
+    makeDirs(dirname(opts.file));
     sink = new LogSink(createWriteStream(opts.file, { flags: 'a' }), opts.file);
   } else {
     sink = new LogSink(process.stdout, 'stdout');

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { makeDirs } from '../dirs.js';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -8,7 +8,7 @@ export const DB_FILE = 'linus.db';
 
 /** Opens (creating if needed) the embedded store under the data dir: WAL, foreign keys, core migrations applied. */
 export function openDatabase(dataDir: string): Db {
-  mkdirSync(dataDir, { recursive: true });
+  makeDirs(dataDir);
   const db = new Database(join(dataDir, DB_FILE));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');

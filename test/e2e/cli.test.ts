@@ -150,6 +150,21 @@ describe('startup errors (D15): one line on stderr naming the cause and what to 
     );
   });
 
+  it(
+    'a data dir where no directory can be made (/proc/x) fails at once instead of hanging',
+    { skip: existsSync('/proc/self') ? false : 'no /proc here' },
+    async (t) => {
+      // Node 20's recursive mkdir spins for ever on this path; runCli kills a process still running after 20 s.
+      await expectStartupError(t, ['--data-dir', '/proc/x', '--port', '0'], [/\/proc\/x/, /ENOENT/, /--data-dir/]);
+      const { path } = configFile('server:\n  ip: 127.0.0.1\n');
+      await expectStartupError(
+        t,
+        ['--config', path, '--data-dir', '/proc/x', '--port', '0'],
+        [/\/proc\/x/, /--data-dir/],
+      );
+    },
+  );
+
   it('data dir not writable (a path below a regular file), with an explicit --config', async (t) => {
     const { path } = configFile('server:\n  ip: 127.0.0.1\n');
     const file = join(scratch(), 'not-a-dir');
