@@ -226,6 +226,8 @@ export function main(argv: string[]): void {
     .option('-t, --type <text>', 'type this text instead of speaking (listen detect)')
     .option('-o, --out <file>', 'save the reply audio to this WAV file')
     .option('--device-id <id>', 'device id to connect as', 'sim-device')
+    .option('--token <token>', 'device token (server.auth.enabled), sent as Authorization: Bearer')
+    .option('--ota [url]', "get the WebSocket URL and token from OTA first, as a device does (default: the server's)")
     .option('--protocol <n>', 'binary protocol version 1, 2 or 3', '1')
     .option('--manual', 'push-to-talk: listen start manual, audio, listen stop', false)
     .option('--timeout <ms>', 'give up after this long', '30000')
@@ -237,6 +239,8 @@ export function main(argv: string[]): void {
         type?: string;
         out?: string;
         deviceId: string;
+        token?: string;
+        ota?: string | boolean;
         protocol: string;
         manual: boolean;
         timeout: string;

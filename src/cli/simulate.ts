@@ -8,6 +8,7 @@ import { createOpusDecoder, createOpusEncoder } from '../voice/opus.js';
 import { concatPcm } from '../voice/pcm.js';
 import { createResampler } from '../voice/resample.js';
 import { readWav, writeWav } from '../voice/wav.js';
+import { parseJsonObject } from '../json.js';
 import { timeoutSignal } from '../signals.js';
 
 export interface SimulateOptions {
@@ -16,6 +17,10 @@ export interface SimulateOptions {
   say?: string;
   type?: string;
   deviceId: string;
+  /** Sent as `Authorization: Bearer` (a server with `server.auth.enabled`). */
+  token?: string;
+  /** Ask this OTA URL (true: the server's own, from `url`) for the WebSocket URL and token first, as a device does. */
+  ota?: string | boolean;
   out?: string;
   protocol: ProtocolVersion;
   manual: boolean;
@@ -60,6 +65,47 @@ async function uplinkPcm(opts: SimulateOptions): Promise<Int16Array | undefined>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What a refusal's body says: the `error` or `message` of a JSON answer, else its text. */
+function refusalReason(body: string): string {
+  const json = parseJsonObject(body);
+  const reason = json?.error ?? json?.message;
+  return typeof reason === 'string' && reason ? reason : body.trim().slice(0, 300);
+}
+
+/** The OTA call a device makes before it connects: the WebSocket URL and token the server hands out. */
+async function askOta(opts: SimulateOptions, clientId: string): Promise<{ url?: string; token?: string }> {
+  const ws = new URL(opts.url);
+  const url =
+    typeof opts.ota === 'string' ? opts.ota : `${ws.protocol === 'wss:' ? 'https:' : 'http:'}//${ws.host}/xiaozhi/ota/`;
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Device-Id': opts.deviceId, 'Client-Id': clientId, 'content-type': 'application/json' },
+    body: JSON.stringify({ application: { version: '0.0.0' }, mac_address: opts.deviceId }),
+    signal: timeoutSignal(10_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`OTA ${url} answered HTTP ${res.status}: ${refusalReason(text)}`);
+  const answer = (parseJsonObject(text) ?? {}) as {
+    websocket?: { url?: string; token?: string };
+    activation?: { code?: string; message?: string };
+  };
+  if (answer.activation) opts.print(`ota: activation needed, code ${String(answer.activation.code)}`);
+  const token = answer.websocket?.token || undefined;
+  opts.print(`ota: websocket ${String(answer.websocket?.url)}${token ? ', with a token' : ', no token'}`);
+  return { ...(answer.websocket?.url ? { url: answer.websocket.url } : {}), ...(token ? { token } : {}) };
+}
+
+/** One readable line for a message the simulator does not act on. */
+function describeMessage(msg: Record<string, unknown>): string {
+  if (msg.type === 'server' && msg.event === 'stats') {
+    const online = Array.isArray(msg.online) ? msg.online.length : Number(msg.deviceCount);
+    return `server: ${online} device${online === 1 ? '' : 's'} online; CPU ${String(msg.cpuPercent)} %, memory ${String(msg.memUsedMB)} / ${String(msg.memTotalMB)} MB`;
+  }
+  if (msg.type === 'system') return `system (${String(msg.event)}): ${String(msg.message)}`;
+  if (msg.type === 'error') return `error ${String(msg.code)}: ${String(msg.message)}`;
+  return `${String(msg.type)}: ${JSON.stringify(msg)}`;
+}
+
 /**
  * `linus simulate`: a device simulator that connects like the firmware, speaks a WAV file (or text through
  * the local flite TTS) as 60 ms Opus frames in real time, prints what the server answers, and saves the
@@ -68,20 +114,30 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
   const speech = await uplinkPcm(opts);
   const result: SimulateResult = { sentences: [], replyFrames: 0, replySeconds: 0, completed: false };
-  const ws = new WebSocket(opts.url, {
+  const clientId = `${opts.deviceId}-sim`;
+  const ota = opts.ota ? await askOta(opts, clientId) : {};
+  const token = opts.token ?? ota.token;
+  const ws = new WebSocket(ota.url ?? opts.url, {
     perMessageDeflate: false,
     headers: {
       'Device-Id': opts.deviceId,
-      'Client-Id': `${opts.deviceId}-sim`,
+      'Client-Id': clientId,
       'Protocol-Version': String(opts.protocol),
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
     },
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) =>
-      reject(new Error(`server refused the connection: HTTP ${res.statusCode}`)),
-    );
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const reason = refusalReason(body);
+        reject(new Error(`server refused the connection: HTTP ${res.statusCode}${reason ? `: ${reason}` : ''}`));
+      });
+    });
   });
   const frames: Buffer[] = [];
   let speaking = false;
@@ -155,7 +211,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
             payload: { jsonrpc: '2.0', id: payload.id, result: { tools: [], nextCursor: '' } },
           }),
         );
-    } else opts.print(`${String(msg.type)}: ${JSON.stringify(msg)}`);
+    } else opts.print(describeMessage(msg));
   });
   ws.on('close', () => resolveDone());
 

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { signDeviceToken } from '../../src/protocol/auth-token.js';
 import { openDatabase } from '../../src/store/sqlite.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { readWav } from '../../src/voice/wav.js';
@@ -162,5 +163,57 @@ describe('linus simulate', () => {
       await fake.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('linus simulate against a server with device auth', () => {
+  const AUTH_KEY = 'simulate-auth-key';
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  before(async () => {
+    fake = await FakeOpenAi.start();
+    fake.chat = { chunks: ['Hello there.'] };
+    server = await startTestServer(
+      config(fake, { server: { auth_key: AUTH_KEY, auth: { enabled: true }, stats_interval_ms: 200 } }),
+    );
+  });
+  after(async () => {
+    await server.stop();
+    await fake.stop();
+  });
+
+  async function simulate(...args: string[]): Promise<{ code: number | null; out: string }> {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/index.ts', 'simulate', '--url', server.url('/xiaozhi/v1/', 'ws'), ...args],
+      { cwd: join(import.meta.dirname, '../..') },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    return { code, out };
+  }
+
+  it('a refused connection prints the reason the server gave', async () => {
+    const r = await simulate('--type', 'hello');
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /server refused the connection: HTTP 401: authentication failed: \S+/);
+  });
+
+  it('--ota gets the token as a device does; server stats print as a readable line', async () => {
+    const r = await simulate('--type', 'hello', '--ota', '--device-id', 'sim-ota');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /ota: websocket ws:\/\/127\.0\.0\.1:\d+\/xiaozhi\/v1\/, with a token/);
+    assert.match(r.out, /tts: Hello there\./);
+    assert.match(r.out, /^server: \d+ devices? online; CPU [\d.]+ %, memory \d+ \/ \d+ MB$/m);
+    assert.doesNotMatch(r.out, /^server: \{/m, 'no raw JSON');
+  });
+
+  it('--token passes a token made with linus token', async () => {
+    const token = signDeviceToken(AUTH_KEY, 'sim-token-sim', 'sim-token', Date.now() / 1000);
+    const r = await simulate('--type', 'hello', '--device-id', 'sim-token', '--token', token);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /tts: stop/);
   });
 });
