@@ -178,7 +178,7 @@ export async function warmAudio(
       ),
     );
   } catch (err) {
-    errors.push(err instanceof Error ? err.message : String(err));
+    errors.push(errorMessage(err));
   } finally {
     for (const u of uplinks) u.close();
     for (const e of encoders) e.close();
