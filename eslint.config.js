@@ -60,4 +60,20 @@ export default tseslint.config(
     plugins: { linus: { rules: { 'catch-says-why': catchSaysWhy } } },
     rules: { 'linus/catch-says-why': 'error' },
   },
+  {
+    // The console's browser modules (served as they are, no build step).
+    files: ['web/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        Node: 'readonly',
+        EventSource: 'readonly',
+        URLSearchParams: 'readonly',
+        Blob: 'readonly',
+        confirm: 'readonly',
+      },
+    },
+  },
 );

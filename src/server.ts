@@ -310,6 +310,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
       voiceHooks,
       voiceOf: (session) => voices.get(session)?.pipeline,
       sessions: () => sessions,
+      admin: { reload: (patch) => reload('admin', patch), restart },
     },
     parts,
   );
@@ -322,6 +323,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     async (http, { deadline }) => {
       state = 'draining';
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      ctx.events.emit('draining');
       for (const s of [...sessions]) {
         s.notify('shutdown', 'The server is shutting down; reconnect in a moment.');
         s.close(1001, 'server shutdown');

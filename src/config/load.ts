@@ -28,13 +28,36 @@ export function validateConfig(raw: unknown): ValidatedConfig {
   const input = raw ?? {};
   if (typeof input !== 'object' || Array.isArray(input))
     throw new ConfigError('config must be a YAML mapping at the top level');
+  const checked = checkConfig(input);
+  if (!checked.ok) {
+    const [first] = checked.errors;
+    throw new ConfigError(`invalid value at ${first.path || '(root)'}: ${first.message}`, first.path || undefined);
+  }
+  return checked.value;
+}
+
+export interface ConfigIssue {
+  /** Dotted key path; empty for the root. */
+  path: string;
+  message: string;
+}
+
+/** Validates a whole config and reports every problem with its key path (validateConfig throws the first). */
+export function checkConfig(
+  raw: unknown,
+): { ok: true; value: ValidatedConfig } | { ok: false; errors: [ConfigIssue, ...ConfigIssue[]] } {
+  const input = raw ?? {};
+  if (typeof input !== 'object' || Array.isArray(input))
+    return { ok: false, errors: [{ path: '', message: 'config must be a YAML mapping at the top level' }] };
   const result = configSchema.safeParse(dropUnsetNulls(configSchema, input));
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const path = issue?.path.map(String).join('.') ?? '';
-    throw new ConfigError(`invalid value at ${path || '(root)'}: ${issue?.message ?? 'invalid'}`, path || undefined);
+    const issues = result.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+    return {
+      ok: false,
+      errors: issues.length ? (issues as [ConfigIssue, ...ConfigIssue[]]) : [{ path: '', message: 'invalid' }],
+    };
   }
-  return { config: deepFreeze(result.data), warnings: unknownKeys(configSchema, input, []) };
+  return { ok: true, value: { config: deepFreeze(result.data), warnings: unknownKeys(configSchema, input, []) } };
 }
 
 /** Reads and validates a YAML config file. A missing file is created with the defaults, commented out, when asked. */

@@ -17,7 +17,13 @@ export type ReloadResult =
   | { ok: false; source: ReloadSource; error: string };
 
 /** Keys whose new value only a restart can apply (the listening socket is bound once, the audio threads started once). */
-const RESTART_KEYS = ['server.ip', 'server.port', 'server.max_frame_hard_bytes', 'server.audio_workers'] as const;
+const RESTART_KEYS = [
+  'server.ip',
+  'server.port',
+  'server.max_frame_hard_bytes',
+  'server.audio_workers',
+  'server.console.enabled',
+] as const;
 
 /**
  * Hot reload (D12): every source (file change, SIGHUP, admin call, device `update_config`, manager API) goes

@@ -88,6 +88,17 @@ export const serverSchema = z
     meeting_api_token: z.string().default(''),
     /** Serve the HTTP API without a token to other machines too; off = only loopback clients when no token is set. */
     allow_open_api_on_network: z.boolean().default(false),
+    /**
+     * The web console at /console/ (and `/` redirects there). Log-in with admin_secret (full rights) or
+     * meeting_api_token (read-only); with neither set it is read-only on loopback and refused elsewhere.
+     */
+    console: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Console log-ins expire after this long without use. */
+        session_ttl_ms: positiveInt.default(8 * 3_600_000),
+      })
+      .prefault({}),
     /** HTTP API requests per second per client address (429 beyond). 0 = unlimited. */
     api_rate_limit: z.number().int().min(0).default(10),
     /**

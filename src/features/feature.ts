@@ -1,3 +1,4 @@
+import type { ReloadResult } from '../config/reload.js';
 import type { DeviceDirectory } from '../hub/directory.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { ServerContext, Session } from '../session/session.js';
@@ -31,6 +32,8 @@ export interface FeatureDeps {
   voiceOf(session: Session): VoicePipeline | undefined;
   /** Live sessions on this node. */
   sessions(): Iterable<Session>;
+  /** The admin actions: a config reload with an optional patch (the one reload path), and a restart. */
+  admin: { reload(patch?: Record<string, unknown>): Promise<ReloadResult>; restart(): void };
 }
 
 /**

@@ -2,6 +2,8 @@ import type { Lifecycle } from '../lifecycle.js';
 import { CodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
 import { MeetingFeature, meetingSummaryFor } from './meeting/index.js';
+import { createConsole } from '../transport/console/index.js';
+import { registerPeerApi } from './peer/api.js';
 import { PeerFeature } from './peer/index.js';
 import type { NormalizedTask } from './peer/message.js';
 import { StatsFeature } from './stats.js';
@@ -35,7 +37,11 @@ export function startFeatures(deps: FeatureDeps, parts: Lifecycle): void {
   };
   start(new MeetingFeature(deps));
   const workflow = start(new WorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) }));
-  start(new PeerFeature(deps, { onTask: peerTaskToWorkflow(workflow.service, deps) }));
+  const peer = start(new PeerFeature(deps, { onTask: peerTaskToWorkflow(workflow.service, deps) }));
+  registerPeerApi(deps.api, { peer, registry: deps.ctx.registry, directory: deps.directory });
   start(new CodingFeature(deps));
   start(new StatsFeature(deps));
+  // The console last: it listens to the others, and closes first.
+  const web = createConsole({ ...deps, workflow: workflow.service });
+  if (web) start(web);
 }

@@ -105,6 +105,11 @@ export class DeviceDirectory {
     return undefined;
   }
 
+  /** Devices named in devices.yaml. */
+  knownIds(): string[] {
+    return [...this.#entries.keys()];
+  }
+
   roleOf(deviceId: string): string | undefined {
     return this.#entries.get(deviceId)?.role;
   }

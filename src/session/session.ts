@@ -32,10 +32,21 @@ export interface ServerContext {
   events: EventEmitter<SessionEvents>;
 }
 
+/** How a voice turn ended and its latency by stage (ms): asr, llm, tts, send, total, server. */
+export interface TurnReport {
+  outcome: string;
+  at: number;
+  latencyMs: Record<string, number>;
+}
+
 export interface SessionEvents {
   registered: [session: Session];
   ready: [session: Session];
   closed: [session: Session];
+  /** A voice turn ended (the same figures as linus_turn_stage_seconds). */
+  turn: [session: Session, report: TurnReport];
+  /** The server stopped accepting and is closing connections (long-lived HTTP streams end now). */
+  draining: [];
 }
 
 export interface ConnectionInfo {
@@ -77,6 +88,7 @@ export class Session implements DeviceConnection {
   readonly connectionId = randomUUID();
   /** The `session_id` of the server hello; stable for the life of the connection (hello is idempotent). */
   readonly sessionId = randomUUID();
+  readonly connectedAt = Date.now();
   readonly deviceId: string;
   readonly clientId: string;
   readonly scope: Scope;

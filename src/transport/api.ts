@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConfigStore } from '../config/store.js';
 import { secretEquals } from '../protocol/auth-token.js';
 import { bearerToken } from '../protocol/ids.js';
+import type { ConsoleAuth } from './console/auth.js';
 import { HttpError, headerString, isLoopback, sendJson } from './http-util.js';
 import type { Router } from './router.js';
 import { budgetKey, type SecretThrottle } from './secret-throttle.js';
@@ -41,24 +42,49 @@ export function pagination(url: URL, defaults: { limit: number; max: number }): 
   return { limit, offset };
 }
 
+export interface ApiRouteOptions {
+  /**
+   * A write that needs full rights: `server.admin_secret` as a Bearer token or `X-Admin-Token`, or an admin
+   * console session with its CSRF token. Other routes take the API token, the admin secret or any console session.
+   */
+  admin?: boolean;
+  /**
+   * A read that is never open to anyone: without an API token set it still needs the admin secret or a console
+   * session (which loopback callers get without log-in while no secret is set).
+   */
+  private?: boolean;
+}
+
 export class ApiRoutes {
   #hits = new Map<string, { windowStart: number; count: number }>();
+  #console: ConsoleAuth | undefined;
 
   constructor(
     private readonly router: Router,
     private readonly config: ConfigStore,
-    private readonly throttle: SecretThrottle,
+    /** Also used for secrets checked outside `add` (the console log-in). */
+    readonly throttle: SecretThrottle,
   ) {}
 
-  add(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, handler: ApiHandler): this {
+  /** Lets console sessions (cookie) call the API like a token holder of their role. */
+  useConsole(auth: ConsoleAuth): void {
+    this.#console = auth;
+  }
+
+  add(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    handler: ApiHandler,
+    options: ApiRouteOptions = {},
+  ): this {
     this.router.add('OPTIONS', path, (_req, res) => {
       res.writeHead(204, CORS);
       res.end();
     });
     this.router.add(method, path, async (req, res, params, url) => {
       try {
-        this.#auth(req, url);
-        this.#limit(req);
+        this.authorize(req, url, options);
+        this.limit(req);
         const data = await handler(req, params, url);
         sendJson(res, 200, { success: true, data }, CORS);
       } catch (err) {
@@ -76,32 +102,54 @@ export class ApiRoutes {
     sendJson(res, 500, { success: false, error: 'internal error' }, CORS);
   }
 
-  #auth(req: IncomingMessage, url: URL): void {
-    const { meeting_api_token: expected, allow_open_api_on_network: openToAll } = this.config.current.server;
-    if (!expected) {
+  /** Throws 401/403 unless the caller may use a route of this kind (see ApiRouteOptions). */
+  authorize(req: IncomingMessage, url: URL, options: ApiRouteOptions): void {
+    const session = this.#console?.access(req);
+    if (session && (!options.admin || this.#console!.mayWrite(req, session))) return;
+    const { admin_secret: adminSecret, meeting_api_token: apiToken } = this.config.current.server;
+    const bearer = bearerToken(headerString(req, 'authorization')) ?? headerString(req, 'x-admin-token');
+    if (options.admin) {
+      if (!adminSecret) throw new HttpError(403, 'writes are disabled: set server.admin_secret');
+      if (session?.role === 'admin') throw new HttpError(403, 'missing or wrong CSRF token');
+      if (session) throw new HttpError(403, 'read-only log-in: log in with server.admin_secret to change things');
+      this.#check(req, bearer, [adminSecret], 'admin');
+      return;
+    }
+    if (!apiToken) {
       // Without a token the API is this machine's: meetings and tasks must not be readable from the network.
-      if (openToAll || isLoopback(req.socket.remoteAddress)) return;
-      throw new HttpError(
-        403,
-        'without server.meeting_api_token this API answers only this machine: set a token (or server.allow_open_api_on_network: true)',
-      );
+      const open = this.config.current.server.allow_open_api_on_network || isLoopback(req.socket.remoteAddress);
+      if (!open && !options.private)
+        throw new HttpError(
+          403,
+          'without server.meeting_api_token this API answers only this machine: set a token (or server.allow_open_api_on_network: true)',
+        );
+      if (!options.private) return;
+      if (!adminSecret || !bearer)
+        throw new HttpError(403, 'open on loopback only: set server.admin_secret or server.meeting_api_token');
+      this.#check(req, bearer, [adminSecret], 'admin');
+      return;
     }
-    const address = budgetKey(req.socket.remoteAddress);
-    this.throttle.guard(address, 'api');
-    const given =
-      bearerToken(headerString(req, 'authorization')) ??
-      headerString(req, 'x-api-token') ??
-      url.searchParams.get('token') ??
-      undefined;
-    if (!given) throw new HttpError(401, 'missing API token');
-    if (!secretEquals(given, expected)) {
-      this.throttle.failed(address, 'api');
-      throw new HttpError(401, 'wrong API token');
-    }
+    const given = bearer ?? headerString(req, 'x-api-token') ?? url.searchParams.get('token') ?? undefined;
+    // The admin secret reads too: whoever may change things may see them.
+    this.#check(req, given, [apiToken, adminSecret], 'api');
   }
 
-  /** Fixed one-second windows per client address; the map is swept as it grows. */
-  #limit(req: IncomingMessage): void {
+  /**
+   * Checks a presented secret against the accepted ones, through the failed-secret throttle: an address backing
+   * off gets 429 whatever it sends; a wrong secret counts against it (a missing one does not).
+   */
+  #check(req: IncomingMessage, given: string | undefined, accepted: string[], kind: 'admin' | 'api'): void {
+    const what = kind === 'admin' ? 'admin token' : 'API token';
+    if (!given) throw new HttpError(401, `missing ${what}`);
+    const address = budgetKey(req.socket.remoteAddress);
+    this.throttle.guard(address, kind);
+    if (accepted.some((secret) => secretEquals(given, secret))) return;
+    this.throttle.failed(address, kind);
+    throw new HttpError(401, `wrong ${what}`);
+  }
+
+  /** Fixed one-second windows per client address; the map is swept as it grows. Throws 429 beyond the limit. */
+  limit(req: IncomingMessage): void {
     const perSecond = this.config.current.server.api_rate_limit;
     if (perSecond <= 0) return;
     const ip = budgetKey(req.socket.remoteAddress);

@@ -4,7 +4,7 @@ import type { AudioFrame } from '../protocol/framing.js';
 import type { ListenMessage } from '../protocol/messages.js';
 import type { Lease, LlmPurpose, ProviderKinds, ProviderRegistry } from '../providers/registry.js';
 import type { AsrStream, VadProvider } from '../providers/types.js';
-import type { Session, SessionVoice } from '../session/session.js';
+import type { Session, SessionVoice, TurnReport } from '../session/session.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AudioEngine, UplinkChannel, UplinkResult } from './audio-engine.js';
 import { Dialogue } from './dialogue.js';
@@ -222,7 +222,15 @@ export class VoicePipeline implements SessionVoice {
       this.session.ctx.config.current.server.opus_complexity,
     );
     const session = this.session;
-    const deps = { session, dialogue: this.dialogue, llm, tts, encoder: this.#encoder, tools: () => toolsFor(session) };
+    const deps = {
+      session,
+      dialogue: this.dialogue,
+      llm,
+      tts,
+      encoder: this.#encoder,
+      tools: () => toolsFor(session),
+      onReport: (report: TurnReport) => session.ctx.events.emit('turn', session, report),
+    };
     const turn = new Turn(deps, input);
     this.#turn = turn;
     return turn;

@@ -7,6 +7,7 @@ import type { Lease } from '../providers/registry.js';
 import type { ChatMessage, LlmProvider, ToolCall, TtsProvider } from '../providers/types.js';
 import type { Scope } from '../session/scope.js';
 import type { Sender } from '../session/sender.js';
+import type { TurnReport } from '../session/session.js';
 import type { Dialogue } from './dialogue.js';
 import { AudioEngineClosedError, type AudioPacket } from './audio-engine.js';
 import type { DownlinkEncoder } from './downlink.js';
@@ -65,6 +66,8 @@ export interface TurnDeps {
   encoder: DownlinkEncoder;
   /** The tools offered to the LLM, built when the turn first asks it. */
   tools(): Tools;
+  /** Told how the turn ended and its latency by stage (the console shows each device's last turns). */
+  onReport?(report: TurnReport): void;
 }
 
 export type TurnOutcome = 'completed' | 'aborted' | 'failed' | 'no_llm';
@@ -364,16 +367,20 @@ export class Turn {
     const asr = stages.asr ?? 0;
     if (total !== undefined) stages.server = Math.max(0, total - asr - t.providerWaitMs / 1000);
     for (const [stage, v] of Object.entries(stages)) if (v !== undefined) m.turnStage.labels(stage).observe(v);
-    session.log.info(
-      {
-        outcome: this.outcome,
-        latencyMs: Object.fromEntries(
-          Object.entries(stages)
-            .filter(([, v]) => v !== undefined)
-            .map(([k, v]) => [k, Math.round((v as number) * 1000)]),
-        ),
-      },
-      'turn ended',
-    );
+    const report: TurnReport = {
+      outcome: this.outcome ?? 'completed',
+      at: Date.now(),
+      latencyMs: Object.fromEntries(
+        Object.entries(stages)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, Math.round((v as number) * 1000)]),
+      ),
+    };
+    session.log.info({ outcome: this.outcome, latencyMs: report.latencyMs }, 'turn ended');
+    try {
+      this.#deps.onReport?.(report);
+    } catch (err) {
+      session.log.error({ err }, 'turn report listener failed');
+    }
   }
 }

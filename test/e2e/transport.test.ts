@@ -10,8 +10,8 @@ describe('one HTTP server, one port (D1, D-5)', () => {
   });
   after(() => server.stop());
 
-  it('answers a plain GET on any WebSocket path with "Server is running"', async () => {
-    for (const path of ['/xiaozhi/v1/', '/supie/v1/', '/', '/some/other/path?device-id=x']) {
+  it('answers a plain GET on any WebSocket path with "Server is running" (`/` is the console)', async () => {
+    for (const path of ['/xiaozhi/v1/', '/supie/v1/', '/some/other/path?device-id=x']) {
       const res = await fetch(server.url(path));
       assert.equal(res.status, 200, path);
       assert.equal(await res.text(), 'Server is running\n');

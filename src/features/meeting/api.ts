@@ -68,10 +68,12 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
     const deviceId = rawDevice ? normalizeId(rawDevice)?.slice(0, 128) : undefined;
     const fromTs = intParam(url, 'fromTs');
     const toTs = intParam(url, 'toTs');
+    const q = url.searchParams.get('q')?.trim().slice(0, 200);
     const rows = await store.recent({
       limit,
       offset,
       status,
+      ...(q ? { q } : {}),
       ...(deviceId ? { deviceId } : {}),
       ...(fromTs !== undefined ? { fromTs } : {}),
       ...(toTs !== undefined ? { toTs } : {}),
@@ -107,8 +109,8 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
     return { items: page.items.map(item), total: page.total, offset, limit };
   });
 
-  api.add('GET', '/supie/meetings/:id/export', async (_req, params) => {
-    const m = await find(params.id);
+  const exportOf = async (raw: string | undefined) => {
+    const m = await find(raw);
     const [stored, checkpoints, count] = await Promise.all([
       store.summary(m.id),
       store.checkpoints(m.id),
@@ -129,5 +131,51 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
       })),
       segments: all.items.map((s) => ({ seq: s.seq, ...item(s) })),
     };
+  };
+
+  api.add('GET', '/supie/meetings/:id/export', (_req, params) => exportOf(params.id));
+  api.add('GET', '/supie/meetings/:id/export.md', async (_req, params) => {
+    const doc = await exportOf(params.id);
+    return { filename: `meeting-${doc.meeting.sessionId}.md`, markdown: meetingMarkdown(doc) };
   });
+}
+
+const LIST_TITLES: Record<(typeof SUMMARY_LIST_FIELDS)[number], string> = {
+  bullets: 'Key points',
+  decisions: 'Decisions',
+  actions: 'Actions',
+  risks: 'Risks',
+  nextSteps: 'Next steps',
+};
+
+/** The export as a Markdown document: title, facts, the summary's lists, then the transcript. */
+export function meetingMarkdown(doc: {
+  meeting: ReturnType<typeof listItem>;
+  summary: MeetingSummary | null;
+  segments: { ts: number; text: string; speakerId?: string }[];
+}): string {
+  const { meeting, summary } = doc;
+  const oneLine = (t: string) => t.replace(/\s+/g, ' ').trim();
+  const lines = [
+    `# ${oneLine(summary?.title || meeting.title || `Meeting ${meeting.sessionId}`)}`,
+    '',
+    `- Meeting: ${meeting.sessionId}`,
+    `- Device: ${meeting.deviceId}`,
+    `- Started: ${new Date(meeting.startedAt).toISOString()}`,
+    ...(meeting.endedAt ? [`- Ended: ${new Date(meeting.endedAt).toISOString()}`] : []),
+    ...(summary ? [`- Duration: ${summary.duration}`] : []),
+    `- Status: ${meeting.status}`,
+  ];
+  if (summary) {
+    for (const f of SUMMARY_LIST_FIELDS) {
+      lines.push('', `## ${LIST_TITLES[f]}`, '');
+      lines.push(...(summary[f].length ? summary[f].map((x) => `- ${oneLine(x)}`) : ['_none_']));
+    }
+  }
+  lines.push('', '## Transcript', '');
+  for (const s of doc.segments)
+    lines.push(
+      `- ${new Date(s.ts).toISOString().slice(11, 19)}${s.speakerId ? ` ${s.speakerId}:` : ''} ${oneLine(s.text)}`,
+    );
+  return `${lines.join('\n')}\n`;
 }

@@ -81,6 +81,8 @@ export interface RecentFilter {
   toTs?: number;
   /** Default `done` (finished meetings, as the fork listed them). */
   status?: MeetingStatus | 'all';
+  /** Case-insensitive text found in the title, the device id or the transcript. */
+  q?: string;
 }
 
 export type AppendResult =
@@ -263,8 +265,13 @@ function parseJson<T>(text: string): T {
 }
 
 /** `LIKE` pattern for a literal prefix. */
+/** `s` with LIKE's wildcards escaped (for `ESCAPE '\\'`). */
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
 function likePrefix(prefix: string): string {
-  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `${likeEscape(prefix)}%`;
 }
 
 export class SqliteMeetingStore implements MeetingStore {
@@ -491,6 +498,15 @@ export class SqliteMeetingStore implements MeetingStore {
     if (filter.deviceId) {
       where.push("device_id LIKE ? ESCAPE '\\'");
       args.push(likePrefix(filter.deviceId.toLowerCase()));
+    }
+    if (filter.q) {
+      const like = `%${likeEscape(filter.q)}%`;
+      where.push(
+        `(title LIKE ? ESCAPE '\\' OR device_id LIKE ? ESCAPE '\\' OR id IN (
+           SELECT meeting_id FROM meeting_segments WHERE text LIKE ? ESCAPE '\\'
+           UNION SELECT meeting_id FROM meeting_pending WHERE text LIKE ? ESCAPE '\\'))`,
+      );
+      args.push(like, like, like, like);
     }
     if (filter.fromTs !== undefined) {
       where.push('started_at >= ?');

@@ -7,7 +7,7 @@ import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
 import { PeerAcl } from './acl.js';
 import { peerConfig, type PeerConfig } from './config.js';
-import { admit, rateLimitReply, requestIdOf, type Admission } from './admit.js';
+import { admit, rateLimitReply, requestIdOf, type Admission, type FailedTarget } from './admit.js';
 import {
   envelopeFor,
   PeerCode,
@@ -201,34 +201,7 @@ export class PeerFeature implements Feature {
       }
     }
     const message: PeerMessage = { ...accepted, ...(normalized ? { normalized } : {}) };
-    const results = await Promise.all(recipients.map((to) => this.#route(to, envelopeFor(message, to), config)));
-    const delivered: string[] = [];
-    const enqueued: string[] = [];
-    const offline: string[] = [];
-    results.forEach((r, i) => {
-      const to = recipients[i]!;
-      if (r === 'delivered') delivered.push(to);
-      else if (r === 'queued') enqueued.push(to);
-      else {
-        offline.push(to);
-        failed.push(
-          r === 'full'
-            ? {
-                to,
-                code: PeerCode.QueueFull,
-                message: `target is offline and its queue is full (peer.offline_max_per_device = ${config.offline_max_per_device})`,
-              }
-            : r === 'offline'
-              ? {
-                  to,
-                  code: PeerCode.TargetOffline,
-                  message:
-                    'target is offline and the offline queue is off (peer.offline_max_per_device / offline_ttl_ms)',
-                }
-              : { to, code: PeerCode.InternalError, message: 'could not store the message for the offline target' },
-        );
-      }
-    });
+    const { delivered, enqueued, offline } = await this.#routeAll(message, recipients, failed, config);
     const rid = requestIdOf(request);
     session.send.json({
       type: 'peer',
@@ -281,6 +254,70 @@ export class PeerFeature implements Feature {
   }
 
   // ------------------------------------------------------------------ routing
+
+  /** Routes one message to each recipient; targets it could neither deliver nor queue are added to `failed`. */
+  async #routeAll(
+    message: PeerMessage,
+    recipients: readonly string[],
+    failed: FailedTarget[],
+    cfg: PeerConfig,
+  ): Promise<{ delivered: string[]; enqueued: string[]; offline: string[] }> {
+    const results = await Promise.all(recipients.map((to) => this.#route(to, envelopeFor(message, to), cfg)));
+    const delivered: string[] = [];
+    const enqueued: string[] = [];
+    const offline: string[] = [];
+    results.forEach((r, i) => {
+      const to = recipients[i]!;
+      if (r === 'delivered') delivered.push(to);
+      else if (r === 'queued') enqueued.push(to);
+      else {
+        offline.push(to);
+        failed.push(
+          r === 'full'
+            ? {
+                to,
+                code: PeerCode.QueueFull,
+                message: `target is offline and its queue is full (peer.offline_max_per_device = ${cfg.offline_max_per_device})`,
+              }
+            : r === 'offline'
+              ? {
+                  to,
+                  code: PeerCode.TargetOffline,
+                  message:
+                    'target is offline and the offline queue is off (peer.offline_max_per_device / offline_ttl_ms)',
+                }
+              : { to, code: PeerCode.InternalError, message: 'could not store the message for the offline target' },
+        );
+      }
+    });
+    return { delivered, enqueued, offline };
+  }
+
+  /**
+   * A message from the server side (the console, an admin API call) to devices: no ACL, rate limit or LLM (the
+   * caller has admin rights and writes the text itself); routed and queued like every device's message.
+   */
+  async sendFrom(
+    from: string,
+    targets: readonly string[],
+    category: string,
+    text: string,
+  ): Promise<{ id: string; delivered: string[]; enqueued: string[]; failed: FailedTarget[] }> {
+    const cfg = this.#config();
+    const message: PeerMessage = { id: randomUUID(), from, category, payload: { text }, ts: Date.now() };
+    const failed: FailedTarget[] = [];
+    // In the feature's scope, so shutdown waits for the queue writes before closing the store.
+    let routed: { delivered: string[]; enqueued: string[] } = { delivered: [], enqueued: [] };
+    await this.#scope.run('send', async () => {
+      routed = await this.#routeAll(message, [...new Set(targets)], failed, cfg);
+    });
+    const { delivered, enqueued } = routed;
+    this.#log.info(
+      { id: message.id, from, delivered: delivered.length, enqueued: enqueued.length, failed: failed.length },
+      'peer message from the server routed',
+    );
+    return { id: message.id, delivered, enqueued, failed };
+  }
 
   /** The one way a message reaches a device: its connection, or the queue. */
   #route(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {

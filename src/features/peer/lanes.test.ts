@@ -33,6 +33,9 @@ class SlowQueue implements PeerQueue {
   count(deviceId: string, now: number) {
     return this.inner.count(deviceId, now);
   }
+  waiting(now: number, limit: number) {
+    return this.inner.waiting(now, limit);
+  }
   close() {
     return this.inner.close();
   }

@@ -40,6 +40,8 @@ export interface PeerQueue {
   dropExpired(now: number, deviceId?: string): Promise<number>;
   /** Unexpired messages waiting for a device. */
   count(deviceId: string, now: number): Promise<number>;
+  /** Devices with unexpired messages waiting, and how many each (most first), at most `limit` devices. */
+  waiting(now: number, limit: number): Promise<{ deviceId: string; count: number }[]>;
   /** Commits anything still pending; later calls reject. */
   close(): Promise<void>;
 }

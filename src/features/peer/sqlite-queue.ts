@@ -55,6 +55,7 @@ export class SqlitePeerQueue implements PeerQueue {
   /** Index-only (device_id, seq): the cheap count used by enqueue; expired rows are purged only when it says full. */
   readonly #countAll: Statement<[string], { n: number }>;
   readonly #peek: Statement<[string, number, number], Row>;
+  readonly #waiting: Statement<[number, number], { deviceId: string; count: number }>;
   readonly #delete: Statement<[number]>;
   readonly #purgeAll: Statement<[number, number]>;
   readonly #purgeDevice: Statement<[string, number]>;
@@ -72,6 +73,10 @@ export class SqlitePeerQueue implements PeerQueue {
     this.#countAll = db.prepare('SELECT COUNT(*) AS n FROM peer_queue WHERE device_id = ?');
     this.#peek = db.prepare('SELECT * FROM peer_queue WHERE device_id = ? AND expires_at > ? ORDER BY seq LIMIT ?');
     this.#delete = db.prepare('DELETE FROM peer_queue WHERE seq = ?');
+    this.#waiting = db.prepare(
+      `SELECT device_id AS deviceId, COUNT(*) AS count FROM peer_queue WHERE expires_at > ?
+       GROUP BY device_id ORDER BY count DESC, device_id LIMIT ?`,
+    );
     this.#purgeAll = db.prepare(
       'DELETE FROM peer_queue WHERE seq IN (SELECT seq FROM peer_queue WHERE expires_at <= ? LIMIT ?)',
     );
@@ -124,6 +129,11 @@ export class SqlitePeerQueue implements PeerQueue {
   async count(deviceId: string, now: number): Promise<number> {
     this.#open();
     return this.#count.get(deviceId, now)?.n ?? 0;
+  }
+
+  async waiting(now: number, limit: number): Promise<{ deviceId: string; count: number }[]> {
+    this.#open();
+    return this.#waiting.all(now, limit);
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,8 @@
+import type { IncomingMessage } from 'node:http';
 import { normalizeId } from '../../protocol/ids.js';
 import { pagination, validId, type ApiRoutes } from '../../transport/api.js';
 import { HttpError, readJson } from '../../transport/http-util.js';
-import type { WorkflowService } from './service.js';
+import { WorkflowInputError, WorkflowNotFoundError, type WorkflowService } from './service.js';
 import { taskToWire } from './types.js';
 import { MAX_TITLE_LENGTH, normalizeGroupKey } from './validate.js';
 
@@ -41,8 +42,109 @@ function groupFromQuery(url: URL, service: WorkflowService, required = true): st
   return undefined;
 }
 
-/** GET /supie/workflow and POST /supie/workflow/import-from-meeting (D21), on the shared API conventions. */
+/** A JSON object body, or a 400 that says so. */
+async function objectBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readJson(req);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/** Service input errors as HTTP answers: bad input 400, unknown task 404. */
+async function asHttp<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof WorkflowInputError) throw new HttpError(400, err.message);
+    if (err instanceof WorkflowNotFoundError) throw new HttpError(404, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Task writes over HTTP (admin rights; the console's board uses them). Every one goes through the same service
+ * calls as a device's `workflow` events, so the group's devices get the new snapshot exactly as then.
+ *   POST   /supie/workflow/tasks                {groupKey, title, priority?, owner?, ...}  → created id
+ *   PUT    /supie/workflow/tasks/:id            {groupKey, title?, priority?, status?, owner?, ...}
+ *   POST   /supie/workflow/tasks/:id/complete   {groupKey}
+ *   POST   /supie/workflow/tasks/:id/assign     {groupKey, owner}
+ *   DELETE /supie/workflow/tasks/:id?groupKey=
+ */
+function registerTaskWrites(api: ApiRoutes, service: WorkflowService): void {
+  const BY = 'http';
+  const groupOf = (body: Record<string, unknown>, url: URL): string => {
+    const key = normalizeGroupKey(body.groupKey ?? url.searchParams.get('groupKey') ?? '');
+    if (!key) throw new HttpError(400, 'groupKey is required');
+    return key;
+  };
+  const admin = { admin: true };
+  api.add(
+    'POST',
+    '/supie/workflow/tasks',
+    async (req, _params, url) => {
+      const body = await objectBody(req);
+      const { groupKey: _ignored, ...task } = body;
+      const groupKey = groupOf(body, url);
+      const r = await asHttp(() => service.upsertTasks(groupKey, [task], BY));
+      return { id: r.ids[0], created: r.created.length > 0, groupKey };
+    },
+    admin,
+  );
+  api.add(
+    'PUT',
+    '/supie/workflow/tasks/:id',
+    async (req, params, url) => {
+      const body = await objectBody(req);
+      const { groupKey: _ignored, ...fields } = body;
+      const groupKey = groupOf(body, url);
+      const id = (params.id ?? '').trim();
+      if (!(await service.store.get(groupKey, id)))
+        throw new HttpError(404, `task ${id} not found in group ${groupKey}`);
+      const r = await asHttp(() => service.upsertTasks(groupKey, [{ ...fields, id }], BY, { requireId: true }));
+      return { id, changed: r.changedGroups.length > 0, groupKey };
+    },
+    admin,
+  );
+  api.add(
+    'POST',
+    '/supie/workflow/tasks/:id/complete',
+    async (req, params, url) => {
+      const groupKey = groupOf(await objectBody(req), url);
+      const r = await asHttp(() => service.completeTasks(groupKey, [params.id ?? ''], BY));
+      if (r.notFound.length) throw new HttpError(404, `task ${params.id} not found in group ${groupKey}`);
+      return { completed: r.completed, alreadyDone: r.alreadyDone, groupKey };
+    },
+    admin,
+  );
+  api.add(
+    'POST',
+    '/supie/workflow/tasks/:id/assign',
+    async (req, params, url) => {
+      const body = await objectBody(req);
+      const groupKey = groupOf(body, url);
+      const r = await asHttp(() => service.assignTask(groupKey, params.id ?? '', body.owner, BY));
+      return { owner: r.owner, changed: r.result === 'changed', groupKey };
+    },
+    admin,
+  );
+  api.add(
+    'DELETE',
+    '/supie/workflow/tasks/:id',
+    async (_req, params, url) => {
+      const groupKey = groupOf({}, url);
+      const r = await asHttp(() => service.deleteTasks(groupKey, [params.id ?? ''], BY));
+      if (r.notFound.length) throw new HttpError(404, `task ${params.id} not found in group ${groupKey}`);
+      return { deleted: r.deleted, groupKey };
+    },
+    admin,
+  );
+}
+
+/**
+ * GET /supie/workflow, POST /supie/workflow/import-from-meeting (D21) and the task writes, on the shared API
+ * conventions.
+ */
 export function registerWorkflowApi(api: ApiRoutes, service: WorkflowService, summaryOf: MeetingSummaryLookup): void {
+  registerTaskWrites(api, service);
   api.add('GET', '/supie/workflow', async (_req, _params, url) => {
     const groupKey = groupFromQuery(url, service)!;
     const { limit, offset } = pagination(url, { limit: 100, max: 500 });
@@ -51,10 +153,7 @@ export function registerWorkflowApi(api: ApiRoutes, service: WorkflowService, su
   });
 
   api.add('POST', '/supie/workflow/import-from-meeting', async (req, _params, url) => {
-    const body = await readJson(req);
-    if (!body || typeof body !== 'object' || Array.isArray(body))
-      throw new HttpError(400, 'body must be a JSON object');
-    const b = body as Record<string, unknown>;
+    const b = await objectBody(req);
     // The fork's tests passed the parameters in the query string and called the id `sessionId`.
     const pick = (...keys: string[]) => {
       for (const k of keys) {

@@ -71,6 +71,7 @@ export class WorkflowService {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #conns = new WeakMap<DeviceConnection, ConnectionState>();
+  readonly #changeListeners = new Set<(groupKey: string) => void>();
 
   constructor(deps: WorkflowServiceDeps) {
     this.#store = deps.store;
@@ -108,6 +109,12 @@ export class WorkflowService {
     if (!owner) return false;
     const o = owner.toLowerCase();
     return o === deviceId || o.endsWith(`|${deviceId}`);
+  }
+
+  /** Called with each group whose tasks changed (every write ends in broadcastGroups). Returns a disposer. */
+  onChange(listener: (groupKey: string) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 
   // ------------------------------------------------------------------ connections and snapshots
@@ -169,6 +176,15 @@ export class WorkflowService {
     const wanted = new Set(groups);
     const reached = new Set<DeviceConnection>();
     if (wanted.size === 0) return reached;
+    for (const group of wanted) {
+      for (const listener of [...this.#changeListeners]) {
+        try {
+          listener(group);
+        } catch (err) {
+          this.#log.error({ err, group }, '[Workflow] change listener failed');
+        }
+      }
+    }
     const byGroup = new Map<string, DeviceConnection[]>();
     for (const id of this.#registry.deviceIds()) {
       const group = this.groupOf(id);

@@ -1,0 +1,75 @@
+import type { DeviceDirectory } from '../../hub/directory.js';
+import type { DeviceRegistry } from '../../hub/registry.js';
+import { normalizeId } from '../../protocol/ids.js';
+import { validId, type ApiRoutes } from '../../transport/api.js';
+import { HttpError, readJson } from '../../transport/http-util.js';
+import type { PeerFeature } from './index.js';
+import { DEFAULT_CATEGORY, normalizeCategory } from './message.js';
+
+const MAX_TEXT = 2000;
+const QUEUE_PAGE = 100;
+
+/**
+ * Peer messages over HTTP (the console's Messages page):
+ *   POST /supie/peer/send    {to?: [deviceId...], group?: groupKey, text, category?}  (admin) — from `console`
+ *   GET  /supie/peer/queue   devices with queued (offline) messages and their counts
+ *   GET  /supie/peer/queue/:deviceId   that device's queued messages, oldest first
+ * A group means every device of it that is online or named in devices.yaml.
+ */
+export function registerPeerApi(
+  api: ApiRoutes,
+  deps: { peer: PeerFeature; registry: DeviceRegistry; directory: DeviceDirectory },
+): void {
+  const { peer, registry, directory } = deps;
+  const membersOf = (group: string): string[] =>
+    [...new Set([...registry.deviceIds(), ...directory.knownIds()])].filter((id) => directory.groupOf(id) === group);
+
+  api.add(
+    'POST',
+    '/supie/peer/send',
+    async (req) => {
+      const body = (await readJson(req)) as Record<string, unknown>;
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new HttpError(400, 'body must be a JSON object');
+      const text = typeof body.text === 'string' ? body.text.trim() : '';
+      if (!text) throw new HttpError(400, 'text is required');
+      if (text.length > MAX_TEXT) throw new HttpError(400, `text is longer than ${MAX_TEXT} characters`);
+      const category = body.category === undefined ? DEFAULT_CATEGORY : normalizeCategory(body.category);
+      if (!category) throw new HttpError(400, 'category must be a short word (letters, digits, _ - . :)');
+      const to = body.to === undefined ? [] : body.to;
+      if (!Array.isArray(to)) throw new HttpError(400, 'to must be an array of device ids');
+      const targets = to.map((raw) => validId(normalizeId(raw), 'device id in to'));
+      if (body.group !== undefined) {
+        if (typeof body.group !== 'string' || !body.group.trim()) throw new HttpError(400, 'group must be a group key');
+        const members = membersOf(body.group.trim());
+        if (!members.length) throw new HttpError(404, `group ${body.group.trim()} has no known devices`);
+        targets.push(...members);
+      }
+      if (!targets.length) throw new HttpError(400, 'give to (device ids) or group');
+      return peer.sendFrom('console', targets, category, text);
+    },
+    { admin: true },
+  );
+
+  // Message contents: never open to everyone, even where the rest of the API is.
+  const priv = { private: true };
+  api.add('GET', '/supie/peer/queue', () => peer.queue.waiting(Date.now(), 500), priv);
+
+  api.add(
+    'GET',
+    '/supie/peer/queue/:deviceId',
+    async (_req, params) => {
+      const deviceId = validId(normalizeId(params.deviceId), 'device id');
+      const items = await peer.queue.peek(deviceId, QUEUE_PAGE, Date.now());
+      return items.map((m) => ({
+        id: m.id,
+        from: m.from,
+        queuedAt: m.queuedAt,
+        expiresAt: m.expiresAt,
+        category: m.envelope.category,
+        payload: m.envelope.payload,
+      }));
+    },
+    priv,
+  );
+}

@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import { TestDevice } from '../support/device.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+/**
+ * The web console's HTTP side over real sockets: pages, log-in and its cookie, CSRF on writes, read-only rights,
+ * the loopback rule when no secret is set, and the live event stream.
+ */
+const ADMIN = 'admin-secret-for-tests';
+const READ = 'read-token-for-tests';
+
+async function login(server: TestServer, secret: string): Promise<{ cookie: string; csrf: string; res: Response }> {
+  const res = await fetch(server.url('/console/api/login'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ secret }),
+  });
+  const setCookie = res.headers.get('set-cookie') ?? '';
+  const body = (await res.json()) as { data?: { csrf: string } };
+  return { cookie: setCookie.split(';')[0]!, csrf: body.data?.csrf ?? '', res };
+}
+
+/** An open Server-Sent Events stream: events as they come, in order. */
+async function openEvents(server: TestServer, cookie: string) {
+  const ac = new AbortController();
+  const res = await fetch(server.url('/api/events'), { headers: { cookie }, signal: ac.signal });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+  const events: { event: string; data: unknown }[] = [];
+  const reader = res.body!.getReader();
+  let buffer = '';
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) return;
+      buffer += new TextDecoder().decode(value);
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data) events.push({ event, data: JSON.parse(data) });
+      }
+    }
+  })();
+  const waitEvent = async (pred: (e: { event: string; data: unknown }) => boolean, what: string) => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const hit = events.find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`no ${what} event; got ${JSON.stringify(events.map((e) => e.event))}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  return {
+    events,
+    waitEvent,
+    async close() {
+      ac.abort();
+      await pump;
+    },
+  };
+}
+
+describe('console: log-in, cookie, CSRF and rights', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ server: { admin_secret: ADMIN, meeting_api_token: READ, api_rate_limit: 0 } });
+  });
+  after(() => server.stop());
+
+  it('redirects / to the console and serves the page with a strict CSP', async () => {
+    const root = await fetch(server.url('/'), { redirect: 'manual' });
+    assert.equal(root.status, 302);
+    assert.equal(root.headers.get('location'), '/console/');
+    const page = await fetch(server.url('/console/'));
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.match(await page.text(), /<script type="module" src="\/console\/app.js">/);
+    assert.equal((await fetch(server.url('/console/app.js'))).status, 200);
+    assert.equal((await fetch(server.url('/console/..%2Fpackage.json'))).status, 404);
+  });
+
+  it('refuses a wrong secret and a non-JSON log-in; a right one sets an HttpOnly SameSite=Strict cookie', async () => {
+    const wrong = await login(server, 'nope');
+    assert.equal(wrong.res.status, 401);
+    assert.equal(wrong.res.headers.get('set-cookie'), null);
+    const form = await fetch(server.url('/console/api/login'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `secret=${ADMIN}`,
+    });
+    assert.equal(form.status, 415);
+    const foreign = await fetch(server.url('/console/api/login'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'http://evil.example' },
+      body: JSON.stringify({ secret: ADMIN }),
+    });
+    assert.equal(foreign.status, 415);
+
+    const ok = await login(server, ADMIN);
+    assert.equal(ok.res.status, 200);
+    const setCookie = ok.res.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /^linus_console=[\w-]{20,};/);
+    assert.match(setCookie, /HttpOnly/);
+    assert.match(setCookie, /SameSite=Strict/);
+    assert.match(setCookie, /Path=\//);
+    const session = (await (
+      await fetch(server.url('/console/api/session'), { headers: { cookie: ok.cookie } })
+    ).json()) as {
+      data: { loggedIn: boolean; role: string; csrf: string };
+    };
+    assert.deepEqual([session.data.loggedIn, session.data.role, session.data.csrf], [true, 'admin', ok.csrf]);
+    const anonymous = (await (await fetch(server.url('/console/api/session'))).json()) as {
+      data: { loggedIn: boolean };
+    };
+    assert.equal(anonymous.data.loggedIn, false);
+  });
+
+  it('takes a write from an admin session only with its CSRF token and no foreign Origin; the device gets it', async () => {
+    const device = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'aa:bb:cc:00:00:01' });
+    await device.hello();
+    const { cookie, csrf } = await login(server, ADMIN);
+    const create = (headers: Record<string, string>) =>
+      fetch(server.url('/supie/workflow/tasks'), {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ groupKey: 'aa:bb:cc', title: 'Console task' }),
+      });
+    assert.equal((await create({})).status, 403);
+    assert.equal((await create({ 'x-csrf-token': 'wrong' })).status, 403);
+    assert.equal((await create({ 'x-csrf-token': csrf, origin: 'http://evil.example' })).status, 403);
+    const ok = await create({ 'x-csrf-token': csrf });
+    assert.equal(ok.status, 200);
+    const snapshot = await device.next((m) => m.type === 'workflow' && m.event === 'update', 3000);
+    assert.deepEqual(
+      (snapshot.tasks as { title: string }[]).map((t) => t.title),
+      ['Console task'],
+    );
+    await device.close();
+  });
+
+  it('a read-only log-in reads but cannot write; logout ends the session', async () => {
+    const { cookie, csrf } = await login(server, READ);
+    const devices = await fetch(server.url('/api/devices'), { headers: { cookie } });
+    assert.equal(devices.status, 200);
+    const write = await fetch(server.url('/supie/workflow/tasks'), {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: JSON.stringify({ groupKey: 'g1', title: 'x' }),
+    });
+    assert.equal(write.status, 403);
+    assert.match(((await write.json()) as { error: string }).error, /read-only/);
+    const out = await fetch(server.url('/console/api/logout'), { method: 'POST', headers: { cookie } });
+    assert.match(out.headers.get('set-cookie') ?? '', /Max-Age=0/);
+    assert.equal((await fetch(server.url('/api/devices'), { headers: { cookie } })).status, 401);
+  });
+
+  it('the admin secret as a Bearer token writes without a session (API clients)', async () => {
+    const res = await fetch(server.url('/supie/workflow/tasks'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ groupKey: 'g2', title: 'From curl' }),
+    });
+    assert.equal(res.status, 200);
+  });
+
+  it('pushes device arrivals and task changes made by a device on the event stream', async () => {
+    const { cookie } = await login(server, READ);
+    const stream = await openEvents(server, cookie);
+    await stream.waitEvent((e) => e.event === 'devices', 'first devices');
+    const device = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'aa:bb:cc:00:00:02' });
+    await device.hello();
+    await stream.waitEvent(
+      (e) =>
+        e.event === 'devices' &&
+        (e.data as { deviceId: string; online: boolean }[]).some((d) => d.deviceId === 'aa:bb:cc:00:00:02' && d.online),
+      'devices with the new device',
+    );
+    device.send({ type: 'workflow', event: 'update', tasks: [{ id: 'D-1', title: 'From the device' }] });
+    await stream.waitEvent(
+      (e) => e.event === 'tasks' && (e.data as { groupKey: string }).groupKey === 'aa:bb:cc',
+      'tasks of the device group',
+    );
+    await device.close();
+    await stream.close();
+  });
+});
+
+describe('console with no secret set', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ server: { ip: '0.0.0.0', api_rate_limit: 0 } });
+  });
+  after(() => server.stop());
+
+  it('is read-only on loopback without log-in; writes name the key to set', async () => {
+    const session = (await (await fetch(server.url('/console/api/session'))).json()) as {
+      data: { loggedIn: boolean; role: string; via: string };
+    };
+    assert.deepEqual([session.data.loggedIn, session.data.role, session.data.via], [true, 'read', 'loopback']);
+    assert.equal((await fetch(server.url('/api/devices'))).status, 200);
+    const write = await fetch(server.url('/supie/workflow/tasks'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ groupKey: 'g', title: 'x' }),
+    });
+    assert.equal(write.status, 403);
+    assert.match(((await write.json()) as { error: string }).error, /server\.admin_secret/);
+  });
+
+  it('refuses another address with a page naming server.admin_secret', async (t) => {
+    const other = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!other) {
+      t.skip('this machine has no non-loopback IPv4 address');
+      return;
+    }
+    const get = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        // From the non-loopback address to itself: the server sees a non-loopback peer.
+        const req = request({ host: other, port: server.port, path, localAddress: other }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const page = await get('/console/');
+    assert.equal(page.status, 403);
+    assert.match(page.body, /server\.admin_secret/);
+    const api = await get('/api/devices');
+    assert.equal(api.status, 403);
+  });
+});
+
+describe('console switched off', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ server: { console: { enabled: false } } });
+  });
+  after(() => server.stop());
+
+  it('serves neither the page nor the redirect', async () => {
+    const root = await fetch(server.url('/'), { redirect: 'manual' });
+    assert.equal(root.status, 200);
+    assert.equal(await root.text(), 'Server is running\n');
+    assert.doesNotMatch(await (await fetch(server.url('/console/'))).text(), /<html/);
+  });
+});
