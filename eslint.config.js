@@ -73,6 +73,7 @@ export default tseslint.config(
         URLSearchParams: 'readonly',
         Blob: 'readonly',
         confirm: 'readonly',
+        HashChangeEvent: 'readonly',
       },
     },
   },

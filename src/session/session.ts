@@ -47,6 +47,8 @@ export interface SessionEvents {
   turn: [session: Session, report: TurnReport];
   /** The server stopped accepting and is closing connections (long-lived HTTP streams end now). */
   draining: [];
+  /** A meeting's transcript grew or its summary was stored. */
+  meeting: [meetingId: string, change: 'transcript' | 'summary'];
 }
 
 export interface ConnectionInfo {

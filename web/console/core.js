@@ -133,7 +133,7 @@ let source = null;
 export function connectEvents() {
   source?.close();
   source = new EventSource('/api/events');
-  for (const name of ['devices', 'tasks', 'health']) {
+  for (const name of ['devices', 'tasks', 'health', 'meeting']) {
     source.addEventListener(name, (e) => {
       const data = JSON.parse(e.data);
       if (name === 'devices') state.devices = data;

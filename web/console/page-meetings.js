@@ -1,5 +1,5 @@
 // Meetings: search and paging, a meeting's summary and transcript, exports, actions to tasks.
-import { api, canWrite, download, field, fmtTime, h, table, toast } from './core.js';
+import { api, canWrite, download, field, fmtTime, h, on, table, toast } from './core.js';
 
 const PAGE = 20;
 const LISTS = [
@@ -77,6 +77,13 @@ export async function meetingsPage() {
   await load();
   return {
     title: 'Meetings',
+    // A new or finished meeting changes the list; a transcript line of a meeting already listed does not.
+    cleanup: [
+      on('meeting', (e) => {
+        const listed = results.querySelector(`a[href="#/meetings/${encodeURIComponent(e.meetingId)}"]`);
+        if (e.change === 'summary' || !listed) reload();
+      }),
+    ],
     node: h('section', {}, h('h1', {}, 'Meetings'), form, results, h('div', { class: 'pager' }, prev, pageInfo, next)),
   };
 }
@@ -85,14 +92,15 @@ export async function meetingDetailPage(id) {
   const path = `/supie/meetings/${encodeURIComponent(id)}`;
   const node = h('section');
   const transcript = h('ol', { class: 'transcript', 'aria-live': 'polite' });
+  /** Appends what is new since the last load (the transcript only grows). */
   const loadTranscript = async () => {
     const items = [];
-    for (let offset = 0; ; offset += 500) {
+    for (let offset = transcript.childElementCount; ; offset += 500) {
       const page = await api('GET', `${path}/transcript?offset=${offset}&limit=500`);
       items.push(...page.items);
-      if (items.length >= page.total || page.items.length === 0) break;
+      if (offset + page.items.length >= page.total || page.items.length === 0) break;
     }
-    transcript.replaceChildren(
+    transcript.append(
       ...items.map((s) =>
         h(
           'li',
@@ -163,9 +171,6 @@ export async function meetingDetailPage(id) {
       canWrite() && m.summary
         ? h('button', { type: 'button', onclick: guard(importActions) }, 'Import actions to tasks')
         : null,
-      m.status !== 'done'
-        ? h('button', { type: 'button', onclick: guard(loadTranscript) }, 'Refresh transcript')
-        : null,
     ),
     h('h2', {}, 'Summary'),
     summary,
@@ -173,5 +178,11 @@ export async function meetingDetailPage(id) {
     transcript,
   );
   await loadTranscript();
-  return { title: m.title || 'Meeting', node };
+  // Live: new transcript lines as they are stored; the whole page again once the summary is there.
+  const live = on('meeting', (e) => {
+    if (e.meetingId !== id) return;
+    if (e.change === 'summary') window.dispatchEvent(new HashChangeEvent('hashchange'));
+    else loadTranscript().catch((err) => toast(err.message, 'error'));
+  });
+  return { title: m.title || 'Meeting', node, cleanup: [live] };
 }

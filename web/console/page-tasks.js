@@ -163,7 +163,7 @@ export async function tasksPage() {
         'form',
         {
           class: 'inline card',
-          'aria-label': 'New task',
+          'aria-label': 'Add a task',
           onsubmit: (e) => {
             e.preventDefault();
             const groupKey = group.value.trim();

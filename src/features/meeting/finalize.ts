@@ -29,6 +29,8 @@ export interface FinalizerDeps {
   broadcast: (deviceId: string, message: Json) => void;
   scope: Scope;
   log: Logger;
+  /** Told once a meeting's summary is stored (the console shows it live). */
+  summarized: (meetingId: string) => void;
 }
 
 interface Begun {
@@ -210,7 +212,10 @@ export class Finalizer {
     const webhook = buildWebhook(cfg.webhook, webhookId, meetingId, payload);
     const { stored, won } = await store.complete(meetingId, result.summary, result.meta, Date.now(), webhook);
     if (won && webhook) this.deps.dispatcher.kick();
-    if (won) this.#logMetrics(meetingId, stored);
+    if (won) {
+      this.#logMetrics(meetingId, stored);
+      this.deps.summarized(meetingId);
+    }
 
     const tail = await store.segmentsTail(meetingId, 0, FINAL_TRANSCRIPT_SEGMENTS);
     const transcript: Json = {

@@ -78,6 +78,7 @@ export class MeetingService {
       broadcast: (deviceId, message) => this.#broadcast(deviceId, message),
       scope: this.#scope,
       log: this.#log,
+      summarized: (meetingId) => this.#changed(meetingId, 'summary'),
     });
 
     deps.ctx.messages.register('meeting', {
@@ -216,6 +217,7 @@ export class MeetingService {
         if (this.#live.get(deviceId) === live) this.#live.delete(deviceId);
         return { kind: 'finalizing', dropped: admitted };
       }
+      this.#changed(live.id, 'transcript');
       this.#broadcast(deviceId, {
         type: 'meeting',
         phase: 'snippet',
@@ -317,6 +319,15 @@ export class MeetingService {
    * Finalize from the device (message, `mode end meeting`, a voice phrase). The synchronous part stops the
    * timers, resets the ASR stream (seed #8) and leaves meeting mode; the finalizer acknowledges at once.
    */
+  /** Tells listeners of the server's events (the console) that a meeting's transcript or summary changed. */
+  #changed(meetingId: string, what: 'transcript' | 'summary'): void {
+    try {
+      this.#deps.ctx.events.emit('meeting', meetingId, what);
+    } catch (err) {
+      this.#log.error({ err, meetingId }, 'meeting listener failed');
+    }
+  }
+
   finalize(session: Session): void {
     const deviceId = session.deviceId;
     this.#timers.stop(deviceId);

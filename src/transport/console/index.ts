@@ -90,6 +90,7 @@ export function createConsole(deps: ConsoleDeps): Feature | undefined {
     deps.modes.onEnd(mode, noted(`mode ${mode} ended`));
   }
   scope.add(deps.directory.onReload(devicesChanged));
+  scope.on(ctx.events, 'meeting', (meetingId: string, change: string) => stream.send('meeting', { meetingId, change }));
   // Pages showing that group reload it through the API (same rights and shape as every other read).
   scope.add(deps.workflow.onChange((groupKey) => stream.send('tasks', { groupKey })));
   scope.interval(HEALTH_SAMPLE_MS, () => {
