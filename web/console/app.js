@@ -5,6 +5,7 @@ import { deviceDetailPage, devicesPage } from './page-devices.js';
 import { healthPage } from './page-health.js';
 import { meetingDetailPage, meetingsPage } from './page-meetings.js';
 import { messagesPage } from './page-messages.js';
+import { talkPage } from './page-talk.js';
 import { tasksPage } from './page-tasks.js';
 
 const main = document.getElementById('main');
@@ -20,6 +21,7 @@ const routes = [
   [/^#\/messages$/, () => messagesPage()],
   [/^#\/health$/, () => healthPage()],
   [/^#\/config$/, () => configPage()],
+  [/^#\/talk$/, () => talkPage()],
 ];
 
 async function render() {

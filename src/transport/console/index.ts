@@ -1,8 +1,10 @@
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkConfig, redactConfig } from '../../config/load.js';
 import { deepMerge } from '../../config/reload.js';
 import type { Feature, FeatureDeps } from '../../features/feature.js';
 import type { WorkflowService } from '../../features/workflow/service.js';
+import { signDeviceToken } from '../../protocol/auth-token.js';
 import { normalizeId } from '../../protocol/ids.js';
 import { Scope } from '../../session/scope.js';
 import type { Session, TurnReport } from '../../session/session.js';
@@ -202,6 +204,18 @@ export function createConsole(deps: ConsoleDeps): Feature | undefined {
       const r = await deps.admin.reload(patch);
       if (!r.ok) return { ok: false, errors: [{ path: '', message: r.error }] };
       return { ok: true, changed: r.changed, restartRequired: r.restartRequired, warnings: r.warnings };
+    },
+    { admin: true },
+  );
+  // The Talk page is a device: it gets an id of its own and, when device auth is on, a token signed like OTA's.
+  api.add(
+    'POST',
+    '/api/talk',
+    () => {
+      const deviceId = `console-${randomBytes(4).toString('hex')}`;
+      const clientId = randomUUID();
+      const token = signDeviceToken(ctx.authKey, clientId, deviceId, Date.now() / 1000);
+      return { deviceId, clientId, token, path: '/xiaozhi/v1/' };
     },
     { admin: true },
   );
