@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { TestDevice } from '../support/device.js';
@@ -189,6 +190,93 @@ describe('console: log-in, cookie, CSRF and rights', () => {
     );
     await device.close();
     await stream.close();
+  });
+});
+
+describe('console API: meeting search, Markdown export, webhook status; peer send and queue', () => {
+  let server: TestServer;
+  let receiver: Server;
+  let hits = 0;
+  const auth = { authorization: `Bearer ${ADMIN}` };
+  const get = async (path: string) => {
+    const res = await fetch(server.url(path), { headers: auth });
+    assert.equal(res.status, 200, path);
+    return ((await res.json()) as { data: unknown }).data;
+  };
+  before(async () => {
+    receiver = createServer((req, res) => {
+      hits++;
+      req.resume();
+      res.end('ok');
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    server = await startTestServer({
+      server: { admin_secret: ADMIN, api_rate_limit: 0 },
+      meeting: { webhook: { url } },
+    });
+  });
+  after(async () => {
+    await server.stop();
+    receiver.close();
+  });
+
+  it('finds a meeting by a word said, exports it as Markdown and shows its webhook delivered', async () => {
+    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'aa:bb:cc:00:00:21' });
+    await dev.hello();
+    dev.send({ type: 'mode', state: 'start', mode: 'meeting' });
+    await dev.next((m) => m.type === 'mode' && m.state === 'start');
+    dev.send({ type: 'meeting', phase: 'snippet', items: [{ text: 'The budget for the quarry is approved.' }] });
+    await dev.next((m) => m.type === 'meeting' && m.phase === 'snippet' && m.status !== undefined);
+    dev.send({ type: 'meeting', phase: 'finalize' });
+    await dev.next((m) => m.type === 'meeting' && m.phase === 'summary', 10_000);
+    await dev.close();
+
+    const found = (await get('/supie/meetings/recent?status=all&q=quarry')) as { sessionId: string }[];
+    assert.equal(found.length, 1);
+    assert.deepEqual(await get('/supie/meetings/recent?status=all&q=no-such-word'), []);
+    const id = found[0]!.sessionId;
+    const md = (await get(`/supie/meetings/${id}/export.md`)) as { filename: string; markdown: string };
+    assert.equal(md.filename, `meeting-${id}.md`);
+    assert.match(md.markdown, /^# /);
+    assert.match(md.markdown, /## Key points/);
+    assert.match(md.markdown, /The budget for the quarry is approved\./);
+    const deadline = Date.now() + 5000;
+    let webhook: { status: string } | null = null;
+    while (Date.now() < deadline && webhook?.status !== 'delivered') {
+      webhook = ((await get(`/supie/meetings/${id}`)) as { webhook: { status: string } | null }).webhook;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(webhook?.status, 'delivered');
+    assert.equal(hits, 1);
+  });
+
+  it('sends a peer message from the console: delivered online, queued offline, the queue listed', async () => {
+    const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'aa:bb:cc:00:00:22' });
+    await dev.hello();
+    const send = async (body: unknown) => {
+      const res = await fetch(server.url('/supie/peer/send'), {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as { data: { delivered: string[]; enqueued: string[] } } };
+    };
+    const online = await send({ to: ['aa:bb:cc:00:00:22'], text: 'hello' });
+    assert.deepEqual(online.body.data.delivered, ['aa:bb:cc:00:00:22']);
+    const msg = await dev.next((m) => m.type === 'peer' && m.event === 'message');
+    assert.deepEqual([msg.from, (msg.payload as { text: string }).text], ['console', 'hello']);
+    await dev.close();
+    const offline = await send({ to: ['aa:bb:cc:00:00:22'], text: 'later' });
+    assert.deepEqual(offline.body.data.enqueued, ['aa:bb:cc:00:00:22']);
+    assert.deepEqual(await get('/supie/peer/queue'), [{ deviceId: 'aa:bb:cc:00:00:22', count: 1 }]);
+    const queued = (await get('/supie/peer/queue/aa:bb:cc:00:00:22')) as { payload: { text: string } }[];
+    assert.deepEqual(
+      queued.map((q) => q.payload.text),
+      ['later'],
+    );
+    assert.equal((await send({ text: 'nobody' })).status, 400);
+    assert.equal((await send({ group: 'no-such-group', text: 'x' })).status, 404);
   });
 });
 

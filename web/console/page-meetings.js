@@ -161,6 +161,14 @@ export async function meetingDetailPage(id) {
         ['Started', fmtTime(m.startedAt)],
         ['Ended', fmtTime(m.endedAt)],
         ['Segments', m.segmentsCount],
+        [
+          'Webhook',
+          m.webhook
+            ? `${m.webhook.status} after ${m.webhook.attempts} attempt${m.webhook.attempts === 1 ? '' : 's'}${
+                m.webhook.lastError ? ` (${m.webhook.lastError})` : ''
+              }`
+            : 'none set',
+        ],
       ].flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v ?? '—'))]),
     ),
     h(

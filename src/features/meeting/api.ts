@@ -1,6 +1,7 @@
 import { normalizeId } from '../../protocol/ids.js';
 import { HttpError } from '../../transport/http-util.js';
 import { pagination, validId, type ApiRoutes } from '../../transport/api.js';
+import type { WebhookDelivery } from './outbox.js';
 import type { MeetingRecord, MeetingStatus, MeetingStore, Segment } from './store.js';
 import { SUMMARY_LIST_FIELDS, type MeetingSummary } from './summary.js';
 
@@ -52,7 +53,11 @@ function listItem(m: MeetingRecord) {
   };
 }
 
-export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void {
+export function registerMeetingRoutes(
+  api: ApiRoutes,
+  store: MeetingStore,
+  webhookOf: (meetingId: string) => Promise<WebhookDelivery | null> = async () => null,
+): void {
   const find = async (raw: string | undefined): Promise<MeetingRecord> => {
     const id = validId(raw, 'meeting id');
     const m = await store.get(id);
@@ -84,10 +89,11 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
   api.add('GET', '/supie/meetings/:id', async (_req, params, url) => {
     const m = await find(params.id);
     const preview = clampInt(url, 'preview', 5, 1, 20);
-    const [stored, first, checkpoints] = await Promise.all([
+    const [stored, first, checkpoints, webhook] = await Promise.all([
       store.summary(m.id),
       store.transcript(m.id, 0, preview),
       store.checkpoints(m.id),
+      webhookOf(m.id),
     ]);
     return {
       ...listItem(m),
@@ -98,6 +104,7 @@ export function registerMeetingRoutes(api: ApiRoutes, store: MeetingStore): void
       transcriptPreview: first.items.map(item),
       checkpointCount: checkpoints.length,
       hasShards: false,
+      webhook,
     };
   });
 

@@ -1,5 +1,6 @@
 import type { Feature, FeatureDeps } from '../feature.js';
 import { registerMeetingRoutes } from './api.js';
+import { webhookOfMeeting } from './outbox.js';
 import { MeetingService } from './service.js';
 
 export { meetingSummaryFor, type MeetingSummaryRef } from './store.js';
@@ -14,7 +15,7 @@ export class MeetingFeature implements Feature {
 
   constructor(deps: FeatureDeps) {
     this.service = new MeetingService(deps);
-    registerMeetingRoutes(deps.api, this.service.store);
+    registerMeetingRoutes(deps.api, this.service.store, (id) => webhookOfMeeting(deps.db, id));
   }
 
   close(): Promise<void> {

@@ -110,3 +110,22 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
       .get(id);
   }
 }
+
+export interface WebhookDelivery {
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  deliveredAt: number | null;
+  lastError: string | null;
+}
+
+/** The delivery state of a meeting's webhook (the newest one), or null when it has none (no webhook set). */
+export async function webhookOfMeeting(db: Db, meetingId: string): Promise<WebhookDelivery | null> {
+  return (
+    db
+      .prepare<[string], WebhookDelivery>(
+        `SELECT status, attempts, delivered_at AS deliveredAt, last_error AS lastError FROM meeting_webhook_outbox
+         WHERE meeting_id = ? ORDER BY created_at DESC LIMIT 1`,
+      )
+      .get(meetingId) ?? null
+  );
+}
