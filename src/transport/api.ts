@@ -3,6 +3,7 @@ import type { ConfigStore } from '../config/store.js';
 import { secretEquals } from '../protocol/auth-token.js';
 import { bearerToken } from '../protocol/ids.js';
 import type { ConsoleAuth } from './console/auth.js';
+import { VERSION } from '../version.js';
 import { HttpError, headerString, isLoopback, sendJson } from './http-util.js';
 import type { Router } from './router.js';
 import { budgetKey, type SecretThrottle } from './secret-throttle.js';
@@ -59,12 +60,62 @@ export class ApiRoutes {
   #hits = new Map<string, { windowStart: number; count: number }>();
   #console: ConsoleAuth | undefined;
 
+  /** Every route, in registration order, for GET /api/openapi.json. */
+  readonly #documented: { method: string; path: string; options: ApiRouteOptions }[] = [];
+
   constructor(
     private readonly router: Router,
     private readonly config: ConfigStore,
     /** Also used for secrets checked outside `add` (the console log-in). */
     readonly throttle: SecretThrottle,
-  ) {}
+  ) {
+    router.add('GET', '/api/openapi.json', (_req, res) => sendJson(res, 200, this.openApi(), CORS));
+  }
+
+  /** Lists a route served outside `add` (a stream, the console log-in) in the OpenAPI document. */
+  document(method: string, path: string, options: ApiRouteOptions = {}): void {
+    this.#documented.push({ method, path, options });
+  }
+
+  /** An OpenAPI 3.1 document of the routes: paths, path parameters and who may call each. */
+  openApi(): Record<string, unknown> {
+    const paths: Record<string, Record<string, unknown>> = {};
+    for (const { method, path, options } of this.#documented) {
+      const params = [...path.matchAll(/:(\w+)/g)].map((m) => m[1]!);
+      const security = options.admin
+        ? [{ adminToken: [] }, { consoleSession: [] }]
+        : [{ adminToken: [] }, { apiToken: [] }, { consoleSession: [] }];
+      (paths[path.replace(/:(\w+)/g, '{$1}')] ??= {})[method.toLowerCase()] = {
+        ...(params.length
+          ? { parameters: params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })) }
+          : {}),
+        security,
+        ...(options.admin
+          ? { description: 'Admin rights: the admin secret, or an admin console log-in with its CSRF token.' }
+          : {}),
+        responses: {
+          '200': { description: '{"success":true,"data":...}' },
+          '4XX': { description: '{"success":false,"error":"..."}' },
+        },
+      };
+    }
+    return {
+      openapi: '3.1.0',
+      info: { title: 'Linus HTTP API', version: VERSION },
+      paths,
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'server.admin_secret (or X-Admin-Token)' },
+          apiToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'server.meeting_api_token (or X-API-Token, ?token=)',
+          },
+          consoleSession: { type: 'apiKey', in: 'cookie', name: 'linus_console' },
+        },
+      },
+    };
+  }
 
   /** Lets console sessions (cookie) call the API like a token holder of their role. */
   useConsole(auth: ConsoleAuth): void {
@@ -81,6 +132,7 @@ export class ApiRoutes {
       res.writeHead(204, CORS);
       res.end();
     });
+    this.#documented.push({ method, path, options });
     this.router.add(method, path, async (req, res, params, url) => {
       try {
         this.authorize(req, url, options);

@@ -92,6 +92,10 @@ describe('web console in Chromium', () => {
     const row = page.locator('tr[data-device="aa:bb:cc:00:00:11"]');
     await row.getByText('online').waitFor();
     await screenshots(page, 'devices');
+    await row.getByRole('link').click();
+    await page.getByRole('heading', { name: 'Recent turns' }).waitFor();
+    await page.locator('.events li', { hasText: 'connected' }).first().waitFor();
+    await screenshots(page, 'device');
 
     await page.getByRole('link', { name: 'Tasks' }).click();
     await page.getByLabel('Group').fill('aa:bb:cc');

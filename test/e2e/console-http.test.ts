@@ -162,6 +162,25 @@ describe('console: log-in, cookie, CSRF and rights', () => {
     assert.equal((await fetch(server.url('/api/devices'), { headers: { cookie } })).status, 401);
   });
 
+  it('describes the API in GET /api/openapi.json', async () => {
+    const doc = (await (await fetch(server.url('/api/openapi.json'))).json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { security: Record<string, unknown>[]; parameters?: { name: string }[] }>>;
+    };
+    assert.equal(doc.openapi, '3.1.0');
+    const put = doc.paths['/supie/workflow/tasks/{id}']?.put;
+    assert.deepEqual(
+      put?.parameters?.map((p) => p.name),
+      ['id'],
+    );
+    assert.deepEqual(
+      put?.security.map((s) => Object.keys(s)[0]),
+      ['adminToken', 'consoleSession'],
+    );
+    for (const path of ['/supie/meetings/recent', '/api/devices', '/api/events', '/supie/peer/send'])
+      assert.ok(doc.paths[path], path);
+  });
+
   it('the admin secret as a Bearer token writes without a session (API clients)', async () => {
     const res = await fetch(server.url('/supie/workflow/tasks'), {
       method: 'POST',

@@ -155,6 +155,7 @@ export function createConsole(deps: ConsoleDeps): Feature | undefined {
 
   // ---------------------------------------------------------------- the API the pages use
   const priv = { private: true };
+  api.document('GET', '/api/events', priv);
   router.add('GET', '/api/events', (req, res, _params, url) => {
     api.limit(req);
     api.authorize(req, url, priv);
