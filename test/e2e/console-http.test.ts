@@ -299,6 +299,25 @@ describe('console API: meeting search, Markdown export, webhook status; peer sen
   });
 });
 
+describe('console log-in and the failed-secret throttle', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({
+      server: { admin_secret: ADMIN, api_rate_limit: 0, failed_secrets: { limit: 2, backoff_ms: 60_000 } },
+    });
+  });
+  after(() => server.stop());
+
+  it('backs off an address after wrong secrets: even the right one is refused with 429 meanwhile', async () => {
+    assert.equal((await login(server, 'guess-1')).res.status, 401);
+    assert.equal((await login(server, 'guess-2')).res.status, 401);
+    const right = await login(server, ADMIN);
+    assert.equal(right.res.status, 429);
+    assert.ok(Number(right.res.headers.get('retry-after')) > 0);
+    assert.equal(right.res.headers.get('set-cookie'), null);
+  });
+});
+
 describe('console with no secret set', () => {
   let server: TestServer;
   before(async () => {

@@ -55,6 +55,7 @@ export function sameOrigin(req: IncomingMessage): boolean {
   try {
     return new URL(origin).host === headerString(req, 'host');
   } catch {
+    // An Origin that is not a URL is not ours: refused, and the caller answers with the reason.
     return false;
   }
 }

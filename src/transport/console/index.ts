@@ -9,6 +9,7 @@ import { normalizeId } from '../../protocol/ids.js';
 import { Scope } from '../../session/scope.js';
 import type { Session, TurnReport } from '../../session/session.js';
 import { validId } from '../api.js';
+import { budgetKey } from '../secret-throttle.js';
 import { HttpError, headerString, readJson, sendJson } from '../http-util.js';
 import { ConsoleAuth, isLoopback, sameOrigin } from './auth.js';
 import { DeviceBook } from './devices.js';
@@ -135,9 +136,13 @@ export function createConsole(deps: ConsoleDeps): Feature | undefined {
       throw new HttpError(415, 'log in with a JSON body {"secret": "..."} from the console page');
     const body = (await readJson(req, 4096)) as { secret?: unknown };
     const secret = typeof body.secret === 'string' ? body.secret : '';
-    const session = secret ? auth.login(secret) : undefined;
+    if (!secret) throw new HttpError(401, 'wrong secret');
+    // The same failed-secret budget as the admin calls: a guesser backs off here too.
+    const address = budgetKey(req.socket.remoteAddress);
+    api.throttle.guard(address, 'admin');
+    const session = auth.login(secret);
     if (!session) {
-      log.warn({ from: req.socket.remoteAddress }, 'console log-in refused (wrong secret)');
+      api.throttle.failed(address, 'admin');
       throw new HttpError(401, 'wrong secret');
     }
     log.info({ from: req.socket.remoteAddress, role: session.role }, 'console log-in');
