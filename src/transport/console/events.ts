@@ -33,7 +33,8 @@ export class EventStream {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
-      connection: 'keep-alive',
+      // Never reused: once the stream ends (shutdown), the socket goes too instead of idling until its timeout.
+      connection: 'close',
       'x-accel-buffering': 'no',
     });
     res.write('retry: 2000\n\n');
