@@ -24,8 +24,8 @@ export interface VoiceServiceDeps {
 
 /** Frames of audio kept before speech starts, so the first syllable is not cut (~600 ms at 60 ms). */
 const PREROLL_FRAMES = 10;
-/** Packets held while the VAD lease is on its way (normally a few ms), replayed once it is ready. */
-const EARLY_PACKETS = 50;
+/** Packets and listen start/stop held while the VAD lease is on its way (normally a few ms), then replayed. */
+const EARLY_EVENTS = 64;
 /** An utterance is ended by force after this long, whatever the VAD thinks. */
 const MAX_UTTERANCE_MS = 60_000;
 /** Shorter "utterances" are clicks and coughs; they never reach ASR. */
@@ -56,8 +56,11 @@ export class VoicePipeline implements SessionVoice {
   #turn: Turn | undefined;
   #turnSeq = 0;
   #encoder: DownlinkEncoder | undefined;
-  /** Packets that arrived while the VAD was still loading; replayed once it is ready, so no syllable is lost. */
-  #early: Buffer[] = [];
+  /**
+   * Packets and listen start/stop that arrived while the VAD was still loading, replayed in arrival order once it
+   * is ready: no syllable is lost, and a `listen stop` still ends the utterance its audio belongs to.
+   */
+  #early: Array<Buffer | ListenMessage> = [];
 
   constructor(
     private readonly session: Session,
@@ -78,7 +81,7 @@ export class VoicePipeline implements SessionVoice {
     if (frame.payload.length === 0) return; // an empty packet would decode to 360 ms of PLC
     if (!this.#vadReady) {
       // Copied: the frame may be a view into the socket's read buffer.
-      if (this.#early.length < EARLY_PACKETS) this.#early.push(Buffer.from(frame.payload));
+      if (this.#early.length < EARLY_EVENTS) this.#early.push(Buffer.from(frame.payload));
       return;
     }
     this.#route(frame.payload);
@@ -135,6 +138,16 @@ export class VoicePipeline implements SessionVoice {
   }
 
   onListen(session: Session, msg: ListenMessage): void {
+    if (msg.state === 'detect') {
+      if (typeof msg.text === 'string') this.#onDetect(msg.text);
+    } else if (!this.#vadReady) {
+      // Under load the VAD can still be loading when a short utterance has ended: keep start/stop in line with audio.
+      if (this.#early.length < EARLY_EVENTS) this.#early.push(msg);
+    } else this.#onListenEdge(session, msg);
+  }
+
+  /** `listen start` opens a fresh utterance (manual) or VAD state (auto); `listen stop` ends the utterance. */
+  #onListenEdge(session: Session, msg: ListenMessage): void {
     if (msg.state === 'start') {
       if (this.#vadLease?.stale && !this.#utterance) this.#swapVad();
       this.#uplink?.resetVad();
@@ -146,8 +159,6 @@ export class VoicePipeline implements SessionVoice {
       }
     } else if (msg.state === 'stop') {
       if (this.#utterance) void this.#endAfterInFlight(this.#utterance);
-    } else if (msg.state === 'detect' && typeof msg.text === 'string') {
-      this.#onDetect(msg.text);
     }
   }
 
@@ -399,7 +410,10 @@ export class VoicePipeline implements SessionVoice {
     this.#vadReady = true;
     const early = this.#early;
     this.#early = [];
-    for (const packet of early) this.#route(packet);
+    for (const event of early) {
+      if (Buffer.isBuffer(event)) this.#route(event);
+      else this.#onListenEdge(this.session, event);
+    }
   }
 
   /** A reload changed the VAD block: new thresholds apply from the next utterance (D12). */

@@ -161,10 +161,10 @@ describe('abort, barge-in and failures (D9, B6)', () => {
     await server.stop();
     await fake.stop();
   });
-  const connect = async (mode: 'auto' | 'realtime' | 'manual' = 'auto') => {
+  const connect = async (mode: 'auto' | 'realtime' | 'manual' = 'auto', listen = true) => {
     const dev = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: `abort-${n++}` });
     await dev.hello();
-    dev.send({ type: 'listen', state: 'start', mode });
+    if (listen) dev.send({ type: 'listen', state: 'start', mode });
     return dev;
   };
   /** A typed turn that must then work, proving the session survived. */
@@ -243,11 +243,13 @@ describe('abort, barge-in and failures (D9, B6)', () => {
 
   it('ignores a repeated listen start within 300 ms: the audio before it stays in the utterance', async () => {
     fake.chat = { chunks: ['Debounced.'] };
-    const dev = await connect('manual');
+    const dev = await connect('manual', false);
+    // Synthesized and encoded before the first start: under load that work alone can outlast the 300 ms window.
     const pcm = speechPcm('what time is it');
     const packets = dev.encodePcm(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
     const half = packets.length >> 1;
-    // Sent unpaced: the whole utterance goes out well within the 300 ms window.
+    // Sent unpaced in one go: both starts leave together, as the firmware's jittered repeat does.
+    dev.send({ type: 'listen', state: 'start', mode: 'manual' });
     for (const p of packets.slice(0, half)) dev.sendOpus(p);
     dev.send({ type: 'listen', state: 'start', mode: 'manual' });
     for (const p of packets.slice(half)) dev.sendOpus(p);
