@@ -241,20 +241,6 @@ describe('abort, barge-in and failures (D9, B6)', () => {
     await dev.close();
   });
 
-  it('a manual utterance sent in one burst as the session opens is heard: listen stop waits for the VAD to load', async () => {
-    fake.chat = { chunks: ['Burst heard.'] };
-    const dev = await connect('manual', false);
-    const pcm = speechPcm('what time is it');
-    const packets = dev.encodePcm(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
-    // One synchronous burst: the first listen builds the voice pipeline, whose VAD lease is still pending for all.
-    dev.send({ type: 'listen', state: 'start', mode: 'manual' });
-    for (const p of packets) dev.sendOpus(p);
-    dev.send({ type: 'listen', state: 'stop' });
-    assert.equal((await dev.next('stt', 10_000)).text, 'what time is it');
-    await dev.next(isStop, 10_000);
-    await dev.close();
-  });
-
   it('ignores a repeated listen start within 300 ms: the audio before it stays in the utterance', async () => {
     fake.chat = { chunks: ['Debounced.'] };
     const dev = await connect('manual', false);
