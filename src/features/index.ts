@@ -2,7 +2,7 @@ import type { Lifecycle } from '../lifecycle.js';
 import { CodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
 import { MeetingFeature, meetingSummaryFor } from './meeting/index.js';
-import { createConsole } from '../transport/console/index.js';
+import { ConsoleFeature } from '../transport/console/index.js';
 import { registerPeerApi } from './peer/api.js';
 import { PeerFeature } from './peer/index.js';
 import type { NormalizedTask } from './peer/message.js';
@@ -42,6 +42,6 @@ export function startFeatures(deps: FeatureDeps, parts: Lifecycle): void {
   start(new CodingFeature(deps));
   start(new StatsFeature(deps));
   // The console last: it listens to the others, and closes first.
-  const web = createConsole({ ...deps, workflow: workflow.service });
-  if (web) start(web);
+  if (ConsoleFeature.enabled(deps.ctx.config.current))
+    start(new ConsoleFeature({ ...deps, workflow: workflow.service }));
 }
