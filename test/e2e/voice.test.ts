@@ -241,6 +241,22 @@ describe('abort, barge-in and failures (D9, B6)', () => {
     await dev.close();
   });
 
+  it('a manual utterance that arrives in one chunk as the pipeline opens is heard: listen stop waits for the VAD', async () => {
+    fake.chat = { chunks: ['Burst heard.'] };
+    const dev = await connect('manual', false);
+    const pcm = speechPcm('what time is it');
+    const packets = dev.encodePcm(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    // One write: the first listen builds the voice pipeline, and its VAD lease is still pending for every frame after.
+    dev.burst(() => {
+      dev.send({ type: 'listen', state: 'start', mode: 'manual' });
+      for (const p of packets) dev.sendOpus(p);
+      dev.send({ type: 'listen', state: 'stop' });
+    });
+    assert.equal((await dev.next('stt', 10_000)).text, 'what time is it');
+    await dev.next(isStop, 10_000);
+    await dev.close();
+  });
+
   it('ignores a repeated listen start within 300 ms: the audio before it stays in the utterance', async () => {
     fake.chat = { chunks: ['Debounced.'] };
     const dev = await connect('manual', false);

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import opus from '@discordjs/opus';
 import WebSocket from 'ws';
 import { decodeFrame, encodeFrame, type ProtocolVersion } from '../../src/protocol/framing.js';
@@ -152,6 +153,21 @@ export class TestDevice {
 
   sendBinary(data: Buffer): void {
     this.ws.send(data, { binary: true });
+  }
+
+  /**
+   * Sends everything `fn` sends in one write to the socket, so the server reads it as one chunk and handles every
+   * frame in one go (no I/O turn between them): how a device's frames arrive when it catches up after a stall.
+   */
+  burst(fn: () => void): void {
+    // ws keeps its socket private; cork/uncork is the stream API for batching writes into one.
+    const socket = (this.ws as unknown as { _socket: Socket })._socket;
+    socket.cork();
+    try {
+      fn();
+    } finally {
+      socket.uncork();
+    }
   }
 
   /** One Opus packet framed for this device's protocol version. */
