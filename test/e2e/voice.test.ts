@@ -488,6 +488,7 @@ describe('first-result deadlines: a provider that accepts the request and never 
     const own = await startTestServer({
       selected_module: { ...base.selected_module, TTS: 'FakeTTS' },
       LLM: base.LLM,
+      ASR: base.ASR,
       TTS: base.TTS,
     });
     try {
