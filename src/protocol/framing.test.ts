@@ -51,6 +51,30 @@ describe('binary framing (D3)', () => {
     assert.deepEqual(decodeFrame(1, Buffer.alloc(0)), { ok: false, reason: 'empty' });
   });
 
+  it('v2 accepts the MQTT gateway header: version/type/reserved zero, only timestamp and length written', () => {
+    const f = Buffer.alloc(V2_HEADER_BYTES + payload.length);
+    f.writeUInt32BE(1234, 8);
+    f.writeUInt32BE(payload.length, 12);
+    payload.copy(f, V2_HEADER_BYTES);
+    const r = decodeFrame(2, f);
+    assert.ok(r.ok);
+    assert.equal(r.frame.timestamp, 1234);
+    assert.deepEqual(r.frame.payload, payload);
+  });
+
+  it('a gateway link ignores bytes 0–8 but still checks the length', () => {
+    const f = encodeFrame(2, payload, 99);
+    f.writeUInt8(1, 0); // the reference server's own writer puts a type byte here
+    f.writeUInt16BE(payload.length, 2);
+    f.writeUInt32BE(7, 4);
+    assert.deepEqual(decodeFrame(2, f), { ok: false, reason: 'bad_version' });
+    const r = decodeFrame(2, f, { gateway: true });
+    assert.ok(r.ok);
+    assert.equal(r.frame.timestamp, 99);
+    f.writeUInt32BE(payload.length + 1, 12);
+    assert.deepEqual(decodeFrame(2, f, { gateway: true }), { ok: false, reason: 'length_mismatch' });
+  });
+
   it('accepts header-only frames with a zero length', () => {
     const r = decodeFrame(3, encodeFrame(3, Buffer.alloc(0)));
     assert.ok(r.ok);

@@ -4,6 +4,11 @@
  *   v2: u16 version(2) | u16 type | u32 reserved | u32 timestamp | u32 payload_size | payload
  *   v3: u8 type | u8 reserved | u16 payload_size | payload
  * The same version is used in both directions.
+ *
+ * The official MQTT gateway speaks v2 to its chat server but writes only the timestamp and payload_size of the
+ * header and leaves version/type/reserved zero (and the reference server never reads them): a v2 version field of
+ * 0 is accepted as that writer's, and a connection marked `?from=mqtt_gateway` is read like the reference reads it,
+ * bytes 0–8 ignored. The payload size is checked in every case.
  */
 export type ProtocolVersion = 1 | 2 | 3;
 
@@ -23,21 +28,32 @@ export interface AudioFrame {
 export type DecodeResult =
   { ok: true; frame: AudioFrame } | { ok: false; reason: 'too_short' | 'length_mismatch' | 'bad_version' | 'empty' };
 
-export function decodeFrame(version: ProtocolVersion, data: Buffer): DecodeResult {
+/** Version field the official MQTT gateway leaves in its v2 headers. */
+const GATEWAY_V2_VERSION = 0;
+
+export interface DecodeOptions {
+  /** A `?from=mqtt_gateway` link: bytes 0–8 of the v2 header are not read (the reference ignores them). */
+  gateway?: boolean;
+}
+
+export function decodeFrame(version: ProtocolVersion, data: Buffer, opts: DecodeOptions = {}): DecodeResult {
   if (version === 1) {
     if (data.length === 0) return { ok: false, reason: 'empty' };
     return { ok: true, frame: { type: FRAME_TYPE_OPUS, timestamp: 0, payload: data } };
   }
   if (version === 2) {
     if (data.length < V2_HEADER_BYTES) return { ok: false, reason: 'too_short' };
-    if (data.readUInt16BE(0) !== 2) return { ok: false, reason: 'bad_version' };
+    if (!opts.gateway) {
+      const field = data.readUInt16BE(0);
+      if (field !== 2 && field !== GATEWAY_V2_VERSION) return { ok: false, reason: 'bad_version' };
+    }
     const size = data.readUInt32BE(12);
     // The header must describe exactly what arrived: a lying length is rejected, never trusted.
     if (size !== data.length - V2_HEADER_BYTES) return { ok: false, reason: 'length_mismatch' };
     return {
       ok: true,
       frame: {
-        type: data.readUInt16BE(2),
+        type: opts.gateway ? FRAME_TYPE_OPUS : data.readUInt16BE(2),
         timestamp: data.readUInt32BE(8),
         payload: data.subarray(V2_HEADER_BYTES),
       },

@@ -12,6 +12,8 @@ export interface HandshakeIds {
   protocolVersion?: 1 | 2 | 3;
   /** Raw `Authorization` value (header, or `authorization` query parameter), when present. */
   authorization?: string;
+  /** The connection says it is an MQTT gateway bridging a device (`?from=mqtt_gateway`, as the reference reads it). */
+  fromGateway?: true;
 }
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
@@ -96,6 +98,7 @@ export function resolveHandshakeIds(
   if (version) ids.protocolVersion = version;
   const authorization = h('authorization') ?? q('authorization') ?? undefined;
   if (authorization && authorization.trim()) ids.authorization = authorization.trim();
+  if (q('from') === 'mqtt_gateway') ids.fromGateway = true;
   return ids;
 }
 

@@ -41,6 +41,7 @@ export class Sender {
   readonly #metrics: Metrics;
   readonly #opts: Required<Pick<SenderOptions, 'highWaterBytes'>> & SenderOptions;
   #version: ProtocolVersion = 1;
+  #gateway = false;
 
   constructor(ws: SenderSocket, metrics: Metrics, opts: SenderOptions) {
     this.#ws = ws;
@@ -50,7 +51,17 @@ export class Sender {
 
   /** Binary framing used for audio from now on (set by the handshake header or hello). */
   setProtocolVersion(v: ProtocolVersion): void {
-    this.#version = v;
+    if (!this.#gateway) this.#version = v;
+  }
+
+  /** A `?from=mqtt_gateway` link: v2 framing for its whole life, whatever its hello says (as the reference does). */
+  useGatewayFraming(): void {
+    this.#version = 2;
+    this.#gateway = true;
+  }
+
+  get gatewayFraming(): boolean {
+    return this.#gateway;
   }
 
   get protocolVersion(): ProtocolVersion {

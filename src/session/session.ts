@@ -138,6 +138,7 @@ export class Session implements DeviceConnection {
       onOverflow: () => this.close(1013, 'peer is not reading'),
     });
     if (info.ids.protocolVersion) this.send.setProtocolVersion(info.ids.protocolVersion);
+    if (info.ids.fromGateway) this.send.useGatewayFraming();
     this.#idle = new IdleMonitor({
       idleMs: () => this.idleLimitMs(),
       warningMs: () => ctx.config.current.server.idle_warning_ms,
@@ -208,6 +209,7 @@ export class Session implements DeviceConnection {
           source: this.info.ids.source,
           path: this.info.path,
           protocol: this.send.protocolVersion,
+          ...(this.info.ids.fromGateway ? { via: 'mqtt_gateway' } : {}),
           replaced: !!replaced,
         },
         'device connected',
@@ -380,7 +382,7 @@ export class Session implements DeviceConnection {
   #onBinary(data: Buffer): void {
     const { metrics } = this.ctx;
     metrics.countIn('binary', data.length);
-    const decoded = decodeFrame(this.send.protocolVersion, data);
+    const decoded = decodeFrame(this.send.protocolVersion, data, { gateway: this.send.gatewayFraming });
     if (!decoded.ok) {
       metrics.badFrames.labels(`binary_${decoded.reason}`).inc();
       if (decoded.reason !== 'empty') {

@@ -106,13 +106,17 @@ export class Turn {
     if (input.failed) this.outcome = 'failed';
     const metrics = session.ctx.metrics;
     const frameMs = session.ctx.config.current.xiaozhi.audio_params.frame_duration;
+    // Each frame carries its play position in ms (mod 2^32), as the reference stamps them: v2 devices and the MQTT
+    // gateway pass it on (server-side AEC pairs the echo with it); v1/v3 framing has no field for it.
+    const playStart = Date.now();
+    let framesSent = 0;
     this.#pacer = new Pacer<AudioPacket>({
       scope: this.scope,
       frameMs,
       prebufferFrames: PREBUFFER_FRAMES,
       sendAudio: (prepared) => {
         if (this.timings.firstFrameSent === undefined) this.timings.firstFrameSent = performance.now();
-        return session.send.audio(deps.encoder.packet(prepared));
+        return session.send.audio(deps.encoder.packet(prepared), (playStart + framesSent++ * frameMs) >>> 0);
       },
       sendControl: (m) => session.send.json(m),
       onFrameSent: (interval) => {

@@ -5,21 +5,10 @@ import { createOpusDecoder } from '../../src/voice/opus.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
 import { metricValue, startTestServer, type TestServer } from '../support/server.js';
-import { join16, silence, speechPcm, streamPcm } from '../support/speech.js';
+import { join16, offlineVoiceConfig as voiceConfig, silence, speechPcm, streamPcm } from '../support/speech.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const isStop = (m: Json) => m.type === 'tts' && m.state === 'stop';
-
-/** Server config: offline VAD/ASR/TTS, the fake server as LLM (and optionally as ASR/TTS). */
-function voiceConfig(fake: FakeOpenAi, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    selected_module: { VAD: 'SileroVAD', ASR: 'PocketSphinxASR', LLM: 'Fake', TTS: 'FliteTTS' },
-    LLM: {
-      Fake: { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'test-key', timeout_ms: 3000 },
-    },
-    ...extra,
-  };
-}
 
 /** Splits what the device received into JSON messages and binary frames, in arrival order. */
 function timeline(dev: TestDevice): string[] {

@@ -24,6 +24,26 @@ export interface DeviceOptions {
   autoPong?: boolean;
   /** Connect from this local address (another 127.x.y.z looks like another client to the server). */
   localAddress?: string;
+  /**
+   * `gateway`: audio framed as the official MQTT gateway frames it on its link to the chat server (Protocol-Version
+   * 2, but of the 16-byte header only the timestamp at 8 and the payload length at 12 are written; the rest stays
+   * zero), and read back the same way. Default: the device's own framing for `protocolVersion`.
+   */
+  framing?: 'device' | 'gateway';
+}
+
+/** A 16-byte header with only bytes 8–12 (timestamp) and 12–16 (payload length) set, big-endian. */
+export function gatewayFrame(opus: Buffer, timestamp: number): Buffer {
+  const out = Buffer.alloc(16 + opus.length);
+  out.writeUInt32BE(timestamp >>> 0, 8);
+  out.writeUInt32BE(opus.length, 12);
+  opus.copy(out, 16);
+  return out;
+}
+
+/** What the gateway reads from a chat server frame: the timestamp and as many payload bytes as the header says. */
+export function readGatewayFrame(frame: Buffer): { timestamp: number; payload: Buffer } {
+  return { timestamp: frame.readUInt32BE(8), payload: frame.subarray(16, 16 + frame.readUInt32BE(12)) };
 }
 
 export class UpgradeRefused extends Error {
@@ -172,7 +192,9 @@ export class TestDevice {
 
   /** One Opus packet framed for this device's protocol version. */
   sendOpus(packet: Buffer, timestamp = 0): void {
-    this.sendBinary(encodeFrame(this.version, packet, timestamp));
+    this.sendBinary(
+      this.opts.framing === 'gateway' ? gatewayFrame(packet, timestamp) : encodeFrame(this.version, packet, timestamp),
+    );
   }
 
   /** Encodes 16 kHz mono s16le PCM into 60 ms Opus packets (real libopus). */
@@ -188,6 +210,7 @@ export class TestDevice {
   /** Opus payloads of the binary frames received so far, unwrapped from this device's framing. */
   receivedOpus(): Buffer[] {
     return this.binary.map((b) => {
+      if (this.opts.framing === 'gateway') return readGatewayFrame(b).payload;
       const r = decodeFrame(this.version, b);
       if (!r.ok) throw new Error(`bad downlink frame: ${r.reason}`);
       return r.frame.payload;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { concatPcm } from '../../src/voice/pcm.js';
 import { readWav } from '../../src/voice/wav.js';
 import type { TestDevice } from './device.js';
+import type { FakeOpenAi } from './fake-openai.js';
 
 const cache = new Map<string, Int16Array>();
 
@@ -54,4 +55,15 @@ export async function streamPcm(
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   return sent;
+}
+
+/** Server config for a fully offline voice turn: Silero VAD, pocketsphinx, flite, the fake server as LLM. */
+export function offlineVoiceConfig(fake: FakeOpenAi, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    selected_module: { VAD: 'SileroVAD', ASR: 'PocketSphinxASR', LLM: 'Fake', TTS: 'FliteTTS' },
+    LLM: {
+      Fake: { type: 'openai', base_url: fake.baseUrl, model_name: 'fake-model', api_key: 'test-key', timeout_ms: 3000 },
+    },
+    ...extra,
+  };
 }
