@@ -135,7 +135,9 @@ export const serverSchema = z
         message: z.string().default('Open the Linus console and enter this code to activate the device'),
       })
       .prefault({}),
+    /** `host:port` of an xiaozhi-mqtt-gateway: OTA then sends devices there (an `mqtt` block), as the reference does. */
     mqtt_gateway: z.string().optional(),
+    /** Signs the MQTT passwords OTA hands out; the gateway's MQTT_SIGNATURE_KEY. */
     mqtt_signature_key: z.string().optional(),
     udp_gateway: z.string().optional(),
   })

@@ -9,6 +9,7 @@ import type { DeviceBindings } from '../store/bindings.js';
 import { needsDeviceSecret, unboundHint } from './device-auth.js';
 import type { FirmwareStore } from './firmware.js';
 import { HttpError, headerString, readJson, sendJson, sendText } from './http-util.js';
+import { otaMqttBlock } from './mqtt/ota.js';
 import type { Router } from './router.js';
 import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
 
@@ -148,6 +149,12 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
         firmware,
         websocket,
       };
+      const mqtt = otaMqttBlock(config, deviceId, body);
+      if (mqtt) {
+        reply.mqtt = mqtt;
+        if (!mqtt.password)
+          deps.log.warn({ device: deviceId }, 'OTA mqtt block without a password: set server.mqtt_signature_key');
+      }
       if (awaitingActivation) {
         const rec = deps.activations.issue(deviceId, clientId, now);
         reply.activation = {
