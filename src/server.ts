@@ -47,6 +47,7 @@ import { Router } from './transport/router.js';
 import { registerVisionRoutes } from './transport/vision.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { exposureNotice } from './transport/exposure.js';
+import { startMqttTransport, type MqttTransport } from './transport/mqtt/transport.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
 import { VoiceHooks } from './voice/hooks.js';
@@ -282,7 +283,16 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     (d) => d.close(),
   );
   const firmware = new FirmwareStore(join(opts.dataDir, 'bin'), log, (id) => directory.setting(id, 'firmware'));
-  registerOtaRoutes(router, { config, activations, bindings, throttle, authKey: auth.key, log, firmware });
+  registerOtaRoutes(router, {
+    config,
+    activations,
+    bindings,
+    throttle,
+    authKey: auth.key,
+    log,
+    firmware,
+    mqttPort: () => mqtt?.mqttPort,
+  });
   registerVisionRoutes(router, { config, providers, metrics, authKey: auth.key, log });
   registerAdminRoutes(router, {
     config,
@@ -343,26 +353,29 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     clientTracking: false,
     maxPayload: initial.server.max_frame_hard_bytes,
   });
-  http.on(
-    'upgrade',
-    createUpgradeHandler({
-      wss,
-      ctx,
-      activations,
-      bindings,
-      throttle,
-      accepting: () => state === 'serving',
-      connectionCount: () => sessions.size,
-      onSession: (session) => {
-        sessions.add(session);
-        session.scope.add(() => sessions.delete(session));
-        openSession(session, config, voices, { providers, memory, hooks: voiceHooks, audio });
-      },
-    }),
-  );
+  const onSession = (session: Session): void => {
+    sessions.add(session);
+    session.scope.add(() => sessions.delete(session));
+    openSession(session, config, voices, { providers, memory, hooks: voiceHooks, audio });
+  };
+  const admission = { ctx, activations, accepting: () => state === 'serving', connectionCount: () => sessions.size };
+  http.on('upgrade', createUpgradeHandler({ wss, ...admission, bindings, throttle, onSession }));
 
   const { ip: host, port } = initial.server;
   await listen(http, host, port, opts.bindRetryMs ?? 0);
+  // The MQTT + UDP transport feeds sessions through the same hook as the WebSocket upgrade. Made after the
+  // listener, it is closed before it: its devices get their goodbye while everything else still runs.
+  let mqtt: MqttTransport | undefined;
+  if (initial.server.mqtt.enabled) {
+    const transport = await startMqttTransport({ ...admission, onSession }).catch((err: unknown) => {
+      throw new StartupError(
+        `cannot open the MQTT port ${initial.server.mqtt.port} or UDP port ${initial.server.udp.port} (${errorCode(err) ?? errorMessage(err)}); change server.mqtt.port / server.udp.port or turn server.mqtt.enabled off`,
+        'server.mqtt.port',
+      );
+    });
+    parts.add('mqtt', () => transport.close());
+    mqtt = transport;
+  }
   http.on('error', (err) => log.error({ err }, 'http server error'));
   const bound = (http.address() as AddressInfo).port;
   if (reloader && opts.reload?.watch) {

@@ -140,6 +140,25 @@ export const serverSchema = z
     /** Signs the MQTT passwords OTA hands out; the gateway's MQTT_SIGNATURE_KEY. */
     mqtt_signature_key: z.string().optional(),
     udp_gateway: z.string().optional(),
+    /**
+     * Built-in MQTT + UDP transport (the firmware's second one): an embedded MQTT broker for the JSON messages and
+     * a UDP port for AES-128-CTR Opus. When on, OTA hands devices this endpoint and credentials. Read at start.
+     */
+    mqtt: z
+      .object({
+        enabled: z.boolean().default(false),
+        port: port.default(1883),
+        /** Host devices are given in OTA `mqtt.endpoint`; empty = the host they reached OTA at. */
+        public_host: z.string().default(''),
+      })
+      .prefault({}),
+    udp: z
+      .object({
+        port: port.default(8884),
+        /** Host devices are given in the server hello `udp.server`; empty = the address they reached MQTT at. */
+        public_host: z.string().default(''),
+      })
+      .prefault({}),
   })
   .prefault({});
 

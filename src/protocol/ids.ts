@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 /** Where a device/client id was found during the handshake. */
-export type IdSource = 'query' | 'header' | 'auto';
+export type IdSource = 'query' | 'header' | 'auto' | 'mqtt';
 
 export interface HandshakeIds {
   deviceId: string;
@@ -12,7 +12,10 @@ export interface HandshakeIds {
   protocolVersion?: 1 | 2 | 3;
   /** Raw `Authorization` value (header, or `authorization` query parameter), when present. */
   authorization?: string;
-  /** The connection says it is an MQTT gateway bridging a device (`?from=mqtt_gateway`, as the reference reads it). */
+  /**
+   * A link that bridges an MQTT + UDP device: `?from=mqtt_gateway` (as the reference reads it) or Linus's own MQTT
+   * transport. Its audio is v2-framed for the life of the link, bytes 0–8 of the header unread.
+   */
   fromGateway?: true;
 }
 

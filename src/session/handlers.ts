@@ -46,7 +46,7 @@ export function registerCoreHandlers(table: MessageTable<Session>): void {
       session.send.json({
         type: 'hello',
         version: session.protocolVersion,
-        transport: 'websocket',
+        ...session.transportHello(),
         session_id: session.sessionId,
         audio_params: { ...tpl.audio_params },
       });

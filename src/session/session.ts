@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import type { WebSocket } from 'ws';
 import type { PrivateConfig } from '../config/private-config.js';
 import type { ConfigStore } from '../config/store.js';
 import { errorCode } from '../errors.js';
@@ -15,6 +14,7 @@ import { IdleMonitor } from './idle.js';
 import { McpClient } from './mcp-client.js';
 import { Scope } from './scope.js';
 import { Sender } from './sender.js';
+import { SOCKET_OPEN, type DeviceSocket } from './socket.js';
 
 /** Everything a session needs from the server; nothing reaches sideways past this. */
 export interface ServerContext {
@@ -71,8 +71,6 @@ export interface SessionVoice {
 
 export type SessionState = 'connected' | 'ready' | 'closed';
 
-const WS_OPEN = 1;
-
 /** The bad-frame reason of an error from the `ws` frame parser (its codes are `WS_ERR_*`); undefined for others. */
 export function wsFrameError(err: Error): 'invalid_utf8' | 'over_hard_limit' | 'ws_protocol' | undefined {
   const code = errorCode(err);
@@ -119,14 +117,14 @@ export class Session implements DeviceConnection {
   /** Set by transport: WS-level liveness for the ping sweep. */
   alive = true;
 
-  readonly #ws: WebSocket;
+  readonly #ws: DeviceSocket;
   readonly #idle: IdleMonitor;
   #closeReason = '';
   #cancelHelloTimeout: (() => void) | undefined;
   #rate = { windowStart: 0, count: 0 };
   #lastErrorReply: Map<string, number> | undefined;
 
-  constructor(ws: WebSocket, info: ConnectionInfo, ctx: ServerContext) {
+  constructor(ws: DeviceSocket, info: ConnectionInfo, ctx: ServerContext) {
     this.#ws = ws;
     this.info = info;
     this.ctx = ctx;
@@ -209,7 +207,7 @@ export class Session implements DeviceConnection {
           source: this.info.ids.source,
           path: this.info.path,
           protocol: this.send.protocolVersion,
-          ...(this.info.ids.fromGateway ? { via: 'mqtt_gateway' } : {}),
+          ...(this.info.ids.fromGateway ? { framing: 'gateway' } : {}),
           replaced: !!replaced,
         },
         'device connected',
@@ -305,7 +303,7 @@ export class Session implements DeviceConnection {
     registry.unregister(this);
     metrics.devices.set(registry.size);
     metrics.connections.dec();
-    if (this.#ws.readyState === WS_OPEN) {
+    if (this.#ws.readyState === SOCKET_OPEN) {
       try {
         this.#ws.close(code, reason.slice(0, 120));
       } catch {
@@ -424,8 +422,13 @@ export class Session implements DeviceConnection {
     }
   }
 
+  /** The transport's part of the server hello (`transport`, and for UDP its `udp` block). */
+  transportHello(): Record<string, unknown> {
+    return this.#ws.helloFields?.() ?? { transport: 'websocket' };
+  }
+
   /** Lets the send-side code know whether the socket is still usable. */
   get writable(): boolean {
-    return this.state !== 'closed' && this.#ws.readyState === WS_OPEN;
+    return this.state !== 'closed' && this.#ws.readyState === SOCKET_OPEN;
   }
 }

@@ -58,6 +58,8 @@ export interface OtaDeps {
   log: Logger;
   /** Firmware images in data/bin; without it OTA always answers the device's own version. */
   firmware?: FirmwareStore;
+  /** Bound port of Linus's own MQTT transport, when it runs. */
+  mqttPort?: () => number | undefined;
 }
 
 /** The body as JSON when it is; a body that is not JSON still gets an answer from the headers. Too large: 413. */
@@ -149,7 +151,10 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
         firmware,
         websocket,
       };
-      const mqtt = otaMqttBlock(config, deviceId, body);
+      const ownPort = deps.mqttPort?.();
+      const own =
+        ownPort === undefined ? undefined : { port: ownPort, host: headerString(req, 'host'), authKey: deps.authKey };
+      const mqtt = otaMqttBlock(config, deviceId, body, own);
       if (mqtt) {
         reply.mqtt = mqtt;
         if (!mqtt.password)

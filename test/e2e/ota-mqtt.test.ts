@@ -50,7 +50,32 @@ describe('OTA mqtt block for the official MQTT gateway (server.mqtt_gateway)', (
   });
 });
 
-describe('OTA without server.mqtt_gateway', () => {
+describe("OTA with Linus's own MQTT transport on (server.mqtt.enabled), even with a gateway configured", () => {
+  const KEY = 'own-signature-key';
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({
+      server: {
+        mqtt_gateway: 'gw.example:1883',
+        mqtt_signature_key: KEY,
+        mqtt: { enabled: true, port: 0 },
+        udp: { port: 0 },
+      },
+    });
+  });
+  after(() => server.stop());
+
+  it("hands out Linus's own endpoint (the host the device reached OTA at) and credentials signed for it", async () => {
+    const mqtt = (await ota(server)).mqtt as Record<string, string>;
+    const [host, port] = mqtt.endpoint!.split(':');
+    assert.equal(host, '127.0.0.1');
+    assert.ok(Number(port) > 0 && port !== '1883', mqtt.endpoint);
+    const expected = createHmac('sha256', KEY).update(`${mqtt.client_id}|${mqtt.username}`).digest('base64');
+    assert.equal(mqtt.password, expected);
+  });
+});
+
+describe('OTA with neither server.mqtt_gateway nor server.mqtt.enabled (the default)', () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer();

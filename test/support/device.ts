@@ -57,19 +57,78 @@ export class UpgradeRefused extends Error {
 
 type Waiter = { match: (m: Json) => boolean; resolve: (m: Json) => void };
 
+/** JSON messages a test client received, and waiting for the next one that matches (any transport). */
+export class Inbox {
+  /** Every JSON message received, in order (consumed or not). */
+  readonly received: Json[] = [];
+  #queue: Json[] = [];
+  #waiters: Waiter[] = [];
+
+  push(msg: Json): void {
+    this.received.push(msg);
+    const i = this.#waiters.findIndex((w) => w.match(msg));
+    if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(msg);
+    else this.#queue.push(msg);
+  }
+
+  /** Next not-yet-consumed message matching the type (or predicate). */
+  next(match: string | ((m: Json) => boolean), timeoutMs = 2000): Promise<Json> {
+    const pred = typeof match === 'string' ? (m: Json) => m.type === match : match;
+    const i = this.#queue.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.#queue.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        match: pred,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(
+          new Error(
+            `no ${typeof match === 'string' ? match : 'matching'} message within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-5))}`,
+          ),
+        );
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Messages received so far that match, without consuming them. */
+  all(match: string | ((m: Json) => boolean)): Json[] {
+    const pred = typeof match === 'string' ? (m: Json) => m.type === match : match;
+    return this.received.filter(pred);
+  }
+}
+
+/** 16 kHz mono s16le PCM → 60 ms Opus packets with real libopus, as the firmware encodes its microphone. */
+export class UplinkEncoder {
+  #encoder: opus.OpusEncoder | undefined;
+
+  encode(pcm: Buffer): Buffer[] {
+    this.#encoder ??= new opus.OpusEncoder(16000, 1);
+    const frameBytes = 960 * 2;
+    const packets: Buffer[] = [];
+    for (let off = 0; off + frameBytes <= pcm.length; off += frameBytes)
+      packets.push(this.#encoder.encode(pcm.subarray(off, off + frameBytes)));
+    return packets;
+  }
+}
+
 export class TestDevice {
   readonly ws: WebSocket;
   readonly opts: DeviceOptions;
+  readonly inbox = new Inbox();
   /** Every JSON message received, in order (consumed or not). */
-  readonly received: Json[] = [];
+  readonly received = this.inbox.received;
   /** Every binary frame received, raw. */
   readonly binary: Buffer[] = [];
   /** Raw text frames that were not JSON objects. */
   readonly rawText: string[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
-  #queue: Json[] = [];
-  #waiters: Waiter[] = [];
-  #encoder: opus.OpusEncoder | undefined;
+  readonly #uplink = new UplinkEncoder();
   version: ProtocolVersion;
 
   private constructor(ws: WebSocket, opts: DeviceOptions) {
@@ -96,10 +155,7 @@ export class TestDevice {
         this.rawText.push(text);
         return;
       }
-      this.received.push(msg as Json);
-      const i = this.#waiters.findIndex((w) => w.match(msg as Json));
-      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(msg as Json);
-      else this.#queue.push(msg as Json);
+      this.inbox.push(msg as Json);
     });
   }
 
@@ -199,12 +255,12 @@ export class TestDevice {
 
   /** Encodes 16 kHz mono s16le PCM into 60 ms Opus packets (real libopus). */
   encodePcm(pcm: Buffer): Buffer[] {
-    this.#encoder ??= new opus.OpusEncoder(16000, 1);
-    const frameBytes = 960 * 2;
-    const packets: Buffer[] = [];
-    for (let off = 0; off + frameBytes <= pcm.length; off += frameBytes)
-      packets.push(this.#encoder.encode(pcm.subarray(off, off + frameBytes)));
-    return packets;
+    return this.#uplink.encode(pcm);
+  }
+
+  /** Whether frames can still be sent. */
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
   }
 
   /** Opus payloads of the binary frames received so far, unwrapped from this device's framing. */
@@ -219,33 +275,12 @@ export class TestDevice {
 
   /** Next not-yet-consumed message matching the type (or predicate). */
   next(match: string | ((m: Json) => boolean), timeoutMs = 2000): Promise<Json> {
-    const pred = typeof match === 'string' ? (m: Json) => m.type === match : match;
-    const i = this.#queue.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.#queue.splice(i, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        match: pred,
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        reject(
-          new Error(
-            `no ${typeof match === 'string' ? match : 'matching'} message within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-5))}`,
-          ),
-        );
-      }, timeoutMs);
-      this.#waiters.push(waiter);
-    });
+    return this.inbox.next(match, timeoutMs);
   }
 
   /** Messages received so far that match, without consuming them. */
   all(match: string | ((m: Json) => boolean)): Json[] {
-    const pred = typeof match === 'string' ? (m: Json) => m.type === match : match;
-    return this.received.filter(pred);
+    return this.inbox.all(match);
   }
 
   close(): Promise<{ code: number; reason: string }> {

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { concatPcm } from '../../src/voice/pcm.js';
 import { readWav } from '../../src/voice/wav.js';
-import type { TestDevice } from './device.js';
 import type { FakeOpenAi } from './fake-openai.js';
 
 const cache = new Map<string, Int16Array>();
@@ -38,8 +37,15 @@ export const join16 = (...parts: Int16Array[]): Int16Array => concatPcm(parts);
  * Streams PCM as 60 ms Opus frames from the device, paced like the firmware (speed 1 = real time).
  * Resolves when the last frame was sent; `stopWhen` ends it early.
  */
+/** A test client that sends microphone audio, over whatever transport. */
+export interface AudioSender {
+  encodePcm(pcm: Buffer): Buffer[];
+  sendOpus(packet: Buffer, timestamp: number): void;
+  readonly open: boolean;
+}
+
 export async function streamPcm(
-  dev: TestDevice,
+  dev: AudioSender,
   pcm: Int16Array,
   opts: { speed?: number; stopWhen?: () => boolean } = {},
 ): Promise<number> {
@@ -48,7 +54,7 @@ export async function streamPcm(
   const start = performance.now();
   let sent = 0;
   for (const p of packets) {
-    if (opts.stopWhen?.() || dev.ws.readyState !== dev.ws.OPEN) break;
+    if (opts.stopWhen?.() || !dev.open) break;
     dev.sendOpus(p, Math.round(sent * 60));
     sent++;
     const wait = start + sent * frameMs - performance.now();

@@ -5,19 +5,55 @@ import { issueMqttCredentials, otaDeviceModel } from './credentials.js';
 export const PUBLISH_TOPIC = 'device-server';
 export const subscribeTopic = (deviceId: string): string => `devices/p2p/${deviceId.replaceAll(':', '_')}`;
 
+/** Linus's own broker as this OTA request sees it. */
+export interface OwnMqtt {
+  port: number;
+  /** Host header of the OTA request: its host part is the endpoint when `server.mqtt.public_host` is empty. */
+  host: string | undefined;
+  authKey: string;
+}
+
+/** Host part of a Host header (`name:port`, `[v6]:port`). */
+function hostPart(header: string | undefined): string | undefined {
+  const h = header?.trim();
+  if (!h) return undefined;
+  const v6 = /^\[([^\]]+)\]/.exec(h);
+  return v6 ? `[${v6[1]}]` : h.split(':')[0];
+}
+
 /**
- * The OTA `mqtt` block, or undefined when devices should stay on WebSocket. With `server.mqtt_gateway` set it
- * sends devices to that gateway (endpoint verbatim) with credentials signed by `server.mqtt_signature_key`, as the
- * reference does; the firmware prefers `mqtt` over `websocket` when both are present.
+ * The OTA `mqtt` block, or undefined when devices should stay on WebSocket (the firmware prefers `mqtt` when both
+ * are present). Linus's own MQTT transport, when it runs, wins: its endpoint and credentials signed with
+ * `server.mqtt_signature_key` (else the device-token key). Otherwise `server.mqtt_gateway` sends devices to that
+ * gateway (endpoint verbatim) with credentials signed by `server.mqtt_signature_key`, as the reference does.
  */
-export function otaMqttBlock(config: LinusConfig, deviceId: string, body: unknown): Record<string, string> | undefined {
-  const endpoint = config.server.mqtt_gateway?.trim();
-  if (!endpoint) return undefined;
-  const credentials = issueMqttCredentials(config.server.mqtt_signature_key ?? '', deviceId, otaDeviceModel(body));
+export function otaMqttBlock(
+  config: LinusConfig,
+  deviceId: string,
+  body: unknown,
+  own?: OwnMqtt,
+): Record<string, string> | undefined {
+  let endpoint: string;
+  let key: string;
+  if (own) {
+    const host = config.server.mqtt.public_host || hostPart(own.host) || config.server.ip;
+    endpoint = `${host}:${own.port}`;
+    key = mqttSigningKey(config, own.authKey);
+  } else {
+    const gateway = config.server.mqtt_gateway?.trim();
+    if (!gateway) return undefined;
+    endpoint = gateway;
+    key = config.server.mqtt_signature_key ?? '';
+  }
   return {
     endpoint,
-    ...credentials,
+    ...issueMqttCredentials(key, deviceId, otaDeviceModel(body)),
     publish_topic: PUBLISH_TOPIC,
     subscribe_topic: subscribeTopic(deviceId),
   };
+}
+
+/** The key MQTT passwords are signed with: `server.mqtt_signature_key`, else the device-token key. */
+export function mqttSigningKey(config: LinusConfig, authKey: string): string {
+  return config.server.mqtt_signature_key || authKey;
 }
