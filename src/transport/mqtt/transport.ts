@@ -86,7 +86,7 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
     authorizeForward: (_client, packet) => ((packet as { clientId?: string }).clientId ? null : packet),
   });
 
-  const udp: UdpSocket = createSocket('udp4');
+  const udp: UdpSocket = createSocket(initial.ip.includes(':') ? 'udp6' : 'udp4');
   const mqttServer: Server = createServer(broker.handle);
   await Promise.all([
     listenOn(mqttServer, initial.mqtt.port, initial.ip),
