@@ -220,7 +220,8 @@ export function main(argv: string[]): void {
   program
     .command('simulate')
     .description('act as a device: speak a WAV file or a sentence, print the replies, save the reply audio')
-    .option('-u, --url <url>', 'WebSocket URL of the server', 'ws://127.0.0.1:8000/xiaozhi/v1/')
+    .option('-u, --url <url>', 'WebSocket URL (with --transport mqtt: the OTA URL)', 'ws://127.0.0.1:8000/xiaozhi/v1/')
+    .option('--transport <t>', 'websocket, or mqtt: OTA → MQTT → UDP like the firmware', 'websocket')
     .option('-w, --wav <file>', 'speak this WAV file (any rate, mono or stereo)')
     .option('-s, --say <text>', 'speak this text (synthesized locally with flite)')
     .option('-t, --type <text>', 'type this text instead of speaking (listen detect)')
@@ -242,16 +243,19 @@ export function main(argv: string[]): void {
         token?: string;
         ota?: string | boolean;
         protocol: string;
+        transport: string;
         manual: boolean;
         timeout: string;
       }) => {
         if (!o.wav && !o.say && o.type === undefined) fail('give --wav FILE, --say TEXT or --type TEXT');
         const protocol = Number(o.protocol);
         if (protocol !== 1 && protocol !== 2 && protocol !== 3) fail('--protocol must be 1, 2 or 3');
+        if (o.transport !== 'websocket' && o.transport !== 'mqtt') fail('--transport must be websocket or mqtt');
         try {
           const r = await simulate({
             ...o,
             protocol,
+            transport: o.transport,
             timeoutMs: Number(o.timeout) || 30000,
             print: (l) => process.stdout.write(`${l}\n`),
           });

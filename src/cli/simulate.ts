@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { createSocket } from 'node:dgram';
 import WebSocket from 'ws';
 import { decodeFrame, encodeFrame, type ProtocolVersion } from '../protocol/framing.js';
 import { createFliteTts } from '../providers/tts/flite.js';
@@ -8,8 +9,11 @@ import { createOpusDecoder, createOpusEncoder } from '../voice/opus.js';
 import { concatPcm } from '../voice/pcm.js';
 import { createResampler } from '../voice/resample.js';
 import { readWav, writeWav } from '../voice/wav.js';
+import { errorMessage } from '../errors.js';
 import { parseJsonObject } from '../json.js';
 import { timeoutSignal } from '../signals.js';
+import { connectLikeFirmware, type MqttSettings } from '../transport/mqtt/device-client.js';
+import { openUdpPacket, parseUdpHeader, sealUdpPacket } from '../transport/mqtt/udp-packet.js';
 
 export interface SimulateOptions {
   url: string;
@@ -23,6 +27,8 @@ export interface SimulateOptions {
   ota?: string | boolean;
   out?: string;
   protocol: ProtocolVersion;
+  /** `mqtt`: `url` is the OTA URL; the simulator then goes OTA → MQTT → UDP as the firmware does. */
+  transport?: 'websocket' | 'mqtt';
   manual: boolean;
   timeoutMs: number;
   print: (line: string) => void;
@@ -114,6 +120,148 @@ function describeMessage(msg: Record<string, unknown>): string {
 export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
   const speech = await uplinkPcm(opts);
   const result: SimulateResult = { sentences: [], replyFrames: 0, replySeconds: 0, completed: false };
+  const frames: Buffer[] = [];
+  let speaking = false;
+  let spokeAt = 0;
+  let helloRate = 24000;
+  let resolveHello: () => void = () => {};
+  const helloSeen = new Promise<void>((r) => (resolveHello = r));
+  let resolveDone: () => void = () => {};
+  const done = new Promise<void>((r) => (resolveDone = r));
+
+  const audio = (opus: Buffer): void => {
+    if (!speaking) return; // the firmware drops audio outside tts start/stop too
+    if (result.firstAudioMs === undefined && spokeAt) result.firstAudioMs = Math.round(performance.now() - spokeAt);
+    frames.push(opus);
+  };
+  const text = (raw: string): void => opts.print(`text: ${raw}`);
+  const json = (msg: Json): void => {
+    if (msg.type === 'hello') {
+      helloRate = Number((msg.audio_params as { sample_rate?: number } | undefined)?.sample_rate ?? 24000);
+      opts.print(`hello: session ${String(msg.session_id)}, downlink ${helloRate} Hz`);
+      resolveHello();
+    } else if (msg.type === 'stt') {
+      result.stt = String(msg.text);
+      opts.print(`stt: ${result.stt}`);
+    } else if (msg.type === 'llm') opts.print(`llm: ${String(msg.text)} (${String(msg.emotion)})`);
+    else if (msg.type === 'tts') {
+      if (msg.state === 'start') speaking = true;
+      if (msg.state === 'sentence_start') {
+        result.sentences.push(String(msg.text));
+        opts.print(`tts: ${String(msg.text)}`);
+      }
+      if (msg.state === 'stop') {
+        speaking = false;
+        result.completed = true;
+        opts.print('tts: stop');
+        resolveDone();
+      }
+    } else if (msg.type === 'mcp') {
+      const payload = msg.payload as { id?: number; method?: string };
+      // Answer like a device with no tools, so the server's MCP exchange completes.
+      if (payload.method === 'initialize')
+        link.sendJson({
+          type: 'mcp',
+          payload: {
+            jsonrpc: '2.0',
+            id: payload.id,
+            result: {
+              protocolVersion: '2024-11-05',
+              capabilities: { tools: {} },
+              serverInfo: { name: 'linus-simulate', version: '1' },
+            },
+          },
+        });
+      else if (payload.method === 'tools/list')
+        link.sendJson({
+          type: 'mcp',
+          payload: { jsonrpc: '2.0', id: payload.id, result: { tools: [], nextCursor: '' } },
+        });
+    } else opts.print(describeMessage(msg));
+  };
+  const open = opts.transport === 'mqtt' ? openMqttLink : openWebSocketLink;
+  const link = await open(opts, { json, text, audio, close: () => resolveDone() });
+
+  link.sendJson({
+    type: 'hello',
+    ...link.helloFields,
+    features: { mcp: true },
+    audio_params: { format: 'opus', sample_rate: UPLINK_RATE, channels: 1, frame_duration: FRAME_MS },
+  });
+  await Promise.race([helloSeen, sleep(10_000)]);
+  const timeout = sleep(opts.timeoutMs);
+
+  if (opts.type !== undefined) {
+    // A moment of microphone silence first: over UDP the server learns where to send audio from the device's packets.
+    const encoder = createOpusEncoder(UPLINK_RATE, FRAME_MS);
+    for (let i = 0; i < 3; i++)
+      link.sendAudio(encoder.encode(new Int16Array((UPLINK_RATE * FRAME_MS) / 1000)), i * FRAME_MS);
+    encoder.dispose();
+    link.sendJson({ type: 'listen', state: 'detect', text: opts.type });
+    spokeAt = performance.now();
+  } else if (speech) {
+    link.sendJson({ type: 'listen', state: 'start', mode: opts.manual ? 'manual' : 'auto' });
+    const encoder = createOpusEncoder(UPLINK_RATE, FRAME_MS);
+    const frameSamples = (UPLINK_RATE * FRAME_MS) / 1000;
+    // Speech, then 1.5 s of silence so the server's VAD sees the end of the utterance.
+    const total = speech.length + (opts.manual ? 0 : UPLINK_RATE * 1.5);
+    const start = performance.now();
+    for (let i = 0, off = 0; off < total; i++, off += frameSamples) {
+      const frame = new Int16Array(frameSamples);
+      if (off < speech.length) frame.set(speech.subarray(off, Math.min(off + frameSamples, speech.length)));
+      link.sendAudio(encoder.encode(frame), Math.round(i * FRAME_MS));
+      if (off + frameSamples >= speech.length && !spokeAt) spokeAt = performance.now();
+      const wait = start + (i + 1) * FRAME_MS - performance.now();
+      if (wait > 0) await sleep(wait);
+      if (result.completed) break;
+    }
+    encoder.dispose();
+    if (opts.manual) link.sendJson({ type: 'listen', state: 'stop' });
+  }
+  await Promise.race([done, timeout]);
+  await link.close();
+
+  result.replyFrames = frames.length;
+  result.replySeconds = (frames.length * FRAME_MS) / 1000;
+  if (opts.out && frames.length) {
+    const decoder = createOpusDecoder(helloRate, 1);
+    const pcm = concatPcm(frames.map((f) => decoder.decode(f)));
+    decoder.dispose();
+    writeFileSync(opts.out, writeWav({ sampleRate: helloRate, samples: pcm }));
+    opts.print(`saved ${result.replySeconds.toFixed(2)} s of reply audio to ${opts.out}`);
+  }
+  if (result.firstAudioMs !== undefined)
+    opts.print(`first reply audio ${result.firstAudioMs} ms after the end of speech`);
+  return result;
+}
+
+type Json = Record<string, unknown>;
+
+/** What the simulator does with what arrives, whatever the transport. */
+interface LinkHandlers {
+  json(message: Json): void;
+  text(text: string): void;
+  audio(opus: Buffer): void;
+  close(): void;
+}
+
+/** How the simulator talks to the server: JSON messages and Opus packets. */
+interface SimLink {
+  /** The transport's fields of the device hello. */
+  helloFields: Json;
+  sendJson(message: Json): void;
+  sendAudio(opus: Buffer, timestamp: number): void;
+  close(): Promise<void>;
+}
+
+/** A JSON text frame or message goes to `json`; anything else is printed as text. */
+function parseText(text: string, on: LinkHandlers): void {
+  const msg = parseJsonObject(text);
+  if (msg) on.json(msg);
+  else on.text(text);
+}
+
+async function openWebSocketLink(opts: SimulateOptions, on: LinkHandlers): Promise<SimLink> {
   const clientId = `${opts.deviceId}-sim`;
   const ota = opts.ota ? await askOta(opts, clientId) : {};
   const token = opts.token ?? ota.token;
@@ -139,129 +287,78 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateResult> {
       });
     });
   });
-  const frames: Buffer[] = [];
-  let speaking = false;
-  let spokeAt = 0;
-  let helloRate = 24000;
-  let resolveHello: () => void = () => {};
-  const helloSeen = new Promise<void>((r) => (resolveHello = r));
-  let resolveDone: () => void = () => {};
-  const done = new Promise<void>((r) => (resolveDone = r));
-
   ws.on('message', (data: Buffer, isBinary) => {
-    if (isBinary) {
-      if (!speaking) return; // the firmware drops audio outside tts start/stop too
-      const f = decodeFrame(opts.protocol, data);
-      if (f.ok) {
-        if (result.firstAudioMs === undefined && spokeAt) result.firstAudioMs = Math.round(performance.now() - spokeAt);
-        frames.push(f.frame.payload);
-      }
-      return;
-    }
-    let msg: Record<string, unknown>;
-    try {
-      msg = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
-    } catch {
-      // Not JSON: shown as it came, which is all a simulator can do with it.
-      opts.print(`text: ${data.toString('utf8')}`);
-      return;
-    }
-    if (msg.type === 'hello') {
-      helloRate = Number((msg.audio_params as { sample_rate?: number } | undefined)?.sample_rate ?? 24000);
-      opts.print(`hello: session ${String(msg.session_id)}, downlink ${helloRate} Hz`);
-      resolveHello();
-    } else if (msg.type === 'stt') {
-      result.stt = String(msg.text);
-      opts.print(`stt: ${result.stt}`);
-    } else if (msg.type === 'llm') opts.print(`llm: ${String(msg.text)} (${String(msg.emotion)})`);
-    else if (msg.type === 'tts') {
-      if (msg.state === 'start') speaking = true;
-      if (msg.state === 'sentence_start') {
-        result.sentences.push(String(msg.text));
-        opts.print(`tts: ${String(msg.text)}`);
-      }
-      if (msg.state === 'stop') {
-        speaking = false;
-        result.completed = true;
-        opts.print('tts: stop');
-        resolveDone();
-      }
-    } else if (msg.type === 'mcp') {
-      const payload = msg.payload as { id?: number; method?: string };
-      // Answer like a device with no tools, so the server's MCP exchange completes.
-      if (payload.method === 'initialize')
-        ws.send(
-          JSON.stringify({
-            type: 'mcp',
-            payload: {
-              jsonrpc: '2.0',
-              id: payload.id,
-              result: {
-                protocolVersion: '2024-11-05',
-                capabilities: { tools: {} },
-                serverInfo: { name: 'linus-simulate', version: '1' },
-              },
-            },
-          }),
-        );
-      else if (payload.method === 'tools/list')
-        ws.send(
-          JSON.stringify({
-            type: 'mcp',
-            payload: { jsonrpc: '2.0', id: payload.id, result: { tools: [], nextCursor: '' } },
-          }),
-        );
-    } else opts.print(describeMessage(msg));
+    if (!isBinary) return parseText(data.toString('utf8'), on);
+    const f = decodeFrame(opts.protocol, data);
+    if (f.ok) on.audio(f.frame.payload);
   });
-  ws.on('close', () => resolveDone());
+  ws.on('close', () => on.close());
+  return {
+    helloFields: { version: opts.protocol, transport: 'websocket' },
+    sendJson: (message) => ws.send(JSON.stringify(message)),
+    sendAudio: (opus, timestamp) => ws.send(encodeFrame(opts.protocol, opus, timestamp)),
+    close: async () => ws.close(),
+  };
+}
 
-  ws.send(
-    JSON.stringify({
-      type: 'hello',
-      version: opts.protocol,
-      features: { mcp: true },
-      transport: 'websocket',
-      audio_params: { format: 'opus', sample_rate: UPLINK_RATE, channels: 1, frame_duration: FRAME_MS },
-    }),
-  );
-  await Promise.race([helloSeen, sleep(10_000)]);
-  const timeout = sleep(opts.timeoutMs);
-
-  if (opts.type !== undefined) {
-    ws.send(JSON.stringify({ type: 'listen', state: 'detect', text: opts.type }));
-    spokeAt = performance.now();
-  } else if (speech) {
-    ws.send(JSON.stringify({ type: 'listen', state: 'start', mode: opts.manual ? 'manual' : 'auto' }));
-    const encoder = createOpusEncoder(UPLINK_RATE, FRAME_MS);
-    const frameSamples = (UPLINK_RATE * FRAME_MS) / 1000;
-    // Speech, then 1.5 s of silence so the server's VAD sees the end of the utterance.
-    const total = speech.length + (opts.manual ? 0 : UPLINK_RATE * 1.5);
-    const start = performance.now();
-    for (let i = 0, off = 0; off < total; i++, off += frameSamples) {
-      const frame = new Int16Array(frameSamples);
-      if (off < speech.length) frame.set(speech.subarray(off, Math.min(off + frameSamples, speech.length)));
-      ws.send(encodeFrame(opts.protocol, encoder.encode(frame), Math.round(i * FRAME_MS)));
-      if (off + frameSamples >= speech.length && !spokeAt) spokeAt = performance.now();
-      const wait = start + (i + 1) * FRAME_MS - performance.now();
-      if (wait > 0) await sleep(wait);
-      if (result.completed) break;
-    }
-    encoder.dispose();
-    if (opts.manual) ws.send(JSON.stringify({ type: 'listen', state: 'stop' }));
-  }
-  await Promise.race([done, timeout]);
-  ws.close();
-
-  result.replyFrames = frames.length;
-  result.replySeconds = (frames.length * FRAME_MS) / 1000;
-  if (opts.out && frames.length) {
-    const decoder = createOpusDecoder(helloRate, 1);
-    const pcm = concatPcm(frames.map((f) => decoder.decode(f)));
-    decoder.dispose();
-    writeFileSync(opts.out, writeWav({ sampleRate: helloRate, samples: pcm }));
-    opts.print(`saved ${result.replySeconds.toFixed(2)} s of reply audio to ${opts.out}`);
-  }
-  if (result.firstAudioMs !== undefined)
-    opts.print(`first reply audio ${result.firstAudioMs} ms after the end of speech`);
-  return result;
+/** The firmware's MQTT + UDP transport: OTA for the credentials, JSON over MQTT, encrypted Opus over UDP. */
+async function openMqttLink(opts: SimulateOptions, on: LinkHandlers): Promise<SimLink> {
+  const res = await fetch(opts.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'device-id': opts.deviceId, 'client-id': `${opts.deviceId}-sim` },
+    body: JSON.stringify({ application: { version: '0.0.0' }, mac_address: opts.deviceId }),
+    signal: timeoutSignal(10_000),
+  });
+  const settings = ((await res.json()) as { mqtt?: MqttSettings }).mqtt;
+  if (!settings?.endpoint)
+    throw new Error(`the OTA answer at ${opts.url} has no mqtt block (is server.mqtt.enabled on?)`);
+  const client = await connectLikeFirmware(settings).catch((err: unknown) => {
+    throw new Error(`MQTT connection to ${settings.endpoint} refused: ${errorMessage(err)}`);
+  });
+  const udp = createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, resolve));
+  let channel: { key: Buffer; nonce: Buffer; server: string; port: number; sessionId: string } | undefined;
+  let sequence = 0;
+  let lastSequence = 0;
+  // The server hello carries the UDP channel; it is read here before the simulator sees the message.
+  const handlers: LinkHandlers = {
+    ...on,
+    json(message) {
+      const u = message.type === 'hello' ? (message.udp as Json | undefined) : undefined;
+      if (u) {
+        channel = {
+          key: Buffer.from(String(u.key), 'hex'),
+          nonce: Buffer.from(String(u.nonce), 'hex'),
+          server: String(u.server),
+          port: Number(u.port),
+          sessionId: String(message.session_id ?? ''),
+        };
+      }
+      on.json(message);
+    },
+  };
+  client.on('message', (_topic, payload) => parseText(payload.toString('utf8'), handlers));
+  client.on('close', () => on.close());
+  udp.on('message', (packet: Buffer) => {
+    const parsed = parseUdpHeader(packet);
+    if (!channel || !parsed.ok || parsed.header.sequence < lastSequence) return;
+    lastSequence = parsed.header.sequence;
+    on.audio(openUdpPacket(channel.key, packet));
+  });
+  const sendJson = (message: Json): void => {
+    client.publish(settings.publish_topic || 'device-server', JSON.stringify(message));
+  };
+  return {
+    helloFields: { version: 3, transport: 'udp' },
+    sendJson,
+    sendAudio(opus, timestamp) {
+      if (channel)
+        udp.send(sealUdpPacket(channel.key, channel.nonce, opus, timestamp, ++sequence), channel.port, channel.server);
+    },
+    async close() {
+      if (channel) sendJson({ type: 'goodbye', session_id: channel.sessionId });
+      udp.close();
+      await client.endAsync();
+    },
+  };
 }

@@ -123,38 +123,53 @@ describe('dialogue memory (B7, seed #9)', () => {
   });
 });
 
+/** Runs `linus simulate` against a voice server; returns its exit code and output. */
+async function runSimulate(server: TestServer, args: string[]): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'simulate', ...args], {
+    cwd: join(import.meta.dirname, '../..'),
+  });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  return { code, stdout };
+}
+
 describe('linus simulate', () => {
-  it('speaks a sentence like a device, prints the replies and saves the reply audio', async () => {
-    const fake = await FakeOpenAi.start();
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  let dir: string;
+  before(async () => {
+    fake = await FakeOpenAi.start();
     fake.chat = { chunks: ['It is noon.'] };
-    const server = await startTestServer(config(fake));
-    const dir = tempDir();
-    try {
-      const out = join(dir, 'reply.wav');
-      const child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/index.ts',
-          'simulate',
-          '--url',
-          server.url('/xiaozhi/v1/', 'ws'),
-          '--say',
-          'what time is it',
-          '--out',
-          out,
-          '--protocol',
-          '3',
-        ],
-        {
-          cwd: join(import.meta.dirname, '../..'),
-        },
-      );
-      let stdout = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));
-      const code = await new Promise<number | null>((r) => child.on('exit', r));
+    // The MQTT + UDP transport on free ports (a Mosquitto may hold 1883 here).
+    server = await startTestServer(config(fake, { server: { mqtt: { enabled: true, port: 0 }, udp: { port: 0 } } }));
+    dir = tempDir();
+  });
+  after(async () => {
+    await server.stop();
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const transport of ['websocket', 'mqtt'] as const) {
+    it(`speaks a sentence like a device over ${transport}, prints the replies and saves the reply audio`, async () => {
+      const out = join(dir, `reply-${transport}.wav`);
+      const url = transport === 'mqtt' ? server.url('/xiaozhi/ota/') : server.url('/xiaozhi/v1/', 'ws');
+      const { code, stdout } = await runSimulate(server, [
+        '--url',
+        url,
+        '--transport',
+        transport,
+        '--say',
+        'what time is it',
+        '--out',
+        out,
+        '--protocol',
+        '3',
+        '--device-id',
+        `aa:bb:cc:20:00:0${transport === 'mqtt' ? 1 : 2}`,
+      ]);
       assert.equal(code, 0, stdout);
       assert.match(stdout, /stt: what time is it/);
       assert.match(stdout, /tts: It is noon\./);
@@ -162,11 +177,23 @@ describe('linus simulate', () => {
       const wav = readWav(readFileSync(out));
       assert.equal(wav.sampleRate, 24000);
       assert.ok(wav.samples.length > 24000 * 0.3, 'some reply audio was saved');
-    } finally {
-      await server.stop();
-      await fake.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
+  }
+
+  it('over mqtt, a typed turn gets its spoken reply too (the server learns the UDP address first)', async () => {
+    const { code, stdout } = await runSimulate(server, [
+      '--url',
+      server.url('/xiaozhi/ota/'),
+      '--transport',
+      'mqtt',
+      '--type',
+      'what time is it',
+      '--device-id',
+      'aa:bb:cc:20:00:03',
+    ]);
+    assert.equal(code, 0, stdout);
+    assert.match(stdout, /tts: It is noon\./);
+    assert.match(stdout, /first reply audio \d+ ms/);
   });
 });
 

@@ -1,16 +1,11 @@
 import { createCipheriv } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { connect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import { parseJsonObject } from '../../src/json.js';
+import { connectLikeFirmware, type MqttSettings } from '../../src/transport/mqtt/device-client.js';
 import { Inbox, UplinkEncoder, type Json } from './device.js';
 
-/** The OTA `mqtt` block, as the firmware stores it. */
-export interface MqttSettings {
-  endpoint: string;
-  client_id: string;
-  username: string;
-  password: string;
-  publish_topic: string;
-}
+export type { MqttSettings };
 
 export interface DownlinkPacket {
   timestamp: number;
@@ -51,33 +46,14 @@ export class MqttTestDevice {
     this.client = client;
     this.settings = settings;
     client.on('message', (_topic, payload) => {
-      let msg: unknown;
-      try {
-        msg = JSON.parse(payload.toString('utf8'));
-      } catch {
-        return;
-      }
-      if (msg && typeof msg === 'object') this.inbox.push(msg as Json);
+      const msg = parseJsonObject(payload.toString('utf8'));
+      if (msg) this.inbox.push(msg);
     });
   }
 
   /** Connects with the OTA settings; rejects with the broker's refusal (e.g. a wrong password). */
-  static connect(settings: MqttSettings): Promise<MqttTestDevice> {
-    const client = connect(`mqtt://${settings.endpoint}`, {
-      clientId: settings.client_id,
-      username: settings.username,
-      password: settings.password,
-      keepalive: 240,
-      reconnectPeriod: 0,
-      protocolVersion: 4,
-    });
-    return new Promise((resolve, reject) => {
-      client.once('connect', () => resolve(new MqttTestDevice(client, settings)));
-      client.once('error', (err) => {
-        client.end(true);
-        reject(err);
-      });
-    });
+  static async connect(settings: MqttSettings): Promise<MqttTestDevice> {
+    return new MqttTestDevice(await connectLikeFirmware(settings), settings);
   }
 
   send(msg: Json): void {

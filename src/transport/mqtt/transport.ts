@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { parseJsonObject } from '../../json.js';
 import type { HandshakeIds } from '../../protocol/ids.js';
 import { Session, type ConnectionInfo, type ServerContext } from '../../session/session.js';
 import type { ActivationStore } from '../../store/activation.js';
@@ -164,13 +165,8 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
 
   /** A message the device published: hello opens a channel, goodbye closes it, the rest goes to the session. */
   function onDeviceMessage(device: MqttDevice, payload: Buffer): void {
-    let message: { type?: unknown; session_id?: unknown } | undefined;
-    try {
-      const parsed: unknown = JSON.parse(payload.toString('utf8'));
-      if (parsed && typeof parsed === 'object') message = parsed as typeof message;
-    } catch {
-      // Not JSON: the open session counts and answers it like any bad frame.
-    }
+    // Not a JSON object: the open session counts and answers it like any bad frame.
+    const message = parseJsonObject(payload.toString('utf8'));
     const type = message?.type;
     if (type === 'hello') {
       device.channel?.end(1000, 'new hello');
