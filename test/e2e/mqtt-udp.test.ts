@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { StartupError } from '../../src/server.js';
 import { createOpusDecoder } from '../../src/voice/opus.js';
 import type { Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
@@ -180,5 +182,22 @@ describe('MQTT + UDP: the server ends an idle channel with goodbye', () => {
     assert.equal(goodbye.session_id, hello.session_id);
     assert.equal((await dev.hello()).transport, 'udp');
     await dev.close();
+  });
+});
+
+describe('MQTT + UDP: a port in use', () => {
+  it('fails the start with one line naming server.mqtt.port', async () => {
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+    const port = (squatter.address() as AddressInfo).port;
+    try {
+      await assert.rejects(
+        startTestServer({ server: { mqtt: { enabled: true, port }, udp: { port: 0 } } }),
+        (err: unknown) =>
+          err instanceof StartupError && err.key === 'server.mqtt.port' && /EADDRINUSE/.test(err.message),
+      );
+    } finally {
+      squatter.close();
+    }
   });
 });
