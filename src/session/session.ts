@@ -12,6 +12,7 @@ import { ErrorCode, readTextFrame, type ListenMessage } from '../protocol/messag
 import type { MessageTable } from './message-table.js';
 import { IdleMonitor } from './idle.js';
 import { McpClient } from './mcp-client.js';
+import { RateWindow } from './rate.js';
 import { Scope } from './scope.js';
 import { Sender } from './sender.js';
 import { SOCKET_OPEN, type DeviceSocket } from './socket.js';
@@ -121,7 +122,7 @@ export class Session implements DeviceConnection {
   readonly #idle: IdleMonitor;
   #closeReason = '';
   #cancelHelloTimeout: (() => void) | undefined;
-  #rate = { windowStart: 0, count: 0 };
+  readonly #rate = new RateWindow();
   #lastErrorReply: Map<string, number> | undefined;
 
   constructor(ws: DeviceSocket, info: ConnectionInfo, ctx: ServerContext) {
@@ -348,7 +349,7 @@ export class Session implements DeviceConnection {
     }
     this.alive = true;
     this.#idle.touch();
-    if (!this.#admit(limits.max_messages_per_second)) {
+    if (!this.#rate.admit(limits.max_messages_per_second)) {
       metrics.badFrames.labels('rate_limited').inc();
       this.replyError(
         ErrorCode.RateLimited,
@@ -366,15 +367,6 @@ export class Session implements DeviceConnection {
     }
     if (isBinary) this.#onBinary(data);
     else this.#onText(data);
-  }
-
-  #admit(maxPerSecond: number): boolean {
-    const now = Date.now();
-    if (now - this.#rate.windowStart >= 1000) {
-      this.#rate.windowStart = now;
-      this.#rate.count = 0;
-    }
-    return ++this.#rate.count <= maxPerSecond;
   }
 
   #onBinary(data: Buffer): void {

@@ -164,13 +164,13 @@ describe('built-in MQTT + UDP transport (server.mqtt.enabled)', () => {
   });
 });
 
-describe('MQTT + UDP: the server ends an idle channel with goodbye', () => {
+describe('MQTT + UDP: idle close and flood limits', () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer({
       ...OWN_TRANSPORT,
       close_connection_no_voice_time: 1,
-      server: { ...OWN_TRANSPORT.server, idle_warning_ms: 0 },
+      server: { ...OWN_TRANSPORT.server, idle_warning_ms: 0, max_messages_per_second: 20 },
     });
   });
   after(() => server.stop());
@@ -181,6 +181,24 @@ describe('MQTT + UDP: the server ends an idle channel with goodbye', () => {
     const goodbye = await dev.next('goodbye', 5000);
     assert.equal(goodbye.session_id, hello.session_id);
     assert.equal((await dev.hello()).transport, 'udp');
+    await dev.close();
+  });
+
+  it('a hello flood is cut at server.max_messages_per_second: the rest are dropped and counted, not opened', async () => {
+    const dev = await MqttTestDevice.connect(await otaMqtt(server, 'aa:bb:cc:10:00:09'));
+    const opened0 = await metricValue(server, 'linus_connections_total');
+    const limited0 = await metricValue(server, 'linus_bad_frames_total', { reason: 'rate_limited' });
+    for (let i = 0; i < 100; i++) dev.send({ type: 'hello', version: 3, transport: 'udp' });
+    const counts = async (): Promise<{ opened: number; limited: number }> => ({
+      opened: (await metricValue(server, 'linus_connections_total')) - opened0,
+      limited: (await metricValue(server, 'linus_bad_frames_total', { reason: 'rate_limited' })) - limited0,
+    });
+    await waitFor(async () => {
+      const c = await counts();
+      return c.opened + c.limited === 100;
+    });
+    // 100 hellos sent at once against 20 per second: some are refused, and every other one opened a session.
+    assert.ok((await counts()).limited > 0);
     await dev.close();
   });
 });

@@ -4,6 +4,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { parseJsonObject } from '../../json.js';
 import type { HandshakeIds } from '../../protocol/ids.js';
+import { RateWindow } from '../../session/rate.js';
 import { Session, type ConnectionInfo, type ServerContext } from '../../session/session.js';
 import type { ActivationStore } from '../../store/activation.js';
 import { UdpChannel, type ChannelLink, type UdpPeer } from './channel.js';
@@ -39,6 +40,8 @@ interface MqttDevice {
   client: Client;
   login: Ok<MqttLogin>;
   channel: UdpChannel | undefined;
+  /** Publishes per second, before any session sees them: a hello flood must not cost other devices. */
+  rate: RateWindow;
 }
 
 function refusal(message: string, returnCode: number): AuthenticateError {
@@ -165,6 +168,10 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
 
   /** A message the device published: hello opens a channel, goodbye closes it, the rest goes to the session. */
   function onDeviceMessage(device: MqttDevice, payload: Buffer): void {
+    if (!device.rate.admit(ctx.config.current.server.max_messages_per_second)) {
+      metrics.badFrames.labels('rate_limited').inc();
+      return;
+    }
     // Not a JSON object: the open session counts and answers it like any bad frame.
     const message = parseJsonObject(payload.toString('utf8'));
     const type = message?.type;
@@ -193,7 +200,7 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
 
   broker.on('clientReady', (client) => {
     const login = logins.get(client);
-    if (login) devices.set(client, { client, login, channel: undefined });
+    if (login) devices.set(client, { client, login, channel: undefined, rate: new RateWindow() });
   });
   broker.on('publish', (packet, client) => {
     const device = client ? devices.get(client) : undefined;
