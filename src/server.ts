@@ -367,7 +367,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   // listener, it is closed before it: its devices get their goodbye while everything else still runs.
   let mqtt: MqttTransport | undefined;
   if (initial.server.mqtt.enabled) {
-    const transport = await startMqttTransport({ ...admission, onSession }).catch((err: unknown) => {
+    const transport = await startMqttTransport({ ...admission, throttle, onSession }).catch((err: unknown) => {
       throw new StartupError(
         `cannot open the MQTT port ${initial.server.mqtt.port} or UDP port ${initial.server.udp.port} (${errorCode(err) ?? errorMessage(err)}); change server.mqtt.port / server.udp.port or turn server.mqtt.enabled off`,
         'server.mqtt.port',

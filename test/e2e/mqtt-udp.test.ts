@@ -164,13 +164,18 @@ describe('built-in MQTT + UDP transport (server.mqtt.enabled)', () => {
   });
 });
 
-describe('MQTT + UDP: idle close and flood limits', () => {
+describe('MQTT + UDP: idle close, flood and guessing limits', () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer({
       ...OWN_TRANSPORT,
       close_connection_no_voice_time: 1,
-      server: { ...OWN_TRANSPORT.server, idle_warning_ms: 0, max_messages_per_second: 20 },
+      server: {
+        ...OWN_TRANSPORT.server,
+        idle_warning_ms: 0,
+        max_messages_per_second: 20,
+        failed_secrets: { limit: 2, backoff_ms: 60_000 },
+      },
     });
   });
   after(() => server.stop());
@@ -200,6 +205,18 @@ describe('MQTT + UDP: idle close and flood limits', () => {
     // 100 hellos sent at once against 20 per second: some are refused, and every other one opened a session.
     assert.ok((await counts()).limited > 0);
     await dev.close();
+  });
+  // Last in this suite: it leaves 127.0.0.1 backing off.
+  it('wrong passwords from one address back it off: then even the right one is refused for a while', async () => {
+    const settings = await otaMqtt(server, 'aa:bb:cc:10:00:0a');
+    const throttled = await metricValue(server, 'linus_rejected_upgrades_total', { reason: 'throttled' });
+    for (let i = 0; i < 2; i++)
+      await assert.rejects(
+        MqttTestDevice.connect({ ...settings, password: `guess-${i}` }),
+        /Bad username or password/i,
+      );
+    await assert.rejects(MqttTestDevice.connect(settings), /Server unavailable/i);
+    assert.equal(await metricValue(server, 'linus_rejected_upgrades_total', { reason: 'throttled' }), throttled + 1);
   });
 });
 

@@ -7,6 +7,7 @@ import type { HandshakeIds } from '../../protocol/ids.js';
 import { RateWindow } from '../../session/rate.js';
 import { Session, type ConnectionInfo, type ServerContext } from '../../session/session.js';
 import type { ActivationStore } from '../../store/activation.js';
+import { budgetKey, type SecretThrottle } from '../secret-throttle.js';
 import { UdpChannel, type ChannelLink, type UdpPeer } from './channel.js';
 import { verifyMqttLogin, type MqttLogin } from './credentials.js';
 import { mqttSigningKey, subscribeTopic } from './ota.js';
@@ -22,6 +23,8 @@ export interface MqttTransportDeps {
   activations: ActivationStore;
   accepting: () => boolean;
   connectionCount: () => number;
+  /** Wrong passwords are wrong secrets: counted per address, and an address backing off is not checked at all. */
+  throttle: SecretThrottle;
   /** The same hook a WebSocket session goes through (session set, voice, private config). */
   onSession: (session: Session) => void;
 }
@@ -66,8 +69,15 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
       const config = ctx.config.current;
+      const address = budgetKey((client.conn as Socket).remoteAddress);
+      if (deps.throttle.retryAfterMs(address, 'device') > 0) {
+        metrics.rejectedUpgrades.labels('throttled').inc();
+        done(refusal('too many wrong passwords from this address; retry later', SERVER_UNAVAILABLE), null);
+        return;
+      }
       const login = verifyMqttLogin(mqttSigningKey(config, ctx.authKey), client.id, username, password);
       if (!login.ok) {
+        if (password?.length) deps.throttle.failed(address, 'device');
         metrics.rejectedUpgrades.labels('auth').inc();
         log.warn({ client: client.id, reason: login.reason }, 'MQTT login refused');
         done(refusal(login.reason, BAD_USERNAME_OR_PASSWORD), null);
