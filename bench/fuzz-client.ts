@@ -180,7 +180,8 @@ function binaryFrame(version: 1 | 2 | 3): Binary {
       return { cls: 'binary_length_mismatch', data: v2(p, { size: lie(p.length, 0xffffffff) }) };
     }
     if (d < 0.6)
-      return { cls: 'binary_bad_version', data: v2(payload(), { version: pick([0, 1, 3, 0xffff, int(4, 0xfffe)]) }) };
+      // 0 is not bad: the official MQTT gateway leaves the v2 version field zero, and it is accepted (issue 15).
+      return { cls: 'binary_bad_version', data: v2(payload(), { version: pick([1, 3, 0xffff, int(4, 0xfffe)]) }) };
     if (d < 0.75) return { cls: 'binary_too_short', data: bytes(int(0, 15)) };
     return { cls: 'random_audio', data: v2(payload()) };
   }
