@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from '../support/cli.js';
 import { TestDevice, UpgradeRefused, type Json } from '../support/device.js';
+import { httpRequest, type HttpReply } from '../support/http.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 /** What the firmware sends to the OTA URL (device-protocol.md §5.1), trimmed to the fields that matter. */
@@ -33,50 +33,7 @@ const systemInfo = (mac: string): Json => ({
   },
 });
 
-interface HttpReply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: Json;
-}
-
-/** A raw HTTP request (node:http, so the Host header can be set like a device behind a LAN name would). */
-function http(
-  server: TestServer,
-  method: string,
-  path: string,
-  opts: { headers?: Record<string, string>; body?: unknown } = {},
-): Promise<HttpReply> {
-  const body =
-    opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: server.port,
-        method,
-        path,
-        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: Json = {};
-          try {
-            json = JSON.parse(text) as Json;
-          } catch {
-            // not JSON: callers that expect JSON fail on their field checks
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const http = httpRequest;
 
 /** The firmware's OTA call: POST with Device-Id / Client-Id headers and the system-info body. */
 function ota(

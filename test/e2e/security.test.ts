@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { signDeviceToken, TOKEN_CLOCK_SKEW_SECONDS } from '../../src/protocol/au
 import { runCli } from '../support/cli.js';
 import { TestDevice, UpgradeRefused, type DeviceOptions, type Json } from '../support/device.js';
 import { metricValue, startTestServer, tempDir, type TestServer } from '../support/server.js';
+import { httpRequest, type HttpReply } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
 const AUTH_KEY = 'security-test-key-0123456789';
@@ -18,50 +19,9 @@ const API_TOKEN = 'meeting-api-token-for-security-tests';
 /** Another loopback address: to the server, a client on another machine. */
 const OTHER_ADDRESS = '127.0.0.2';
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  json: Json;
-}
+type Reply = HttpReply;
 
-/** One HTTP request over a real socket, optionally from another local address. */
-function call(
-  server: TestServer,
-  method: string,
-  path: string,
-  opts: { headers?: Record<string, string>; body?: unknown; from?: string } = {},
-): Promise<Reply> {
-  const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: server.port,
-        method,
-        path,
-        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
-        agent: false,
-        ...(opts.from ? { localAddress: opts.from } : {}),
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: Json = {};
-          try {
-            json = JSON.parse(text) as Json;
-          } catch {
-            // not JSON: the status checks say what went wrong
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const call = httpRequest;
 
 /** The firmware's OTA call for a device id and client id. */
 const ota = (server: TestServer, deviceId: string, clientId: string, from?: string): Promise<Reply> =>
