@@ -29,7 +29,7 @@ import { Lifecycle, until } from './lifecycle.js';
 import { timeoutSignal } from './signals.js';
 import { warmUpAudio } from './voice/warm-up.js';
 import { ProviderRegistry } from './providers/registry.js';
-import { selectionError } from './providers/selection.js';
+import { localSelectionError } from './providers/selection.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
 import { DeviceBindings } from './store/bindings.js';
@@ -173,8 +173,7 @@ const LOG_GRACE_MS = 250;
  * is made, and a stop — or a start that fails half-way, e.g. on a port in use — closes them in reverse.
  */
 export async function startServer(opts: StartOptions): Promise<LinusServer> {
-  // With a manager API the modules come from it: its config is checked as it arrives (a failed check keeps this one).
-  const selection = opts.config.config['manager-api'].url ? undefined : selectionError(opts.config.config);
+  const selection = localSelectionError(opts.config.config);
   if (selection) throw new StartupError(selection.message, selection.key);
   ensureDataDir(opts.dataDir);
   const config = new ConfigStore(opts.config.config);
@@ -268,13 +267,12 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   }
 
   const sessions = new Set<Session>();
-  let state: 'serving' | 'draining' = 'serving';
   const router = new Router();
   registerStatusRoutes(router, {
     metrics,
     registry,
     connections: () => sessions.size,
-    state: () => state,
+    state: () => (parts.stopping ? 'draining' : 'serving'),
     version: VERSION,
   });
   const directory = parts.start(
@@ -331,7 +329,6 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     'http',
     () => createServer(),
     async (http, { deadline }) => {
-      state = 'draining';
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       ctx.events.emit('draining');
       for (const s of [...sessions]) {
@@ -358,7 +355,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     session.scope.add(() => sessions.delete(session));
     openSession(session, config, voices, { providers, memory, hooks: voiceHooks, audio });
   };
-  const admission = { ctx, activations, accepting: () => state === 'serving', connectionCount: () => sessions.size };
+  const admission = { ctx, activations, accepting: () => !parts.stopping, connectionCount: () => sessions.size };
   http.on('upgrade', createUpgradeHandler({ wss, ...admission, bindings, throttle, onSession }));
 
   const { ip: host, port } = initial.server;

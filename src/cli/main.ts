@@ -8,7 +8,7 @@ import { redactConfig } from '../config/load.js';
 import { loadEffectiveConfig, resolveRuntimeOptions, type CliFlags } from '../config/runtime.js';
 import { errorMessage } from '../errors.js';
 import { signDeviceToken } from '../protocol/auth-token.js';
-import { selectionError } from '../providers/selection.js';
+import { localSelectionError } from '../providers/selection.js';
 import { normalizeId } from '../protocol/ids.js';
 import { startServer, type LinusServer } from '../server.js';
 import { ActivationStore } from '../store/activation.js';
@@ -96,7 +96,7 @@ function checkConfig(flags: CliFlags): void {
     process.stdout.write(`# effective config from ${opts.configPath} (secrets redacted)\n`);
     process.stdout.write(stringifyYaml(redactConfig(config)));
     // Printed first, so that the effective values are there to read next to what is wrong with them.
-    const selection = config['manager-api'].url ? undefined : selectionError(config);
+    const selection = localSelectionError(config);
     if (selection) fail(selection.message);
   } catch (err) {
     fail(err);

@@ -40,10 +40,6 @@ export async function* firstItemWithin<T>(
   make: (signal: AbortSignal) => AsyncIterable<T>,
   expired: () => Error,
 ): AsyncGenerator<T> {
-  if (ms <= 0) {
-    yield* make(outer);
-    return;
-  }
   const local = new AbortController();
   const it = make(anySignal([outer, local.signal]))[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
@@ -83,6 +79,7 @@ export async function* firstItemWithin<T>(
 
 export function withLlmDeadline(provider: LlmProvider, alias: string, block: ProviderBlock): LlmProvider {
   const { ms, error } = deadlineOf('llm', `LLM.${alias}`, block);
+  if (ms <= 0) return provider;
   return {
     name: provider.name,
     model: provider.model,
@@ -95,6 +92,7 @@ export function withLlmDeadline(provider: LlmProvider, alias: string, block: Pro
 
 export function withTtsDeadline(provider: TtsProvider, alias: string, block: ProviderBlock): TtsProvider {
   const { ms, error } = deadlineOf('tts', `TTS.${alias}`, block);
+  if (ms <= 0) return provider;
   return {
     name: provider.name,
     synthesize: (text, opts) =>

@@ -44,6 +44,11 @@ export function selectionProblems(config: LinusConfig): SelectionProblem[] {
   return problems;
 }
 
+/** With a manager API the modules come from it: its config is checked as it arrives (a failed check keeps the old). */
+export function localSelectionError(config: LinusConfig): { key: string; message: string } | undefined {
+  return config['manager-api'].url ? undefined : selectionError(config);
+}
+
 /** The problems as one error naming the first key to change, or undefined when there are none. */
 export function selectionError(config: LinusConfig): { key: string; message: string } | undefined {
   const problems = selectionProblems(config);

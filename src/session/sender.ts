@@ -1,6 +1,9 @@
 import { encodeFrame, type ProtocolVersion } from '../protocol/framing.js';
 import type { Metrics } from '../observability/metrics.js';
 
+/** `readyState` while open (the WebSocket OPEN constant); text frames are JSON, binary frames audio. */
+export const SOCKET_OPEN = 1;
+
 export interface SenderOptions {
   /** Bytes handed to the socket and not yet flushed, above which frames queue here instead. */
   highWaterBytes?: number;
@@ -18,8 +21,6 @@ interface Pending {
   /** Told once whether the frame was written to the socket (true) or dropped (false). */
   written?: (ok: boolean) => void;
 }
-
-const OPEN = 1;
 
 /** What the sender uses of a socket (a `ws` WebSocket is one): its state, and a send that says when it was written. */
 export interface SenderSocket {
@@ -153,7 +154,7 @@ export class Sender {
   }
 
   #submit(p: Pending): boolean {
-    if (this.#dead || this.#ws.readyState !== OPEN) {
+    if (this.#dead || this.#ws.readyState !== SOCKET_OPEN) {
       this.#metrics.sendFailures.labels('closed').inc();
       return false;
     }
@@ -211,7 +212,7 @@ export class Sender {
 
   #pump(): void {
     while (!this.#dead && this.#queue.length && this.#inflight < this.#opts.highWaterBytes) {
-      if (this.#ws.readyState !== OPEN) {
+      if (this.#ws.readyState !== SOCKET_OPEN) {
         this.dispose();
         return;
       }

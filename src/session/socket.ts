@@ -17,5 +17,4 @@ export interface DeviceSocket extends SenderSocket {
   helloFields?(): Record<string, unknown>;
 }
 
-/** `readyState` while open (the WebSocket OPEN constant); text frames are JSON, binary frames audio. */
-export const SOCKET_OPEN = 1;
+export { SOCKET_OPEN } from './sender.js';

@@ -1,13 +1,12 @@
 import type { LinusConfig } from '../config/schema.js';
-
-const LOCAL_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+import { isLoopback } from './http-util.js';
 
 /**
  * The start-up line for a server that other machines can reach: what it serves them without a secret, and the
  * key that closes each. Undefined when it listens on loopback only, or nothing is open.
  */
 export function exposureNotice(config: LinusConfig, host: string, port: number): string | undefined {
-  if (LOCAL_HOSTS.has(host) || host.startsWith('127.')) return undefined;
+  if (host === 'localhost' || isLoopback(host)) return undefined;
   const { auth, meeting_api_token: apiToken, allow_open_api_on_network: apiOpen } = config.server;
   const open: string[] = [];
   if (!auth.enabled) open.push('devices connect without a token (server.auth.enabled: true closes it)');

@@ -49,6 +49,8 @@ describe('byte ranges', () => {
   it('refuses a range that starts past the end; ignores what is not one byte range', () => {
     assert.equal(parseRange('bytes=100-', 100), 'unsatisfiable');
     assert.equal(parseRange('bytes=-0', 100), 'unsatisfiable');
+    assert.equal(parseRange('bytes=150-200', 100), 'unsatisfiable', 'a first byte past the end, with a last byte too');
+    assert.equal(parseRange('bytes=9-5', 100), undefined, 'a last byte before the first is no range');
     assert.equal(parseRange(undefined, 100), undefined);
     assert.equal(parseRange('bytes=0-1,5-6', 100), undefined);
     assert.equal(parseRange('items=0-1', 100), undefined);

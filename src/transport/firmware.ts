@@ -208,8 +208,9 @@ export function parseRange(header: string | undefined, size: number): [number, n
     end = size - 1;
   } else {
     start = Number(m[1]);
+    // A last byte before the first is not a range (ignored); a first byte past the end is unsatisfiable (below).
+    if (m[2] !== '' && Number(m[2]) < start) return undefined;
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (end < start && m[2] !== '') return undefined;
   }
   return start >= size ? 'unsatisfiable' : [start, end];
 }

@@ -16,7 +16,7 @@ export class HttpError extends Error {
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return v4.startsWith('127.') || address === '::1';
+  return v4 === '::1' || /^127\.\d+\.\d+\.\d+$/.test(v4);
 }
 
 export function sendJson(

@@ -1,4 +1,4 @@
-import { maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Metrics } from '../observability/metrics.js';
@@ -12,17 +12,6 @@ const ANSWER_GRACE_MS = 5_000;
 
 type RefusalReason = 'header_too_large' | 'too_many_headers' | 'body_too_large' | 'bad_request' | 'timeout';
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  408: 'Request Timeout',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  503: 'Service Unavailable',
-};
-
 /** A complete HTTP/1.1 error answer for a socket no ServerResponse owns (parser errors, refused upgrades). */
 export function rawHttpResponse(status: number, message: string, headers: Record<string, string> = {}): string {
   const body = JSON.stringify({ success: false, error: message });
@@ -30,7 +19,7 @@ export function rawHttpResponse(status: number, message: string, headers: Record
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   return (
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
     `${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }

@@ -22,14 +22,18 @@ export async function warmUpAudio(deps: {
   const vad = await providers.lease('vad');
   const { sample_rate: rate, frame_duration: frameMs } = config.xiaozhi.audio_params;
   let cancel = (): void => {};
-  const error = await Promise.race([
-    warmAudio(audio, { vad: vad?.provider.spec, rate, frameMs, complexity: config.server.opus_complexity }),
-    new Promise<string>((resolve) => {
-      cancel = scope.timeout(WARM_UP_LIMIT_MS, () => resolve(`no answer within ${WARM_UP_LIMIT_MS / 1000} s`));
-    }),
-  ]);
-  cancel();
-  vad?.release();
+  let error: string | undefined;
+  try {
+    error = await Promise.race([
+      warmAudio(audio, { vad: vad?.provider.spec, rate, frameMs, complexity: config.server.opus_complexity }),
+      new Promise<string>((resolve) => {
+        cancel = scope.timeout(WARM_UP_LIMIT_MS, () => resolve(`no answer within ${WARM_UP_LIMIT_MS / 1000} s`));
+      }),
+    ]);
+  } finally {
+    cancel();
+    vad?.release();
+  }
   // A shutdown during the warm-up closes the engine under it: that is no failure.
   if (error && !scope.closed) log.warn({ err: error }, 'audio warm-up failed; audio work starts on first use');
 }

@@ -106,6 +106,7 @@ describe('serve with the reader of its stdout gone (`linus serve | head`)', () =
     assert.equal(exit.code, 0, exit.stderr);
     // The proof that stdout was broken when the drain logged: without it this test would prove nothing.
     assert.match(exit.stderr, /writing the log to stdout failed \(EPIPE\); logging stops/);
+    assert.equal(exit.stderr.match(/writing the log to stdout failed/g)?.length, 1, 'reported once');
   });
 
   it('a second SIGTERM during a drain held open by a silent device exits 1 at once', async () => {

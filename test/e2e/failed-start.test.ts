@@ -32,7 +32,7 @@ describe('a failed start closes every part it started', () => {
   it('a port in use: StartupError naming server.port, and no timer, socket, watcher or thread left behind', async () => {
     const { port, blocker } = await holdPort();
     const dataDir = tempDir();
-    // A devices.yaml watcher, the config watcher, process metrics and every feature's intervals (the peer
+    // A devices.yaml watcher, process metrics and every feature's intervals (the peer
     // feature's sweeps) are all started before the listen that fails.
     const config = validateConfig({
       server: { ip: '127.0.0.1', port, audio_workers: 2 },

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { ConfigStore } from '../../config/store.js';
 import { secretEquals } from '../../protocol/auth-token.js';
-import { headerString } from '../http-util.js';
+import { headerString, isLoopback } from '../http-util.js';
 
 /**
  * Who may use the console: a log-in with `server.admin_secret` (admin) or `server.meeting_api_token` (read),
@@ -32,12 +32,6 @@ const MAX_SESSIONS = 10_000;
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
 
-export function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
-}
-
 export function cookieValue(req: IncomingMessage, name: string): string | undefined {
   const header = headerString(req, 'cookie');
   if (!header) return undefined;
@@ -58,6 +52,10 @@ export function sameOrigin(req: IncomingMessage): boolean {
     // An Origin that is not a URL is not ours: refused, and the caller answers with the reason.
     return false;
   }
+}
+
+function loopbackHost(req: IncomingMessage): boolean {
+  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(headerString(req, 'host') ?? '');
 }
 
 export class ConsoleAuth {
@@ -119,7 +117,10 @@ export class ConsoleAuth {
         return { role: session.role, csrf: session.csrf, via: 'login' };
       }
     }
-    if (this.mode === 'loopback' && isLoopback(req.socket.remoteAddress)) return { role: 'read', via: 'loopback' };
+    // Loopback rights are for this machine's own pages: not for another site open in its browser (Origin), nor a
+    // name rebound to 127.0.0.1 (Host).
+    if (this.mode === 'loopback' && isLoopback(req.socket.remoteAddress) && sameOrigin(req) && loopbackHost(req))
+      return { role: 'read', via: 'loopback' };
     return undefined;
   }
 

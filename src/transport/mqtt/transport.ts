@@ -98,6 +98,16 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
     },
     // Server messages go straight to their device; nothing a device publishes is forwarded to other clients.
     authorizeForward: (_client, packet) => ((packet as { clientId?: string }).clientId ? null : packet),
+    // The broker stores retained messages and queues for offline subscribers before any handler of ours runs:
+    // nothing is retained, and a device may subscribe only to its own topic, so no client can grow that memory.
+    authorizePublish: (_client, packet, callback) => {
+      packet.retain = false;
+      callback(null);
+    },
+    authorizeSubscribe: (client, subscription, callback) => {
+      const own = subscribeTopic(logins.get(client)?.deviceId ?? client?.id ?? '');
+      callback(null, subscription.topic === own ? subscription : null);
+    },
   });
 
   const udp: UdpSocket = createSocket(initial.ip.includes(':') ? 'udp6' : 'udp4');

@@ -53,7 +53,9 @@ export function newUdpKey(): Buffer {
 /** CTR is its own inverse: the same call encrypts and decrypts. */
 function ctr(key: Buffer, iv: Buffer, data: Buffer): Buffer {
   const cipher = createCipheriv(UDP_ENCRYPTION, key, iv);
-  return Buffer.concat([cipher.update(data), cipher.final()]);
+  const out = cipher.update(data);
+  cipher.final(); // CTR is a stream mode: nothing is held back, so the result needs no second copy
+  return out;
 }
 
 /** A whole packet: the nonce with length, timestamp and sequence written, then the encrypted payload. */
