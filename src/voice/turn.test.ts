@@ -232,6 +232,11 @@ describe('Turn', () => {
     const turn = h.start({ text: 'hi', echoStt: false }, llm.provider, tts.provider);
     assert.equal(await turn.done, 'failed');
     assert.deepEqual(tts.spoken, ['One full sentence.', defaultConfig().system_error_response]);
+    assert.deepEqual(
+      h.dialogue.history.filter((m) => m.role === 'assistant').map((m) => m.content),
+      ['One full sentence.'],
+      "the fallback is not remembered as the model's answer",
+    );
     assert.equal(h.stops(), 1);
     assert.deepEqual(h.wire().at(-1), { type: 'tts', state: 'stop', session_id: 'session-1' });
   });

@@ -90,6 +90,8 @@ export class Turn {
   #stopped = false;
   #pacer: Pacer<AudioPacket>;
   #spoken = '';
+  /** What the model answered, when the server spoke after it (the fallback after an LLM failure). */
+  #answered: string | undefined;
   #emotionSent = false;
   #speech: Promise<void> = Promise.resolve();
   #exitAfter = false;
@@ -172,7 +174,8 @@ export class Turn {
         session.log.warn({ err: errorMessage(err) }, 'turn failed');
       }
     } finally {
-      if (this.#spoken && input.fixedReply === undefined) dialogue.add({ role: 'assistant', content: this.#spoken });
+      const answer = this.#answered ?? this.#spoken;
+      if (answer && input.fixedReply === undefined) dialogue.add({ role: 'assistant', content: answer });
       this.#sendStop();
       this.#report();
       session.speaking = false;
@@ -234,7 +237,9 @@ export class Turn {
         session.ctx.metrics.providerErrors.labels('llm', providerErrorKind(err)).inc();
         session.log.warn({ err: errorMessage(err) }, 'LLM failed');
         this.outcome = 'failed';
-        // A sentence cut off mid-way is dropped: the fallback says why the answer stops there.
+        // A sentence cut off mid-way is dropped: the fallback says why the answer stops there. The fallback is the
+        // server's, not the model's: it stays out of the dialogue the model reads next time.
+        this.#answered = this.#spoken;
         this.#say(config.system_error_response);
         return;
       }
