@@ -15,7 +15,7 @@ import { ActivationStore } from '../store/activation.js';
 import { DeviceBindings } from '../store/bindings.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
-import { restartProcess } from './restart.js';
+import { drainWithin, restartProcess } from './restart.js';
 import { simulate } from './simulate.js';
 
 /** One line on stderr and a non-zero exit: what an operator needs, nothing more (D15). */
@@ -69,21 +69,10 @@ async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> 
   process.on('SIGINT', onSignal);
 }
 
-/** After the drain's waits end at `server.shutdown_timeout_ms`, closing the rest takes milliseconds; allow this. */
-const STOP_GRACE_MS = 1000;
-
-/**
- * Drains the server and exits 0. Every wait of the drain ends at `server.shutdown_timeout_ms`; should a close
- * hang anyway, the process exits 1 a moment later: a stop always ends, whatever a part or the log sink does.
- */
+/** Drains the server and exits: 0 when the drain finished, 1 when a close hung past its budget. */
 function stopThenExit(server: LinusServer, reason: string): void {
-  const budget = server.ctx.config.current.server.shutdown_timeout_ms;
-  setTimeout(() => {
-    process.stderr.write(`linus: the drain did not finish within ${budget} ms (server.shutdown_timeout_ms), exiting\n`);
-    process.exit(1);
-  }, budget + STOP_GRACE_MS);
-  server.close(reason).then(
-    () => process.exit(0),
+  drainWithin(server, reason).then(
+    (drained) => process.exit(drained ? 0 : 1),
     (err) => fail(err),
   );
 }

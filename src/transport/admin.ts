@@ -2,13 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import type { ReloadResult } from '../config/reload.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Logger } from '../observability/log.js';
-import { secretEquals } from '../protocol/auth-token.js';
 import { bearerToken, normalizeId } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
 import { HttpError, headerString, readJson, sendJson } from './http-util.js';
 import type { Router } from './router.js';
-import { budgetKey, type SecretThrottle } from './secret-throttle.js';
+import { checkSecret, type SecretThrottle } from './secret-throttle.js';
 
 /**
  * Admin calls need `server.admin_secret` as a Bearer token or `X-Admin-Token`; with no secret set they are off.
@@ -17,14 +16,8 @@ import { budgetKey, type SecretThrottle } from './secret-throttle.js';
 export function requireAdmin(deps: { config: ConfigStore; throttle: SecretThrottle }, req: IncomingMessage): void {
   const secret = deps.config.current.server.admin_secret;
   if (!secret) throw new HttpError(403, 'admin endpoints are disabled: set server.admin_secret');
-  const address = budgetKey(req.socket.remoteAddress);
-  deps.throttle.guard(address, 'admin');
   const given = bearerToken(headerString(req, 'authorization')) ?? headerString(req, 'x-admin-token');
-  if (!given) throw new HttpError(401, 'admin token missing');
-  if (!secretEquals(given, secret)) {
-    deps.throttle.failed(address, 'admin');
-    throw new HttpError(401, 'admin token wrong');
-  }
+  checkSecret(deps.throttle, req.socket.remoteAddress, given, [secret], 'admin');
 }
 
 export interface AdminDeps {

@@ -1,12 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ConfigStore } from '../config/store.js';
-import { secretEquals } from '../protocol/auth-token.js';
 import { bearerToken } from '../protocol/ids.js';
 import type { ConsoleAuth } from './console/auth.js';
 import { VERSION } from '../version.js';
 import { HttpError, headerString, isLoopback, sendJson } from './http-util.js';
 import type { Router } from './router.js';
-import { budgetKey, type SecretThrottle } from './secret-throttle.js';
+import { budgetKey, checkSecret, type SecretThrottle } from './secret-throttle.js';
 
 /**
  * The fork's HTTP API conventions (D21), in one place: `{success:true,data}` / `{success:false,error}`,
@@ -164,7 +163,7 @@ export class ApiRoutes {
       if (!adminSecret) throw new HttpError(403, 'writes are disabled: set server.admin_secret');
       if (session?.role === 'admin') throw new HttpError(403, 'missing or wrong CSRF token');
       if (session) throw new HttpError(403, 'read-only log-in: log in with server.admin_secret to change things');
-      this.#check(req, bearer, [adminSecret], 'admin');
+      checkSecret(this.throttle, req.socket.remoteAddress, bearer, [adminSecret], 'admin');
       return;
     }
     if (!apiToken) {
@@ -178,26 +177,12 @@ export class ApiRoutes {
       if (!options.private) return;
       if (!adminSecret || !bearer)
         throw new HttpError(403, 'open on loopback only: set server.admin_secret or server.meeting_api_token');
-      this.#check(req, bearer, [adminSecret], 'admin');
+      checkSecret(this.throttle, req.socket.remoteAddress, bearer, [adminSecret], 'admin');
       return;
     }
     const given = bearer ?? headerString(req, 'x-api-token') ?? url.searchParams.get('token') ?? undefined;
     // The admin secret reads too: whoever may change things may see them.
-    this.#check(req, given, [apiToken, adminSecret], 'api');
-  }
-
-  /**
-   * Checks a presented secret against the accepted ones, through the failed-secret throttle: an address backing
-   * off gets 429 whatever it sends; a wrong secret counts against it (a missing one does not).
-   */
-  #check(req: IncomingMessage, given: string | undefined, accepted: string[], kind: 'admin' | 'api'): void {
-    const what = kind === 'admin' ? 'admin token' : 'API token';
-    if (!given) throw new HttpError(401, `missing ${what}`);
-    const address = budgetKey(req.socket.remoteAddress);
-    this.throttle.guard(address, kind);
-    if (accepted.some((secret) => secretEquals(given, secret))) return;
-    this.throttle.failed(address, kind);
-    throw new HttpError(401, `wrong ${what}`);
+    checkSecret(this.throttle, req.socket.remoteAddress, given, [apiToken, adminSecret], 'api');
   }
 
   /** Fixed one-second windows per client address; the map is swept as it grows. Throws 429 beyond the limit. */

@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
+import { secretEquals } from '../protocol/auth-token.js';
 import { HttpError } from './http-util.js';
 
 /** The secrets a client can guess: admin secret, meeting-API token, device token (or static device token). */
@@ -156,4 +157,26 @@ export function budgetKey(remoteAddress: string | undefined): string {
     .slice(0, 4)
     .map((g) => g.replace(/^0+(?=.)/, ''))
     .join(':')}::/64`;
+}
+
+const SECRET_NAMES: Record<SecretKind, string> = { admin: 'admin token', api: 'API token', device: 'device token' };
+
+/**
+ * Checks a presented secret against the accepted ones through the failed-secret budget: an address backing off
+ * gets 429 whatever it sends; a wrong secret counts against it (a missing one does not). Throws 401 when missing
+ * or wrong.
+ */
+export function checkSecret(
+  throttle: SecretThrottle,
+  remoteAddress: string | undefined,
+  given: string | undefined,
+  accepted: readonly string[],
+  kind: SecretKind,
+): void {
+  if (!given) throw new HttpError(401, `missing ${SECRET_NAMES[kind]}`);
+  const address = budgetKey(remoteAddress);
+  throttle.guard(address, kind);
+  if (accepted.some((secret) => secretEquals(given, secret))) return;
+  throttle.failed(address, kind);
+  throw new HttpError(401, `wrong ${SECRET_NAMES[kind]}`);
 }
