@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DedupWindow, RateWindow } from './limits.js';
+import { DedupWindow } from './limits.js';
 
 describe('dedup window', () => {
   it('reports a text seen again within 60 s, and not after', () => {
@@ -28,16 +28,5 @@ describe('dedup window', () => {
     d.check('new', 3000);
     d.forget('new', 3000);
     assert.equal(d.check('new', 3001), false);
-  });
-});
-
-describe('rate window', () => {
-  it('admits 10 per second and the rest of a batch is refused', () => {
-    const r = new RateWindow(10, 1000);
-    assert.equal(r.take(4, 0), 4);
-    assert.equal(r.take(4, 100), 4);
-    assert.equal(r.take(4, 200), 2);
-    assert.equal(r.take(1, 999), 0);
-    assert.equal(r.take(3, 1000), 3);
   });
 });

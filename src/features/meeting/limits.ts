@@ -62,24 +62,3 @@ export class DedupWindow {
     }
   }
 }
-
-/** Fixed one-second windows: `take(n)` admits as many of `n` items as the current window still allows. */
-export class RateWindow {
-  #windowStart = -Infinity;
-  #count = 0;
-
-  constructor(
-    readonly limit = SNIPPETS_PER_SECOND,
-    readonly windowMs = 1000,
-  ) {}
-
-  take(n: number, now: number): number {
-    if (now - this.#windowStart >= this.windowMs) {
-      this.#windowStart = now;
-      this.#count = 0;
-    }
-    const admitted = Math.max(0, Math.min(n, this.limit - this.#count));
-    this.#count += admitted;
-    return admitted;
-  }
-}

@@ -6,7 +6,8 @@ import type { FeatureDeps } from '../feature.js';
 import { broadcastTargets } from './broadcast.js';
 import { meetingConfig, type MeetingConfig } from './config.js';
 import { Finalizer, type Json } from './finalize.js';
-import { DEDUP_WINDOW_MS, DedupWindow, PENDING_CAP, RateWindow, SNIPPETS_PER_SECOND } from './limits.js';
+import { RateWindow } from '../../session/rate.js';
+import { DEDUP_WINDOW_MS, DedupWindow, PENDING_CAP, SNIPPETS_PER_SECOND } from './limits.js';
 import { meetingEnvelopeSchema, parseMeetingMessage, type SnippetItem } from './messages.js';
 import { SqliteWebhookOutbox } from './outbox.js';
 import { isEndMeetingPhrase, isStartMeetingPhrase } from './phrases.js';
@@ -173,8 +174,8 @@ export class MeetingService {
     if (this.#finalizer.isFinalizing(deviceId)) return { kind: 'finalizing', dropped: items.length };
     const now = Date.now();
     let rate = this.#rates.get(session);
-    if (!rate) this.#rates.set(session, (rate = new RateWindow(SNIPPETS_PER_SECOND)));
-    const admitted = rate.take(items.length, now);
+    if (!rate) this.#rates.set(session, (rate = new RateWindow()));
+    const admitted = rate.take(items.length, SNIPPETS_PER_SECOND, now);
     const limited = items.length - admitted;
     if (admitted === 0) {
       this.#log.warn({ device: deviceId, limited }, `more than ${SNIPPETS_PER_SECOND} snippets per second; dropped`);
