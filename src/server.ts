@@ -291,7 +291,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     firmware,
     mqttPort: () => mqtt?.mqttPort,
   });
-  registerVisionRoutes(router, { config, providers, metrics, authKey: auth.key, log });
+  registerVisionRoutes(router, { config, throttle, providers, metrics, authKey: auth.key, log });
   registerAdminRoutes(router, {
     config,
     activations,

@@ -42,6 +42,8 @@ export const serverSchema = z
           .default(['image/jpeg', 'image/png', 'image/gif', 'image/webp']),
         /** Deadline of the vision model's answer (a VLLM block's own `timeout_ms` wins). */
         timeout_ms: positiveInt.default(30_000),
+        /** Questions one device may ask per minute (the model is usually a paid one); 0 = no limit. */
+        requests_per_minute: z.number().int().min(0).default(20),
       })
       .prefault({}),
     /** Hours, as in the reference; OTA sends it in minutes. */

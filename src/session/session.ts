@@ -12,7 +12,7 @@ import { ErrorCode, readTextFrame, type ListenMessage } from '../protocol/messag
 import type { MessageTable } from './message-table.js';
 import { IdleMonitor } from './idle.js';
 import { McpClient } from './mcp-client.js';
-import { RateWindow } from './rate.js';
+import { RateWindow } from '../rate.js';
 import { Scope } from './scope.js';
 import { Sender } from './sender.js';
 import { SOCKET_OPEN, type DeviceSocket } from './socket.js';

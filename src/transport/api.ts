@@ -5,6 +5,7 @@ import type { ConsoleAuth } from './console/auth.js';
 import { VERSION } from '../version.js';
 import { HttpError, headerString, isLoopback, sendJson } from './http-util.js';
 import type { Router } from './router.js';
+import { KeyedRateWindows } from '../rate.js';
 import { budgetKey, checkSecret, type SecretThrottle } from './secret-throttle.js';
 
 /**
@@ -56,7 +57,7 @@ export interface ApiRouteOptions {
 }
 
 export class ApiRoutes {
-  #hits = new Map<string, { windowStart: number; count: number }>();
+  readonly #hits = new KeyedRateWindows();
   #console: ConsoleAuth | undefined;
 
   /** Every route, in registration order, for GET /api/openapi.json. */
@@ -189,16 +190,7 @@ export class ApiRoutes {
   limit(req: IncomingMessage): void {
     const perSecond = this.config.current.server.api_rate_limit;
     if (perSecond <= 0) return;
-    const ip = budgetKey(req.socket.remoteAddress);
-    const now = Date.now();
-    let hit = this.#hits.get(ip);
-    if (!hit || now - hit.windowStart >= 1000) {
-      if (this.#hits.size > 10_000)
-        for (const [k, v] of this.#hits) if (now - v.windowStart >= 1000) this.#hits.delete(k);
-      hit = { windowStart: now, count: 0 };
-      this.#hits.set(ip, hit);
-    }
-    if (++hit.count > perSecond)
+    if (!this.#hits.admit(budgetKey(req.socket.remoteAddress), perSecond))
       throw new HttpError(429, `rate limit: at most ${perSecond} requests per second`, { 'retry-after': '1' });
   }
 }

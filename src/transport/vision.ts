@@ -9,6 +9,8 @@ import { ProviderError } from '../providers/types.js';
 import { headerString, HttpError, readBody, sendJson, sendText } from './http-util.js';
 import { parseMultipart } from './multipart.js';
 import type { Router } from './router.js';
+import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
+import { KeyedRateWindows } from '../rate.js';
 
 /**
  * `/mcp/vision/explain` as the reference serves it (device-protocol.md §5.3): the device's camera tool posts
@@ -30,6 +32,7 @@ const FORM_OVERHEAD_BYTES = 64 * 1024;
 
 export interface VisionDeps {
   config: ConfigStore;
+  throttle: SecretThrottle;
   providers: ProviderRegistry;
   metrics: Metrics;
   authKey: string;
@@ -49,6 +52,7 @@ export function sniffImageType(data: Buffer): string | undefined {
 class VisionRefusal extends Error {}
 
 export function registerVisionRoutes(router: Router, deps: VisionDeps): void {
+  const perDevice = new KeyedRateWindows(60_000);
   router.add('OPTIONS', VISION_PATH, (_req, res) => {
     res.writeHead(204, CORS);
     res.end();
@@ -64,12 +68,25 @@ export function registerVisionRoutes(router: Router, deps: VisionDeps): void {
       CORS,
     );
   });
-  router.add('POST', VISION_PATH, (req, res) => explain(deps, req, res));
+  router.add('POST', VISION_PATH, (req, res) => explain(deps, perDevice, req, res));
 }
 
-async function explain(deps: VisionDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function explain(
+  deps: VisionDeps,
+  perDevice: KeyedRateWindows,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const config = deps.config.current;
   const ids = resolveHandshakeIds(req.url, req.headers, () => '');
+  const address = budgetKey(req.socket.remoteAddress);
+  const wait = deps.throttle.retryAfterMs(address, 'device');
+  if (wait > 0) {
+    req.resume();
+    const refusal = tooManyFailures(wait);
+    sendJson(res, refusal.status, { success: false, message: refusal.message }, { ...CORS, ...refusal.headers });
+    return;
+  }
   // The token handed out in MCP initialize: signed for this device and client id (always required, auth on or
   // off, as in the reference: the model behind this endpoint is usually a paid one).
   const check = verifyDeviceToken(
@@ -81,6 +98,8 @@ async function explain(deps: VisionDeps, req: IncomingMessage, res: ServerRespon
     Date.now() / 1000,
   );
   if (!check.ok) {
+    // A token is signed: a wrong one is a guess and counts against the address's budget (an expired one is not).
+    if (check.reason !== 'missing' && check.reason !== 'expired') deps.throttle.failed(address, 'device');
     req.resume();
     sendJson(
       res,
@@ -93,6 +112,14 @@ async function explain(deps: VisionDeps, req: IncomingMessage, res: ServerRespon
   const fail = (message: string, headers: Record<string, string> = {}): void =>
     sendJson(res, 200, { success: false, message }, { ...CORS, ...headers });
   const limits = config.server.vision;
+  if (limits.requests_per_minute > 0 && !perDevice.admit(ids.deviceId, limits.requests_per_minute)) {
+    req.resume();
+    const seconds = Math.ceil(perDevice.retryAfterMs(ids.deviceId) / 1000);
+    fail(`too many questions about photos: at most ${limits.requests_per_minute} a minute; retry in ${seconds} s`, {
+      'retry-after': String(seconds),
+    });
+    return;
+  }
   try {
     const body = await readBody(req, limits.max_image_bytes + FORM_OVERHEAD_BYTES).catch((err: unknown) => {
       // Past the cap nothing more is kept: said the reference's way (a 200 the device hands to its LLM), with

@@ -192,3 +192,45 @@ describe('vision explain without a vision model', () => {
     }
   });
 });
+
+describe('vision explain limits', () => {
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  before(async () => {
+    fake = await FakeOpenAi.start();
+    server = await startTestServer({
+      server: { vision: { requests_per_minute: 2 }, failed_secrets: { limit: 3, backoff_ms: 60_000 } },
+      selected_module: { VLLM: 'FakeVision' },
+      VLLM: { FakeVision: { type: 'openai', base_url: fake.baseUrl, model_name: 'vision-model', api_key: 'k' } },
+    });
+  });
+  after(async () => {
+    await server.stop();
+    await fake.stop();
+  });
+
+  it('a device asks at most requests_per_minute questions; another device is not held back by it', async () => {
+    fake.chat = { chunks: ['A mug.'] };
+    const cap = await visionCapability(server, 'aa:bb:cc:00:01:01');
+    const asked = fake.requests.length;
+    for (let i = 0; i < 2; i++)
+      assert.equal((await post(cap.url, cap.headers, photo('What?', jpeg()))).json.success, true);
+    const third = await post(cap.url, cap.headers, photo('What?', jpeg()));
+    assert.equal(third.status, 200, 'said the way the firmware hands to its model');
+    assert.equal(third.json.success, false);
+    assert.match(String(third.json.message), /at most 2 a minute; retry in \d+ s/);
+    assert.equal(fake.requests.length, asked + 2, 'the third question never reached the model');
+    const other = await visionCapability(server, 'aa:bb:cc:00:01:02');
+    assert.equal((await post(other.url, other.headers, photo('What?', jpeg()))).json.success, true);
+  });
+
+  it('forged tokens count against the address: past failed_secrets.limit it gets 429, even with a good token', async () => {
+    const cap = await visionCapability(server, 'aa:bb:cc:00:01:03');
+    const forged = { ...cap.headers, Authorization: 'Bearer 0123abcd.1700000000' };
+    for (let i = 0; i < 3; i++) assert.equal((await post(cap.url, forged, photo('What?', jpeg()))).status, 401);
+    const r = await post(cap.url, cap.headers, photo('What?', jpeg()));
+    assert.equal(r.status, 429);
+    assert.equal(r.json.success, false);
+    assert.match(String(r.json.message), /too many wrong secrets/);
+  });
+});

@@ -6,7 +6,7 @@ import type { FeatureDeps } from '../feature.js';
 import { broadcastTargets } from './broadcast.js';
 import { meetingConfig, type MeetingConfig } from './config.js';
 import { Finalizer, type Json } from './finalize.js';
-import { RateWindow } from '../../session/rate.js';
+import { RateWindow } from '../../rate.js';
 import { DEDUP_WINDOW_MS, DedupWindow, PENDING_CAP, SNIPPETS_PER_SECOND } from './limits.js';
 import { meetingEnvelopeSchema, parseMeetingMessage, type SnippetItem } from './messages.js';
 import { SqliteWebhookOutbox } from './outbox.js';

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { parseJsonObject } from '../../json.js';
 import type { HandshakeIds } from '../../protocol/ids.js';
-import { RateWindow } from '../../session/rate.js';
+import { RateWindow } from '../../rate.js';
 import { Session, type ConnectionInfo, type ServerContext } from '../../session/session.js';
 import type { ActivationStore } from '../../store/activation.js';
 import { budgetKey, type SecretThrottle } from '../secret-throttle.js';
