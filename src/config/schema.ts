@@ -59,6 +59,8 @@ export const serverSchema = z
         expire_seconds: z.number().int().min(0).default(2_592_000),
         /** Static tokens accepted besides signed device tokens. */
         tokens: z.array(staticToken).default([]),
+        /** Device ids one address may claim (first use) per hour, so nobody squats a whole range of ids. 0 = no limit. */
+        new_devices_per_hour: z.number().int().min(0).default(100),
       })
       .prefault({}),
     /** Delay before the old connection of a device is closed when a new one takes over. */

@@ -11,6 +11,7 @@ import type { FirmwareStore } from './firmware.js';
 import { HttpError, headerString, readJson, sendJson, sendText } from './http-util.js';
 import { otaMqttBlock } from './mqtt/ota.js';
 import type { Router } from './router.js';
+import { KeyedRateWindows } from '../rate.js';
 import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
 
 /** The two URL families devices use: the reference's and the fork's. */
@@ -79,6 +80,7 @@ interface OtaBody {
 }
 
 export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
+  const newClaims = new KeyedRateWindows(3_600_000);
   for (const family of OTA_FAMILIES) {
     router.add('OPTIONS', `${family.ota}/`, (_req, res) => {
       res.writeHead(204, CORS);
@@ -120,6 +122,21 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
         if (wait > 0) {
           const err = tooManyFailures(wait);
           sendJson(res, err.status, { success: false, message: err.message }, { ...CORS, ...err.headers });
+          return;
+        }
+        const perHour = config.server.auth.new_devices_per_hour;
+        if (perHour > 0 && !deps.bindings.get(deviceId) && !newClaims.admit(address, perHour, now)) {
+          const seconds = Math.ceil(newClaims.retryAfterMs(address, now) / 1000);
+          deps.log.warn({ device: deviceId, address, perHour }, 'OTA token refused: too many new device ids');
+          sendJson(
+            res,
+            429,
+            {
+              success: false,
+              message: `too many new device ids from this address (server.auth.new_devices_per_hour: ${perHour}); retry in ${seconds} s`,
+            },
+            { ...CORS, 'retry-after': String(seconds) },
+          );
           return;
         }
         if (!deps.bindings.claim(deviceId, clientId, now)) {

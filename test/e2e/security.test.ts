@@ -205,6 +205,26 @@ describe('device ownership with auth on: trust on first use', () => {
   });
 });
 
+describe('new device ids per address', () => {
+  it('one address claims at most new_devices_per_hour device ids; known ones and other addresses go on', async () => {
+    const server = await startTestServer(authConfig({ auth: { enabled: true, new_devices_per_hour: 3 } }));
+    try {
+      for (let i = 1; i <= 3; i++) assert.equal((await ota(server, `aa:00:00:00:00:0${i}`, `c-${i}`)).status, 200);
+      const fourth = await ota(server, 'aa:00:00:00:00:04', 'c-4');
+      assert.equal(fourth.status, 429);
+      assert.match(String(fourth.json.message), /server\.auth\.new_devices_per_hour: 3/);
+      assert.ok(Number(fourth.headers['retry-after']) > 0, 'Retry-After says when');
+      const again = await ota(server, 'aa:00:00:00:00:02', 'c-2');
+      assert.equal(again.status, 200, 'a device already bound is not a new claim');
+      assert.ok(tokenOf(again), 'and still gets its token');
+      const elsewhere = await ota(server, 'aa:00:00:00:00:04', 'c-4', OTHER_ADDRESS);
+      assert.equal(elsewhere.status, 200, 'another address has its own budget');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('failed-secret throttling per address', () => {
   let server: TestServer;
   const log = captureLog();
