@@ -61,6 +61,21 @@ test('LLM: the first-token deadline does not cut an answer that started in time'
   assert.equal(events.map((e) => (e.type === 'text' ? e.text : '')).join(''), 'abcde');
 });
 
+test('LLM: a tool call whose arguments stream past the first-token deadline is not cut', async () => {
+  // The call's head comes at once, its arguments in six pieces 300 ms apart: 1.8 s in all, over the 1 s deadline.
+  fake.chat = {
+    toolCalls: [{ id: 'c1', name: 'get_time', arguments: '{"zone":"Europe/Berlin"}' }],
+    argPieces: 6,
+    delayMs: 300,
+  };
+  const llm = await factories.llm('Tools', llmBlock({ first_token_timeout_ms: 1000 }));
+  const events = await drain(llm.stream(req()));
+  assert.deepEqual(events.at(-1), {
+    type: 'tool_calls',
+    calls: [{ id: 'c1', name: 'get_time', arguments: '{"zone":"Europe/Berlin"}' }],
+  });
+});
+
 test('LLM: first_token_timeout_ms 0 turns it off; a negative value is a config error', async () => {
   fake.chat = { stall: true };
   const llm = await factories.llm('Off', llmBlock({ first_token_timeout_ms: 0, timeout_ms: 300 }));

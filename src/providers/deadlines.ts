@@ -9,7 +9,7 @@ import { ProviderError, type AsrProvider, type LlmProvider, type TtsProvider } f
  * changes the block, so the registry builds a new instance and the next turn uses the new value. 0 = off.
  */
 export const FIRST_RESULT_DEADLINES = {
-  /** LLM: from the request to the first text or tool call (a `<think>` section is not an answer yet). */
+  /** LLM: from the request to the first text or the start of a tool call (a `<think>` section is not an answer yet). */
   llm: { key: 'first_token_timeout_ms', defaultMs: 10_000, what: 'first token' },
   /** ASR: from the end of the utterance to its text. */
   asr: { key: 'result_timeout_ms', defaultMs: 10_000, what: 'result' },

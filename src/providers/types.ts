@@ -62,7 +62,11 @@ export interface ToolSpec {
   parameters: Record<string, unknown>;
 }
 
-export type LlmEvent = { type: 'text'; text: string } | { type: 'tool_calls'; calls: ToolCall[] };
+export type LlmEvent =
+  | { type: 'text'; text: string }
+  /** The model began a tool call (its arguments still streaming): the answer has started, for the first-token deadline. */
+  | { type: 'tool_call_started' }
+  | { type: 'tool_calls'; calls: ToolCall[] };
 
 export interface LlmRequest extends CallOptions {
   messages: ChatMessage[];
@@ -74,7 +78,7 @@ export interface LlmRequest extends CallOptions {
 export interface LlmProvider {
   readonly name: string;
   readonly model: string;
-  /** Streams text deltas (with `<think>` blocks removed) and, at the end, any tool calls. */
+  /** Streams text deltas (with `<think>` blocks removed), `tool_call_started` once, and at the end any tool calls. */
   stream(req: LlmRequest): AsyncIterable<LlmEvent>;
   /** One non-streamed answer (memory summaries, meeting minutes). */
   complete(req: LlmRequest): Promise<string>;

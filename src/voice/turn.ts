@@ -221,6 +221,7 @@ export class Turn {
             calls = ev.calls;
             continue;
           }
+          if (ev.type === 'tool_call_started') continue;
           if (!ev.text) continue;
           if (this.timings.llmFirstToken === undefined) {
             this.timings.llmFirstToken = performance.now();

@@ -85,6 +85,12 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
               handedOut = false;
             }
           }
+          if (delta.tool_calls?.length && !calls.length) {
+            // Arguments can take as long as a spoken answer to stream: the answer began here, not at their end.
+            handedOut = true;
+            yield { type: 'tool_call_started' };
+            handedOut = false;
+          }
           for (const [i, d] of (delta.tool_calls ?? []).entries()) {
             // Deltas of one call share its index; the id and name come once, the arguments in pieces.
             const call = (calls[d.index ?? i] ??= { id: '', name: '', arguments: '' });
