@@ -58,4 +58,32 @@ describe('a failed start closes every part it started', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('the MQTT port in use after HTTP is up: StartupError naming server.mqtt.port, HTTP closed, nothing left', async () => {
+    const { port, blocker } = await holdPort();
+    const dataDir = tempDir();
+    const config = validateConfig({
+      server: {
+        ip: '127.0.0.1',
+        port: 0,
+        mqtt: { enabled: true, port },
+        udp: { port: 0 },
+      },
+      log: { log_level: 'silent' },
+    });
+    await sleep(50);
+    const before = resources();
+    try {
+      await assert.rejects(
+        startServer({ config, dataDir, logger: silentLogger() }),
+        (err: unknown) =>
+          err instanceof StartupError && err.key === 'server.mqtt.port' && /EADDRINUSE/.test(err.message),
+      );
+      await sleep(200);
+      assert.deepEqual(leaked(before, resources()), [], 'left behind by the failed start');
+    } finally {
+      await new Promise((r) => blocker.close(r));
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
