@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -65,16 +66,17 @@ export class FirmwareStore {
     private readonly rolloutOf: (deviceId: string) => string | undefined = () => undefined,
   ) {}
 
-  images(): FirmwareImage[] {
+  /** Asynchronous, so that an OTA storm never stalls the loop on the disk. */
+  async images(): Promise<FirmwareImage[]> {
     let dirStat;
     try {
-      dirStat = statSync(this.dir);
+      dirStat = await stat(this.dir);
     } catch {
       return []; // no bin/ directory: nothing to offer
     }
     if (this.#listing?.mtimeMs === dirStat.mtimeMs) return this.#listing.images;
     const images: FirmwareImage[] = [];
-    for (const file of readdirSync(this.dir)) {
+    for (const file of await readdir(this.dir)) {
       const parsed = parseFirmwareName(file);
       if (!parsed) {
         if (!this.#warned.has(file)) {
@@ -84,7 +86,7 @@ export class FirmwareStore {
         continue;
       }
       try {
-        const st = statSync(join(this.dir, file));
+        const st = await stat(join(this.dir, file));
         if (st.isFile()) images.push({ file, ...parsed, size: st.size, mtimeMs: st.mtimeMs });
       } catch {
         // Removed while listing.
@@ -98,11 +100,11 @@ export class FirmwareStore {
    * The image as it is on disk now: a file copied over an existing name leaves the directory's mtime alone, so
    * the listing may hold its old size.
    */
-  #current(file: string): FirmwareImage | undefined {
-    const listed = this.images().find((i) => i.file === file);
+  async #current(file: string): Promise<FirmwareImage | undefined> {
+    const listed = (await this.images()).find((i) => i.file === file);
     if (!listed) return undefined;
     try {
-      const st = statSync(join(this.dir, file));
+      const st = await stat(join(this.dir, file));
       return st.isFile() ? { ...listed, size: st.size, mtimeMs: st.mtimeMs } : undefined;
     } catch {
       // Removed since it was listed: there is no such image any more.
@@ -123,12 +125,12 @@ export class FirmwareStore {
     if (!device.board || rollout === 'none') return none;
     const board = device.board.toLowerCase();
     let best: FirmwareImage | undefined;
-    for (const img of this.images()) {
+    for (const img of await this.images()) {
       if (img.board.toLowerCase() !== board || compareVersions(img.version, device.version) <= 0) continue;
       if (rollout !== 'latest' && compareVersions(img.version, rollout) > 0) continue;
       if (!best || compareVersions(img.version, best.version) > 0) best = img;
     }
-    best = best && this.#current(best.file);
+    best = best && (await this.#current(best.file));
     if (!best) return none;
     return {
       version: best.version,
@@ -140,7 +142,7 @@ export class FirmwareStore {
 
   /** GET/HEAD of one image: whole, or one byte range (206); 416 for a range outside the file. */
   async serve(req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
-    const img = parseFirmwareName(file) ? this.#current(file) : undefined;
+    const img = parseFirmwareName(file) ? await this.#current(file) : undefined;
     if (!img) {
       sendJson(res, 404, { success: false, error: `no firmware image ${file}` });
       return;
