@@ -70,24 +70,34 @@ async function visionCapability(server: TestServer, deviceId: string) {
   return { url: vision.vision.url, headers };
 }
 
+/** A server whose vision model is the fake, with these `server.vision` limits and VLLM block keys. */
+function visionServer(
+  fake: FakeOpenAi,
+  vision: Record<string, unknown>,
+  block: Record<string, unknown>,
+  failedSecrets?: Record<string, unknown>,
+): Promise<TestServer> {
+  return startTestServer({
+    server: { vision, ...(failedSecrets ? { failed_secrets: failedSecrets } : {}) },
+    selected_module: { VLLM: 'FakeVision' },
+    VLLM: {
+      FakeVision: { type: 'openai', base_url: fake.baseUrl, model_name: 'vision-model', api_key: 'k', ...block },
+    },
+  });
+}
+
 describe('vision explain', () => {
   let fake: FakeOpenAi;
   let server: TestServer;
   before(async () => {
     fake = await FakeOpenAi.start();
-    server = await startTestServer({
-      server: { vision: { max_image_bytes: 4000, allowed_types: ['image/jpeg', 'image/png'] } },
-      selected_module: { VLLM: 'FakeVision' },
-      VLLM: {
-        FakeVision: {
-          type: 'openai',
-          base_url: fake.baseUrl,
-          model_name: 'vision-model',
-          api_key: 'k',
-          timeout_ms: 1500,
-        },
+    server = await visionServer(
+      fake,
+      { max_image_bytes: 4000, allowed_types: ['image/jpeg', 'image/png'] },
+      {
+        timeout_ms: 1500,
       },
-    });
+    );
   });
   after(async () => {
     await server.stop();
@@ -198,11 +208,7 @@ describe('vision explain limits', () => {
   let server: TestServer;
   before(async () => {
     fake = await FakeOpenAi.start();
-    server = await startTestServer({
-      server: { vision: { requests_per_minute: 2 }, failed_secrets: { limit: 3, backoff_ms: 60_000 } },
-      selected_module: { VLLM: 'FakeVision' },
-      VLLM: { FakeVision: { type: 'openai', base_url: fake.baseUrl, model_name: 'vision-model', api_key: 'k' } },
-    });
+    server = await visionServer(fake, { requests_per_minute: 2 }, {}, { limit: 3, backoff_ms: 60_000 });
   });
   after(async () => {
     await server.stop();
