@@ -1,20 +1,12 @@
 // `npm start`: install the Debian packages the default config uses (idempotent), build if the sources
 // changed, then serve. Extra arguments go to `linus serve` (npm start -- --port 9000).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildConsoleIfStale, newestMtime } from './console-build.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function newestMtime(dir) {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 if (!process.env.LINUS_SKIP_SYSTEM_PACKAGES) {
   spawnSync('bash', [join(root, 'scripts/ensure-system-packages.sh')], { stdio: 'inherit' });
@@ -33,6 +25,13 @@ if (sourcesChanged) {
     { stdio: 'inherit' },
   );
   if (r.status !== 0) process.exit(r.status ?? 1);
+}
+// The web console's bundle, when its sources changed (the server reads it once at start).
+try {
+  if (await buildConsoleIfStale({ quiet: true })) process.stderr.write('linus: console built (web/console changed)\n');
+} catch (err) {
+  // The server still starts: its console page then says the bundle is missing and how to build it.
+  process.stderr.write(`linus: console build failed: ${err.message}\n`);
 }
 
 process.argv = [process.argv[0], 'linus', 'serve', ...process.argv.slice(2)];

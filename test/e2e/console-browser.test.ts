@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { buildConsoleIfStale } from '../../scripts/console-build.mjs';
 import { collectErrors, launchChromium, screenshots } from '../support/browser.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -40,6 +41,8 @@ describe('web console in Chromium', () => {
   };
 
   before(async () => {
+    // The server reads the built page at start.
+    await buildConsoleIfStale({ quiet: true });
     server = await startTestServer({
       server: { admin_secret: ADMIN, meeting_api_token: 'browser-read-token', api_rate_limit: 0 },
       meeting: { transcript_push_interval_ms: 3000 },

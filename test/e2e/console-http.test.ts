@@ -3,6 +3,11 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConsoleIfStale } from '../../scripts/console-build.mjs';
+import { StaticFiles } from '../../src/transport/console/static.js';
 import { TestDevice } from '../support/device.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -70,6 +75,8 @@ async function openEvents(server: TestServer, cookie: string) {
 describe('console: log-in, cookie, CSRF and rights', () => {
   let server: TestServer;
   before(async () => {
+    // The server reads the built page at start.
+    await buildConsoleIfStale({ quiet: true });
     server = await startTestServer({ server: { admin_secret: ADMIN, meeting_api_token: READ, api_rate_limit: 0 } });
   });
   after(() => server.stop());
@@ -82,8 +89,15 @@ describe('console: log-in, cookie, CSRF and rights', () => {
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type') ?? '', /text\/html/);
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
-    assert.match(await page.text(), /<script type="module" src="\/console\/app.js">/);
-    assert.equal((await fetch(server.url('/console/app.js'))).status, 200);
+    const html = await page.text();
+    // The bundle's one script, from this origin; nothing inline (the CSP would refuse it).
+    const script = /<script type="module" crossorigin src="\/console\/(index-[\w-]+\.js)">/.exec(html)?.[1];
+    assert.ok(script, html);
+    assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/);
+    const js = await fetch(server.url(`/console/${script}`));
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type') ?? '', /text\/javascript/);
+    assert.match(await js.text(), /\/console\/api\/session/);
     assert.equal((await fetch(server.url('/console/..%2Fpackage.json'))).status, 404);
   });
 
@@ -364,6 +378,28 @@ describe('console with no secret set', () => {
     assert.match(page.body, /server\.admin_secret/);
     const api = await get('/api/devices');
     assert.equal(api.status, 403);
+  });
+});
+
+describe('console bundle missing', () => {
+  it('answers the page with 503 and says to run npm run build', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'linus-console-'));
+    const files = new StaticFiles(empty);
+    const http: Server = createServer((req, res) => {
+      if (!files.send(res, req.url?.slice('/console/'.length) || 'index.html')) res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+      const page = await fetch(`${base}/console/`);
+      assert.equal(page.status, 503);
+      assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+      assert.match(await page.text(), /npm run build/);
+      assert.equal((await fetch(`${base}/console/index-x.js`)).status, 404);
+    } finally {
+      http.close();
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
 

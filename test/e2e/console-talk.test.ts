@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { writeWav } from '../../src/voice/wav.js';
+import { buildConsoleIfStale } from '../../scripts/console-build.mjs';
 import { collectErrors, launchChromium, screenshots } from '../support/browser.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
 import { startTestServer, tempDir, type TestServer } from '../support/server.js';
@@ -25,6 +26,8 @@ describe('web console Talk page in Chromium', () => {
   const dir = tempDir('linus-talk-');
 
   before(async () => {
+    // The server reads the built page at start.
+    await buildConsoleIfStale({ quiet: true });
     fake = await FakeOpenAi.start();
     fake.chat = { chunks: ['It is twelve ', 'o clock.'], delayMs: 5 };
     server = await startTestServer({

@@ -17,7 +17,7 @@ import { ConsoleAuth, sameOrigin } from './auth.js';
 import { DeviceBook } from './devices.js';
 import { EventStream } from './events.js';
 import { HEALTH_SAMPLE_MS, HealthHistory } from './health.js';
-import { CONSOLE_HEADERS, StaticFiles } from './static.js';
+import { CONSOLE_HEADERS, StaticFiles, WEB_DIR } from './static.js';
 
 export interface ConsoleDeps extends FeatureDeps {
   workflow: WorkflowService;
@@ -64,6 +64,7 @@ export class ConsoleFeature implements Feature {
     const auth = new ConsoleAuth(config);
     api.useConsole(auth);
     const files = new StaticFiles();
+    if (!files.built) log.warn({ dir: WEB_DIR }, 'console not built (its page says so): run npm run build');
     const stream = new EventStream(scope);
     // Ended when the server drains, not when the console closes: the listener waits for its connections first.
     scope.on(ctx.events, 'draining', () => stream.end());

@@ -1,10 +1,13 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The console's page, scripts and styles: plain files, no build step. Same depth from src/ and dist/. */
-export const WEB_DIR = fileURLToPath(new URL('../../../web/console/', import.meta.url));
+/**
+ * The console's page, script and styles as Vite built them from web/console (`npm run build`,
+ * scripts/console-build.mjs). Same depth from src/ and dist/, so running from the sources serves them too.
+ */
+export const WEB_DIR = fileURLToPath(new URL('../../../dist/console/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -24,24 +27,38 @@ export const CONSOLE_HEADERS = {
   'cache-control': 'no-cache',
 };
 
+/** Served for the page when the bundle is missing: the server runs (the API works), the page says what to do. */
+const NOT_BUILT = Buffer.from(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>Linus console</h1>
+<p>The console is not built. Run <code>npm run build</code> (or start with <code>npm start</code>, which builds
+what changed), then restart the server.</p></main></body></html>`);
+
 /**
- * The files of WEB_DIR, read once at start (a dozen small files): only names found there are served, so no
+ * The files of WEB_DIR, read once at start (a handful of small files): only names found there are served, so no
  * request path reaches the file system.
  */
 export class StaticFiles {
   readonly #files = new Map<string, { body: Buffer; type: string }>();
+  readonly built: boolean;
 
   constructor(dir = WEB_DIR) {
+    this.built = existsSync(join(dir, 'index.html'));
+    if (!this.built) {
+      this.#files.set('index.html', { body: NOT_BUILT, type: TYPES['.html'] as string });
+      return;
+    }
     for (const name of readdirSync(dir)) {
       const type = TYPES[extname(name)];
       if (type) this.#files.set(name, { body: readFileSync(join(dir, name)), type });
     }
   }
 
-  /** Sends the file; false when there is no such file. */
+  /** Sends the file; false when there is no such file. The page answers 503 while the bundle is missing. */
   send(res: ServerResponse, name: string, status = 200): boolean {
     const f = this.#files.get(name);
     if (!f) return false;
+    if (!this.built) status = 503;
     res.writeHead(status, { 'content-type': f.type, 'content-length': f.body.length, ...CONSOLE_HEADERS });
     res.end(f.body);
     return true;
