@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { buildConsoleIfStale } from '../../scripts/console-build.mjs';
-import { collectErrors, launchChromium, screenshots } from '../support/browser.js';
+import { collectErrors, focused, launchChromium, screenshots, unnamedControls } from '../support/browser.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -210,6 +210,48 @@ describe('web console in Chromium', () => {
     await page.locator('[data-metric="connections"] .big').waitFor();
     assert.match(await page.locator('[data-metric="connections"] .big').innerText(), /^\d+$/);
     await screenshots(page, 'health');
+    assert.deepEqual(errors, []);
+  });
+
+  it('works from the keyboard: log-in, the skip link, the pages; every control has a name', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByText('Logged out.').waitFor();
+    // The log-in form takes the focus: type the secret, press Enter.
+    assert.equal(await focused(page), 'secret');
+    await page.keyboard.type(ADMIN);
+    await page.keyboard.press('Enter');
+    // Back on the page shown before the log-out, with the focus on it.
+    await page.getByRole('heading', { name: 'Health' }).waitFor();
+    assert.equal(await focused(page), 'main');
+
+    // From the top: the skip link first; following it moves the focus, not the page.
+    // (A reload: going to another hash only is a change of page inside the console.)
+    await page.goto(server.url('/console/#/devices'));
+    await page.reload();
+    await page.getByRole('heading', { name: 'Devices' }).waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(page), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(page), 'main');
+    assert.match(page.url(), /#\/devices$/);
+
+    // The pages by Tab and Enter; the chosen one is marked current and gets the focus.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Devices' }).waitFor();
+    for (const _ of [1, 2, 3]) await page.keyboard.press('Tab');
+    assert.equal(await focused(page), 'Tasks');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Tasks' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'Tasks' }).getAttribute('aria-current'), 'page');
+    assert.equal(await focused(page), 'main');
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(page), 'group');
+
+    for (const name of ['Devices', 'Tasks', 'Meetings', 'Messages', 'Health', 'Config', 'Talk']) {
+      await page.getByRole('link', { name, exact: true }).click();
+      await page.getByRole('heading', { name, exact: true }).waitFor();
+      assert.deepEqual(await unnamedControls(page), [], name);
+    }
     assert.deepEqual(errors, []);
   });
 });

@@ -45,3 +45,23 @@ export async function screenshots(page: Page, name: string): Promise<void> {
   }
   await page.setViewportSize({ width: 1280, height: 900 });
 }
+
+/**
+ * The page's visible form controls and buttons that have no accessible name (no label, aria-label or text):
+ * each is described by its tag and name. Run in the page as a string (the tests' types have no DOM).
+ */
+export function unnamedControls(page: Page): Promise<string[]> {
+  return page.evaluate(`[...document.querySelectorAll('input, select, textarea, button')]
+    .filter((el) => el.type !== 'hidden' && el.getClientRects().length > 0)
+    .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') ||
+      (el.tagName === 'BUTTON' && el.textContent.trim())))
+    .map((el) => el.tagName.toLowerCase() + (el.name ? '[name=' + el.name + ']' : ''))`);
+}
+
+/** What has the keyboard focus: its id, else its name, else its text. */
+export function focused(page: Page): Promise<string> {
+  return page.evaluate(`(() => {
+    const el = document.activeElement;
+    return el ? el.id || el.getAttribute('name') || el.textContent.trim() : '';
+  })()`);
+}

@@ -105,6 +105,19 @@ function App() {
   const [fatal, setFatal] = useState('');
   const hash = useHash();
   const main = useRef<HTMLElement>(null);
+  // A page chosen, or a log-in done, moves the focus to the page (as loading a page would): a screen reader
+  // starts there and Tab goes on inside it. Not on the first load, where the browser starts at the top.
+  const shownHash = useRef<string | null>(null);
+  const focusAfterLogin = useRef(false);
+  useEffect(() => {
+    if (!session) {
+      shownHash.current = null;
+      return;
+    }
+    if ((shownHash.current !== null && shownHash.current !== hash) || focusAfterLogin.current) main.current?.focus();
+    shownHash.current = hash;
+    focusAfterLogin.current = false;
+  }, [hash, session]);
 
   const enter = (s: ConsoleSession | null, message = '') => {
     setSession(s);
@@ -146,7 +159,17 @@ function App() {
       </p>
     );
   else if (session === undefined) content = <p class="muted">Loading…</p>;
-  else if (session === null) content = <Login key={loginMessage} message={loginMessage} onIn={(s) => enter(s)} />;
+  else if (session === null)
+    content = (
+      <Login
+        key={loginMessage}
+        message={loginMessage}
+        onIn={(s) => {
+          focusAfterLogin.current = true;
+          enter(s);
+        }}
+      />
+    );
   else content = <Routed hash={hash} />;
 
   return (

@@ -1,6 +1,6 @@
 // Small pieces every page uses: labelled fields, tables, the toast, page loading and the title.
 import type { ComponentChildren, JSX } from 'preact';
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { messageOf } from './api.js';
 
 /** A labelled form field: `<label>Text <input></label>`, so every control has its visible name. */
@@ -13,6 +13,10 @@ export function Field({ label, children }: { label: string; children: ComponentC
   );
 }
 
+/**
+ * A table; on a narrow screen (style.css) each row becomes a card of "header: value" lines, so nothing is
+ * cut off at 390 px. The header of each cell is written onto it (data-label) after every render.
+ */
 export function Table({
   headers,
   caption,
@@ -22,9 +26,14 @@ export function Table({
   caption?: string;
   children: ComponentChildren;
 }) {
+  const table = useRef<HTMLTableElement>(null);
+  useLayoutEffect(() => {
+    for (const row of table.current?.tBodies[0]?.rows ?? [])
+      for (const [i, cell] of [...row.cells].entries()) cell.dataset.label = headers[i] ?? '';
+  });
   return (
     <div class="table-wrap">
-      <table>
+      <table ref={table}>
         {caption ? <caption>{caption}</caption> : null}
         <thead>
           <tr>
@@ -68,8 +77,9 @@ export function ToastArea() {
     return () => clearTimeout(timer);
   }, [t]);
   return (
+    // Emptied when it goes: a faded-out message left in the page would still be read out and found by search.
     <div id="toast" role="status" aria-live="polite" class={shown && t ? `show ${t.kind}` : ''}>
-      {t?.text}
+      {shown ? t?.text : null}
     </div>
   );
 }
