@@ -79,7 +79,7 @@ export async function buildConsole({ quiet = false } = {}) {
       assetsDir: '',
       // The preload polyfill is an inline script, which the console's CSP (script-src 'self') refuses.
       modulePreload: { polyfill: false },
-      // Images and fonts stay files: an inlined data: URL would need a looser CSP than img-src 'self' data:.
+      // Assets stay files: a font inlined as a data: URL would be refused (the CSP's font-src is 'self').
       assetsInlineLimit: 0,
       target: 'es2022',
       sourcemap: false,

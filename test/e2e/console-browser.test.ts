@@ -137,6 +137,7 @@ describe('web console in Chromium', () => {
     await page.getByLabel('Status').selectOption('open');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('cell', { name: 'aa:bb:cc:00:00:12' }).waitFor();
+    await screenshots(page, 'meetings');
     await page.locator('a[href^="#/meetings/"]').first().click();
     await page.getByText('We agreed to ship on Friday.').waitFor();
 
