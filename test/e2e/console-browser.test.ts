@@ -11,6 +11,7 @@ import { startTestServer, type TestServer } from '../support/server.js';
  * test devices: every page is used as a person would, by its labels, and photographed at 1280 and 390 px.
  */
 const ADMIN = 'browser-admin-secret';
+const READ = 'browser-read-token';
 
 /** A workflow snapshot (not an acknowledgement) with a task that matches. */
 const snapshotWith =
@@ -44,7 +45,7 @@ describe('web console in Chromium', () => {
     // The server reads the built page at start.
     await buildConsoleIfStale({ quiet: true });
     server = await startTestServer({
-      server: { admin_secret: ADMIN, meeting_api_token: 'browser-read-token', api_rate_limit: 0 },
+      server: { admin_secret: ADMIN, meeting_api_token: READ, api_rate_limit: 0 },
       meeting: { transcript_push_interval_ms: 3000 },
     });
     browser = await launchChromium();
@@ -253,6 +254,27 @@ describe('web console in Chromium', () => {
       await page.getByRole('heading', { name, exact: true }).waitFor();
       assert.deepEqual(await unnamedControls(page), [], name);
     }
+    assert.deepEqual(errors, []);
+  });
+  it('shows a read-only log-in every page without the controls that change things', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByText('Logged out.').waitFor();
+    await page.getByLabel('Secret').fill(READ);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByText('Read-only', { exact: true }).waitFor();
+
+    await page.getByRole('link', { name: 'Tasks' }).click();
+    await page.getByText('Read-only: log in with server.admin_secret to change tasks.').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Add task' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: /^Complete / }).count(), 0);
+    await page.getByRole('link', { name: 'Messages' }).click();
+    await page.getByText('Read-only: log in with server.admin_secret to send messages.').waitFor();
+    await page.getByRole('link', { name: 'Config' }).click();
+    await page.getByRole('button', { name: 'Validate' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /Apply|Restart/ }).count(), 0);
+    await page.getByRole('link', { name: 'Talk' }).click();
+    await page.getByText(/^Talking uses the providers like a device does/).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Connect' }).count(), 0);
     assert.deepEqual(errors, []);
   });
 });

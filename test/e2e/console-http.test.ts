@@ -97,6 +97,9 @@ describe('console: log-in, cookie, CSRF and rights', () => {
     const js = await fetch(server.url(`/console/${script}`));
     assert.equal(js.status, 200);
     assert.match(js.headers.get('content-type') ?? '', /text\/javascript/);
+    // Named by its content, so kept by the browser; the page that names it is asked for each time.
+    assert.match(js.headers.get('cache-control') ?? '', /immutable/);
+    assert.equal(page.headers.get('cache-control'), 'no-cache');
     assert.match(await js.text(), /\/console\/api\/session/);
     assert.equal((await fetch(server.url('/console/..%2Fpackage.json'))).status, 404);
   });

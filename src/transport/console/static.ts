@@ -27,6 +27,9 @@ export const CONSOLE_HEADERS = {
   'cache-control': 'no-cache',
 };
 
+/** A built file named by its content (`index-BlXSA5fZ.js`). */
+const HASHED = /-[\w-]{8}\.(js|css)$/;
+
 /** Served for the page when the bundle is missing: the server runs (the API works), the page says what to do. */
 const NOT_BUILT = Buffer.from(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -39,18 +42,21 @@ what changed), then restart the server.</p></main></body></html>`);
  * request path reaches the file system.
  */
 export class StaticFiles {
-  readonly #files = new Map<string, { body: Buffer; type: string }>();
+  readonly #files = new Map<string, { body: Buffer; type: string; cache: string }>();
   readonly built: boolean;
 
   constructor(dir = WEB_DIR) {
     this.built = existsSync(join(dir, 'index.html'));
     if (!this.built) {
-      this.#files.set('index.html', { body: NOT_BUILT, type: TYPES['.html'] as string });
+      this.#files.set('index.html', { body: NOT_BUILT, type: TYPES['.html'] as string, cache: 'no-cache' });
       return;
     }
     for (const name of readdirSync(dir)) {
       const type = TYPES[extname(name)];
-      if (type) this.#files.set(name, { body: readFileSync(join(dir, name)), type });
+      // Vite names each script and style by a hash of its content: a new build is new names, so the browser
+      // may keep these; the page that names them is asked for again each time.
+      const cache = HASHED.test(name) ? 'public, max-age=31536000, immutable' : 'no-cache';
+      if (type) this.#files.set(name, { body: readFileSync(join(dir, name)), type, cache });
     }
   }
 
@@ -59,7 +65,12 @@ export class StaticFiles {
     const f = this.#files.get(name);
     if (!f) return false;
     if (!this.built) status = 503;
-    res.writeHead(status, { 'content-type': f.type, 'content-length': f.body.length, ...CONSOLE_HEADERS });
+    res.writeHead(status, {
+      'content-type': f.type,
+      'content-length': f.body.length,
+      ...CONSOLE_HEADERS,
+      'cache-control': f.cache,
+    });
     res.end(f.body);
     return true;
   }

@@ -1,6 +1,6 @@
 // The console shell: log-in, the page router (location hash) and the header.
 import { render, type JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import '../style.css';
 import { api, ApiError, messageOf, setSession, whenUnauthorized, type ConsoleSession } from './api.js';
 import { connectEvents, disconnectEvents } from './events.js';
@@ -52,7 +52,8 @@ function Login({ message, onIn }: { message: string; onIn: (s: ConsoleSession) =
   const [secret, setSecret] = useState('');
   const [error, setError] = useState(message);
   const input = useRef<HTMLInputElement>(null);
-  useEffect(() => input.current?.focus(), []);
+  // Before the form is painted: a key pressed as soon as it shows goes into the field.
+  useLayoutEffect(() => input.current?.focus(), []);
   const submit = async (e: Event) => {
     e.preventDefault();
     try {
@@ -109,7 +110,7 @@ function App() {
   // starts there and Tab goes on inside it. Not on the first load, where the browser starts at the top.
   const shownHash = useRef<string | null>(null);
   const focusAfterLogin = useRef(false);
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!session) {
       shownHash.current = null;
       return;
