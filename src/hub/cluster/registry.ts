@@ -1,0 +1,277 @@
+import { EventEmitter } from 'node:events';
+import { errorMessage } from '../../errors.js';
+import type { Logger } from '../../observability/log.js';
+import { Scope } from '../../session/scope.js';
+import {
+  LocalDeviceRegistry,
+  type DeviceConnection,
+  type DeviceRecord,
+  type DeviceRegistry,
+  type RegisterResult,
+  type RegistryEvents,
+} from '../registry.js';
+import type { NodeBus } from './bus.js';
+import { ClusterUnavailableError, type LinkHealth, type RedisLink } from './link.js';
+import type { BusMessageOf } from './messages.js';
+import type { Route, RouteTable } from './routes.js';
+
+export interface PresenceEvents {
+  /** A device came online or went offline on another node (for the presence broadcast). */
+  change: [deviceId: string, online: boolean, nodeId: string];
+}
+
+/** Where a delivery went: `ok` with the node that took it, or why not. */
+export type DeliveryResult =
+  { ok: true; nodeId: string } | { ok: false; reason: 'offline' | 'not_sent'; nodeId?: string };
+
+/** The newer connection of a device on another node, as the replaced connection is told of it (D6). */
+export class RemoteConnection implements DeviceConnection {
+  constructor(
+    readonly deviceId: string,
+    readonly connectionId: string,
+    readonly nodeId: string,
+  ) {}
+  replacedBy(): void {
+    // A remote connection is never in this node's registry, so it is never replaced here.
+  }
+  deliver(): boolean {
+    return false;
+  }
+  deliverText(): boolean {
+    return false;
+  }
+}
+
+export interface ClusterRegistryParts {
+  link: RedisLink;
+  bus: NodeBus;
+  routes: RouteTable;
+  log: Logger;
+}
+
+/**
+ * The device registry of a cluster node (D6, D17). This node's own connections stay in a LocalDeviceRegistry,
+ * which answers every synchronous call exactly as in single-node mode; Redis only follows it: a register claims
+ * the route asynchronously, an unregister releases it. When the claim took the device over from a connection on
+ * another node, that node is told on the bus and hands its connection the same `replaced` notice and delayed
+ * close as a local handover. While Redis is down, local serving goes on; when it is back, every local route is
+ * claimed again, and a connection that meanwhile lost its device to a newer one elsewhere is told then.
+ */
+export class ClusterRegistry extends EventEmitter<RegistryEvents> implements DeviceRegistry {
+  readonly local = new LocalDeviceRegistry();
+  /** Presence changes on other nodes; this node's own are the registry's `online`/`offline`. */
+  readonly presence = new EventEmitter<PresenceEvents>();
+  readonly nodeId: string;
+  readonly #p: ClusterRegistryParts;
+  readonly #scope: Scope;
+  /** When each local connection registered: its claim's `since`, kept for claiming again after an outage. */
+  readonly #since = new WeakMap<DeviceConnection, number>();
+  /** Connections already told they were replaced from another node (a notice may come twice: bus and reclaim). */
+  readonly #told = new WeakSet<DeviceConnection>();
+  /** Routes whose release failed while Redis was down (deviceId → connectionId), released when it is back. */
+  readonly #unreleased = new Map<string, string>();
+  #closing: Promise<void> | undefined;
+
+  constructor(parts: ClusterRegistryParts) {
+    super();
+    this.#p = parts;
+    this.#scope = new Scope('cluster-registry', (err, where) =>
+      parts.log.error({ err: errorMessage(err), where }, 'cluster registry task failed'),
+    );
+    this.nodeId = parts.bus.nodeId;
+    const { bus, routes, link } = parts;
+    this.#scope.on(this.local, 'online', (id: string) => this.emit('online', id));
+    this.#scope.on(this.local, 'offline', (id: string) => this.emit('offline', id));
+    this.#scope.add(bus.on('replaced', (m) => this.#onReplaced(m)));
+    this.#scope.add(bus.on('deliver', (m) => this.#onDeliver(m)));
+    this.#scope.add(bus.on('presence', (m) => void this.presence.emit('change', m.deviceId, m.online, m.from)));
+    this.#scope.on(routes, 'expired', (ids: string[], nodeId: string) => {
+      for (const id of ids) this.#announce(id, false, nodeId);
+    });
+    this.#scope.on(routes, 'leaseLost', () => this.#reclaimAll('lease lost'));
+    this.#scope.on(link, 'ready', () => this.#reclaimAll('Redis link ready'));
+  }
+
+  // --- DeviceRegistry: the local registry, then Redis in the background ---
+
+  register(conn: DeviceConnection): RegisterResult {
+    const result = this.local.register(conn);
+    const since = Date.now();
+    this.#since.set(conn, since);
+    void this.#scope.run('claim', () => this.#claim(conn, since));
+    return result;
+  }
+
+  unregister(conn: DeviceConnection): boolean {
+    if (!this.local.unregister(conn)) return false;
+    void this.#scope.run('release', () => this.#release(conn.deviceId, conn.connectionId));
+    return true;
+  }
+
+  async #release(deviceId: string, connectionId: string): Promise<void> {
+    try {
+      if (await this.#p.routes.release(deviceId, connectionId)) this.#announce(deviceId, false);
+      if (this.#unreleased.get(deviceId) === connectionId) this.#unreleased.delete(deviceId);
+    } catch (err) {
+      if (!(err instanceof ClusterUnavailableError)) throw err;
+      // Kept for when the link is back (#reclaimAll); a newer claim of the device meanwhile makes it a no-op.
+      if (!this.local.get(deviceId)) this.#unreleased.set(deviceId, connectionId);
+    }
+  }
+
+  get(deviceId: string): DeviceConnection | undefined {
+    return this.local.get(deviceId);
+  }
+
+  record(deviceId: string): DeviceRecord | undefined {
+    return this.local.record(deviceId);
+  }
+
+  deviceIds(): string[] {
+    return this.local.deviceIds();
+  }
+
+  get size(): number {
+    return this.local.size;
+  }
+
+  // --- The cluster ---
+
+  health(): LinkHealth {
+    return this.#p.link.health();
+  }
+
+  /** The route of a device anywhere in the cluster (this node's own first, without asking Redis). */
+  async route(deviceId: string): Promise<Route | undefined> {
+    const conn = this.local.get(deviceId);
+    if (conn) return { nodeId: this.nodeId, connectionId: conn.connectionId, since: this.#since.get(conn) ?? 0 };
+    return this.#p.routes.lookup(deviceId);
+  }
+
+  /**
+   * Hands a device a JSON message wherever it is connected. `written`: settle once it left the process of the
+   * node that holds the device (for the peer queue). Throws ClusterUnavailableError when Redis is down or the
+   * other node does not answer in time: the caller keeps the message (durable queue) and tries later.
+   */
+  async deliver(
+    deviceId: string,
+    message: { type: string } & Record<string, unknown>,
+    opts: { written?: boolean; timeoutMs?: number } = {},
+  ): Promise<DeliveryResult> {
+    const conn = this.local.get(deviceId);
+    if (conn) return this.#deliverLocal(conn, message, opts.written ?? false);
+    const route = await this.#p.routes.lookup(deviceId);
+    // A route of this node with no local connection is one being released: the device is gone.
+    if (!route || route.nodeId === this.nodeId) return { ok: false, reason: 'offline' };
+    const r = await this.#p.bus.request(
+      route.nodeId,
+      { kind: 'deliver', deviceId, message, written: opts.written ?? false },
+      opts.timeoutMs,
+    );
+    return r.ok
+      ? { ok: true, nodeId: route.nodeId }
+      : { ok: false, reason: r.reason ?? 'not_sent', nodeId: route.nodeId };
+  }
+
+  /** Devices online in the whole cluster and up to `limit` of their ids (for `stats`); fails fast while degraded. */
+  devices(limit = 100): Promise<{ count: number; ids: string[] }> {
+    return this.#p.routes.devices(limit);
+  }
+
+  /**
+   * Idempotent. Leaving on purpose: this node's routes and lease are dropped at once (so other nodes see the
+   * devices offline now rather than when the lease ends), then the bus and the link close.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#scope.close();
+      this.#p.bus.close();
+      const { routes, link, log } = this.#p;
+      if (link.ok) {
+        try {
+          for (const id of await routes.leave())
+            await this.#p.bus.broadcast({ kind: 'presence', deviceId: id, online: false });
+        } catch (err) {
+          // Redis went away meanwhile: the lease runs out on its own and the routes with it.
+          log.warn({ err: errorMessage(err) }, 'could not release routes on close; they expire with the lease');
+        }
+      }
+      routes.close();
+      link.close();
+      await this.#p.bus.stopped;
+    })();
+    return this.#closing;
+  }
+
+  async #deliverLocal(
+    conn: DeviceConnection,
+    message: { type: string } & Record<string, unknown>,
+    written: boolean,
+  ): Promise<DeliveryResult> {
+    const ok = written && conn.deliverWritten ? await conn.deliverWritten(message) : conn.deliver(message);
+    return ok ? { ok: true, nodeId: this.nodeId } : { ok: false, reason: 'not_sent', nodeId: this.nodeId };
+  }
+
+  async #claim(conn: DeviceConnection, since: number): Promise<void> {
+    let r;
+    try {
+      r = await this.#p.routes.claim(conn.deviceId, conn.connectionId, since);
+    } catch (err) {
+      if (!(err instanceof ClusterUnavailableError)) throw err;
+      // Serving goes on locally; the route is claimed when the link is back (#reclaimAll).
+      return;
+    }
+    if (!r.won) {
+      if (r.holder) this.#replaceLocal(conn, r.holder);
+      return;
+    }
+    if (r.previous && r.previous.nodeId !== this.nodeId) {
+      await this.#p.bus.send(r.previous.nodeId, {
+        kind: 'replaced',
+        deviceId: conn.deviceId,
+        connectionId: r.previous.connectionId,
+        byNodeId: this.nodeId,
+        byConnectionId: conn.connectionId,
+      });
+    } else if (!r.previous && this.local.get(conn.deviceId) === conn) {
+      this.#announce(conn.deviceId, true);
+    }
+  }
+
+  #reclaimAll(why: string): void {
+    if (this.#scope.closed) return;
+    for (const [deviceId, connectionId] of this.#unreleased)
+      if (!this.local.get(deviceId)) void this.#scope.run('release', () => this.#release(deviceId, connectionId));
+    this.#unreleased.clear();
+    const conns = this.local.deviceIds().flatMap((id) => this.local.get(id) ?? []);
+    if (conns.length) this.#p.log.info({ devices: conns.length, why }, 'claiming this node’s routes again');
+    for (const conn of conns) void this.#scope.run('reclaim', () => this.#claim(conn, this.#since.get(conn) ?? 0));
+  }
+
+  #onReplaced(m: BusMessageOf<'replaced'>): void {
+    const conn = this.local.get(m.deviceId);
+    if (!conn || conn.connectionId !== m.connectionId) return;
+    this.#replaceLocal(conn, { nodeId: m.byNodeId, connectionId: m.byConnectionId, since: 0 });
+  }
+
+  /** The device is served by a newer connection on another node: this one is told and closes as in D6. */
+  #replaceLocal(conn: DeviceConnection, by: Route): void {
+    if (this.#told.has(conn)) return;
+    this.#told.add(conn);
+    // The local route goes at once: messages for the device must follow it to its new node, not the old socket.
+    this.local.unregister(conn);
+    conn.replacedBy(new RemoteConnection(conn.deviceId, by.connectionId, by.nodeId));
+  }
+
+  async #onDeliver(m: BusMessageOf<'deliver'>): Promise<void> {
+    const conn = this.local.get(m.deviceId);
+    const r = conn ? await this.#deliverLocal(conn, m.message, m.written) : ({ ok: false, reason: 'offline' } as const);
+    await this.#p.bus.reply(m, r.ok ? { ok: true } : { ok: false, reason: r.reason });
+  }
+
+  /** Presence of a device: told to the other nodes (when it changed here) and to this node's listeners. */
+  #announce(deviceId: string, online: boolean, nodeId = this.nodeId): void {
+    if (nodeId !== this.nodeId) this.presence.emit('change', deviceId, online, nodeId);
+    void this.#scope.run('presence', () => this.#p.bus.broadcast({ kind: 'presence', deviceId, online }));
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * What the Redis tests share: the machine's Redis (127.0.0.1:6379, started by .ci/run), a key prefix of their
+ * own per test, the deletion of its keys at the end, and a TCP proxy to cut and restore a node's connections
+ * without touching the machine's Redis.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { startClusterHub, type ClusterHub, type ClusterHubOptions } from '../../src/hub/cluster/index.js';
+import type { DeviceConnection } from '../../src/hub/registry.js';
+import { silentLogger } from '../../src/observability/log.js';
+
+export const REDIS_URL = process.env.LINUS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Undefined when Redis answers; else why the Redis tests are skipped (printed by the test runner). */
+export async function redisSkipReason(): Promise<string | undefined> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1500, retryStrategy: () => null });
+  r.on('error', () => {
+    // The connect below rejects with the same error, which becomes the skip reason.
+  });
+  try {
+    await r.connect();
+    await r.ping();
+    return undefined;
+  } catch (err) {
+    const reason = `Redis not reachable at ${REDIS_URL} (${err instanceof Error ? err.message : String(err)})`;
+    process.stdout.write(`# skipping Redis tests: ${reason}\n`);
+    return reason;
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** A key prefix no other test (or run) uses. */
+export const testPrefix = (): string => `linus-test:${randomBytes(6).toString('hex')}:`;
+
+/** A plain connection for checks from outside the code under test. */
+export function adminClient(): Redis {
+  return new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+}
+
+/** Deletes every key under the prefix. */
+export async function dropPrefix(admin: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length) n += await admin.del(...keys);
+  } while (cursor !== '0');
+  return n;
+}
+
+/** Kills every client connection whose name starts with `name` (a node's `linus:<id>` connections). */
+export async function killClients(admin: Redis, name: string): Promise<number> {
+  const list = await admin.client('LIST');
+  let n = 0;
+  for (const line of String(list).split('\n')) {
+    const id = /\bid=(\d+)/.exec(line)?.[1];
+    const client = /\bname=(\S*)/.exec(line)?.[1];
+    if (id && client?.startsWith(name)) n += Number(await admin.client('KILL', 'ID', id));
+  }
+  return n;
+}
+
+/**
+ * A TCP proxy on a loopback port in front of Redis. `down()` closes the listener and cuts every connection
+ * (what a Redis crash looks like to a client: refused reconnects); `up()` listens on the same port again.
+ */
+export class TcpProxy {
+  #server: Server | undefined;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(
+    readonly targetPort = 6379,
+    readonly targetHost = '127.0.0.1',
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async up(): Promise<void> {
+    if (this.#server) return;
+    const server = createServer((client) => {
+      const upstream = connect(this.targetPort, this.targetHost);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        // A reset on one side ends both; the close of the pair is what the client sees.
+        s.on('error', () => s.destroy());
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as { port: number }).port;
+    this.#server = server;
+  }
+
+  async down(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** A device connection that records what it is handed and whether it was replaced (as a Session would be told). */
+export class RecordingConnection implements DeviceConnection {
+  readonly connectionId = randomUUID();
+  readonly inbox: Array<{ type: string } & Record<string, unknown>> = [];
+  /** The newer connection it was told about, once replaced. */
+  replacedByConn: DeviceConnection | undefined;
+  replacedAt: number | undefined;
+  /** false: the connection refuses (a closed socket). */
+  accepting = true;
+  constructor(readonly deviceId: string) {}
+  replacedBy(newer: DeviceConnection): void {
+    this.replacedAt = performance.now();
+    this.replacedByConn = newer;
+  }
+  deliver(message: { type: string } & Record<string, unknown>): boolean {
+    if (this.accepting) this.inbox.push(message);
+    return this.accepting;
+  }
+  deliverText(json: string): boolean {
+    return this.deliver(JSON.parse(json) as { type: string });
+  }
+}
+
+/** One cluster node's hub on a prefix (module tests run several in one process, each with its own node id). */
+export function startNode(prefix: string, nodeId: string, opts: Partial<ClusterHubOptions> = {}): Promise<ClusterHub> {
+  return startClusterHub({ redisUrl: REDIS_URL, keyPrefix: prefix, nodeId, log: silentLogger(), ...opts });
+}
