@@ -172,14 +172,15 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.#health = { status, ...(reason ? { reason } : {}), since: Date.now() };
   }
 
-  #onDown(which: Which, reason: string): void {
+  #onDown(which: Which, cause: string): void {
     if (this.#closed) return;
     this.#up[which] = false;
+    const reason = `Redis ${which === 'cmd' ? 'command' : 'bus'} connection: ${cause}`;
     if (this.#health.status === 'ok') {
-      this.#set('degraded', `${which === 'cmd' ? 'command' : 'bus'} connection: ${reason}`);
-      this.#opts.log.warn({ reason: this.#health.reason }, 'Redis link degraded; serving local devices only');
-      this.emit('degraded', this.#health.reason!);
-    } else if (reason !== 'connection closed' || !this.#health.reason) {
+      this.#set('degraded', reason);
+      this.#opts.log.warn({ reason }, 'Redis link degraded; serving local devices only');
+      this.emit('degraded', reason);
+    } else if (cause !== 'connection closed' || !this.#health.reason) {
       // Keep the most telling reason (ECONNREFUSED rather than the close that follows it).
       this.#health.reason = reason;
     }

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import {
+  adminClient,
+  dropPrefix,
+  killClients,
+  REDIS_URL,
+  redisSkipReason,
+  testPrefix,
+} from '../../../test/support/redis.js';
+import { waitFor } from '../../../test/support/wait.js';
+import { silentLogger } from '../../observability/log.js';
+import { NodeBus } from './bus.js';
+import { ClusterUnavailableError, RedisLink } from './link.js';
+import type { BusMessage } from './messages.js';
+
+const skip = await redisSkipReason();
+
+describe('node bus on Redis Streams (D17)', { skip }, () => {
+  let admin: Redis;
+  let prefix: string;
+  const open: Array<{ link: RedisLink; bus: NodeBus }> = [];
+  const node = async (nodeId: string): Promise<NodeBus> => {
+    const log = silentLogger();
+    const link = new RedisLink({ redisUrl: REDIS_URL, name: `linus:${nodeId}`, log });
+    await link.start();
+    const bus = new NodeBus({ link, keyPrefix: prefix, nodeId, log, blockMs: 500 });
+    open.push({ link, bus });
+    await bus.start();
+    return bus;
+  };
+
+  before(() => {
+    admin = adminClient();
+  });
+  after(() => admin.disconnect());
+  afterEach(async () => {
+    for (const { link, bus } of open.splice(0)) {
+      bus.close();
+      link.close();
+      await bus.stopped;
+    }
+    await dropPrefix(admin, prefix);
+  });
+
+  it('send reaches one node; broadcast reaches every other node and not the sender', async () => {
+    prefix = testPrefix();
+    const [a, b, c] = [await node('a'), await node('b'), await node('c')];
+    const got: Record<string, string[]> = { a: [], b: [], c: [] };
+    for (const [name, bus] of Object.entries({ a, b, c })) {
+      bus.on('tasks', (m) => void got[name]!.push(`tasks:${m.groups.join(',')}@${m.from}`));
+      bus.on('config', (m) => void got[name]!.push(`config:${m.source}@${m.from}`));
+    }
+    await a.send('b', { kind: 'tasks', groups: ['g1'] });
+    await a.broadcast({ kind: 'config', source: 'admin', patch: { server: { stats_interval_ms: 5000 } } });
+    await waitFor(() => got.b!.length === 2 && got.c!.length === 1, 3000, 'b and c to receive');
+    assert.deepEqual(got, { a: [], b: ['tasks:g1@a', 'config:admin@a'], c: ['config:admin@a'] });
+    assert.equal(a.stats.sent, 2);
+  });
+
+  it('a request is answered by the handler on the other node; no answer fails with ClusterUnavailableError', async () => {
+    prefix = testPrefix();
+    const [a, b] = [await node('a'), await node('b')];
+    b.on('deliver', (m) => b.reply(m, m.deviceId === 'here' ? { ok: true } : { ok: false, reason: 'offline' }));
+    const ok = await a.request('b', { kind: 'deliver', deviceId: 'here', message: { type: 'x' } });
+    assert.equal(ok.ok, true);
+    const no = await a.request('b', { kind: 'deliver', deviceId: 'gone', message: { type: 'x' } });
+    assert.deepEqual([no.ok, no.reason], [false, 'offline']);
+    await assert.rejects(
+      a.request('nobody', { kind: 'deliver', deviceId: 'x', message: { type: 'x' } }, 200),
+      (err: Error) => err instanceof ClusterUnavailableError && /no answer from node nobody/.test(err.message),
+    );
+  });
+
+  it('bad entries are counted and dropped, expired requests are not acted on, and the next good message still arrives', async () => {
+    prefix = testPrefix();
+    const b = await node('b');
+    const seen: BusMessage[] = [];
+    b.on('deliver', (m) => void seen.push(m));
+    b.on('tasks', (m) => void seen.push(m));
+    b.on('presence', () => {
+      throw new Error('handler bug');
+    });
+    const inbox = NodeBus.inboxKey(prefix, 'b');
+    const base = { v: 1, id: 'x1', from: 'evil', ts: Date.now() };
+    await admin.xadd(inbox, '*', 'm', 'not json');
+    await admin.xadd(inbox, '*', 'other', 'field');
+    await admin.xadd(inbox, '*', 'm', JSON.stringify({ ...base, kind: 'tasks', groups: 'not-an-array' }));
+    await admin.xadd(inbox, '*', 'm', JSON.stringify({ ...base, kind: 'launch-missiles' }));
+    await admin.xadd(inbox, '*', 'm', JSON.stringify({ ...base, v: 2, kind: 'tasks', groups: [] }));
+    const stale = { ...base, kind: 'deliver', deviceId: 'd', message: { type: 'x' }, expiresAt: Date.now() - 1 };
+    await admin.xadd(inbox, '*', 'm', JSON.stringify(stale));
+    await admin.xadd(inbox, '*', 'm', JSON.stringify({ ...base, kind: 'presence', deviceId: 'd', online: true }));
+    await admin.xadd(inbox, '*', 'm', JSON.stringify({ ...base, kind: 'tasks', groups: ['ok'] }));
+    await waitFor(() => seen.length === 1, 3000, 'the good message');
+    assert.equal(seen[0]?.kind, 'tasks');
+    assert.deepEqual(
+      { invalid: b.stats.invalid, expired: b.stats.expired, handlerErrors: b.stats.handlerErrors },
+      { invalid: 5, expired: 1, handlerErrors: 1 },
+    );
+  });
+
+  it('a node whose connections are killed reports degraded, recovers on its own, and reads what was sent meanwhile', async () => {
+    prefix = testPrefix();
+    const [a, b] = [await node('a'), await node('b')];
+    const linkB = open[1]!.link;
+    const got: string[] = [];
+    b.on('tasks', (m) => void got.push(m.groups[0]!));
+    await a.send('b', { kind: 'tasks', groups: ['before'] });
+    await waitFor(() => got.length === 1, 3000, 'first message');
+    const states: string[] = [];
+    linkB.on('degraded', () => states.push('degraded'));
+    linkB.on('ready', () => states.push('ready'));
+    // Kill b's connections and send while it reconnects (its first retry waits ~100 ms).
+    assert.ok((await killClients(admin, 'linus:b:')) >= 2);
+    await a.send('b', { kind: 'tasks', groups: ['during'] });
+    await a.broadcast({ kind: 'tasks', groups: ['broadcast-during'] });
+    await waitFor(() => states.includes('ready'), 5000, 'b to reconnect');
+    assert.equal(states[0], 'degraded');
+    await waitFor(() => got.length === 3, 3000, 'the messages sent while b was down');
+    assert.deepEqual(got, ['before', 'during', 'broadcast-during']);
+    assert.equal(linkB.health().status, 'ok');
+  });
+});
