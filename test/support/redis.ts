@@ -3,8 +3,11 @@
  * own per test, the deletion of its keys at the end, and a TCP proxy to cut and restore a node's connections
  * without touching the machine's Redis.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
 import { startClusterHub, type ClusterHub, type ClusterHubOptions } from '../../src/hub/cluster/index.js';
 import type { DeviceConnection } from '../../src/hub/registry.js';
@@ -137,4 +140,59 @@ export class RecordingConnection implements DeviceConnection {
 /** One cluster node's hub on a prefix (module tests run several in one process, each with its own node id). */
 export function startNode(prefix: string, nodeId: string, opts: Partial<ClusterHubOptions> = {}): Promise<ClusterHub> {
   return startClusterHub({ redisUrl: REDIS_URL, keyPrefix: prefix, nodeId, log: silentLogger(), ...opts });
+}
+
+/**
+ * A Redis server of the test's own on a free loopback port (nothing kept on disk), for what must not be done to
+ * the machine's Redis: killing it and starting it again, empty, as after a crash.
+ */
+export class OwnRedis {
+  #proc: ChildProcess | undefined;
+  port = 0;
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (!this.port) this.port = await freePort();
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    this.#proc = proc;
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    await new Promise<void>((resolve, reject) => {
+      const check = setInterval(() => {
+        if (out.includes('Ready to accept connections')) done();
+      }, 20);
+      const done = (err?: Error): void => {
+        clearInterval(check);
+        proc.off('exit', exited);
+        if (err) reject(err);
+        else resolve();
+      };
+      const exited = (): void => done(new Error(`redis-server exited: ${out.slice(-500)}`));
+      proc.once('exit', exited);
+    });
+  }
+
+  /** SIGKILL: what a crash looks like; everything it held is gone. */
+  async kill(): Promise<void> {
+    const proc = this.#proc;
+    this.#proc = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    proc.kill('SIGKILL');
+    await once(proc, 'exit');
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
 }

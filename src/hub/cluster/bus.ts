@@ -77,7 +77,8 @@ export class NodeBus {
     this.#inbox = NodeBus.inboxKey(opts.keyPrefix, opts.nodeId);
     this.#all = `${opts.keyPrefix}bus:all`;
     this.#scope.on(opts.link, 'ready', ({ reset }: { reset: boolean }) => {
-      // A new Redis server has new streams: read them from the start.
+      // A new Redis server has new, empty streams: read them from the start (its ids could be below our
+      // positions if its clock is behind the old server's, and XREAD would skip those entries).
       if (reset) this.#cursor = { inbox: '0-0', all: '0-0' };
     });
   }

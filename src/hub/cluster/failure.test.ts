@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import {
   adminClient,
   dropPrefix,
+  OwnRedis,
   RecordingConnection,
   redisSkipReason,
   startNode,
@@ -94,5 +95,40 @@ describe('cluster hub when Redis goes away (issue #10, failures)', { skip }, () 
     assert.equal((await a.registry.route('dev-moving'))?.nodeId, 'a', 'the newer connection keeps the device');
     assert.deepEqual(await a.registry.deliver('dev-fresh', { type: 'hello-again' }), { ok: true, nodeId: 'b' });
     assert.equal(onA.replacedByConn, undefined);
+  });
+});
+
+describe('cluster hub when Redis restarts empty (issue #10, failures)', { skip }, () => {
+  const redis = new OwnRedis();
+  const hubs: ClusterHub[] = [];
+  after(async () => {
+    for (const h of hubs.splice(0)) await h.close();
+    await redis.kill();
+  });
+
+  it('a new, empty Redis server: lease and routes are claimed again, the bus carries on', async () => {
+    await redis.start();
+    const prefix = testPrefix();
+    const a = await startNode(prefix, 'a', { redisUrl: redis.url });
+    const b = await startNode(prefix, 'b', { redisUrl: redis.url });
+    hubs.push(a, b);
+    const got: string[] = [];
+    b.bus.on('tasks', (m) => void got.push(m.groups[0]!));
+    // Enough traffic that the stream ids b has read are well past those of a fresh server's first entries.
+    for (let i = 0; i < 20; i++) await a.bus.send('b', { kind: 'tasks', groups: [`old-${i}`] });
+    const onB = new RecordingConnection('dev-b');
+    b.registry.register(onB);
+    await waitFor(async () => (await a.registry.route('dev-b'))?.nodeId === 'b', 3000, 'dev-b routed');
+    await waitFor(() => got.length === 20, 3000, 'the first messages');
+
+    await redis.kill();
+    await waitFor(() => b.registry.health().status === 'degraded', 3000, 'b degraded');
+    await redis.start();
+    await waitFor(() => a.registry.health().status === 'ok' && b.registry.health().status === 'ok', 8000, 'both back');
+    await waitFor(async () => (await a.registry.route('dev-b'))?.nodeId === 'b', 3000, 'dev-b routed again');
+    assert.equal((await a.registry.devices()).count, 1);
+    await a.bus.send('b', { kind: 'tasks', groups: ['new'] });
+    await waitFor(() => got.includes('new'), 3000, 'a message on the new server');
+    assert.deepEqual(await a.registry.deliver('dev-b', { type: 'x' }), { ok: true, nodeId: 'b' });
   });
 });
