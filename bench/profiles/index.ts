@@ -27,6 +27,7 @@ export const PROFILES: Record<string, Loader> = {
   storm: () => pick('storm', import('./storm.js')),
   fuzz: () => pick('fuzz', import('./fuzz.js')),
   crash: () => pick('crash', import('./crash.js')),
+  bus: () => pick('bus', import('./bus.js')),
 };
 
 export const PROFILE_NAMES = Object.keys(PROFILES);

@@ -5,7 +5,6 @@ import type { Logger } from '../../observability/log.js';
 import { Scope } from '../../session/scope.js';
 import { ClusterUnavailableError, type RedisLink } from './link.js';
 import {
-  busBodySchema,
   busMessageSchema,
   type BusBody,
   type BusBodyOf,
@@ -69,6 +68,8 @@ export class NodeBus {
   /** Read positions: the last entry id handled per stream. */
   #cursor = { inbox: '0-0', all: '0-0' };
   #lastInvalidLog = 0;
+  /** When each stream's TTL was last renewed by this node. */
+  readonly #expirySet = new Map<string, number>();
   #loop: Promise<void> | undefined;
 
   constructor(opts: NodeBusOptions) {
@@ -164,8 +165,9 @@ export class NodeBus {
   }
 
   async #add(stream: string, body: BusBody, expiresAt?: number, id = randomUUID()): Promise<string> {
+    // Not validated here: the type holds it, and the receiver checks every message it reads.
     const message = {
-      ...busBodySchema.parse(body),
+      ...body,
       v: 1,
       id,
       from: this.nodeId,
@@ -173,9 +175,19 @@ export class NodeBus {
       ...(expiresAt ? { expiresAt } : {}),
     };
     const json = JSON.stringify(message);
-    await this.#o.link.call((r) =>
-      r.multi().xadd(stream, 'MAXLEN', '~', this.#o.maxLen, '*', 'm', json).pexpire(stream, this.#o.streamTtlMs).exec(),
-    );
+    await this.#o.link.call((r) => {
+      const added = r.xadd(stream, 'MAXLEN', '~', this.#o.maxLen, '*', 'm', json);
+      // The TTL only has to outlive the stream's last writer: renewed at most a few times per TTL, not per message.
+      const now = Date.now();
+      if ((this.#expirySet.get(stream) ?? 0) < now - this.#o.streamTtlMs / 4) {
+        this.#expirySet.set(stream, now);
+        void r.pexpire(stream, this.#o.streamTtlMs).catch(() => {
+          // Lost with the connection: renewed by a later message (the interval above resets on the next one).
+          this.#expirySet.delete(stream);
+        });
+      }
+      return added;
+    });
     this.stats.sent++;
     return id;
   }

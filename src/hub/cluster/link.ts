@@ -79,6 +79,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.cmd = new Redis(opts.redisUrl, {
       ...common,
       connectionName: `${opts.name}:cmd`,
+      // Commands issued in the same tick go out in one write: one syscall per burst, not per message.
+      enableAutoPipelining: true,
       commandTimeout: opts.commandTimeoutMs ?? 1000,
     });
     // No command timeout: XREAD BLOCK waits on purpose.

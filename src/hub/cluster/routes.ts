@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../observability/log.js';
 import { Scope } from '../../session/scope.js';
@@ -137,6 +139,31 @@ redis.call('DEL', key)
 redis.call('ZREM', KEYS[2], ARGV[2])
 return released`;
 
+/**
+ * A script run by its SHA (the text is sent once per Redis server, not with every call); a server that does not
+ * know it yet (new, restarted) answers NOSCRIPT and gets the text.
+ */
+function script(source: string): (r: Redis, numKeys: number, ...args: Array<string | number>) => Promise<unknown> {
+  const sha = createHash('sha1').update(source).digest('hex');
+  return async (r, numKeys, ...args) => {
+    try {
+      return await r.evalsha(sha, numKeys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return r.eval(source, numKeys, ...args);
+    }
+  };
+}
+
+const run = {
+  claim: script(CLAIM),
+  release: script(RELEASE),
+  lookup: script(LOOKUP),
+  count: script(COUNT),
+  heartbeat: script(HEARTBEAT),
+  leave: script(LEAVE),
+};
+
 function parseRoute(value: string | null | undefined): Route | undefined {
   if (!value) return undefined;
   const [nodeId, connectionId, since] = value.split('\t');
@@ -178,7 +205,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
    */
   async claim(deviceId: string, connectionId: string, since: number): Promise<ClaimResult> {
     const [won, route] = (await this.#o.link.call((r) =>
-      r.eval(CLAIM, 2, ...this.#keys, this.#o.keyPrefix, deviceId, this.nodeId, connectionId, since),
+      run.claim(r, 2, ...this.#keys, this.#o.keyPrefix, deviceId, this.nodeId, connectionId, since),
     )) as [number, string];
     const other = parseRoute(route);
     if (won === 1) return other ? { won: true, previous: other } : { won: true };
@@ -188,20 +215,20 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   /** Removes the route if it is still this connection's; true when it did. */
   async release(deviceId: string, connectionId: string): Promise<boolean> {
     const n = await this.#o.link.call((r) =>
-      r.eval(RELEASE, 1, this.#keys[0], this.#o.keyPrefix, deviceId, this.nodeId, connectionId),
+      run.release(r, 1, this.#keys[0], this.#o.keyPrefix, deviceId, this.nodeId, connectionId),
     );
     return n === 1;
   }
 
   async lookup(deviceId: string): Promise<Route | undefined> {
-    const v = await this.#o.link.call((r) => r.eval(LOOKUP, 2, ...this.#keys, deviceId));
+    const v = await this.#o.link.call((r) => run.lookup(r, 2, ...this.#keys, deviceId));
     return parseRoute(v as string | null);
   }
 
   /** Devices online in the whole cluster, with up to `limit` of their ids. */
   async devices(limit = 100): Promise<{ count: number; ids: string[] }> {
     const [count, ...ids] = (await this.#o.link.call((r) =>
-      r.eval(COUNT, 1, this.#keys[1], this.#o.keyPrefix, limit),
+      run.count(r, 1, this.#keys[1], this.#o.keyPrefix, limit),
     )) as [number, ...string[]];
     return { count, ids };
   }
@@ -217,7 +244,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   /** Renews the lease once (and sweeps one dead node); the interval calls it, tests and start may too. */
   async heartbeat(): Promise<void> {
     const [lost, dead, ...swept] = (await this.#o.link.call((r) =>
-      r.eval(HEARTBEAT, 2, ...this.#keys, this.#o.keyPrefix, this.nodeId, this.leaseMs, 1000),
+      run.heartbeat(r, 2, ...this.#keys, this.#o.keyPrefix, this.nodeId, this.leaseMs, 1000),
     )) as [number, string, ...string[]];
     if (lost === 1) this.emit('leaseLost');
     if (dead && swept.length) this.emit('expired', swept, dead);
@@ -226,9 +253,7 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
   /** Leaving on purpose: drops this node's lease and routes now (the devices are offline at once). */
   async leave(): Promise<string[]> {
     this.#scope.close();
-    return (await this.#o.link.call((r) =>
-      r.eval(LEAVE, 2, ...this.#keys, this.#o.keyPrefix, this.nodeId),
-    )) as string[];
+    return (await this.#o.link.call((r) => run.leave(r, 2, ...this.#keys, this.#o.keyPrefix, this.nodeId))) as string[];
   }
 
   /** Idempotent: stops the heartbeat (the lease then runs out on its own). */
