@@ -47,6 +47,15 @@ type AnyHandler = (msg: BusMessage) => void | Promise<void>;
 type Result = BusMessageOf<'result'>;
 
 /**
+ * Writes a request (its JSON) to the inbox of the node it is for, `<inboxPrefix><nodeId>`, trimmed and with a
+ * TTL as the bus writes its streams, and names the node; undefined when there is none (nothing written).
+ */
+export type Post = (
+  json: string,
+  stream: { inboxPrefix: string; maxLen: number; streamTtlMs: number },
+) => Promise<string | undefined>;
+
+/**
  * The node bus (D17, issue #10): typed messages between nodes over Redis Streams. Each node reads its own inbox
  * stream (`<prefix>bus:node:<id>`) and the broadcast stream (`<prefix>bus:all`) with one blocking XREAD, and
  * keeps its read position, so after a dropped connection it reads on from where it was: what was sent meanwhile
@@ -111,8 +120,8 @@ export class NodeBus {
   }
 
   /** To one node's inbox. Rejects with ClusterUnavailableError when Redis cannot take it. */
-  send(nodeId: string, body: BusBody, expiresAt?: number): Promise<string> {
-    return this.#add(NodeBus.inboxKey(this.#o.keyPrefix, nodeId), body, expiresAt);
+  send(nodeId: string, body: BusBody): Promise<string> {
+    return this.#add(NodeBus.inboxKey(this.#o.keyPrefix, nodeId), body);
   }
 
   /** To every other node. */
@@ -124,23 +133,61 @@ export class NodeBus {
    * A request to one node, settled by its `result` reply; rejects with ClusterUnavailableError when Redis is
    * down or no answer comes within the timeout (the caller falls back, e.g. to the durable queue).
    */
-  request(nodeId: string, body: BusBodyOf<'deliver'>, timeoutMs = this.#o.requestTimeoutMs): Promise<Result> {
-    const expiresAt = Date.now() + timeoutMs;
+  async request(nodeId: string, body: BusBodyOf<'deliver'>, timeoutMs = this.#o.requestTimeoutMs): Promise<Result> {
+    const inbox = NodeBus.inboxKey(this.#o.keyPrefix, nodeId);
+    const sent = await this.requestVia(
+      async (json) => {
+        await this.#xadd(inbox, json);
+        return nodeId;
+      },
+      body,
+      timeoutMs,
+    );
+    return sent!.result;
+  }
+
+  /**
+   * A request whose message `post` writes to the inbox of the node it is for (e.g. a script that finds the node
+   * holding a device and writes there in the same round trip), naming that node; undefined when `post` found
+   * no node and wrote nothing. Fails like `request`.
+   */
+  async requestVia(
+    post: Post,
+    body: BusBodyOf<'deliver'>,
+    timeoutMs = this.#o.requestTimeoutMs,
+  ): Promise<{ nodeId: string; result: Result } | undefined> {
     const id = randomUUID();
+    const json = this.#encode(body, Date.now() + timeoutMs, id);
+    let nodeId: string | undefined;
+    // Waiting before the write: the answer can be read before the write's own reply arrives.
     const answer = new Promise<Result>((resolve, reject) => {
       const cancel = this.#scope.timeout(timeoutMs, () => {
         this.#pending.delete(id);
-        reject(new ClusterUnavailableError(`no answer from node ${nodeId} within ${timeoutMs} ms`));
+        reject(new ClusterUnavailableError(`no answer from node ${nodeId ?? '?'} within ${timeoutMs} ms`));
       });
       this.#pending.set(id, { resolve, reject, cancel });
     });
-    this.#add(NodeBus.inboxKey(this.#o.keyPrefix, nodeId), body, expiresAt, id).catch((err: unknown) => {
-      const p = this.#pending.get(id);
+    const forget = (): void => {
+      this.#pending.get(id)?.cancel();
       this.#pending.delete(id);
-      p?.cancel();
-      p?.reject(err instanceof Error ? err : new Error(String(err)));
-    });
-    return answer;
+    };
+    try {
+      nodeId = await post(json, { inboxPrefix: NodeBus.inboxKey(this.#o.keyPrefix, ''), ...this.limits });
+    } catch (err) {
+      forget();
+      throw err;
+    }
+    if (nodeId === undefined) {
+      forget();
+      return undefined;
+    }
+    this.stats.sent++;
+    return { nodeId, result: await answer };
+  }
+
+  /** What a `Post` needs to write a stream as the bus does. */
+  get limits(): { maxLen: number; streamTtlMs: number } {
+    return { maxLen: this.#o.maxLen, streamTtlMs: this.#o.streamTtlMs };
   }
 
   /** Answers a request. */
@@ -164,18 +211,27 @@ export class NodeBus {
     return this.#loop ?? Promise.resolve();
   }
 
-  async #add(stream: string, body: BusBody, expiresAt?: number, id = randomUUID()): Promise<string> {
+  async #add(stream: string, body: BusBody): Promise<string> {
+    const id = randomUUID();
+    await this.#xadd(stream, this.#encode(body, undefined, id));
+    this.stats.sent++;
+    return id;
+  }
+
+  #encode(body: BusBody, expiresAt: number | undefined, id: string): string {
     // Not validated here: the type holds it, and the receiver checks every message it reads.
-    const message = {
+    return JSON.stringify({
       ...body,
       v: 1,
       id,
       from: this.nodeId,
       ts: Date.now(),
       ...(expiresAt ? { expiresAt } : {}),
-    };
-    const json = JSON.stringify(message);
-    await this.#o.link.call((r) => {
+    });
+  }
+
+  #xadd(stream: string, json: string): Promise<unknown> {
+    return this.#o.link.call((r) => {
       const added = r.xadd(stream, 'MAXLEN', '~', this.#o.maxLen, '*', 'm', json);
       // The TTL only has to outlive the stream's last writer: renewed at most a few times per TTL, not per message.
       const now = Date.now();
@@ -188,8 +244,6 @@ export class NodeBus {
       }
       return added;
     });
-    this.stats.sent++;
-    return id;
   }
 
   async #read(): Promise<void> {

@@ -160,17 +160,19 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
   ): Promise<DeliveryResult> {
     const conn = this.local.get(deviceId);
     if (conn) return this.#deliverLocal(conn, message, opts.written ?? false);
-    const route = await this.#p.routes.lookup(deviceId);
-    // A route of this node with no local connection is one being released: the device is gone.
-    if (!route || route.nodeId === this.nodeId) return { ok: false, reason: 'offline' };
-    const r = await this.#p.bus.request(
-      route.nodeId,
+    // One round trip finds the device's node and writes the request to its inbox. A route of this node with no
+    // local connection is one being released: the device is gone.
+    const sent = await this.#p.bus.requestVia(
+      async (json, stream) => {
+        const route = await this.#p.routes.post(deviceId, json, stream);
+        return route && route.nodeId !== this.nodeId ? route.nodeId : undefined;
+      },
       { kind: 'deliver', deviceId, message, written: opts.written ?? false },
       opts.timeoutMs,
     );
-    return r.ok
-      ? { ok: true, nodeId: route.nodeId }
-      : { ok: false, reason: r.reason ?? 'not_sent', nodeId: route.nodeId };
+    if (!sent) return { ok: false, reason: 'offline' };
+    const { nodeId, result } = sent;
+    return result.ok ? { ok: true, nodeId } : { ok: false, reason: result.reason ?? 'not_sent', nodeId };
   }
 
   /** Devices online in the whole cluster and up to `limit` of their ids (for `stats`); fails fast while degraded. */
@@ -189,8 +191,8 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
       const { routes, link, log } = this.#p;
       if (link.ok) {
         try {
-          for (const id of await routes.leave())
-            await this.#p.bus.broadcast({ kind: 'presence', deviceId: id, online: false });
+          const left = await routes.leave();
+          await Promise.all(left.map((id) => this.#p.bus.broadcast({ kind: 'presence', deviceId: id, online: false })));
         } catch (err) {
           // Redis went away meanwhile: the lease runs out on its own and the routes with it.
           log.warn({ err: errorMessage(err) }, 'could not release routes on close; they expire with the lease');

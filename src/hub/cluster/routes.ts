@@ -86,6 +86,23 @@ local node = parse(cur)
 if node and alive(node) then return cur end
 return false`;
 
+/**
+ * KEYS routes, nodes; ARGV deviceId, this node, inbox prefix, message, maxLen, ttlMs → the device's live route,
+ * after writing the message to its node's inbox (not when the route is this node's own): route and send in one
+ * round trip.
+ */
+const POST = `${NOW} ${PARSE}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return false end
+local node = parse(cur)
+if not (node and alive(node)) then return false end
+if node ~= ARGV[2] then
+  local inbox = ARGV[3] .. node
+  redis.call('XADD', inbox, 'MAXLEN', '~', ARGV[5], '*', 'm', ARGV[4])
+  redis.call('PEXPIRE', inbox, ARGV[6])
+end
+return cur`;
+
 /** KEYS nodes; ARGV prefix, limit → {count, ids...}: devices of live nodes, at most `limit` ids listed. */
 const COUNT = `${NOW}
 local nodes = redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')
@@ -159,6 +176,7 @@ const run = {
   claim: script(CLAIM),
   release: script(RELEASE),
   lookup: script(LOOKUP),
+  post: script(POST),
   count: script(COUNT),
   heartbeat: script(HEARTBEAT),
   leave: script(LEAVE),
@@ -222,6 +240,21 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
 
   async lookup(deviceId: string): Promise<Route | undefined> {
     const v = await this.#o.link.call((r) => run.lookup(r, 2, ...this.#keys, deviceId));
+    return parseRoute(v as string | null);
+  }
+
+  /**
+   * Writes a bus message to the inbox of the node that holds the device, in the same round trip as the lookup
+   * (a Post of the bus). Returns the route; nothing is written when there is none or it is this node's own.
+   */
+  async post(
+    deviceId: string,
+    json: string,
+    stream: { inboxPrefix: string; maxLen: number; streamTtlMs: number },
+  ): Promise<Route | undefined> {
+    const v = await this.#o.link.call((r) =>
+      run.post(r, 2, ...this.#keys, deviceId, this.nodeId, stream.inboxPrefix, json, stream.maxLen, stream.streamTtlMs),
+    );
     return parseRoute(v as string | null);
   }
 
