@@ -135,6 +135,12 @@ export class RecordingConnection implements DeviceConnection {
   deliverText(json: string): boolean {
     return this.deliver(JSON.parse(json) as { type: string });
   }
+  /** Ids of the messages handed over with deliverWritten (settled once written, as the peer queue asks). */
+  readonly writtenIds: unknown[] = [];
+  deliverWritten(message: { type: string } & Record<string, unknown>): Promise<boolean> {
+    if (this.accepting) this.writtenIds.push(message.id);
+    return Promise.resolve(this.deliver(message));
+  }
 }
 
 /** One cluster node's hub on a prefix (module tests run several in one process, each with its own node id). */

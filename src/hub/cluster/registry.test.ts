@@ -91,6 +91,7 @@ describe('cluster registry over real Redis (D6, D17)', { skip }, () => {
     assert.deepEqual(dev.inbox, [{ type: 'peer', event: 'message', id: 'm1', payload: { text: 'hi' } }]);
     const written = await a.registry.deliver('dev-d', { type: 'peer', id: 'm2' }, { written: true });
     assert.equal(written.ok, true);
+    assert.deepEqual(dev.writtenIds, ['m2'], 'written: true settles through deliverWritten on the holding node');
     dev.accepting = false;
     assert.deepEqual(await a.registry.deliver('dev-d', { type: 'peer', id: 'm3' }), {
       ok: false,
