@@ -18,15 +18,15 @@ export const REDIS_URL = process.env.LINUS_TEST_REDIS_URL ?? 'redis://127.0.0.1:
 /** Undefined when Redis answers; else why the Redis tests are skipped (printed by the test runner). */
 export async function redisSkipReason(): Promise<string | undefined> {
   const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1500, retryStrategy: () => null });
-  r.on('error', () => {
-    // The connect below rejects with the same error, which becomes the skip reason.
-  });
+  let cause: string | undefined;
+  // The cause (ECONNREFUSED...) comes as an error event; the connect below then rejects with a vaguer one.
+  r.on('error', (err: Error) => (cause ??= err.message));
   try {
     await r.connect();
     await r.ping();
     return undefined;
   } catch (err) {
-    const reason = `Redis not reachable at ${REDIS_URL} (${err instanceof Error ? err.message : String(err)})`;
+    const reason = `Redis not reachable at ${REDIS_URL} (${cause ?? (err instanceof Error ? err.message : String(err))})`;
     process.stdout.write(`# skipping Redis tests: ${reason}\n`);
     return reason;
   } finally {
