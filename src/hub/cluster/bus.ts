@@ -156,6 +156,8 @@ export class NodeBus {
     body: BusBodyOf<'deliver'>,
     timeoutMs = this.#o.requestTimeoutMs,
   ): Promise<{ nodeId: string; result: Result } | undefined> {
+    // A closed bus reads no answers: fail now rather than wait for one.
+    if (this.#scope.closed) throw new ClusterUnavailableError('bus closed');
     const id = randomUUID();
     const json = this.#encode(body, Date.now() + timeoutMs, id);
     let nodeId: string | undefined;
