@@ -1,17 +1,17 @@
 /**
- * A load generator of the talking-device profiles (bench/lib/voice-load.ts): `count` devices that talk like the firmware. Each connects (Device-Id,
- * Client-Id, Protocol-Version 1 headers, hello with 16 kHz / 60 ms Opus), says `ready`, and on `go` (after its
+ * A load generator of the talking-device profiles (bench/lib/voice-load.ts): `count` devices that talk like the
+ * firmware. Each connects over WebSocket or MQTT + UDP (bench/voice-link.ts: firmware headers or OTA credentials,
+ * hello with 16 kHz / 60 ms Opus), says `ready`, and on `go` (after its
  * share of the start stagger) runs turns: `listen start auto`, the pre-encoded utterance streamed in real time
  * (one packet per 60 ms against absolute deadlines) until `tts start` or the end of the packets, then the reply
  * received until `tts stop`. It times every turn (see TurnRecord) and reports once all its devices are done.
  * It ends on SIGTERM or when the orchestrator goes away.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import WebSocket from 'ws';
 import { createOpusDecoder, type OpusDecoder } from '../src/voice/opus.js';
-import { deviceId, HELLO, Histogram } from './shared.js';
+import { Histogram } from './shared.js';
+import { connectLink, type VoiceLink } from './voice-link.js';
 import type { FromVoiceClient, ToVoiceClient, TurnRecord, Utterance, VoiceClientConfig } from './voice-shared.js';
 
 const cfg = JSON.parse(process.env.BENCH_VOICE ?? '{}') as VoiceClientConfig;
@@ -53,12 +53,12 @@ class Device {
   #closedWaiters: (() => void)[] = [];
 
   constructor(
-    readonly ws: WebSocket,
+    readonly link: VoiceLink,
     readonly downRate: number,
     readonly downFrameMs: number,
   ) {
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
-    ws.on('close', () => {
+    link.onMessage((data, isBinary) => this.#onMessage(data, isBinary));
+    link.onClose(() => {
       this.closed = true;
       this.current?.ended();
       for (const w of this.#closedWaiters.splice(0)) w();
@@ -145,7 +145,7 @@ class Device {
     const cur: Current = { t0, rec, ttsStarted: false, lastFrameAt: 0, playEnd: 0, ended };
     this.current = cur;
     this.#decoder?.reset();
-    this.ws.send(LISTEN_START);
+    this.link.sendText(LISTEN_START);
     let lastSentAt = t0;
     // Like the firmware in auto mode: stop sending once the server starts speaking.
     for (let i = 0; i < PACKETS.length && !cur.ttsStarted && !isDone && !this.closed; i++) {
@@ -155,7 +155,7 @@ class Device {
       if (cur.ttsStarted || isDone || this.closed) break;
       const now = performance.now();
       sendLateHist.add(Math.max(0, now - due) * 1000);
-      this.ws.send(PACKETS[i]!);
+      this.link.sendAudio(PACKETS[i]!, i * UPLINK_FRAME_MS);
       rec.packetsSent++;
       lastSentAt = now;
       if (i === utterance.lastSpeechPacket) rec.lastSpeechSent = now - t0;
@@ -181,56 +181,16 @@ class Device {
   }
 
   close(): void {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
-      this.ws.close(1000, 'bench done');
+    this.link.close();
     this.#decoder?.dispose();
   }
 }
 
-/** Upgrade with the firmware headers, send hello, resolve on the server hello. */
-function connect(n: number): Promise<Device> {
-  const ws = new WebSocket(cfg.url, {
-    headers: { 'Device-Id': deviceId(n), 'Client-Id': randomUUID(), 'Protocol-Version': '1' },
-    perMessageDeflate: false,
-    handshakeTimeout: cfg.connectTimeoutMs,
-  });
-  ws.on('error', () => {}); // a later socket error must not crash the process; the close is seen by the device
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => fail(new Error(`no hello reply within ${cfg.connectTimeoutMs} ms`)),
-      cfg.connectTimeoutMs,
-    );
-    const detach = (): void => {
-      clearTimeout(timer);
-      ws.off('message', onMessage);
-      ws.off('close', onClose);
-      ws.off('unexpected-response', onRefused);
-    };
-    const fail = (err: Error): void => {
-      detach();
-      ws.terminate();
-      reject(err);
-    };
-    const onClose = (): void => fail(new Error('closed before hello reply'));
-    const onRefused = (_req: unknown, res: { statusCode?: number }): void =>
-      fail(new Error(`upgrade refused: HTTP ${res.statusCode}`));
-    const onMessage = (data: Buffer, isBinary: boolean): void => {
-      if (isBinary) return;
-      let msg: { type?: string; audio_params?: { sample_rate?: number; frame_duration?: number } };
-      try {
-        msg = JSON.parse(data.toString()) as typeof msg;
-      } catch {
-        return;
-      }
-      if (msg.type !== 'hello') return;
-      detach();
-      resolve(new Device(ws, msg.audio_params?.sample_rate ?? 24000, msg.audio_params?.frame_duration ?? 60));
-    };
-    ws.once('open', () => ws.send(HELLO));
-    ws.on('message', onMessage);
-    ws.once('unexpected-response', onRefused);
-    ws.once('close', onClose);
-  });
+/** Connects over the configured transport and wraps the link once the server's hello came. */
+async function connect(n: number): Promise<Device> {
+  const link = await connectLink(cfg.transport ?? 'websocket', n, { url: cfg.url, timeoutMs: cfg.connectTimeoutMs });
+  const audio = link.hello.audio_params;
+  return new Device(link, audio?.sample_rate ?? 24000, audio?.frame_duration ?? 60);
 }
 
 const devices: (Device | undefined)[] = [];

@@ -1,4 +1,5 @@
 /** What bench/lib/voice-load.ts, its load generators (bench/voice-client.ts) and bench/fake-providers.ts share. */
+import type { VoiceTransport } from './voice-link.js';
 
 /** The uplink utterance, encoded once by the orchestrator and read by every generator. */
 export interface Utterance {
@@ -17,7 +18,10 @@ export interface Utterance {
 
 /** Handed to a generator in the BENCH_VOICE environment variable. */
 export interface VoiceClientConfig {
+  /** The WebSocket URL, or the OTA URL when `transport` is `mqtt`. */
   url: string;
+  /** How the devices reach the server (default websocket); see bench/voice-link.ts. */
+  transport?: VoiceTransport;
   utterancePath: string;
   count: number;
   /** Numeric id of this process's first device (device ids are unique per level and process). */

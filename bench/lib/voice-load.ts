@@ -27,6 +27,7 @@ import type {
   Utterance,
   VoiceClientConfig,
 } from '../voice-shared.js';
+import type { VoiceTransport } from '../voice-link.js';
 import { nextMessage, note, send, sleep, spawnNode, stopChild, type Child } from './children.js';
 import { ensureBuilt, health, startLinus, waitForConnections, type LinusProcess } from './linus-server.js';
 import { cpuDelta, cpuSnapshot, openFds, peakRssBytes, rssBytes, threadCount, type CpuSnapshot } from './proc-stats.js';
@@ -218,6 +219,8 @@ export interface LevelOptions {
   pauseMs: number;
   turnTimeoutMs: number;
   decode: DecodeMode;
+  /** How the devices connect (default websocket); `mqtt` needs the server's MQTT transport on (mqttServerConfig). */
+  transport?: VoiceTransport;
   round?: number;
   /** Called every second or so while the level runs, e.g. for a soak's samples. */
   onTick?: (elapsedMs: number) => void | Promise<void>;
@@ -316,7 +319,9 @@ export class VoiceRig {
     let firstIndex = 0;
     const gens = parts.map((count, i) => {
       const cfg: VoiceClientConfig = {
-        url: srv.url('/xiaozhi/v1/', 'ws'),
+        ...(lo.transport === 'mqtt'
+          ? { url: srv.url('/xiaozhi/ota/'), transport: 'mqtt' as const }
+          : { url: srv.url('/xiaozhi/v1/', 'ws') }),
         utterancePath: utterance.path,
         count,
         firstId: this.#idBase + firstIndex,
@@ -342,7 +347,7 @@ export class VoiceRig {
       );
     });
     this.#idBase += n + 1000; // fresh device ids every level: no handover from a connection still closing
-    const label = `${n} device${n === 1 ? '' : 's'}`;
+    const label = `${n} device${n === 1 ? '' : 's'}${lo.transport === 'mqtt' ? ' (MQTT)' : ''}`;
     try {
       opts.progress(`${label}: connecting`);
       const ready = await Promise.all(gens.map((g) => nextMessage(g, 'ready', 60_000 + n * 100, opts.signal)));
