@@ -7,26 +7,12 @@ import { StartupError } from '../../src/server.js';
 import { createOpusDecoder } from '../../src/voice/opus.js';
 import type { Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
-import { MqttTestDevice, type MqttSettings } from '../support/mqtt-device.js';
+import { MqttTestDevice, otaMqtt, OWN_TRANSPORT } from '../support/mqtt-device.js';
 import { metricValue, startTestServer, type TestServer } from '../support/server.js';
 import { join16, offlineVoiceConfig, silence, speechPcm, streamPcm } from '../support/speech.js';
 import { waitFor } from '../support/wait.js';
 
 const isStop = (m: Json) => m.type === 'tts' && m.state === 'stop';
-/** Free ports only: a Mosquitto may hold 1883 on this machine. */
-const OWN_TRANSPORT = { server: { mqtt: { enabled: true, port: 0 }, udp: { port: 0 } } };
-
-/** The firmware's boot: OTA, whose `mqtt` block it stores and connects with. */
-async function otaMqtt(server: TestServer, mac: string): Promise<MqttSettings> {
-  const res = await fetch(server.url('/xiaozhi/ota/'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'device-id': mac, 'client-id': `${mac}-uuid` },
-    body: JSON.stringify({ application: { version: '1.6.2' }, mac_address: mac }),
-  });
-  const reply = (await res.json()) as Json;
-  assert.ok(reply.mqtt, `OTA answered no mqtt block: ${JSON.stringify(reply)}`);
-  return reply.mqtt as MqttSettings;
-}
 
 const bad = (server: TestServer, reason: string): Promise<number> =>
   metricValue(server, 'linus_bad_frames_total', { reason });

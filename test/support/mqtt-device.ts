@@ -4,8 +4,24 @@ import type { MqttClient } from 'mqtt';
 import { parseJsonObject } from '../../src/json.js';
 import { connectLikeFirmware, type MqttSettings } from '../../src/transport/mqtt/device-client.js';
 import { Inbox, UplinkEncoder, type Json } from './device.js';
+import type { TestServer } from './server.js';
 
 export type { MqttSettings };
+
+/** Linus's own MQTT + UDP transport on free ports only: a Mosquitto may hold 1883 on this machine. */
+export const OWN_TRANSPORT = { server: { mqtt: { enabled: true, port: 0 }, udp: { port: 0 } } };
+
+/** The firmware's boot: OTA, whose `mqtt` block it stores and connects with. */
+export async function otaMqtt(server: TestServer, mac: string): Promise<MqttSettings> {
+  const res = await fetch(server.url('/xiaozhi/ota/'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'device-id': mac, 'client-id': `${mac}-uuid` },
+    body: JSON.stringify({ application: { version: '1.6.2' }, mac_address: mac }),
+  });
+  const reply = (await res.json()) as Json;
+  if (!reply.mqtt) throw new Error(`OTA answered no mqtt block: ${JSON.stringify(reply)}`);
+  return reply.mqtt as MqttSettings;
+}
 
 export interface DownlinkPacket {
   timestamp: number;
