@@ -37,3 +37,29 @@ it('talk: every turn completes and ends with tts stop; figures, series and histo
     'one latency observation per turn',
   );
 });
+
+/** `linus bench talk --smoke --transport mqtt`: the same level over WebSocket and then OTA → MQTT → UDP devices. */
+it('talk --transport mqtt: both transports complete their turns and MQTT is compared with WebSocket', async () => {
+  const run = await runBench(['talk', '--smoke', '--source', '--json', '--transport', 'mqtt']);
+  const r = run.result;
+  assert.equal(run.code, 0, explainRun(run));
+  assert.ok(r.ok, explainRun(run));
+  assert.equal(figure(r, '2 devices: turns completed').value, 100, explainRun(run));
+  assert.equal(figure(r, '2 devices over MQTT + UDP: devices connected').value, 2, explainRun(run));
+  assert.equal(figure(r, '2 devices over MQTT + UDP: turns completed').value, 100, explainRun(run));
+  const levels = (r.details as { levels: Array<{ transport: string; chosen: LevelResult }> }).levels;
+  const mqtt = levels.find((l) => l.transport === 'mqtt')!.chosen;
+  assert.deepEqual(mqtt.turns.outcomes, { completed: 2 }, explainRun(run));
+  assert.equal(mqtt.client.decodeErrors, 0);
+  assert.ok(mqtt.client.framesPerTurn > 0, 'reply audio arrived over UDP');
+  for (const name of [
+    'downlink frame intervals > 65 ms',
+    'server-added latency p50 (VAD end → first frame)',
+    'server CPU per device',
+  ]) {
+    const f = figure(r, `2 devices, MQTT vs WebSocket: ${name}`);
+    assert.equal(typeof f.value, 'number', name);
+    assert.match(String(f.target), /WebSocket .* \+ 10 %/);
+  }
+  assert.deepEqual(nonFinite(r), [], explainRun(run));
+});
