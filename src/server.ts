@@ -47,6 +47,7 @@ import { Router } from './transport/router.js';
 import { registerVisionRoutes } from './transport/vision.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { exposureNotice } from './transport/exposure.js';
+import { startBrokerClient } from './transport/mqtt/broker-client.js';
 import { startMqttTransport, type MqttTransport } from './transport/mqtt/transport.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
@@ -290,6 +291,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     log,
     firmware,
     mqttPort: () => mqtt?.mqttPort,
+    mqttBroker: () => mqtt?.broker,
   });
   registerVisionRoutes(router, { config, throttle, providers, metrics, authKey: auth.key, log });
   registerAdminRoutes(router, {
@@ -364,11 +366,18 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   // listener, it is closed before it: its devices get their goodbye while everything else still runs.
   let mqtt: MqttTransport | undefined;
   if (initial.server.mqtt.enabled) {
-    const transport = await startMqttTransport({ ...admission, throttle, onSession }).catch((err: unknown) => {
-      throw new StartupError(
-        `cannot open the MQTT port ${initial.server.mqtt.port} or UDP port ${initial.server.udp.port} (${errorCode(err) ?? errorMessage(err)}); change server.mqtt.port / server.udp.port or turn server.mqtt.enabled off`,
-        'server.mqtt.port',
-      );
+    const external = initial.server.mqtt.broker_url !== '';
+    const start = external ? startBrokerClient : startMqttTransport;
+    const transport = await start({ ...admission, throttle, onSession }).catch((err: unknown) => {
+      throw external
+        ? new StartupError(
+            `cannot use the MQTT broker or open UDP port ${initial.server.udp.port} (${errorMessage(err)}); check server.mqtt.broker_url / server.udp.port or turn server.mqtt.enabled off`,
+            'server.mqtt.broker_url',
+          )
+        : new StartupError(
+            `cannot open the MQTT port ${initial.server.mqtt.port} or UDP port ${initial.server.udp.port} (${errorCode(err) ?? errorMessage(err)}); change server.mqtt.port / server.udp.port or turn server.mqtt.enabled off`,
+            'server.mqtt.port',
+          );
     });
     parts.add('mqtt', () => transport.close());
     mqtt = transport;

@@ -154,6 +154,18 @@ export const serverSchema = z
         port: port.default(1883),
         /** Host devices are given in OTA `mqtt.endpoint`; empty = the host they reached OTA at. */
         public_host: z.string().default(''),
+        /**
+         * `mqtt://[user:password@]host:port` of an external broker (Mosquitto, EMQX) Linus connects to as a client
+         * instead of embedding one; `port` is then unused and the broker authenticates devices. Empty = embedded.
+         */
+        broker_url: z
+          .string()
+          .refine((v) => v === '' || /^(mqtts?|tcp|ssl|wss?):\/\/[^/]+/.test(v), {
+            message: 'an mqtt://host:port URL (or empty for the embedded broker)',
+          })
+          .default(''),
+        /** Prepended to the device topics on an external broker (one Linus per prefix). */
+        topic_prefix: z.string().default(''),
       })
       .prefault({}),
     udp: z

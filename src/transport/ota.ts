@@ -61,6 +61,8 @@ export interface OtaDeps {
   firmware?: FirmwareStore;
   /** Bound port of Linus's own MQTT transport, when it runs. */
   mqttPort?: () => number | undefined;
+  /** With an external broker: its host and topic prefix, for the `mqtt` block. */
+  mqttBroker?: () => { host: string; topicPrefix: string } | undefined;
 }
 
 /** The body as JSON when it is; a body that is not JSON still gets an answer from the headers. Too large: 413. */
@@ -169,8 +171,11 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
         websocket,
       };
       const ownPort = deps.mqttPort?.();
+      const broker = deps.mqttBroker?.();
       const own =
-        ownPort === undefined ? undefined : { port: ownPort, host: headerString(req, 'host'), authKey: deps.authKey };
+        ownPort === undefined
+          ? undefined
+          : { port: ownPort, host: headerString(req, 'host'), authKey: deps.authKey, ...(broker ? { broker } : {}) };
       const mqtt = otaMqttBlock(config, deviceId, body, own);
       if (mqtt) {
         reply.mqtt = mqtt;

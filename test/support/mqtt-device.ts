@@ -67,9 +67,14 @@ export class MqttTestDevice {
     });
   }
 
-  /** Connects with the OTA settings; rejects with the broker's refusal (e.g. a wrong password). */
-  static async connect(settings: MqttSettings): Promise<MqttTestDevice> {
-    return new MqttTestDevice(await connectLikeFirmware(settings), settings);
+  /**
+   * Connects with the OTA settings; rejects with the broker's refusal (e.g. a wrong password). `subscribe` stands
+   * in for a broker that subscribes devices to their topic on connect (EMQX auto-subscribe): Mosquitto does not.
+   */
+  static async connect(settings: MqttSettings, subscribe = false): Promise<MqttTestDevice> {
+    const client = await connectLikeFirmware(settings);
+    if (subscribe && settings.subscribe_topic) await client.subscribeAsync(settings.subscribe_topic, { qos: 0 });
+    return new MqttTestDevice(client, settings);
   }
 
   send(msg: Json): void {

@@ -27,7 +27,8 @@ export function otaDeviceModel(body: unknown): string {
 
 export function mqttClientId(deviceId: string, model: string): string {
   const mac = deviceId.replaceAll(':', '_');
-  return [`GID_${model}`.replace(/[: ]/g, '_'), mac, mac].join(SEPARATOR);
+  // `/`, `+` and `#` too: the client id is a topic level on an external broker.
+  return [`GID_${model}`.replace(/[: /+#]/g, '_'), mac, mac].join(SEPARATOR);
 }
 
 export function signMqttPassword(key: string, clientId: string, username: string): string {

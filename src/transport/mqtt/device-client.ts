@@ -7,6 +7,8 @@ export interface MqttSettings {
   username: string;
   password: string;
   publish_topic: string;
+  /** Stored by the firmware, never subscribed to; where the server's messages go. */
+  subscribe_topic?: string;
 }
 
 /**

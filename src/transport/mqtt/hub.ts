@@ -25,6 +25,8 @@ export interface MqttDeviceLink {
   remoteAddress?: string;
   /** The host the device reached us at: the server hello's UDP host when `server.udp.public_host` is empty. */
   reachedAt: string;
+  /** The device has no channel any more (after a message without one, or when its channel ended). */
+  idle?: () => void;
 }
 
 /** What a front-end does with its device: hand it what it published, and say when it is gone. */
@@ -106,7 +108,9 @@ export async function startDeviceHub(deps: HubDeps): Promise<DeviceHub> {
     // Publishes per second, before any session sees them: a hello flood must not cost other devices.
     const rate = new RateWindow();
     const released = (c: UdpChannel): void => {
-      if (channel === c) channel = undefined;
+      if (channel !== c) return;
+      channel = undefined;
+      link.idle?.();
     };
     const publish = (json: string): void => link.publish(json, () => {});
     return {
@@ -119,10 +123,16 @@ export async function startDeviceHub(deps: HubDeps): Promise<DeviceHub> {
         const message = parseJsonObject(payload.toString('utf8'));
         const type = message?.type;
         if (type === 'hello') {
-          channel?.end(1000, 'new hello');
+          // Forgotten before it ends, so its release does not mark the device idle: a new channel follows.
+          const old = channel;
+          channel = undefined;
+          old?.end(1000, 'new hello');
           channel = openChannel(link, released);
           if (channel) channel.receiveJson(payload);
-          else publish(JSON.stringify({ type: 'goodbye' }));
+          else {
+            publish(JSON.stringify({ type: 'goodbye' }));
+            link.idle?.();
+          }
           return;
         }
         if (!channel) {
@@ -131,6 +141,7 @@ export async function startDeviceHub(deps: HubDeps): Promise<DeviceHub> {
             const sessionId = typeof message?.session_id === 'string' ? message.session_id : undefined;
             publish(JSON.stringify({ type: 'goodbye', ...(sessionId ? { session_id: sessionId } : {}) }));
           }
+          link.idle?.();
           return;
         }
         if (type === 'goodbye') channel.end(1000, 'device goodbye');

@@ -5,9 +5,23 @@ import { issueMqttCredentials, otaDeviceModel } from './credentials.js';
 export const PUBLISH_TOPIC = 'device-server';
 export const subscribeTopic = (deviceId: string): string => `devices/p2p/${deviceId.replaceAll(':', '_')}`;
 
-/** Linus's own broker as this OTA request sees it. */
+/**
+ * Topics on an external broker: one pair per device, named by its client id, so that the broker's ACLs can bind a
+ * client to its own (Mosquitto `%c`, EMQX `${clientid}`) and Linus knows who published from the topic alone.
+ */
+export const brokerTopics = (prefix: string, clientId: string): { publish_topic: string; subscribe_topic: string } => ({
+  publish_topic: `${prefix}device-server/${clientId}`,
+  subscribe_topic: `${prefix}devices/p2p/${clientId}`,
+});
+/** What Linus subscribes to on an external broker: every device's publish topic. */
+export const brokerUplinkFilter = (prefix: string): string => `${prefix}device-server/+`;
+
+/** Linus's own MQTT transport as this OTA request sees it. */
 export interface OwnMqtt {
+  /** Where devices connect: the embedded broker's port, or the external broker's. */
   port: number;
+  /** With an external broker: its host and the topic prefix. */
+  broker?: { host: string; topicPrefix: string };
   /** Host header of the OTA request: its host part is the endpoint when `server.mqtt.public_host` is empty. */
   host: string | undefined;
   authKey: string;
@@ -35,8 +49,10 @@ export function otaMqttBlock(
 ): Record<string, string> | undefined {
   let endpoint: string;
   let key: string;
+  let broker: OwnMqtt['broker'];
   if (own) {
-    const host = config.server.mqtt.public_host || hostPart(own.host) || config.server.ip;
+    broker = own.broker;
+    const host = config.server.mqtt.public_host || broker?.host || hostPart(own.host) || config.server.ip;
     endpoint = `${host}:${own.port}`;
     key = mqttSigningKey(config, own.authKey);
   } else {
@@ -45,11 +61,13 @@ export function otaMqttBlock(
     endpoint = gateway;
     key = config.server.mqtt_signature_key ?? '';
   }
+  const credentials = issueMqttCredentials(key, deviceId, otaDeviceModel(body));
   return {
     endpoint,
-    ...issueMqttCredentials(key, deviceId, otaDeviceModel(body)),
-    publish_topic: PUBLISH_TOPIC,
-    subscribe_topic: subscribeTopic(deviceId),
+    ...credentials,
+    ...(broker
+      ? brokerTopics(broker.topicPrefix, credentials.client_id)
+      : { publish_topic: PUBLISH_TOPIC, subscribe_topic: subscribeTopic(deviceId) }),
   };
 }
 

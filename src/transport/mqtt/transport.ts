@@ -18,9 +18,11 @@ export interface MqttTransportDeps extends HubDeps {
 }
 
 export interface MqttTransport {
-  /** Bound ports (differ from the config when it asks for 0); no MQTT port with an external broker. */
-  readonly mqttPort: number | undefined;
+  /** Where devices connect: the embedded broker's bound port (differs from the config when it asks for 0), or the external broker's. */
+  readonly mqttPort: number;
   readonly udpPort: number;
+  /** With an external broker (broker-client.ts): its host and the topic prefix, for OTA. */
+  readonly broker?: { host: string; topicPrefix: string };
   close(): Promise<void>;
 }
 

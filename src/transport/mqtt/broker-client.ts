@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { connect, type MqttClient } from 'mqtt';
+import { errorMessage } from '../../errors.js';
+import { startDeviceHub, plainAddress, type HubDevice } from './hub.js';
+import { brokerTopics, brokerUplinkFilter } from './ota.js';
+import type { MqttTransport, MqttTransportDeps } from './transport.js';
+
+const SEPARATOR = '@@@';
+const DEFAULT_MQTT_PORT = 1883;
+
+/** The broker URL without its password, for logs and errors. */
+export function redactedUrl(url: URL): string {
+  const shown = new URL(url.href);
+  if (shown.password) shown.password = '***';
+  return shown.href;
+}
+
+const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::' || ip === '';
+
+/**
+ * The MQTT + UDP transport behind an external broker (`server.mqtt.broker_url`: Mosquitto, EMQX): Linus is one
+ * more client. It subscribes to every device's publish topic (`<prefix>device-server/<client id>`) and publishes
+ * to each device's `<prefix>devices/p2p/<client id>`; OTA hands those topics out. The broker authenticates devices
+ * and must keep each to its own topics (its ACLs): the topic is all that names the publisher here. The stock
+ * firmware never subscribes, so the broker must subscribe it to its topic on connect (EMQX auto-subscribe).
+ * Linus does not see a device's MQTT connection: its channel ends on goodbye, a new hello or the idle timeout.
+ */
+export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTransport> {
+  const { ctx } = deps;
+  const { metrics, log } = ctx;
+  const initial = ctx.config.current.server;
+  const url = new URL(initial.mqtt.broker_url);
+  const prefix = initial.mqtt.topic_prefix;
+  const uplink = brokerUplinkFilter(prefix).slice(0, -1);
+  const hub = await startDeviceHub(deps);
+  const client: MqttClient = connect(url.href, {
+    clientId: `linus-${randomUUID().slice(0, 8)}`,
+    protocolVersion: 4,
+    clean: true,
+    // After the first connection: a broker restart is waited out, subscriptions are renewed on reconnect.
+    reconnectPeriod: 2000,
+    connectTimeout: 10_000,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        client.off('connect', ok);
+        reject(err);
+      };
+      const ok = (): void => {
+        client.off('error', fail);
+        resolve();
+      };
+      client.once('connect', ok);
+      client.once('error', fail);
+      // Refused or unreachable: mqtt.js only closes and retries; the first close fails the start.
+      client.once('close', () => fail(new Error('connection closed')));
+    });
+    await client.subscribeAsync(brokerUplinkFilter(prefix), { qos: 0 });
+  } catch (err) {
+    client.end(true);
+    await hub.close();
+    throw new Error(`${redactedUrl(url)}: ${errorMessage(err)}`, { cause: err });
+  }
+  client.removeAllListeners('close');
+  const stream = client.stream as Socket | undefined;
+  const reachedAt = isWildcard(initial.ip) ? plainAddress(stream?.localAddress) || initial.ip : initial.ip;
+
+  /** Devices by client id, from their first message until their channel ends. */
+  const devices = new Map<string, HubDevice>();
+  function deviceFor(clientId: string): HubDevice | undefined {
+    const known = devices.get(clientId);
+    if (known) return known;
+    const parts = clientId.split(SEPARATOR);
+    if (parts.length !== 3 || !parts[1]) return undefined;
+    const deviceId = parts[1].replaceAll('_', ':').toLowerCase();
+    const config = ctx.config.current.server;
+    if (config.activation.enabled && !deps.activations.isActivated(deviceId)) {
+      metrics.rejectedUpgrades.labels('not_activated').inc();
+      return undefined;
+    }
+    const topic = brokerTopics(prefix, clientId).subscribe_topic;
+    const device = hub.attach({
+      deviceId,
+      clientId: parts[2] || parts[1],
+      publish: (json, cb) => client.publish(topic, json, { qos: 0, retain: false }, (err) => cb(err)),
+      reachedAt,
+      idle: () => devices.delete(clientId),
+    });
+    devices.set(clientId, device);
+    return device;
+  }
+
+  client.on('message', (topic, payload) => {
+    const device = topic.startsWith(uplink) ? deviceFor(topic.slice(uplink.length)) : undefined;
+    if (device) device.message(payload);
+    else metrics.badFrames.labels('mqtt_unknown_device').inc();
+  });
+  client.on('error', (err) => log.warn({ err: err.message }, `MQTT broker ${redactedUrl(url)}: ${err.message}`));
+  client.on('offline', () => log.warn(`MQTT broker ${redactedUrl(url)} unreachable; reconnecting`));
+  const port = Number(url.port) || DEFAULT_MQTT_PORT;
+  log.info(
+    { broker: redactedUrl(url), udp: hub.udpPort },
+    `MQTT + UDP transport through the broker at ${redactedUrl(url)} (topics ${prefix}device-server/+), UDP ${hub.udpPort}`,
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    mqttPort: port,
+    udpPort: hub.udpPort,
+    broker: { host: url.hostname, topicPrefix: prefix },
+    close() {
+      closing ??= (async () => {
+        hub.closeChannels();
+        // The goodbyes just published leave before the connection does.
+        await client.endAsync();
+        await hub.close();
+      })();
+      return closing;
+    },
+  };
+}

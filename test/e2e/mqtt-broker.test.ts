@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { connectAsync } from 'mqtt';
+import { StartupError } from '../../src/server.js';
+import { createOpusDecoder } from '../../src/voice/opus.js';
+import { TestDevice, type Json } from '../support/device.js';
+import { FakeOpenAi } from '../support/fake-openai.js';
+import { MqttTestDevice, otaMqtt } from '../support/mqtt-device.js';
+import { metricValue, startTestServer, type TestServer } from '../support/server.js';
+import { offlineVoiceConfig, silence } from '../support/speech.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * server.mqtt.broker_url: Linus as a client of an external broker, here the machine's Mosquitto at 127.0.0.1:1883.
+ * Every run uses its own topic prefix, so runs (and other users of the broker) do not see each other's devices.
+ * Mosquitto does not subscribe clients on connect, so the test devices subscribe to their OTA `subscribe_topic`
+ * themselves (what EMQX's auto-subscribe does for the stock firmware).
+ */
+const BROKER = { host: '127.0.0.1', port: 1883 };
+const isStop = (m: Json) => m.type === 'tts' && m.state === 'stop';
+
+function brokerReachable(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(BROKER);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+const reachable = await brokerReachable();
+const skip = reachable ? false : `no MQTT broker at ${BROKER.host}:${BROKER.port} (start mosquitto)`;
+if (skip) console.log(`# skipped: ${skip}`);
+
+describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, () => {
+  const prefix = `linus-test-${randomBytes(4).toString('hex')}/`;
+  let fake: FakeOpenAi;
+  let server: TestServer;
+  before(async () => {
+    fake = await FakeOpenAi.start();
+    server = await startTestServer(
+      offlineVoiceConfig(fake, {
+        server: {
+          mqtt: { enabled: true, broker_url: `mqtt://${BROKER.host}:${BROKER.port}`, topic_prefix: prefix },
+          udp: { port: 0 },
+        },
+      }),
+    );
+  });
+  after(async () => {
+    await server?.stop();
+    await fake?.stop();
+  });
+
+  it("OTA hands out the broker and the device's own topics, named by its client id", async () => {
+    const settings = await otaMqtt(server, 'aa:bb:cc:20:00:01');
+    assert.equal(settings.endpoint, `${BROKER.host}:${BROKER.port}`);
+    assert.equal(settings.client_id, 'GID_default@@@aa_bb_cc_20_00_01@@@aa_bb_cc_20_00_01');
+    assert.equal(settings.publish_topic, `${prefix}device-server/${settings.client_id}`);
+    assert.equal(settings.subscribe_topic, `${prefix}devices/p2p/${settings.client_id}`);
+  });
+
+  it('hello → typed turn with reply audio over UDP → goodbye, through the broker', async () => {
+    fake.chat = { chunks: ['Through the broker.'] };
+    const dev = await MqttTestDevice.connect(await otaMqtt(server, 'aa:bb:cc:20:00:02'), true);
+    const hello = await dev.hello();
+    assert.equal(hello.transport, 'udp');
+    assert.equal((hello.udp as Json).server, '127.0.0.1');
+    // Microphone silence first: the server learns the device's UDP address from its packets.
+    for (const p of dev.encodePcm(Buffer.from(silence(300).buffer))) dev.sendOpus(p);
+    dev.send({ type: 'listen', state: 'detect', text: 'are you there' });
+    assert.equal((await dev.next('stt', 10_000)).text, 'are you there');
+    await dev.next(isStop, 20_000);
+    await waitFor(() => dev.downlink.length > 0, 3000, 'reply audio over UDP');
+    const decoder = createOpusDecoder(24000, 1);
+    assert.ok(decoder.decode(dev.downlink[0]!.payload).length > 0);
+    decoder.dispose();
+
+    const connections = await metricValue(server, 'linus_connections');
+    dev.goodbye(String(hello.session_id));
+    await waitFor(async () => (await metricValue(server, 'linus_connections')) === connections - 1);
+    // The device keeps its MQTT connection; a new hello opens a new session.
+    const again = await dev.hello();
+    assert.notEqual(again.session_id, hello.session_id);
+    await dev.close();
+  });
+
+  it('a peer message from a WebSocket device reaches a device behind the broker', async () => {
+    const mqtt = await MqttTestDevice.connect(await otaMqtt(server, 'aa:bb:cc:20:00:03'), true);
+    await mqtt.hello();
+    const ws = await TestDevice.connect({ url: server.url('/xiaozhi/v1/', 'ws'), deviceId: 'aa:bb:cc:20:00:04' });
+    await ws.hello();
+    ws.send({ type: 'peer', to: ['aa:bb:cc:20:00:03'], payload: { text: 'over the broker' } });
+    const msg = await mqtt.next((m) => m.type === 'peer' && m.event === 'message', 5000);
+    assert.deepEqual(msg.payload, { text: 'over the broker' });
+    await Promise.all([ws.close(), mqtt.close()]);
+  });
+
+  it('a message on the uplink topic that names no device is dropped and counted', async () => {
+    const before = await metricValue(server, 'linus_bad_frames_total', { reason: 'mqtt_unknown_device' });
+    const stranger = await connectAsync(`mqtt://${BROKER.host}:${BROKER.port}`, { reconnectPeriod: 0 });
+    await stranger.publishAsync(
+      `${prefix}device-server/not-a-client-id`,
+      JSON.stringify({ type: 'hello', version: 3, transport: 'udp' }),
+    );
+    await stranger.endAsync();
+    await waitFor(
+      async () =>
+        (await metricValue(server, 'linus_bad_frames_total', { reason: 'mqtt_unknown_device' })) === before + 1,
+    );
+  });
+
+  it('a server stop says goodbye with the session id to the device', async () => {
+    const dev = await MqttTestDevice.connect(await otaMqtt(server, 'aa:bb:cc:20:00:05'), true);
+    const hello = await dev.hello();
+    await server.stop();
+    const goodbye = await dev.next('goodbye', 5000);
+    assert.equal(goodbye.session_id, hello.session_id);
+    await dev.close();
+  });
+});
+
+describe('external MQTT broker that cannot be reached', () => {
+  it('fails the start with one line naming server.mqtt.broker_url', async () => {
+    // Port 1: nothing listens there, the connection is refused.
+    await assert.rejects(
+      startTestServer({
+        server: { mqtt: { enabled: true, broker_url: 'mqtt://127.0.0.1:1' }, udp: { port: 0 } },
+      }),
+      (err: unknown) => err instanceof StartupError && err.key === 'server.mqtt.broker_url',
+    );
+  });
+});
