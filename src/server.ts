@@ -47,6 +47,7 @@ import { Router } from './transport/router.js';
 import { registerVisionRoutes } from './transport/vision.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { exposureNotice } from './transport/exposure.js';
+import { registerBrokerAuthRoutes } from './transport/mqtt/broker-auth.js';
 import { startBrokerClient } from './transport/mqtt/broker-client.js';
 import { startMqttTransport, type MqttTransport } from './transport/mqtt/transport.js';
 import { createUpgradeHandler } from './transport/upgrade.js';
@@ -294,6 +295,8 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     mqttBroker: () => mqtt?.broker,
   });
   registerVisionRoutes(router, { config, throttle, providers, metrics, authKey: auth.key, log });
+  if (initial.server.mqtt.enabled && initial.server.mqtt.broker_url)
+    registerBrokerAuthRoutes(router, { config, activations, authKey: auth.key, metrics });
   registerAdminRoutes(router, {
     config,
     activations,

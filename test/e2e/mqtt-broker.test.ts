@@ -45,7 +45,12 @@ describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, (
     server = await startTestServer(
       offlineVoiceConfig(fake, {
         server: {
-          mqtt: { enabled: true, broker_url: `mqtt://${BROKER.host}:${BROKER.port}`, topic_prefix: prefix },
+          // Mosquitto here takes any user name and password: Linus's own login is checked by the auth route below.
+          mqtt: {
+            enabled: true,
+            broker_url: `mqtt://linus:s3cret@${BROKER.host}:${BROKER.port}`,
+            topic_prefix: prefix,
+          },
           udp: { port: 0 },
         },
       }),
@@ -112,6 +117,38 @@ describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, (
       async () =>
         (await metricValue(server, 'linus_bad_frames_total', { reason: 'mqtt_unknown_device' })) === before + 1,
     );
+  });
+
+  it("answers the broker's HTTP auth and ACL questions (EMQX): issued credentials and own topics only", async () => {
+    const ask = async (path: string, body: Json): Promise<Json> => {
+      const res = await fetch(server.url(path), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()) as Json;
+    };
+    const a = await otaMqtt(server, 'aa:bb:cc:20:00:06');
+    const b = await otaMqtt(server, 'aa:bb:cc:20:00:07');
+    const login = { clientid: a.client_id, username: a.username, password: a.password };
+    assert.deepEqual(await ask('/mqtt/auth', login), { result: 'allow', is_superuser: false });
+    assert.deepEqual(await ask('/mqtt/auth', { ...login, password: b.password }), { result: 'deny' });
+    assert.deepEqual(await ask('/mqtt/auth', { ...login, clientid: b.client_id }), { result: 'deny' });
+    // Linus's own login (the user and password of broker_url) may do anything; a wrong password may not.
+    assert.deepEqual(await ask('/mqtt/auth', { clientid: 'linus-x', username: 'linus', password: 's3cret' }), {
+      result: 'allow',
+      is_superuser: true,
+    });
+    assert.equal((await ask('/mqtt/auth', { clientid: 'linus-x', username: 'linus', password: 's3' })).result, 'deny');
+    const acl = (topic: string, action: string) =>
+      ask('/mqtt/acl', { clientid: a.client_id, username: a.username, topic, action });
+    assert.equal((await acl(a.publish_topic, 'publish')).result, 'allow');
+    assert.equal((await acl(a.subscribe_topic!, 'subscribe')).result, 'allow');
+    assert.equal((await acl(b.publish_topic, 'publish')).result, 'deny', "another device's topic");
+    assert.equal((await acl(b.subscribe_topic!, 'subscribe')).result, 'deny');
+    assert.equal((await acl(`${prefix}device-server/+`, 'subscribe')).result, 'deny');
+    assert.equal((await acl(a.subscribe_topic!, 'publish')).result, 'deny', 'a device does not write its own inbox');
   });
 
   it('a server stop says goodbye with the session id to the device', async () => {

@@ -129,6 +129,11 @@ describe('MQTT + UDP devices get every session and team feature', () => {
     assert.deepEqual((await mqtt.next(isPeerReceipt)).delivered, ['e3:00:00:00:00:01']);
   });
 
+  it('the embedded broker checks devices itself: no broker auth routes for an external broker', async () => {
+    const res = await fetch(server.url('/mqtt/auth'), { method: 'POST', body: '{}' });
+    assert.equal(res.status, 404);
+  });
+
   it('MCP: initialize and tools/list over MQTT, then a tool call the server makes is answered', async () => {
     const dev = await mqttDevice('e4:00:00:00:00:01');
     const init = (await dev.next(isMcp('initialize'))).payload as Json;

@@ -1,0 +1,74 @@
+import type { ConfigStore } from '../../config/store.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { secretEquals } from '../../protocol/auth-token.js';
+import type { ActivationStore } from '../../store/activation.js';
+import { readJson, sendJson } from '../http-util.js';
+import type { Router } from '../router.js';
+import { verifyMqttLogin } from './credentials.js';
+import { brokerTopics, mqttSigningKey } from './ota.js';
+
+export const BROKER_AUTH_PATH = '/mqtt/auth';
+export const BROKER_ACL_PATH = '/mqtt/acl';
+
+type Body = Record<string, unknown>;
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/**
+ * HTTP authentication and authorization for an external broker (EMQX's HTTP authenticator and authorizer), so that
+ * devices log in there with the credentials OTA issued and reach only their own topics:
+ *   POST /mqtt/auth {clientid, username, password}         → {"result": "allow" | "deny"}
+ *   POST /mqtt/acl  {clientid, username, topic, action}    → {"result": "allow" | "deny"}
+ * Linus's own connection (the user and password of `server.mqtt.broker_url`) is allowed everything. Registered
+ * only with `server.mqtt.broker_url` set.
+ */
+export function registerBrokerAuthRoutes(
+  router: Router,
+  deps: { config: ConfigStore; activations: ActivationStore; authKey: string; metrics: Metrics },
+): void {
+  /** Whether these credentials are Linus's own, from the broker URL (a URL without a password has none). */
+  const isLinus = (username: string, password: string): boolean => {
+    const url = new URL(deps.config.current.server.mqtt.broker_url);
+    const user = decodeURIComponent(url.username);
+    const pass = decodeURIComponent(url.password);
+    return pass !== '' && secretEquals(user, username) && secretEquals(pass, password);
+  };
+  const answer = (res: Parameters<typeof sendJson>[0], allow: boolean, extra: Body = {}): void =>
+    sendJson(res, 200, { result: allow ? 'allow' : 'deny', ...extra });
+
+  router.add('POST', BROKER_AUTH_PATH, async (req, res) => {
+    const body = (await readJson(req)) as Body;
+    const [clientId, username, password] = [str(body.clientid), str(body.username), str(body.password)];
+    if (isLinus(username, password)) return answer(res, true, { is_superuser: true });
+    const config = deps.config.current;
+    const login = verifyMqttLogin(mqttSigningKey(config, deps.authKey), clientId, username, password);
+    if (!login.ok) {
+      deps.metrics.rejectedUpgrades.labels('auth').inc();
+      return answer(res, false);
+    }
+    if (config.server.activation.enabled && !deps.activations.isActivated(login.deviceId)) {
+      deps.metrics.rejectedUpgrades.labels('not_activated').inc();
+      return answer(res, false);
+    }
+    answer(res, true, { is_superuser: false });
+  });
+
+  router.add('POST', BROKER_ACL_PATH, async (req, res) => {
+    const body = (await readJson(req)) as Body;
+    const [clientId, username, topic, action] = [
+      str(body.clientid),
+      str(body.username),
+      str(body.topic),
+      str(body.action),
+    ];
+    // Linus's own client is a superuser at login; a broker that still asks gets its user name matched.
+    const linusUser = decodeURIComponent(new URL(deps.config.current.server.mqtt.broker_url).username);
+    if (linusUser !== '' && username === linusUser) return answer(res, true);
+    const own = brokerTopics(deps.config.current.server.mqtt.topic_prefix, clientId);
+    answer(
+      res,
+      clientId !== '' &&
+        ((action === 'publish' && topic === own.publish_topic) ||
+          (action === 'subscribe' && topic === own.subscribe_topic)),
+    );
+  });
+}
