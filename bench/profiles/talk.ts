@@ -179,19 +179,19 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         `warm-up${transportLabel(transport)}: ${w.turns.completed}/${w.turns.started} turns completed (not reported)`,
       );
     }
-    levels: for (const n of levels) {
-      for (const transport of transports) {
+    for (const n of levels) {
+      let byTransport: Map<VoiceTransport, ChosenRound>;
+      try {
+        const lo = { ...level, devices: n };
+        byTransport = await levelRounds(ctx, rig, lo, transports, rounds, maxRounds, quietPct, minCompleted);
+      } catch (err) {
+        if (isAbort(err)) throw err;
+        stoppedEarly = `level ${n} failed: ${(err as Error).message}`;
+        failures.push(stoppedEarly);
+        break;
+      }
+      for (const [transport, chosen] of byTransport) {
         const at = `${n} devices${transportLabel(transport)}`;
-        let chosen: { chosen: LevelResult; rounds: LevelResult[]; quiet: number };
-        try {
-          const lo = { ...level, devices: n, transport };
-          chosen = await levelRounds(ctx, rig, lo, rounds, maxRounds, quietPct, minCompleted);
-        } catch (err) {
-          if (isAbort(err)) throw err;
-          stoppedEarly = `level ${at} failed: ${(err as Error).message}`;
-          failures.push(stoppedEarly);
-          break levels;
-        }
         entries.push({
           devices: n,
           transport,
@@ -201,14 +201,13 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         });
         const c = chosen.chosen;
         failures.push(...levelFailures(c));
-        if (c.turns.completedPct < minCompleted || c.connected < (n * minCompleted) / 100) {
-          stoppedEarly = `after ${at}: ${c.turns.completedPct.toFixed(1)} % of turns completed, ${c.connected} of ${n} connected (needs ≥ ${minCompleted} %)`;
-          break levels;
-        }
-        if (!(await health(rig.server.port))) {
-          stoppedEarly = `after ${at}: the server no longer answers /health`;
-          break levels;
-        }
+        if (c.turns.completedPct < minCompleted || c.connected < (n * minCompleted) / 100)
+          stoppedEarly ??= `after ${at}: ${c.turns.completedPct.toFixed(1)} % of turns completed, ${c.connected} of ${n} connected (needs ≥ ${minCompleted} %)`;
+      }
+      if (stoppedEarly) break;
+      if (!(await health(rig.server.port))) {
+        stoppedEarly = `after ${n} devices: the server no longer answers /health`;
+        break;
       }
     }
   } catch (err) {
@@ -273,34 +272,53 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   };
 }
 
-/** Runs a level until it has `want` quiet rounds or `max` runs; the median quiet round (by client p50). */
+interface ChosenRound {
+  chosen: LevelResult;
+  rounds: LevelResult[];
+  quiet: number;
+}
+
+/**
+ * Runs a level until each transport has `want` quiet rounds or `max` runs, the transports taking turns round by
+ * round so that they share the box's conditions; per transport the median quiet round (by client p50).
+ */
 async function levelRounds(
   ctx: ProfileContext,
   rig: VoiceRig,
   lo: LevelOptions,
+  transports: VoiceTransport[],
   want: number,
   max: number,
   quietPct: number,
   minCompleted: number,
-) {
-  const rounds: LevelResult[] = [];
-  const quiet = (): LevelResult[] => rounds.filter((x) => x.load.otherCpuPct < quietPct);
-  for (let i = 0; i < max && quiet().length < want; i++) {
-    const r = await rig.runLevel({ ...lo, round: i + 1 });
-    rounds.push(r);
-    ctx.log(
-      `${lo.devices} devices${transportLabel(lo.transport)}, round ${i + 1}: ${r.turns.completed}/${r.turns.started} turns, VAD end → first frame p50 ${r.server.stages.total!.p50.toFixed(1)} ms, ` +
-        `late ${r.client.lateIntervalsPct.toFixed(2)} %, loop lag p99 ${r.server.loopLagP99Ms.toFixed(1)} ms, server CPU ${r.server.cpuPct.toFixed(0)} %, other CPU ${r.load.otherCpuPct.toFixed(0)} %`,
-    );
-    if (r.turns.completedPct < minCompleted) break; // a failing level is not repeated
+): Promise<Map<VoiceTransport, ChosenRound>> {
+  const rounds = new Map(transports.map((t) => [t, [] as LevelResult[]]));
+  const quiet = (t: VoiceTransport): LevelResult[] => rounds.get(t)!.filter((x) => x.load.otherCpuPct < quietPct);
+  let failing = false;
+  for (let i = 0; i < max && !failing; i++) {
+    const pending = transports.filter((t) => quiet(t).length < want);
+    if (!pending.length) break;
+    for (const transport of pending) {
+      const r = await rig.runLevel({ ...lo, transport, round: i + 1 });
+      rounds.get(transport)!.push(r);
+      ctx.log(
+        `${lo.devices} devices${transportLabel(transport)}, round ${i + 1}: ${r.turns.completed}/${r.turns.started} turns, VAD end → first frame p50 ${r.server.stages.total!.p50.toFixed(1)} ms, ` +
+          `late ${r.client.lateIntervalsPct.toFixed(2)} %, loop lag p99 ${r.server.loopLagP99Ms.toFixed(1)} ms, server CPU ${r.server.cpuPct.toFixed(0)} %, other CPU ${r.load.otherCpuPct.toFixed(0)} %`,
+      );
+      if (r.turns.completedPct < minCompleted) failing = true; // a failing level is not repeated
+    }
   }
-  const pool = quiet();
-  const chosen = pool.length
-    ? [...pool].sort(
-        (a, b) => (a.client.lastSpeechToFirstFrameMs.p50 || 0) - (b.client.lastSpeechToFirstFrameMs.p50 || 0),
-      )[Math.floor(pool.length / 2)]!
-    : [...rounds].sort((a, b) => a.load.otherCpuPct - b.load.otherCpuPct)[0]!;
-  return { chosen, rounds, quiet: pool.length };
+  const out = new Map<VoiceTransport, ChosenRound>();
+  for (const t of transports) {
+    const pool = quiet(t);
+    const chosen = pool.length
+      ? [...pool].sort(
+          (a, b) => (a.client.lastSpeechToFirstFrameMs.p50 || 0) - (b.client.lastSpeechToFirstFrameMs.p50 || 0),
+        )[Math.floor(pool.length / 2)]!
+      : [...rounds.get(t)!].sort((a, b) => a.load.otherCpuPct - b.load.otherCpuPct)[0]!;
+    out.set(t, { chosen, rounds: rounds.get(t)!, quiet: pool.length });
+  }
+  return out;
 }
 
 /** The figures of every level run, with the targets where they apply, and the target levels that were not run. */
