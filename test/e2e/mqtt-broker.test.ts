@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connectAsync } from 'mqtt';
 import { StartupError } from '../../src/server.js';
 import { createOpusDecoder } from '../../src/voice/opus.js';
+import { freePort } from '../support/cli.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
 import { MqttTestDevice, otaMqtt } from '../support/mqtt-device.js';
@@ -158,6 +160,60 @@ describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, (
     const goodbye = await dev.next('goodbye', 5000);
     assert.equal(goodbye.session_id, hello.session_id);
     await dev.close();
+  });
+});
+
+/** A Mosquitto of this test's own on a free port (`-p`: loopback only, anonymous), so that it can be restarted. */
+async function ownMosquitto(port: number): Promise<ChildProcess> {
+  const child = spawn('mosquitto', ['-p', String(port)], { stdio: 'ignore' });
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = tcpConnect({ host: '127.0.0.1', port });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      }),
+    5000,
+    `mosquitto on port ${port}`,
+  );
+  return child;
+}
+
+const stopped = (child: ChildProcess): Promise<void> =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+
+const hasMosquitto = spawnSync('mosquitto', ['-h']).error === undefined;
+
+describe('external MQTT broker restarted under Linus', { skip: hasMosquitto ? false : 'no mosquitto binary' }, () => {
+  it('Linus reconnects and subscribes again: a device served before the restart is served after it', async () => {
+    const port = await freePort();
+    let broker = await ownMosquitto(port);
+    const server = await startTestServer({
+      server: { mqtt: { enabled: true, broker_url: `mqtt://127.0.0.1:${port}` }, udp: { port: 0 } },
+    });
+    try {
+      const settings = await otaMqtt(server, 'aa:bb:cc:20:01:01');
+      const first = await MqttTestDevice.connect(settings, true);
+      await first.hello();
+      await first.close();
+      await stopped(broker);
+      broker = await ownMosquitto(port);
+      // Linus retries every 2 s; until it is back, a hello goes unanswered, so the device asks again.
+      const again = await MqttTestDevice.connect(settings, true);
+      const hello = await waitFor(() => again.hello().catch(() => undefined), 15_000, 'hello after the restart');
+      assert.equal(hello.transport, 'udp');
+      await again.close();
+    } finally {
+      await server.stop();
+      await stopped(broker);
+    }
   });
 });
 

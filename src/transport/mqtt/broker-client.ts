@@ -45,17 +45,23 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
   try {
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void => {
-        client.off('connect', ok);
+        detach();
         reject(err);
       };
+      // Refused or unreachable: mqtt.js may only close and retry; the first close fails the start.
+      const closed = (): void => fail(new Error('connection refused or closed'));
       const ok = (): void => {
-        client.off('error', fail);
+        detach();
         resolve();
       };
-      client.once('connect', ok);
-      client.once('error', fail);
-      // Refused or unreachable: mqtt.js only closes and retries; the first close fails the start.
-      client.once('close', () => fail(new Error('connection closed')));
+      const detach = (): void => {
+        client.off('connect', ok);
+        client.off('error', fail);
+        client.off('close', closed);
+      };
+      client.on('connect', ok);
+      client.on('error', fail);
+      client.on('close', closed);
     });
     await client.subscribeAsync(brokerUplinkFilter(prefix), { qos: 0 });
   } catch (err) {
@@ -63,7 +69,6 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     await hub.close();
     throw new Error(`${redactedUrl(url)}: ${errorMessage(err)}`, { cause: err });
   }
-  client.removeAllListeners('close');
   const stream = client.stream as Socket | undefined;
   const reachedAt = isWildcard(initial.ip) ? plainAddress(stream?.localAddress) || initial.ip : initial.ip;
 
