@@ -223,7 +223,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   for (const n of levels) {
     const ws = entries.find((e) => e.devices === n && e.transport === 'websocket');
     const mqtt = entries.find((e) => e.devices === n && e.transport === 'mqtt');
-    if (ws && mqtt) figures.push(...transportFigures(n, ws.chosen, mqtt.chosen));
+    if (ws && mqtt) figures.push(...transportFigures(n, ws, mqtt));
   }
   const series: Series[] = [];
   for (const e of entries) {

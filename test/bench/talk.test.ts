@@ -55,7 +55,7 @@ it('talk --transport mqtt: both transports complete their turns and MQTT is comp
   for (const name of [
     'downlink frame intervals > 65 ms',
     'server-added latency p50 (VAD end → first frame)',
-    'server CPU per device',
+    'server CPU per device turn',
   ]) {
     const f = figure(r, `2 devices, MQTT vs WebSocket: ${name}`);
     assert.equal(typeof f.value, 'number', name);
