@@ -25,13 +25,13 @@ export function registerBrokerAuthRoutes(
   router: Router,
   deps: { config: ConfigStore; activations: ActivationStore; authKey: string; metrics: Metrics },
 ): void {
+  // Read at start, as the broker connection is.
+  const url = new URL(deps.config.current.server.mqtt.broker_url);
+  const linusUser = decodeURIComponent(url.username);
+  const linusPassword = decodeURIComponent(url.password);
   /** Whether these credentials are Linus's own, from the broker URL (a URL without a password has none). */
-  const isLinus = (username: string, password: string): boolean => {
-    const url = new URL(deps.config.current.server.mqtt.broker_url);
-    const user = decodeURIComponent(url.username);
-    const pass = decodeURIComponent(url.password);
-    return pass !== '' && secretEquals(user, username) && secretEquals(pass, password);
-  };
+  const isLinus = (username: string, password: string): boolean =>
+    linusPassword !== '' && secretEquals(linusUser, username) && secretEquals(linusPassword, password);
   const answer = (res: Parameters<typeof sendJson>[0], allow: boolean, extra: Body = {}): void =>
     sendJson(res, 200, { result: allow ? 'allow' : 'deny', ...extra });
 
@@ -61,7 +61,6 @@ export function registerBrokerAuthRoutes(
       str(body.action),
     ];
     // Linus's own client is a superuser at login; a broker that still asks gets its user name matched.
-    const linusUser = decodeURIComponent(new URL(deps.config.current.server.mqtt.broker_url).username);
     if (linusUser !== '' && username === linusUser) return answer(res, true);
     const own = brokerTopics(deps.config.current.server.mqtt.topic_prefix, clientId);
     answer(

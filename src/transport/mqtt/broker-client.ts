@@ -7,7 +7,8 @@ import { brokerTopics, brokerUplinkFilter } from './ota.js';
 import type { MqttTransport, MqttTransportDeps } from './transport.js';
 
 const SEPARATOR = '@@@';
-const DEFAULT_MQTT_PORT = 1883;
+/** MQTT's registered ports, plain and over TLS. */
+const defaultPort = (url: URL): number => (/^(mqtts|ssl|wss):$/.test(url.protocol) ? 8883 : 1883);
 
 /** The broker URL without its password, for logs and errors. */
 export function redactedUrl(url: URL): string {
@@ -104,7 +105,7 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
   });
   client.on('error', (err) => log.warn({ err: err.message }, `MQTT broker ${redactedUrl(url)}: ${err.message}`));
   client.on('offline', () => log.warn(`MQTT broker ${redactedUrl(url)} unreachable; reconnecting`));
-  const port = Number(url.port) || DEFAULT_MQTT_PORT;
+  const port = Number(url.port) || defaultPort(url);
   log.info(
     { broker: redactedUrl(url), udp: hub.udpPort },
     `MQTT + UDP transport through the broker at ${redactedUrl(url)} (topics ${prefix}device-server/+), UDP ${hub.udpPort}`,
