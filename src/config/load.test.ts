@@ -34,6 +34,14 @@ describe('config schema and defaults (D11)', () => {
       /xiaozhi\.audio_params\.sample_rate/,
     );
     assert.throws(() => validateConfig([1, 2]), /mapping/);
+    assert.throws(
+      () => validateConfig({ server: { mqtt: { broker_url: 'broker.lan:1883' } } }),
+      /server\.mqtt\.broker_url.*mqtt:\/\/host:port/,
+    );
+    assert.equal(
+      validateConfig({ server: { mqtt: { broker_url: 'mqtts://u:p@broker.lan' } } }).config.server.mqtt.broker_url,
+      'mqtts://u:p@broker.lan',
+    );
   });
 
   it('warns about unknown keys with their path and ignores them', () => {

@@ -160,7 +160,7 @@ export const serverSchema = z
          */
         broker_url: z
           .string()
-          .refine((v) => v === '' || /^(mqtts?|tcp|ssl|wss?):\/\/[^/]+/.test(v), {
+          .refine((v) => v === '' || /^(mqtts?|tcp|ssl):\/\/[^/]+/.test(v), {
             message: 'an mqtt://host:port URL (or empty for the embedded broker)',
           })
           .default(''),

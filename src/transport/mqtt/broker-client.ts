@@ -8,7 +8,7 @@ import type { MqttTransport, MqttTransportDeps } from './transport.js';
 
 const SEPARATOR = '@@@';
 /** MQTT's registered ports, plain and over TLS. */
-const defaultPort = (url: URL): number => (/^(mqtts|ssl|wss):$/.test(url.protocol) ? 8883 : 1883);
+const defaultPort = (url: URL): number => (/^(mqtts|ssl):$/.test(url.protocol) ? 8883 : 1883);
 
 /** The broker URL without its password, for logs and errors. */
 export function redactedUrl(url: URL): string {
