@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
 import { errorMessage } from '../../errors.js';
+import { parseMqttClientId } from './credentials.js';
 import { startDeviceHub, plainAddress, type HubDevice } from './hub.js';
 import { brokerTopics, brokerUplinkFilter } from './ota.js';
 import type { MqttTransport, MqttTransportDeps } from './transport.js';
 
-const SEPARATOR = '@@@';
 /** MQTT's registered ports, plain and over TLS. */
 const defaultPort = (url: URL): number => (/^(mqtts|ssl):$/.test(url.protocol) ? 8883 : 1883);
 
@@ -42,6 +42,8 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     // After the first connection: a broker restart is waited out, subscriptions are renewed on reconnect.
     reconnectPeriod: 2000,
     connectTimeout: 10_000,
+    // While the broker is away, messages are dropped rather than queued: a stale reply is worth nothing later.
+    queueQoSZero: false,
   });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -78,9 +80,9 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
   function deviceFor(clientId: string): HubDevice | undefined {
     const known = devices.get(clientId);
     if (known) return known;
-    const parts = clientId.split(SEPARATOR);
-    if (parts.length !== 3 || !parts[1]) return undefined;
-    const deviceId = parts[1].replaceAll('_', ':').toLowerCase();
+    const ids = parseMqttClientId(clientId);
+    if (!ids) return undefined;
+    const { deviceId } = ids;
     const config = ctx.config.current.server;
     if (config.activation.enabled && !deps.activations.isActivated(deviceId)) {
       metrics.rejectedUpgrades.labels('not_activated').inc();
@@ -89,7 +91,7 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     const topic = brokerTopics(prefix, clientId).subscribe_topic;
     const device = hub.attach({
       deviceId,
-      clientId: parts[2] || parts[1],
+      clientId: ids.clientId,
       publish: (json, cb) => client.publish(topic, json, { qos: 0, retain: false }, (err) => cb(err)),
       reachedAt,
       idle: () => devices.delete(clientId),

@@ -54,10 +54,17 @@ export function verifyMqttLogin(
   username: string | undefined,
   password: Buffer | string | undefined,
 ): MqttLogin {
-  const parts = clientId.split(SEPARATOR);
-  if (parts.length !== 3 || !parts[1]) return { ok: false, reason: 'client id is not GID@@@mac@@@uuid' };
+  const ids = parseMqttClientId(clientId);
+  if (!ids) return { ok: false, reason: 'client id is not GID@@@mac@@@uuid' };
   if (!username) return { ok: false, reason: 'no username' };
   const given = typeof password === 'string' ? password : (password?.toString('utf8') ?? '');
   if (!secretEquals(signMqttPassword(key, clientId, username), given)) return { ok: false, reason: 'bad password' };
-  return { ok: true, deviceId: parts[1].replaceAll('_', ':').toLowerCase(), clientId: parts[2] || parts[1] };
+  return { ok: true, ...ids };
+}
+
+/** The device id (the MAC, `_` back to `:`) and client id in an MQTT client id of the reference's shape. */
+export function parseMqttClientId(clientId: string): { deviceId: string; clientId: string } | undefined {
+  const parts = clientId.split(SEPARATOR);
+  if (parts.length !== 3 || !parts[1]) return undefined;
+  return { deviceId: parts[1].replaceAll('_', ':').toLowerCase(), clientId: parts[2] || parts[1] };
 }
