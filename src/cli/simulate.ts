@@ -315,6 +315,9 @@ async function openMqttLink(opts: SimulateOptions, on: LinkHandlers): Promise<Si
   const client = await connectLikeFirmware(settings).catch((err: unknown) => {
     throw new Error(`MQTT connection to ${settings.endpoint} refused: ${errorMessage(err)}`);
   });
+  // Unlike the firmware, which leaves this to the broker (EMQX auto-subscribe; the embedded broker delivers
+  // directly): on a broker that does neither (Mosquitto) the replies reach the simulator this way.
+  if (settings.subscribe_topic) await client.subscribeAsync(settings.subscribe_topic, { qos: 0 });
   const udp = createSocket('udp4');
   await new Promise<void>((resolve) => udp.bind(0, resolve));
   let channel: { key: Buffer; nonce: Buffer; server: string; port: number; sessionId: string } | undefined;

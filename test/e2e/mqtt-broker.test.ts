@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { connectAsync } from 'mqtt';
 import { StartupError } from '../../src/server.js';
 import { createOpusDecoder } from '../../src/voice/opus.js';
-import { freePort } from '../support/cli.js';
+import { freePort, runCli } from '../support/cli.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
 import { MqttTestDevice, otaMqtt } from '../support/mqtt-device.js';
@@ -94,6 +94,27 @@ describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, (
     const again = await dev.hello();
     assert.notEqual(again.session_id, hello.session_id);
     await dev.close();
+  });
+
+  it('linus simulate --transport mqtt does a typed turn through the broker', async () => {
+    fake.chat = { chunks: ['Simulated and served.'] };
+    const { code, stdout, stderr } = await runCli(
+      [
+        'simulate',
+        '--transport',
+        'mqtt',
+        '--url',
+        server.url('/xiaozhi/ota/'),
+        '--type',
+        'hello there',
+        '--device-id',
+        'aa:bb:cc:20:00:08',
+      ],
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.match(stdout, /tts: Simulated and served\./);
+    assert.match(stdout, /first reply audio \d+ ms/);
   });
 
   it('a peer message from a WebSocket device reaches a device behind the broker', async () => {
