@@ -172,6 +172,10 @@ describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, (
     assert.equal((await acl(b.subscribe_topic!, 'subscribe')).result, 'deny');
     assert.equal((await acl(`${prefix}device-server/+`, 'subscribe')).result, 'deny');
     assert.equal((await acl(a.subscribe_topic!, 'publish')).result, 'deny', 'a device does not write its own inbox');
+    for (const body of ['null', '[1]', '7']) {
+      const res = await fetch(server.url('/mqtt/auth'), { method: 'POST', body });
+      assert.deepEqual([res.status, await res.json()], [200, { result: 'deny' }], `body ${body}`);
+    }
   });
 
   it('a server stop says goodbye with the session id to the device', async () => {

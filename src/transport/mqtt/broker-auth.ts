@@ -12,6 +12,9 @@ export const BROKER_ACL_PATH = '/mqtt/acl';
 
 type Body = Record<string, unknown>;
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+/** The broker's JSON body; anything else (null, an array, a number) has no fields and is denied. */
+const fieldsOf = (body: unknown): Body =>
+  body && typeof body === 'object' && !Array.isArray(body) ? (body as Body) : {};
 
 /**
  * HTTP authentication and authorization for an external broker (EMQX's HTTP authenticator and authorizer), so that
@@ -36,7 +39,7 @@ export function registerBrokerAuthRoutes(
     sendJson(res, 200, { result: allow ? 'allow' : 'deny', ...extra });
 
   router.add('POST', BROKER_AUTH_PATH, async (req, res) => {
-    const body = (await readJson(req)) as Body;
+    const body = fieldsOf(await readJson(req));
     const [clientId, username, password] = [str(body.clientid), str(body.username), str(body.password)];
     if (isLinus(username, password)) return answer(res, true, { is_superuser: true });
     const config = deps.config.current;
@@ -53,7 +56,7 @@ export function registerBrokerAuthRoutes(
   });
 
   router.add('POST', BROKER_ACL_PATH, async (req, res) => {
-    const body = (await readJson(req)) as Body;
+    const body = fieldsOf(await readJson(req));
     const [clientId, username, topic, action] = [
       str(body.clientid),
       str(body.username),
