@@ -15,6 +15,7 @@ import { ActivationStore } from '../store/activation.js';
 import { DeviceBindings } from '../store/bindings.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
+import { migrateCommand } from './migrate.js';
 import { drainWithin, restartProcess } from './restart.js';
 import { simulate } from './simulate.js';
 
@@ -47,6 +48,8 @@ async function serve(flags: CliFlags & { supervised?: boolean }): Promise<void> 
         watch: loaded.config.server.watch_config,
         ...(opts.port !== undefined ? { port: opts.port } : {}),
         ...(opts.host ? { host: opts.host } : {}),
+        ...(opts.postgresUrl ? { postgresUrl: opts.postgresUrl } : {}),
+        ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
       },
       onRestart: () => void restartProcess(server, { supervised, logFile }).catch(fail),
       bindRetryMs: Number(process.env.LINUS_BIND_RETRY_MS) || 0,
@@ -87,6 +90,16 @@ function checkConfig(flags: CliFlags): void {
     // Printed first, so that the effective values are there to read next to what is wrong with them.
     const selection = localSelectionError(config);
     if (selection) fail(selection.message);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function migrate(flags: CliFlags & { fromSqlite?: string }): Promise<void> {
+  try {
+    const opts = resolveRuntimeOptions(flags, process.env);
+    const { config } = loadEffectiveConfig(opts, 'read');
+    await migrateCommand(config, { fromSqlite: flags.fromSqlite, print: (l) => process.stdout.write(`${l}\n`) });
   } catch (err) {
     fail(err);
   }
@@ -183,6 +196,18 @@ export function main(argv: string[]): void {
   withConfigFlags(
     program.command('check-config').description('validate the config and print the effective values, secrets redacted'),
   ).action((flags: CliFlags) => checkConfig(flags));
+  withConfigFlags(
+    program
+      .command('migrate')
+      .description(
+        "bring the PostgreSQL schema (cluster.postgres_url or LINUS_DATABASE_URL) up to date; with --from-sqlite, copy a single node's data into it",
+      ),
+  )
+    .option(
+      '--from-sqlite <file>',
+      'SQLite file to copy (data/linus.db): meetings, tasks, queued peer messages, memory, activations',
+    )
+    .action((flags: CliFlags & { fromSqlite?: string }) => migrate(flags));
   withConfigFlags(
     program.command('activate <code>').description('activate the device waiting with this 6-digit code'),
   ).action((code: string, flags: CliFlags) => activate(code, flags));

@@ -187,5 +187,19 @@ export function redactConfig(value: unknown, key = ''): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactConfig(v, k)]));
   }
   if (SECRET_KEY.test(key) && typeof value === 'string' && value.length > 0) return '***';
+  // `cluster.postgres_url: postgres://user:password@host/db`: the password goes, the rest helps the operator.
+  if (key.endsWith('_url') && typeof value === 'string' && value.includes('@')) return redactUrl(value);
   return value;
+}
+
+/** `postgres://user:***@host/db`: a URL fit for logs and error lines. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    // Not a URL we can read: say nothing of what it holds.
+    return '(unparsable URL)';
+  }
 }

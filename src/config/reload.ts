@@ -23,6 +23,7 @@ const RESTART_KEYS = [
   'server.max_frame_hard_bytes',
   'server.audio_workers',
   'server.console.enabled',
+  'cluster',
 ] as const;
 
 /**
@@ -39,7 +40,9 @@ export class ConfigReloader {
 
   constructor(
     private readonly store: ConfigStore,
-    private readonly runtime: Pick<RuntimeOptions, 'configPath' | 'port' | 'host'> & { defaultConfigPath?: boolean },
+    private readonly runtime: Pick<RuntimeOptions, 'configPath' | 'port' | 'host' | 'postgresUrl' | 'redisUrl'> & {
+      defaultConfigPath?: boolean;
+    },
     private readonly log: Logger,
   ) {}
 

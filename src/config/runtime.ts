@@ -9,6 +9,10 @@ export interface RuntimeOptions {
   defaultConfigPath: boolean;
   port?: number;
   host?: string;
+  /** LINUS_DATABASE_URL: `cluster.postgres_url`. */
+  postgresUrl?: string;
+  /** LINUS_REDIS_URL: `cluster.redis_url`. */
+  redisUrl?: string;
 }
 
 export interface CliFlags {
@@ -32,6 +36,8 @@ export function resolveRuntimeOptions(flags: CliFlags, env: NodeJS.ProcessEnv, c
     opts.port = parsePort(port, flags.port !== undefined ? '--port' : 'LINUS_PORT');
   const host = flags.host ?? env.LINUS_HOST;
   if (host) opts.host = host;
+  if (env.LINUS_DATABASE_URL) opts.postgresUrl = env.LINUS_DATABASE_URL;
+  if (env.LINUS_REDIS_URL) opts.redisUrl = env.LINUS_REDIS_URL;
   return opts;
 }
 
@@ -52,13 +58,25 @@ export function loadEffectiveConfig(opts: RuntimeOptions, mode: 'serve' | 'read'
   return applyOverrides(loaded, opts);
 }
 
-export function applyOverrides(loaded: ValidatedConfig, opts: Pick<RuntimeOptions, 'port' | 'host'>): ValidatedConfig {
-  if (opts.port === undefined && opts.host === undefined) return loaded;
+export function applyOverrides(
+  loaded: ValidatedConfig,
+  opts: Pick<RuntimeOptions, 'port' | 'host' | 'postgresUrl' | 'redisUrl'>,
+): ValidatedConfig {
+  if (opts.port === undefined && opts.host === undefined && !opts.postgresUrl && !opts.redisUrl) return loaded;
   const server = {
     ...loaded.config.server,
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     ...(opts.host ? { ip: opts.host } : {}),
   };
-  const { config } = validateConfig({ ...structuredClone(loaded.config), server: structuredClone(server) });
+  const cluster = {
+    ...loaded.config.cluster,
+    ...(opts.postgresUrl ? { postgres_url: opts.postgresUrl } : {}),
+    ...(opts.redisUrl ? { redis_url: opts.redisUrl } : {}),
+  };
+  const { config } = validateConfig({
+    ...structuredClone(loaded.config),
+    server: structuredClone(server),
+    cluster: structuredClone(cluster),
+  });
   return { config, warnings: loaded.warnings };
 }

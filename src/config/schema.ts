@@ -196,6 +196,23 @@ export const logSchema = z
   })
   .prefault({});
 
+/**
+ * Cluster mode (D16, D17): several nodes share PostgreSQL (everything durable) and Redis (routes, fan-out). Neither
+ * URL set = one process on SQLite; both set = cluster mode; one alone is a start-up error. Read at start.
+ */
+export const clusterSchema = z
+  .object({
+    /** `postgres://user:pass@host:5432/db`; also env LINUS_DATABASE_URL. */
+    postgres_url: z.string().default(''),
+    /** `redis://host:6379`; also env LINUS_REDIS_URL. */
+    redis_url: z.string().default(''),
+    /** This node's name in routes and logs; empty = `<hostname>-<pid>`. */
+    node_id: z.string().default(''),
+    /** Prefix of every Redis key and channel of this cluster. */
+    key_prefix: z.string().min(1).default('linus:'),
+  })
+  .prefault({});
+
 const audioParams = z
   .object({
     format: z.literal('opus').default('opus'),
@@ -209,6 +226,7 @@ export const configSchema = z
   .object({
     server: serverSchema,
     log: logSchema,
+    cluster: clusterSchema,
     'manager-api': z.object({ url: z.string().default(''), secret: z.string().default('') }).prefault({}),
     /** Server hello template; `audio_params` is what downlink audio is really encoded at. */
     xiaozhi: z

@@ -7,7 +7,19 @@ import type { ApiRoutes } from '../transport/api.js';
 import type { Router } from '../transport/router.js';
 import type { VoiceHooks } from '../voice/hooks.js';
 import type { VoicePipeline } from '../voice/pipeline.js';
+import type { WebhookOutbox } from './meeting/outbox.js';
+import type { MeetingStore } from './meeting/store.js';
 import type { ModeController } from './modes.js';
+import type { PeerQueue } from './peer/queue.js';
+import type { TaskStore } from './workflow/store.js';
+
+/** The stores the features share, SQLite or PostgreSQL by the server's mode (store/compose.ts). */
+export interface FeatureStores {
+  meetings: MeetingStore;
+  webhooks: WebhookOutbox;
+  tasks: TaskStore;
+  peerQueue: PeerQueue;
+}
 
 /**
  * What a feature (meeting, workflow, peer, coding, stats) gets from the server. A feature registers its
@@ -16,7 +28,9 @@ import type { ModeController } from './modes.js';
  */
 export interface FeatureDeps {
   ctx: ServerContext;
+  /** The embedded SQLite store (the default of a feature built without `stores`, as unit tests do). */
   db: Db;
+  stores: FeatureStores;
   providers: ProviderRegistry;
   modes: ModeController;
   /** Aliases, workflow groups and roles of devices (devices.yaml, hot-reloaded). */

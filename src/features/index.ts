@@ -35,9 +35,14 @@ export function startFeatures(deps: FeatureDeps, parts: Lifecycle): void {
     parts.add(`feature ${feature.name}`, () => feature.close?.());
     return feature;
   };
-  start(new MeetingFeature(deps));
-  const workflow = start(new WorkflowFeature(deps, { summaryOf: (id) => meetingSummaryFor(deps.db, id) }));
-  const peer = start(new PeerFeature(deps, { onTask: peerTaskToWorkflow(workflow.service, deps) }));
+  const { stores } = deps;
+  start(new MeetingFeature(deps, { store: stores.meetings, outbox: stores.webhooks }));
+  const workflow = start(
+    new WorkflowFeature(deps, { store: stores.tasks, summaryOf: (id) => meetingSummaryFor(stores.meetings, id) }),
+  );
+  const peer = start(
+    new PeerFeature(deps, { queue: stores.peerQueue, onTask: peerTaskToWorkflow(workflow.service, deps) }),
+  );
   registerPeerApi(deps.api, { peer, registry: deps.ctx.registry, directory: deps.directory });
   start(new CodingFeature(deps));
   start(new StatsFeature(deps));

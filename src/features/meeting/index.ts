@@ -1,7 +1,8 @@
 import type { Feature, FeatureDeps } from '../feature.js';
 import { registerMeetingRoutes } from './api.js';
-import { webhookOfMeeting } from './outbox.js';
+import type { WebhookOutbox } from './outbox.js';
 import { MeetingService } from './service.js';
+import type { MeetingStore } from './store.js';
 
 export { meetingSummaryFor, type MeetingSummaryRef } from './store.js';
 
@@ -13,9 +14,9 @@ export class MeetingFeature implements Feature {
   readonly name = 'meeting';
   readonly service: MeetingService;
 
-  constructor(deps: FeatureDeps) {
-    this.service = new MeetingService(deps);
-    registerMeetingRoutes(deps.api, this.service.store, (id) => webhookOfMeeting(deps.db, id));
+  constructor(deps: FeatureDeps, opts: { store?: MeetingStore; outbox?: WebhookOutbox } = {}) {
+    this.service = new MeetingService(deps, opts);
+    registerMeetingRoutes(deps.api, this.service.store, (id) => this.service.outbox.ofMeeting(id));
   }
 
   close(): Promise<void> {

@@ -32,6 +32,15 @@ export interface WebhookOutbox {
   failed(id: string, error: string, retryAt: number | undefined): Promise<void>;
   /** Status of one delivery (tests, API). */
   status(id: string): Promise<{ status: 'pending' | 'delivered' | 'failed'; attempts: number } | undefined>;
+  /** The delivery state of a meeting's webhook (the newest one), or null when it has none (no webhook set). */
+  ofMeeting(meetingId: string): Promise<WebhookDelivery | null>;
+}
+
+export interface WebhookDelivery {
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  deliveredAt: number | null;
+  lastError: string | null;
 }
 
 /** Inside the caller's transaction. */
@@ -109,23 +118,15 @@ export class SqliteWebhookOutbox implements WebhookOutbox {
       )
       .get(id);
   }
-}
 
-export interface WebhookDelivery {
-  status: 'pending' | 'delivered' | 'failed';
-  attempts: number;
-  deliveredAt: number | null;
-  lastError: string | null;
-}
-
-/** The delivery state of a meeting's webhook (the newest one), or null when it has none (no webhook set). */
-export async function webhookOfMeeting(db: Db, meetingId: string): Promise<WebhookDelivery | null> {
-  return (
-    db
-      .prepare<[string], WebhookDelivery>(
-        `SELECT status, attempts, delivered_at AS deliveredAt, last_error AS lastError FROM meeting_webhook_outbox
-         WHERE meeting_id = ? ORDER BY created_at DESC LIMIT 1`,
-      )
-      .get(meetingId) ?? null
-  );
+  async ofMeeting(meetingId: string): Promise<WebhookDelivery | null> {
+    return (
+      this.db
+        .prepare<[string], WebhookDelivery>(
+          `SELECT status, attempts, delivered_at AS deliveredAt, last_error AS lastError FROM meeting_webhook_outbox
+           WHERE meeting_id = ? ORDER BY created_at DESC LIMIT 1`,
+        )
+        .get(meetingId) ?? null
+    );
+  }
 }

@@ -9,7 +9,7 @@ import { Finalizer, type Json } from './finalize.js';
 import { RateWindow } from '../../rate.js';
 import { DEDUP_WINDOW_MS, DedupWindow, PENDING_CAP, SNIPPETS_PER_SECOND } from './limits.js';
 import { meetingEnvelopeSchema, parseMeetingMessage, type SnippetItem } from './messages.js';
-import { SqliteWebhookOutbox } from './outbox.js';
+import { SqliteWebhookOutbox, type WebhookOutbox } from './outbox.js';
 import { isEndMeetingPhrase, isStartMeetingPhrase } from './phrases.js';
 import { SqliteMeetingStore, type MeetingStore, type SnippetInput } from './store.js';
 import { Summarizer } from './summarizer.js';
@@ -40,6 +40,7 @@ export type IngestResult =
  */
 export class MeetingService {
   readonly store: MeetingStore;
+  readonly outbox: WebhookOutbox;
   readonly #deps: FeatureDeps;
   readonly #log: Logger;
   readonly #scope: Scope;
@@ -52,11 +53,13 @@ export class MeetingService {
   #flagsLogged = new WeakSet<Session>();
   #chains = new WeakMap<Session, Promise<void>>();
 
-  constructor(deps: FeatureDeps, opts: { store?: MeetingStore } = {}) {
+  /** The stores default to SQLite in `deps.db`; the server passes those of its mode (store/compose.ts). */
+  constructor(deps: FeatureDeps, opts: { store?: MeetingStore; outbox?: WebhookOutbox } = {}) {
     this.#deps = deps;
     this.#log = deps.ctx.log.child({ feature: 'meeting' });
     this.#scope = new Scope('meeting', (err, where) => this.#log.error({ err, where }, 'meeting task failed'));
     this.store = opts.store ?? new SqliteMeetingStore(deps.db);
+    this.outbox = opts.outbox ?? new SqliteWebhookOutbox(deps.db);
     // Registered once for every session: speech in meeting mode is transcript, and meeting.disable_tts silences replies.
     this.#scope.add(deps.voiceHooks.intercept((s, text) => this.#intercept(s, text)));
     this.#scope.add(
@@ -65,11 +68,7 @@ export class MeetingService {
     const config = () => this.config();
     const summarizer = new Summarizer(this.store, deps.providers, config, this.#log);
     this.#timers = new MeetingTimers(this.store, summarizer, config, this.#log);
-    this.#dispatcher = new WebhookDispatcher(
-      new SqliteWebhookOutbox(deps.db),
-      this.#scope.child('webhooks'),
-      this.#log,
-    );
+    this.#dispatcher = new WebhookDispatcher(this.outbox, this.#scope.child('webhooks'), this.#log);
     this.#finalizer = new Finalizer({
       store: this.store,
       summarizer,

@@ -208,7 +208,8 @@ export const MEETING_MIGRATIONS: readonly string[] = [
    CREATE INDEX meeting_webhook_due ON meeting_webhook_outbox(status, next_attempt_at);`,
 ];
 
-interface MeetingRow {
+/** A `meetings` row as both engines return it (times as numbers). */
+export interface MeetingRow {
   id: string;
   device_id: string;
   session_id: string;
@@ -222,7 +223,7 @@ interface MeetingRow {
   bullets_length: number | null;
 }
 
-interface SegmentRow {
+export interface SegmentRow {
   seq: number;
   ts: number;
   text: string;
@@ -230,11 +231,11 @@ interface SegmentRow {
   tag: string | null;
 }
 
-const MEETING_COLUMNS =
+export const MEETING_COLUMNS =
   'id, device_id, session_id, started_at, ended_at, last_snippet_at, status, title, segments_count, duration_ms, bullets_length';
-const SEGMENT_COLUMNS = 'seq, ts, text, speaker_id, tag';
+export const SEGMENT_COLUMNS = 'seq, ts, text, speaker_id, tag';
 
-function toMeeting(r: MeetingRow): MeetingRecord {
+export function toMeeting(r: MeetingRow): MeetingRecord {
   return {
     id: r.id,
     deviceId: r.device_id,
@@ -250,7 +251,7 @@ function toMeeting(r: MeetingRow): MeetingRecord {
   };
 }
 
-function toSegment(r: SegmentRow): Segment {
+export function toSegment(r: SegmentRow): Segment {
   return {
     seq: r.seq,
     ts: r.ts,
@@ -264,12 +265,12 @@ function parseJson<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
-/** `LIKE` pattern for a literal prefix. */
 /** `s` with LIKE's wildcards escaped (for `ESCAPE '\\'`). */
-function likeEscape(s: string): string {
+export function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** `LIKE` pattern for a literal prefix. */
 function likePrefix(prefix: string): string {
   return `${likeEscape(prefix)}%`;
 }
@@ -584,11 +585,10 @@ export interface MeetingSummaryRef {
  * there is no such finished meeting.
  */
 export async function meetingSummaryFor(
-  db: Db,
+  store: MeetingStore,
   id?: string,
   opts: { devicePrefix?: string } = {},
 ): Promise<MeetingSummaryRef | undefined> {
-  const store = new SqliteMeetingStore(db);
   let meeting: MeetingRecord | undefined;
   if (id) meeting = await store.get(id);
   else

@@ -49,7 +49,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX workflow_tasks_by_group ON workflow_tasks(group_key, status DESC, priority, seq);`,
 ];
 
-interface Row {
+/** A `workflow_tasks` row as both engines return it. */
+export interface TaskRow {
   group_key: string;
   id: string;
   title: string;
@@ -61,15 +62,15 @@ interface Row {
   updated_at: number;
 }
 
-const COLUMNS = 'group_key, id, title, priority, status, owner, extra, created_at, updated_at';
+export const TASK_COLUMNS = 'group_key, id, title, priority, status, owner, extra, created_at, updated_at';
 /** 'open' sorts after 'done', so DESC puts open tasks first. */
-const ORDER = 'ORDER BY status DESC, priority ASC, seq ASC';
+export const TASK_ORDER = 'ORDER BY status DESC, priority ASC, seq ASC';
 
-function parseExtra(text: string): Record<string, unknown> {
+export function parseExtra(text: string): Record<string, unknown> {
   return parseJsonObject(text) ?? {};
 }
 
-function toTask(row: Row): Task {
+export function toTask(row: TaskRow): Task {
   return {
     id: row.id,
     groupKey: row.group_key,
@@ -98,16 +99,18 @@ export class SqliteTaskStore implements TaskStore {
   constructor(db: Db) {
     applyMigrations(db, 'workflow', MIGRATIONS);
     this.#db = db;
-    this.#select = db.prepare<[string, string], Row>(
-      `SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? AND id = ?`,
+    this.#select = db.prepare<[string, string], TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM workflow_tasks WHERE group_key = ? AND id = ?`,
     );
-    this.#page = db.prepare<[string, number, number], Row>(
-      `SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? ${ORDER} LIMIT ? OFFSET ?`,
+    this.#page = db.prepare<[string, number, number], TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM workflow_tasks WHERE group_key = ? ${TASK_ORDER} LIMIT ? OFFSET ?`,
     );
-    this.#all = db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM workflow_tasks WHERE group_key = ? ${ORDER}`);
+    this.#all = db.prepare<[string], TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM workflow_tasks WHERE group_key = ? ${TASK_ORDER}`,
+    );
     this.#count = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM workflow_tasks WHERE group_key = ?');
     this.#insert = db.prepare<[string, string, string, number, string, string | null, string, number, number]>(
-      `INSERT INTO workflow_tasks (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO workflow_tasks (${TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#update = db.prepare<[string, number, string, string | null, string, number, string, string]>(
       'UPDATE workflow_tasks SET title = ?, priority = ?, status = ?, owner = ?, extra = ?, updated_at = ? WHERE group_key = ? AND id = ?',

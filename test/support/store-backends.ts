@@ -1,0 +1,70 @@
+/**
+ * The two store backends the contract suites run against: the embedded SQLite file and PostgreSQL (a fresh schema
+ * per suite). A suite is written once against the interfaces and run for each backend; PostgreSQL skips, with its
+ * reason printed, only when no server answers.
+ */
+import { rmSync } from 'node:fs';
+import type { FeatureStores } from '../../src/features/feature.js';
+import { nodeIdOf, pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
+import { defaultConfig } from '../../src/config/load.js';
+import { openDatabase, type Db } from '../../src/store/sqlite.js';
+import { PG_SKIP, testSchema } from './pg.js';
+import { tempDir } from './server.js';
+
+export interface OpenedStores {
+  stores: FeatureStores;
+  /** The same stores opened a second time on the same data (another process, another node). */
+  again(): FeatureStores;
+  close(): Promise<void>;
+}
+
+export interface Backend {
+  name: 'sqlite' | 'postgres';
+  /** Why this backend's tests skip, or false. */
+  skip: string | false;
+  open(): Promise<OpenedStores>;
+}
+
+const sqlite: Backend = {
+  name: 'sqlite',
+  skip: false,
+  async open() {
+    const dir = tempDir('linus-store-contract-');
+    const dbs: Db[] = [];
+    const open = (): FeatureStores => {
+      const db = openDatabase(dir);
+      dbs.push(db);
+      return sqliteFeatureStores(db);
+    };
+    const stores = open();
+    return {
+      stores,
+      again: open,
+      async close() {
+        await stores.peerQueue.close();
+        for (const db of dbs) db.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+const postgres: Backend = {
+  name: 'postgres',
+  skip: PG_SKIP,
+  async open() {
+    const schema = await testSchema();
+    const node = nodeIdOf(defaultConfig());
+    const stores = pgFeatureStores(schema.db, node);
+    return {
+      stores,
+      again: () => pgFeatureStores(schema.open(), `${node}-b`),
+      async close() {
+        await stores.peerQueue.close();
+        await schema.drop();
+      },
+    };
+  },
+};
+
+export const BACKENDS: readonly Backend[] = [sqlite, postgres];
