@@ -20,7 +20,7 @@ export async function migrateCommand(
   if (opts.fromSqlite !== undefined && !existsSync(opts.fromSqlite))
     throw new Error(`--from-sqlite: no such file ${opts.fromSqlite}`);
   const pg = await connectPg({ url, max: 2 }).catch((err: unknown) => {
-    throw new Error(`${errorMessage(err)}; check cluster.postgres_url (or LINUS_DATABASE_URL)`);
+    throw new Error(`${errorMessage(err)}; check cluster.postgres_url (or LINUS_DATABASE_URL)`, { cause: err });
   });
   try {
     const applied = await migratePg(pg);
@@ -32,7 +32,7 @@ export async function migrateCommand(
     try {
       sqlite = new Database(opts.fromSqlite, { readonly: true, fileMustExist: true });
     } catch (err) {
-      throw new Error(`--from-sqlite: cannot open ${opts.fromSqlite}: ${errorMessage(err)}`);
+      throw new Error(`--from-sqlite: cannot open ${opts.fromSqlite}: ${errorMessage(err)}`, { cause: err });
     }
     try {
       const report = await copySqliteToPg(sqlite, pg);
