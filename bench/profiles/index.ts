@@ -20,6 +20,7 @@ export const PROFILES: Record<string, Loader> = {
   idle: () => pick('idle', import('./idle.js')),
   control: () => pick('control', import('./control.js')),
   peer: () => pick('peer', import('./peer.js')),
+  queue: () => pick('queue', import('./queue.js')),
   soak: () => pick('soak', import('./soak.js')),
   transport: () => pick('transport', import('./transport.js')),
   meeting: () => pick('meeting', import('./meeting.js')),

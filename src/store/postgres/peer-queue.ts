@@ -162,7 +162,9 @@ async function apply(sql: Sql, writes: readonly PendingWrite[]): Promise<(Enqueu
   const counts = new Map<string, number>();
   if (devices.size) {
     const sorted = [...devices].sort();
-    // Sorted, so that two nodes locking overlapping devices never wait on each other in a circle.
+    // Sorted, so that two nodes locking overlapping devices never wait on each other in a circle. The count is a
+    // statement of its own: under READ COMMITTED its snapshot is taken after the locks, so it sees the rows of a
+    // transaction that held one of them before us.
     await sql.exec(
       "SELECT pg_advisory_xact_lock(hashtext('peer:' || d)) FROM unnest($1::text[]) WITH ORDINALITY AS t(d, n) ORDER BY n",
       [sorted],
