@@ -33,7 +33,6 @@ import { localSelectionError } from './providers/selection.js';
 import { checkSystemTools } from './providers/system-check.js';
 import { ActivationStore } from './store/activation.js';
 import { DeviceBindings } from './store/bindings.js';
-import { MemoryStore } from './store/memory.js';
 import { openStores } from './store/compose.js';
 import type { Db } from './store/sqlite.js';
 import { StartupError } from './startup-error.js';
@@ -199,7 +198,6 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     );
   const activations = new ActivationStore(db);
   const bindings = new DeviceBindings(db);
-  const memory = new MemoryStore(db);
   const metrics = parts.start(
     'metrics',
     () => new Metrics({ defaultMetrics: opts.defaultMetrics ?? true }),
@@ -349,7 +347,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   const onSession = (session: Session): void => {
     sessions.add(session);
     session.scope.add(() => sessions.delete(session));
-    openSession(session, config, voices, { providers, memory, hooks: voiceHooks, audio });
+    openSession(session, config, voices, { providers, memory: stores.memory, hooks: voiceHooks, audio });
   };
   const admission = { ctx, activations, accepting: () => !parts.stopping, connectionCount: () => sessions.size };
   http.on('upgrade', createUpgradeHandler({ wss, ...admission, bindings, throttle, onSession }));

@@ -12,6 +12,7 @@ import { silentLogger } from '../observability/log.js';
 import { StartupError } from '../startup-error.js';
 import { nodeIdOf, openStores, storeMode } from './compose.js';
 import { PgMeetingStore } from './postgres/meetings.js';
+import { PgMemoryStore } from './postgres/memory.js';
 import { PgPeerQueue } from './postgres/peer-queue.js';
 
 const dirs: string[] = [];
@@ -75,6 +76,7 @@ describe('store composition', () => {
       assert.equal(stores.mode, 'cluster');
       assert.ok(stores.features.meetings instanceof PgMeetingStore);
       assert.ok(stores.features.peerQueue instanceof PgPeerQueue);
+      assert.ok(stores.memory instanceof PgMemoryStore);
       await stores.features.tasks.upsert([{ id: 't', groupKey: 'g', title: 'x' }], 1);
       assert.equal((await schema.db.row<{ n: number }>('SELECT COUNT(*) AS n FROM workflow_tasks'))?.n, 1);
       await stores.features.peerQueue.close();

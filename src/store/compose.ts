@@ -9,7 +9,9 @@ import { SqliteTaskStore } from '../features/workflow/store.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../observability/log.js';
 import { StartupError } from '../startup-error.js';
+import { SqliteMemoryStore, type MemoryStore } from './memory.js';
 import { PgMeetingStore } from './postgres/meetings.js';
+import { PgMemoryStore } from './postgres/memory.js';
 import { migratePg } from './postgres/migrations.js';
 import { PgWebhookOutbox } from './postgres/outbox.js';
 import { PgPeerQueue } from './postgres/peer-queue.js';
@@ -46,11 +48,13 @@ export function nodeIdOf(config: LinusConfig): string {
 export interface Stores {
   mode: StoreMode;
   /**
-   * The embedded SQLite file: every store in single mode. In cluster mode it still holds activations, device
-   * bindings and dialogue memory (their stores are synchronous, not moved to PostgreSQL yet).
+   * The embedded SQLite file: every store in single mode. In cluster mode it still holds activations and device
+   * bindings (their stores are synchronous, read on the upgrade path; not moved to PostgreSQL yet).
    */
   db: Db;
   features: FeatureStores;
+  /** Dialogue memory (B7). */
+  memory: MemoryStore;
   /** The PostgreSQL pool in cluster mode. */
   pg?: PgDb;
 }
@@ -119,8 +123,8 @@ export async function openStores(
     () => openSqlite(opts.dataDir),
     (db) => void db.close(),
   );
-  if (mode === 'single') return { mode, db, features: sqliteFeatureStores(db) };
+  if (mode === 'single') return { mode, db, features: sqliteFeatureStores(db), memory: new SqliteMemoryStore(db) };
   const pg = await openPostgres(opts.config, opts.log);
   parts.add('postgres', () => pg.close());
-  return { mode, db, pg, features: pgFeatureStores(pg, nodeIdOf(opts.config)) };
+  return { mode, db, pg, features: pgFeatureStores(pg, nodeIdOf(opts.config)), memory: new PgMemoryStore(pg) };
 }

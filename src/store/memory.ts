@@ -1,7 +1,16 @@
 import type { Db } from './sqlite.js';
 
-/** Per-device dialogue memory (B7): one summary per device, replaced atomically on save. */
-export class MemoryStore {
+/**
+ * Per-device dialogue memory (B7): one summary per device, replaced atomically on save. Async, so that the
+ * PostgreSQL store of a cluster (store/postgres/memory.ts) can take the place of the SQLite one below.
+ */
+export interface MemoryStore {
+  /** The device's summary, or '' when it has none. */
+  load(deviceId: string): Promise<string>;
+  save(deviceId: string, summary: string, now?: number): Promise<void>;
+}
+
+export class SqliteMemoryStore implements MemoryStore {
   readonly #get;
   readonly #put;
 
@@ -12,11 +21,11 @@ export class MemoryStore {
     );
   }
 
-  load(deviceId: string): string {
+  async load(deviceId: string): Promise<string> {
     return this.#get.get(deviceId)?.summary ?? '';
   }
 
-  save(deviceId: string, summary: string, now = Date.now()): void {
+  async save(deviceId: string, summary: string, now = Date.now()): Promise<void> {
     this.#put.run(deviceId, summary, now);
   }
 }

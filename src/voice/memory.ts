@@ -49,7 +49,7 @@ export function saveMemory(dialogue: Dialogue, ctx: MemorySaveContext): void {
         timeoutMs: 30_000,
         maxTokens: 400,
       });
-      if (summary.trim()) ctx.memory.save(deviceId, summary.trim());
+      if (summary.trim()) await ctx.memory.save(deviceId, summary.trim());
       log.info({ chars: summary.length }, 'dialogue memory saved');
     } finally {
       lease.release();

@@ -61,12 +61,18 @@ export class VoicePipeline implements SessionVoice {
    * is ready: no syllable is lost, and a `listen stop` still ends the utterance its audio belongs to.
    */
   #early: Array<Buffer | ListenMessage> = [];
+  /** The device's remembered summary is in the dialogue (or could not be had): the first turn waits for it. */
+  readonly #memoryLoaded: Promise<void>;
 
   constructor(
     private readonly session: Session,
     private readonly deps: VoiceServiceDeps,
   ) {
-    this.dialogue = new Dialogue(20, deps.memory.load(session.deviceId));
+    this.dialogue = new Dialogue(20);
+    // A failed load is reported by the scope; the session then starts without the memory.
+    this.#memoryLoaded = session.scope.run('memory:load', async () => {
+      this.dialogue.memory = await deps.memory.load(session.deviceId);
+    });
     session.scope.add(() => this.#dispose());
     this.#vadLoading = this.#loadVad();
   }
@@ -219,6 +225,7 @@ export class VoicePipeline implements SessionVoice {
         ? providers.lease('llm', route.alias, route.overrides, own?.blocks.LLM?.[route.alias])
         : undefined,
       this.#lease('tts', 'TTS'),
+      this.#memoryLoaded,
     ]);
     if (seq !== this.#turnSeq || this.session.closed) {
       llm?.release();

@@ -11,7 +11,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { normalizeSummary } from '../../src/features/meeting/summary.js';
 import { ActivationStore } from '../../src/store/activation.js';
 import { pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import { SqliteMemoryStore } from '../../src/store/memory.js';
 import { DB_FILE, openDatabase } from '../../src/store/sqlite.js';
 import { freePort, killAllCli, lines, runCli, type CliResult } from '../support/cli.js';
 import { PG_SKIP, testSchema, type TestSchema } from '../support/pg.js';
@@ -155,7 +155,7 @@ describe('linus migrate', { skip: PG_SKIP }, () => {
       })),
     );
     await local.peerQueue.close();
-    new MemoryStore(db).save('dev-1', 'likes tea', 5000);
+    await new SqliteMemoryStore(db).save('dev-1', 'likes tea', 5000);
     const code = new ActivationStore(db).issue('dev-3', 'client-3', 6000).code;
     db.close();
 

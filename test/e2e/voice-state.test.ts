@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { signDeviceToken } from '../../src/protocol/auth-token.js';
 import { openDatabase } from '../../src/store/sqlite.js';
-import { MemoryStore } from '../../src/store/memory.js';
+import { SqliteMemoryStore } from '../../src/store/memory.js';
 import { readWav } from '../../src/voice/wav.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { FakeOpenAi } from '../support/fake-openai.js';
@@ -102,7 +102,7 @@ describe('dialogue memory (B7, seed #9)', () => {
       );
       await server.close('test');
       const db = openDatabase(dataDir);
-      assert.equal(new MemoryStore(db).load('memory-dev'), '- The user is called Ada and likes tea.');
+      assert.equal(await new SqliteMemoryStore(db).load('memory-dev'), '- The user is called Ada and likes tea.');
       db.close();
 
       server = await startTestServer(config(fake), { dataDir });

@@ -7,12 +7,15 @@ import { rmSync } from 'node:fs';
 import type { FeatureStores } from '../../src/features/feature.js';
 import { nodeIdOf, pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
 import { defaultConfig } from '../../src/config/load.js';
+import { SqliteMemoryStore, type MemoryStore } from '../../src/store/memory.js';
+import { PgMemoryStore } from '../../src/store/postgres/memory.js';
 import { openDatabase, type Db } from '../../src/store/sqlite.js';
 import { PG_SKIP, testSchema } from './pg.js';
 import { tempDir } from './server.js';
 
 export interface OpenedStores {
   stores: FeatureStores;
+  memory: MemoryStore;
   /** The same stores opened a second time on the same data (another process, another node). */
   again(): FeatureStores;
   close(): Promise<void>;
@@ -39,6 +42,7 @@ const sqlite: Backend = {
     const stores = open();
     return {
       stores,
+      memory: new SqliteMemoryStore(dbs[0]!),
       again: open,
       async close() {
         await stores.peerQueue.close();
@@ -58,6 +62,7 @@ const postgres: Backend = {
     const stores = pgFeatureStores(schema.db, node);
     return {
       stores,
+      memory: new PgMemoryStore(schema.db),
       again: () => pgFeatureStores(schema.open(), `${node}-b`),
       async close() {
         await stores.peerQueue.close();
