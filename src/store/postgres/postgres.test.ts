@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { PG_SKIP, PG_URL, testSchema, type TestSchema } from '../../../test/support/pg.js';
 import { migratePg, PG_COMPONENTS, schemaVersions } from './migrations.js';
@@ -88,6 +88,24 @@ describe('postgres pool', () => {
       return true;
     });
     assert.ok(Date.now() - started < 5000);
+  });
+
+  it('a server that accepts and never answers is given up after the connect timeout', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => void sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const { port } = silent.address() as { port: number };
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        connectPg({ url: `postgres://u@127.0.0.1:${port}/x`, connectTimeoutMs: 500 }),
+        /cannot reach PostgreSQL at postgres:\/\/u@127\.0\.0\.1:\d+\/x: .*timeout/i,
+      );
+      assert.ok(Date.now() - started < 3000, 'the timeout, not the socket, ended the attempt');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
   });
 
   it('redactUrl hides the password only', () => {
