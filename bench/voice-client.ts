@@ -4,7 +4,9 @@
  * hello with 16 kHz / 60 ms Opus), says `ready`, and on `go` (after its
  * share of the start stagger) runs turns: `listen start auto`, the pre-encoded utterance streamed in real time
  * (one packet per 60 ms against absolute deadlines) until `tts start` or the end of the packets, then the reply
- * received until `tts stop`. It times every turn (see TurnRecord) and reports once all its devices are done.
+ * received until `tts stop`. With a duty cycle (`duty`), turns are push-to-talk instead: `listen start manual`, the
+ * speech packets only, `listen stop`, the reply, then a pause that keeps the device in turns `duty` % of the time.
+ * It times every turn (see TurnRecord) and reports once all its devices are done.
  * It ends on SIGTERM or when the orchestrator goes away.
  */
 import { readFileSync } from 'node:fs';
@@ -19,7 +21,11 @@ const utterance = JSON.parse(readFileSync(cfg.utterancePath, 'utf8')) as Utteran
 const PACKETS = utterance.packets.map((b) => Buffer.from(b, 'base64'));
 const UPLINK_FRAME_MS = 60;
 const LATE_INTERVAL_MS = 65;
-const LISTEN_START = JSON.stringify({ type: 'listen', state: 'start', mode: 'auto' });
+const MANUAL = cfg.duty !== undefined;
+const LISTEN_START = JSON.stringify({ type: 'listen', state: 'start', mode: MANUAL ? 'manual' : 'auto' });
+const LISTEN_STOP = JSON.stringify({ type: 'listen', state: 'stop' });
+/** Manual turns send flite's recording only (~1.1 s for the default); auto turns the added silences too. */
+const [FIRST_PACKET, END_PACKET] = MANUAL ? utterance.manualPackets : [0, PACKETS.length];
 
 const intervalHist = new Histogram();
 const sendLateHist = new Histogram();
@@ -148,8 +154,8 @@ class Device {
     this.link.sendText(LISTEN_START);
     let lastSentAt = t0;
     // Like the firmware in auto mode: stop sending once the server starts speaking.
-    for (let i = 0; i < PACKETS.length && !cur.ttsStarted && !isDone && !this.closed; i++) {
-      const due = t0 + i * UPLINK_FRAME_MS;
+    for (let i = FIRST_PACKET; i < END_PACKET && !cur.ttsStarted && !isDone && !this.closed; i++) {
+      const due = t0 + (i - FIRST_PACKET) * UPLINK_FRAME_MS;
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
       if (cur.ttsStarted || isDone || this.closed) break;
@@ -159,7 +165,14 @@ class Device {
       rec.packetsSent++;
       lastSentAt = now;
       if (i === utterance.lastSpeechPacket) rec.lastSpeechSent = now - t0;
-      if (i === utterance.vadEndPacket) rec.vadEndSent = now - t0;
+      if (!MANUAL && i === utterance.vadEndPacket) rec.vadEndSent = now - t0;
+    }
+    if (MANUAL && !isDone && !this.closed) {
+      // Push-to-talk: the device marks the end of the utterance; the server's "VAD end" is this listen stop.
+      await sleep(Math.max(0, t0 + (END_PACKET - FIRST_PACKET) * UPLINK_FRAME_MS - performance.now()));
+      this.ws.send(LISTEN_STOP);
+      lastSentAt = performance.now();
+      rec.vadEndSent = lastSentAt - t0;
     }
     let timer: NodeJS.Timeout | undefined;
     const waitUntil = async (at: number): Promise<void> => {
@@ -229,6 +242,7 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
   goAtPerf = goAt;
   const until = cfg.seconds > 0 ? goAt + cfg.seconds * 1000 : Infinity;
   let lost = 0;
+  let deviceSeconds = 0;
   const progress = cfg.progressEveryMs
     ? setInterval(() => tell({ kind: 'progress', turns: turnsDone, completed: turnsCompleted }), cfg.progressEveryMs)
     : undefined;
@@ -237,18 +251,26 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
       if (!dev) return;
       const offset = ((cfg.firstIndex + i) / cfg.levelSize) * cfg.staggerMs;
       await sleep(goAt + offset - performance.now());
-      for (let k = 0; cfg.seconds > 0 ? performance.now() < until : k < turnsPerDevice; k++) {
-        if (dev.closed) {
-          lost++;
-          return;
+      const first = performance.now();
+      try {
+        for (let k = 0; cfg.seconds > 0 ? performance.now() < until : k < turnsPerDevice; k++) {
+          if (dev.closed) {
+            lost++;
+            return;
+          }
+          const began = performance.now();
+          const rec = await dev.turn();
+          turns.push(rec);
+          turnsDone++;
+          if (rec.outcome === 'completed') turnsCompleted++;
+          const pause =
+            cfg.duty === undefined ? cfg.pauseMs : ((performance.now() - began) * (100 - cfg.duty)) / cfg.duty;
+          if (pause) await sleep(pause);
         }
-        const rec = await dev.turn();
-        turns.push(rec);
-        turnsDone++;
-        if (rec.outcome === 'completed') turnsCompleted++;
-        if (cfg.pauseMs) await sleep(cfg.pauseMs);
+        if (dev.closed) lost++;
+      } finally {
+        deviceSeconds += (performance.now() - first) / 1000;
       }
-      if (dev.closed) lost++;
     }),
   );
   lag.disable();
@@ -265,6 +287,7 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
     loopLagMaxMs: Math.max(0, lag.max / 1e6 - 10),
     lost,
     otherMessages,
+    deviceSeconds,
     ...(cfg.binMs
       ? { timeline: { startAt, binMs: cfg.binMs, intervals: dense(timelineIntervals), late: dense(timelineLate) } }
       : {}),

@@ -6,6 +6,8 @@ export interface Utterance {
   text: string;
   /** 60 ms 16 kHz mono Opus packets, base64: leading silence, speech, trailing silence. */
   packets: string[];
+  /** Packets [from, to) of flite's recording without the silences added around it: what a push-to-talk turn sends. */
+  manualPackets: [from: number, to: number];
   /** Index of the last packet that carries speech (flite's trailing silence excluded). */
   lastSpeechPacket: number;
   /**
@@ -34,8 +36,14 @@ export interface VoiceClientConfig {
   /** When > 0, devices keep starting turns for this long after `go`. */
   seconds: number;
   staggerMs: number;
-  /** Pause between `tts stop` and the next `listen start`. */
+  /** Pause between `tts stop` and the next `listen start` (ignored when `duty` is set). */
   pauseMs: number;
+  /**
+   * Manual (push-to-talk) turns at this duty cycle, % of the time in a turn: `listen start manual`, the speech
+   * packets only, `listen stop`, the reply; then a pause of (100 − duty) / duty × the turn's length (none at 100).
+   * Unset: auto turns (the whole utterance with its silences, the server's VAD ends it) and `pauseMs`.
+   */
+  duty?: number;
   /** A turn that has not ended this long after its last uplink packet counts as timed out. */
   turnTimeoutMs: number;
   connectTimeoutMs: number;
@@ -110,6 +118,8 @@ export type FromVoiceClient =
       lost: number;
       /** Messages the server sent that a turn does not expect (stats broadcasts...). */
       otherMessages: number;
+      /** Summed over devices: from each device's first listen start to the end of its last turn (pauses included). */
+      deviceSeconds: number;
       timeline?: Timeline;
     }
   | { kind: 'progress'; turns: number; completed: number };

@@ -5,14 +5,23 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 const TICK_MS = 10;
 
 /** User + system CPU of a process in ms (all its threads), or NaN when it is gone. */
-export function cpuMs(pid: number): number {
+export function cpuMs(pid: number, statPath = `/proc/${pid}/stat`): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statPath, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) * TICK_MS;
   } catch {
     return NaN;
   }
+}
+
+/**
+ * User + system CPU in ms of a process's main thread (the event loop) and of all its other threads together
+ * (the process's total minus the main thread: threads that ended still count there).
+ */
+export function threadCpuMs(pid: number): { main: number; others: number } {
+  const main = cpuMs(pid, `/proc/${pid}/task/${pid}/stat`);
+  return { main, others: cpuMs(pid) - main };
 }
 
 function statusKb(pid: number, field: string): number {

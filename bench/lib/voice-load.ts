@@ -30,7 +30,16 @@ import type {
 import type { VoiceTransport } from '../voice-link.js';
 import { nextMessage, note, send, sleep, spawnNode, stopChild, type Child } from './children.js';
 import { ensureBuilt, health, startLinus, waitForConnections, type LinusProcess } from './linus-server.js';
-import { cpuDelta, cpuSnapshot, openFds, peakRssBytes, rssBytes, threadCount, type CpuSnapshot } from './proc-stats.js';
+import {
+  cpuDelta,
+  cpuSnapshot,
+  openFds,
+  peakRssBytes,
+  rssBytes,
+  threadCount,
+  threadCpuMs,
+  type CpuSnapshot,
+} from './proc-stats.js';
 import {
   byLabel,
   histogram,
@@ -94,6 +103,7 @@ export function prepareUtterance(dir: string, text: string): PreparedUtterance {
   const u: Utterance = {
     text,
     packets: packets.map((p) => p.toString('base64')),
+    manualPackets: [Math.floor(lead / frame), Math.ceil((lead + wav.samples.length) / frame)],
     lastSpeechPacket: Math.floor((lead + lastLoud) / frame),
     vadEndPacket: vadEndPacket(packets),
     speechMs: ((lastLoud - firstLoud) / 16000) * 1000,
@@ -166,6 +176,11 @@ export interface LevelResult {
     /** The same minus the sampling interval: how late the loop really was. */
     loopLagP99ExcessMs: number;
     cpuPct: number;
+    /** Server CPU (all threads) per second a device spent in its turns cycle (pauses included): ms per device-second. */
+    cpuMsPerDeviceSecond: number;
+    /** The same split: the main thread (sockets, pacing, providers) and every other thread (audio workers, GC). */
+    mainThreadCpuMsPerDeviceSecond: number;
+    otherThreadsCpuMsPerDeviceSecond: number;
     cpuPeakPct: number;
     rssMiB: number;
     peakRssMiB: number;
@@ -217,6 +232,8 @@ export interface LevelOptions {
   perGenerator: number;
   staggerMs: number;
   pauseMs: number;
+  /** Push-to-talk turns at this duty cycle (%, see VoiceClientConfig.duty); unset: auto turns and pauseMs. */
+  duty?: number;
   turnTimeoutMs: number;
   decode: DecodeMode;
   /** How the devices connect (default websocket); `mqtt` needs the server's MQTT transport on (mqttServerConfig). */
@@ -242,6 +259,8 @@ export interface VoiceRigOptions {
   config?: Record<string, unknown>;
   /** Idle keep-alive of the fake providers' connections (the server's pooled sockets live this long). */
   fakeKeepAliveMs?: number;
+  /** Length of the fake TTS's audio per sentence, [min, max] ms (its default: 1500–3000). */
+  ttsAudioMs?: [number, number];
 }
 
 /** The server, the fake providers and the utterance of a run; levels run on it one after another. */
@@ -274,6 +293,9 @@ export class VoiceRig {
           '--delay',
           opts.delay,
           ...(opts.fakeKeepAliveMs ? ['--keep-alive-ms', String(opts.fakeKeepAliveMs)] : []),
+          ...(opts.ttsAudioMs
+            ? ['--min-audio-ms', String(opts.ttsAudioMs[0]), '--max-audio-ms', String(opts.ttsAudioMs[1])]
+            : []),
         ],
         { cwd: opts.root, ipc: true, cpuList: opts.cpu.load },
         opts.cpu.pinned,
@@ -331,6 +353,7 @@ export class VoiceRig {
         seconds: lo.seconds,
         staggerMs: lo.staggerMs,
         pauseMs: lo.pauseMs,
+        ...(lo.duty !== undefined ? { duty: lo.duty } : {}),
         turnTimeoutMs: lo.turnTimeoutMs,
         connectTimeoutMs: 20_000,
         concurrency: 50,
@@ -359,6 +382,7 @@ export class VoiceRig {
       const pids = [pid, this.fake.pid, process.pid, ...gens.map((g) => g.pid)];
       const m0 = await scrape(srv.url('/metrics')); // also restarts the server's event-loop lag window
       const c0 = cpuSnapshot(pids);
+      const t0 = threadCpuMs(pid);
       // Server CPU once a second, for the busiest second.
       let peak = 0;
       let prev = c0;
@@ -370,7 +394,7 @@ export class VoiceRig {
         lo.staggerMs +
         (lo.seconds > 0
           ? lo.seconds * 1000 + utteranceMs + lo.turnTimeoutMs
-          : lo.turns * (utteranceMs + lo.turnTimeoutMs + lo.pauseMs + 10_000)) +
+          : lo.turns * (utteranceMs + lo.turnTimeoutMs + lo.pauseMs + 10_000) * (100 / (lo.duty ?? 100))) +
         60_000;
       const deadline = Date.now() + levelTimeout;
       const expected = lo.seconds > 0 ? undefined : connected * lo.turns;
@@ -405,6 +429,7 @@ export class VoiceRig {
       }
       const results = await Promise.all(gens.map((g) => nextMessage(g, 'result', 1000)));
       const c1 = cpuSnapshot(pids);
+      const t1 = threadCpuMs(pid);
       const m1 = await scrape(srv.url('/metrics'));
       const raw: Raw = {
         n,
@@ -418,6 +443,7 @@ export class VoiceRig {
         m1,
         c0,
         c1,
+        mainThreadCpuMs: t1.main - t0.main,
         windowMs: c1.at - c0.at,
         rss: rssBytes(pid),
         fds: openFds(pid),
@@ -475,6 +501,8 @@ interface Raw {
   m1: Sample[];
   c0: CpuSnapshot;
   c1: CpuSnapshot;
+  /** The server's main thread's share of its CPU over the window. */
+  mainThreadCpuMs: number;
   windowMs: number;
   rss: number;
   fds: number;
@@ -564,6 +592,8 @@ function summarize(r: Raw): LevelResult {
   const fakeCpu = cpuDelta(r.c0, r.c1, r.fakePid);
   const benchCpu = cpuDelta(r.c0, r.c1, process.pid);
   const pct = (ms: number): number => (ms / r.windowMs) * 100;
+  const deviceSeconds = r.gens.reduce((s, g) => s + g.deviceSeconds, 0);
+  const perDeviceSecond = (ms: number): number => (deviceSeconds > 0 ? ms / deviceSeconds : NaN);
   const lagP99 = metricValue(r.m1, 'linus_event_loop_lag_p99_seconds') * 1000;
   return {
     devices: r.n,
@@ -594,6 +624,9 @@ function summarize(r: Raw): LevelResult {
       loopLagMaxMs: metricValue(r.m1, 'linus_event_loop_lag_max_seconds') * 1000,
       loopLagP99ExcessMs: Math.max(0, lagP99 - LAG_RESOLUTION_MS),
       cpuPct: pct(serverCpu),
+      cpuMsPerDeviceSecond: perDeviceSecond(serverCpu),
+      mainThreadCpuMsPerDeviceSecond: perDeviceSecond(r.mainThreadCpuMs),
+      otherThreadsCpuMsPerDeviceSecond: perDeviceSecond(serverCpu - r.mainThreadCpuMs),
       cpuPeakPct: r.peak,
       rssMiB: r.rss / 1048576,
       peakRssMiB: peakRssBytes(r.pid) / 1048576,

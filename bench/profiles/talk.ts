@@ -5,7 +5,8 @@
  * other CPUs. Figures per level; the targets: 500 devices with 100 % of turns and < 1 % late downlink frames,
  * server-added latency (VAD end → first frame, zero-delay providers) p50 ≤ 5 ms and p99 ≤ 25 ms at 100 devices,
  * event-loop lag p99 ≤ 20 ms at every level. `--transport mqtt` runs each level over WebSocket and then over MQTT +
- * UDP and compares them (bench/lib/transport-compare.ts).
+ * UDP and compares them (bench/lib/transport-compare.ts). With --duty, devices talk push-to-talk at that duty cycle
+ * and the figures include the server's CPU per device-second (target ≤ 2 ms, issue #13).
  */
 import { cpus } from 'node:os';
 import { cpuLayout, isAbort, pinSelf } from '../lib/children.js';
@@ -47,6 +48,8 @@ export const TALK_TARGETS = {
   serverP50Ms: 5,
   serverP99Ms: 25,
   loopLagP99Ms: 20,
+  /** At --duty 100 (issue #13). */
+  cpuMsPerDeviceSecond: 2,
 };
 
 const options = {
@@ -57,6 +60,7 @@ const options = {
   'per-generator': { type: 'string', default: '250' },
   stagger: { type: 'string', default: '7' },
   pause: { type: 'string', default: '0' },
+  duty: { type: 'string', default: 'off' },
   'turn-timeout': { type: 'string', default: '30' },
   decode: { type: 'string', default: 'first' },
   utterance: { type: 'string', default: 'what time is it' },
@@ -80,6 +84,7 @@ const help: Record<keyof typeof options, string> = {
   stagger:
     'device starts spread over the first N s of a level (about one turn cycle, so that devices are spread over the phases of a turn)',
   pause: "ms between a device's tts stop and its next listen start",
+  duty: 'off | 1..100: push-to-talk turns (listen start manual, the utterance without added silences: ~1.1 s for the default, listen stop, a ~1.5 s reply) keeping each device in turns this % of the time (100 = back to back, no pause); adds server CPU per device-second. off: auto turns with --pause',
   'turn-timeout': 's after its last uplink packet before a turn counts as timed out',
   decode: 'downlink Opus decoded by the devices: first (of each turn) | all | none',
   utterance: 'what the devices say (flite voice slt)',
@@ -135,6 +140,8 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     turnTimeoutMs: num(f, 'turn-timeout', 1, 600) * 1000,
     decode: oneOf(f, 'decode', ['first', 'all', 'none'] as const),
   };
+  const duty = dutyFlag(f);
+  if (duty !== undefined) level.duty = duty;
   const minCompleted = num(f, 'min-completed', 0, 100);
   const rounds = int(f, 'rounds', 1, 20);
   const maxRounds = Math.max(rounds, int(f, 'max-rounds', 1, 50));
@@ -157,6 +164,8 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     cpu,
     delay,
     utterance: String(f.utterance),
+    // Two reply sentences of 0.6–0.9 s each: the issue's ~1.5 s reply per turn.
+    ...(duty !== undefined ? { ttsAudioMs: [600, 900] as [number, number] } : {}),
     serverNodeArgs: serverNodeArgs(f),
     config: transports.includes('mqtt') ? deepMerge(MQTT_SERVER_CONFIG, serverSettings(f)) : serverSettings(f),
     signal: ctx.signal,
@@ -219,7 +228,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   }
   if (stoppedEarly) notes.push(`Stopped: ${stoppedEarly}`);
 
-  const figures = talkFigures(entries, levels, delay);
+  const figures = [...talkFigures(entries, levels, delay), ...entries.flatMap((e) => costFigures(e, duty))];
   for (const n of levels) {
     const ws = entries.find((e) => e.devices === n && e.transport === 'websocket');
     const mqtt = entries.find((e) => e.devices === n && e.transport === 'mqtt');
@@ -243,10 +252,14 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
 
   notes.push(
     `node ${process.version}, ${cpus().length} CPUs, ${cpu.pinned ? `server pinned to CPU ${cpu.server}, generators + fake providers + bench on CPU ${cpu.load}` : 'no CPU pinning'}, all on 127.0.0.1${ctx.serverFromSource ? '; server from src/ through tsx (not the build)' : ''}`,
-    `Providers: fake OpenAI-compatible, ${delay === 'zero' ? 'zero delay' : 'realistic delays'}; reply = 2 sentences × 1.5–3 s of 24 kHz speech; "${rig.utterance.text}" = ${Math.round(rig.utterance.speechMs)} ms of speech`,
+    `Providers: fake OpenAI-compatible, ${delay === 'zero' ? 'zero delay' : 'realistic delays'}; reply = 2 sentences × ${duty !== undefined ? '0.6–0.9' : '1.5–3'} s of 24 kHz speech; "${rig.utterance.text}" = ${Math.round(rig.utterance.speechMs)} ms of speech`,
     'Server-added latency = stage "total" of linus_turn_stage_seconds (VAD end → first frame) with zero-delay providers: all server, plus 3 localhost round trips to the fake providers.',
     `Event-loop lag p99 is /metrics' value, which includes the ${LAG_RESOLUTION_MS} ms sampling interval of monitorEventLoopDelay.`,
   );
+  if (duty !== undefined)
+    notes.push(
+      `--duty ${duty}: push-to-talk turns (listen start manual, speech packets, listen stop), each device in turns ${duty} % of the time. CPU per device-second = the server's CPU (/proc, all threads) over the level ÷ the devices' summed time from their first listen start to the end of their last turn; main thread = the event loop, other threads = audio workers + V8/libuv helpers.`,
+    );
   if (delay !== 'zero')
     notes.push('Realistic provider delays: the latency figures include provider time, so they carry no target.');
   const unquiet = entries.filter((e) => !e.quietRounds).map((e) => `${e.devices}${transportLabel(e.transport)}`);
@@ -270,6 +283,39 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
     ...(failures.length ? { failures } : {}),
     details: { levels: entries, providerRequests, stoppedEarly, turnsCompleted: totalCompleted, cpuLayout: cpu },
   };
+}
+
+/** `--duty`: off, or a duty cycle in % (1..100). */
+function dutyFlag(f: ProfileContext['flags']): number | undefined {
+  return String(f.duty) === 'off' ? undefined : num(f, 'duty', 1, 100);
+}
+
+/** Issue #13's cost figures of a level: server CPU per device-second, split by thread, and the reply's first frame. */
+export function costFigures(e: { devices: number; chosen: LevelResult }, duty: number | undefined): Figure[] {
+  const p = `${e.devices} devices: `;
+  const s = e.chosen.server;
+  const c = e.chosen.client;
+  return [
+    {
+      name: `${p}server CPU per device-second${duty !== undefined ? ` (duty ${duty} %)` : ''}`,
+      value: s.cpuMsPerDeviceSecond,
+      unit: 'ms',
+      ...(duty === 100
+        ? {
+            target: `≤ ${TALK_TARGETS.cpuMsPerDeviceSecond} ms`,
+            met: s.cpuMsPerDeviceSecond <= TALK_TARGETS.cpuMsPerDeviceSecond,
+          }
+        : {}),
+    },
+    { name: `${p}  of which main thread`, value: s.mainThreadCpuMsPerDeviceSecond, unit: 'ms' },
+    { name: `${p}  of which other threads (audio)`, value: s.otherThreadsCpuMsPerDeviceSecond, unit: 'ms' },
+    ...(duty !== undefined
+      ? [
+          { name: `${p}client: listen stop → first reply frame p99`, value: c.vadEndToFirstFrameMs.p99, unit: 'ms' },
+          { name: `${p}server: late downlink frames`, value: s.lateFramesPct, unit: '%' },
+        ]
+      : []),
+  ];
 }
 
 interface ChosenRound {
