@@ -5,7 +5,7 @@
  * runs it on the main thread.
  */
 import { errorMessage } from '../errors.js';
-import { createOpusEncoder } from './opus.js';
+import { createOpusEncoder, type OpusSettings } from './opus.js';
 import { UplinkProcessor, type UplinkOptions, type UplinkResult } from './uplink.js';
 
 export type { UplinkOptions, UplinkResult } from './uplink.js';
@@ -77,8 +77,7 @@ export interface AudioEngine {
   /** Worker threads (0 = inline). */
   readonly workers: number;
   openUplink(opts: UplinkOptions, handlers: UplinkHandlers): UplinkChannel;
-  /** `complexity`: libopus 0..10 (`server.opus_complexity`). */
-  openEncoder(rate: number, frameMs: number, complexity: number): FrameEncoder;
+  openEncoder(rate: number, frameMs: number, settings: OpusSettings): FrameEncoder;
   /** Stops the workers; work in flight is dropped and pending encodes reject. Idempotent. */
   close(): Promise<void>;
 }
@@ -123,8 +122,8 @@ export function createInlineAudio(): AudioEngine {
         close: () => uplink.close(id),
       };
     },
-    openEncoder(rate, frameMs, complexity) {
-      const encoder = createOpusEncoder(rate, frameMs, { complexity });
+    openEncoder(rate, frameMs, settings) {
+      const encoder = createOpusEncoder(rate, frameMs, settings);
       return {
         // Kept as PCM and encoded one frame per pacer tick: a sentence encoded at once would block other sessions.
         prepare: (frames) => Promise.resolve(frames),
@@ -147,11 +146,11 @@ export function createInlineAudio(): AudioEngine {
  */
 export async function warmAudio(
   engine: AudioEngine,
-  opts: { vad: UplinkOptions['vad']; rate: number; frameMs: number; complexity: number },
+  opts: { vad: UplinkOptions['vad']; rate: number; frameMs: number; opus: OpusSettings },
 ): Promise<string | undefined> {
   // The pool places each new stream on its least loaded thread: one encoder and one uplink per thread.
   const encoders = Array.from({ length: Math.max(1, engine.workers) }, () =>
-    engine.openEncoder(opts.rate, opts.frameMs, opts.complexity),
+    engine.openEncoder(opts.rate, opts.frameMs, opts.opus),
   );
   const errors: string[] = [];
   const uplinks: UplinkChannel[] = [];

@@ -63,7 +63,7 @@ function handle(msg: ToWorker): { out: FromWorker; transfer: ArrayBuffer[] } {
       case 'encoder-open':
         encoders.get(op.id)?.dispose();
         try {
-          encoders.set(op.id, createOpusEncoder(op.rate, op.frameMs, { complexity: op.complexity }));
+          encoders.set(op.id, createOpusEncoder(op.rate, op.frameMs, op.opus));
         } catch (err) {
           encoders.delete(op.id);
           out.errors.push({ id: op.id, message: errorMessage(err) });

@@ -14,6 +14,8 @@ import {
 import { audioWorkerCount, createWorkerAudio } from './audio-workers.js';
 import { createOpusDecoder, createOpusEncoder } from './opus.js';
 
+const OPUS = { complexity: 5, bitrate: 24000 };
+
 function packets(pcm: Int16Array): Buffer[] {
   const encoder = createOpusEncoder(16000, 60);
   const out: Buffer[] = [];
@@ -66,7 +68,7 @@ describe('audio engines', () => {
   });
 
   it('encodes frames off the main thread, in order, into packets that decode to whole frames', async () => {
-    const encoder = workers.openEncoder(24000, 60, 5);
+    const encoder = workers.openEncoder(24000, 60, OPUS);
     const tone = (f: number) =>
       Int16Array.from({ length: 1440 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * f * i) / 24000)));
     const frames = [tone(440), new Int16Array(1440), tone(880)];
@@ -79,7 +81,7 @@ describe('audio engines', () => {
     decoder.dispose();
     // Byte for byte what the main thread would have sent, in the same order (Opus encoding is deterministic).
     const inline = createInlineAudio();
-    const reference = inline.openEncoder(24000, 60, 5);
+    const reference = inline.openEncoder(24000, 60, OPUS);
     const expected = copies.map((f) => reference.packet(f));
     assert.deepEqual(
       [...first, ...second].map((p) => encoder.packet(p)),
@@ -92,7 +94,7 @@ describe('audio engines', () => {
 
   it('close() drops work in flight: pending encodes reject, drained streams resolve, later pushes are ignored', async () => {
     const engine = createWorkerAudio(1, silentLogger());
-    const encoder = engine.openEncoder(16000, 60, 5);
+    const encoder = engine.openEncoder(16000, 60, OPUS);
     const seen: UplinkResult[] = [];
     const uplink = engine.openUplink({ rate: 16000 }, { onResult: (r) => seen.push(r), onError: () => {} });
     const rejected = assert.rejects(
@@ -111,7 +113,7 @@ describe('audio engines', () => {
   });
 
   it('warm-up runs a frame through every thread, and reports a VAD model that cannot load', async () => {
-    const opts = { rate: 24000, frameMs: 60, complexity: 5 };
+    const opts = { rate: 24000, frameMs: 60, opus: OPUS };
     assert.equal(await warmAudio(workers, { ...opts, vad: spec }), undefined);
     const missing = { ...spec, modelPath: '/nonexistent/silero.onnx' } as VadSpec;
     const engine = createWorkerAudio(2, silentLogger());

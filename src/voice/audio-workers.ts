@@ -22,6 +22,7 @@ import {
   type UplinkChannel,
   type UplinkHandlers,
 } from './audio-engine.js';
+import type { OpusSettings } from './opus.js';
 import type { UplinkOptions, UplinkResult } from './uplink.js';
 
 export type WorkerOp =
@@ -29,7 +30,7 @@ export type WorkerOp =
   | { t: 'uplink'; id: number; packet: Uint8Array; vad: boolean }
   | { t: 'uplink-reset'; id: number }
   | { t: 'uplink-close'; id: number }
-  | { t: 'encoder-open'; id: number; rate: number; frameMs: number; complexity: number }
+  | { t: 'encoder-open'; id: number; rate: number; frameMs: number; opus: OpusSettings }
   | { t: 'encode'; id: number; req: number; frames: Int16Array[]; urgent: boolean }
   | { t: 'encoder-close'; id: number };
 
@@ -256,8 +257,8 @@ class WorkerPool implements AudioEngine {
     };
   }
 
-  openEncoder(rate: number, frameMs: number, complexity: number): FrameEncoder {
-    const { id, stream } = this.#stream((id) => ({ t: 'encoder-open', id, rate, frameMs, complexity }));
+  openEncoder(rate: number, frameMs: number, opus: OpusSettings): FrameEncoder {
+    const { id, stream } = this.#stream((id) => ({ t: 'encoder-open', id, rate, frameMs, opus }));
     const { slot } = stream;
     let closed = false;
     return {

@@ -1,5 +1,7 @@
+import type { LinusConfig } from '../config/schema.js';
 import type { PcmChunk } from '../providers/types.js';
 import type { AudioEngine, AudioPacket } from './audio-engine.js';
+import type { OpusSettings } from './opus.js';
 import { concatPcm } from './pcm.js';
 import { createResampler } from './resample.js';
 
@@ -31,9 +33,9 @@ export function createDownlinkEncoder(
   engine: AudioEngine,
   sampleRate: number,
   frameMs: number,
-  complexity: number,
+  opus: OpusSettings,
 ): DownlinkEncoder {
-  const encoder = engine.openEncoder(sampleRate, frameMs, complexity);
+  const encoder = engine.openEncoder(sampleRate, frameMs, opus);
   const frameSamples = (sampleRate * frameMs) / 1000;
   return {
     sampleRate,
@@ -80,4 +82,9 @@ export function createDownlinkEncoder(
       encoder.close();
     },
   };
+}
+
+/** The downlink encoder's settings from the config. */
+export function downlinkOpus(config: Pick<LinusConfig, 'server'>): OpusSettings {
+  return { complexity: config.server.opus_complexity, bitrate: config.server.opus_bitrate };
 }

@@ -5,7 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { createOpusDecoder, createOpusEncoder, OpusDecodeError, opusBackend, type OpusBackend } from './opus.js';
+import { validateConfig } from '../config/load.js';
+import { downlinkOpus } from './downlink.js';
+import {
+  createOpusDecoder,
+  createOpusEncoder,
+  OpusDecodeError,
+  opusBackend,
+  type OpusBackend,
+  type OpusSettings,
+} from './opus.js';
 import { createResampler } from './resample.js';
 import { readWav } from './wav.js';
 
@@ -32,8 +41,13 @@ before(() => {
 });
 
 /** Encodes whole frames, decodes them, and returns the packets and the decoded signal. */
-function roundTrip(backend: OpusBackend, rate: number, pcm: Int16Array): { packets: Buffer[]; decoded: Int16Array } {
-  const encoder = createOpusEncoder(rate, 60, { backend });
+function roundTrip(
+  backend: OpusBackend,
+  rate: number,
+  pcm: Int16Array,
+  settings: Partial<OpusSettings> = {},
+): { packets: Buffer[]; decoded: Int16Array } {
+  const encoder = createOpusEncoder(rate, 60, { backend, ...settings });
   const decoder = createOpusDecoder(rate, 1, { backend });
   try {
     const packets: Buffer[] = [];
@@ -72,6 +86,41 @@ function bestCorrelation(a: Int16Array, b: Int16Array, maxLag: number): number {
   }
   return best;
 }
+
+/** SNR (dB) of b against a, with b delayed by the lag (0..maxLag samples) that suits it best (Opus adds a few ms). */
+function alignedSnr(a: Int16Array, b: Int16Array, maxLag: number): number {
+  let best = -Infinity;
+  for (let lag = 0; lag <= maxLag; lag++) {
+    let signal = 0;
+    let noise = 0;
+    for (let i = 0; i + lag < b.length && i < a.length; i++) {
+      const x = a[i] ?? 0;
+      signal += x * x;
+      noise += (x - (b[i + lag] ?? 0)) ** 2;
+    }
+    best = Math.max(best, 10 * Math.log10(signal / (noise || 1)));
+  }
+  return best;
+}
+
+describe('downlink encoder settings', () => {
+  it('the default (cheaper) settings decode speech within 1 dB of complexity 5 at 24 kbit/s', () => {
+    const backend = opusBackend();
+    const snr = (settings: OpusSettings): number =>
+      alignedSnr(speech24k, roundTrip(backend, 24000, speech24k, settings).decoded, 400);
+    const defaults = downlinkOpus(validateConfig({}).config);
+    const reference = snr({ complexity: 5, bitrate: 24_000 });
+    const chosen = snr(defaults);
+    assert.ok(reference > 15, `reference SNR ${reference.toFixed(1)} dB`);
+    assert.ok(
+      chosen >= reference - 1,
+      `defaults ${JSON.stringify(defaults)}: ${chosen.toFixed(2)} dB vs ${reference.toFixed(2)} dB`,
+    );
+    // The score tells settings apart: a starved encoder falls far below.
+    const starved = snr({ complexity: 0, bitrate: 8000 });
+    assert.ok(starved < reference - 3, `8 kbit/s: ${starved.toFixed(2)} dB vs ${reference.toFixed(2)} dB`);
+  });
+});
 
 for (const backend of ['native', 'wasm'] as const) {
   describe(`opus (${backend})`, () => {

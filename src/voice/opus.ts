@@ -29,11 +29,16 @@ export interface OpusEncoder {
   dispose(): void;
 }
 
-export interface OpusEncoderOptions {
-  /** libopus complexity 0..10 (the reference server uses 10, the device 0). */
-  complexity?: number;
-  bitrate?: number;
+export interface OpusEncoderOptions extends Partial<OpusSettings> {
   backend?: OpusBackend;
+}
+
+/** The downlink encoder's settings (`server.opus_complexity`, `server.opus_bitrate`). */
+export interface OpusSettings {
+  /** libopus complexity 0..10 (the reference server uses 10, the device 0). */
+  complexity: number;
+  /** bit/s */
+  bitrate: number;
 }
 
 export class OpusDecodeError extends Error {

@@ -8,7 +8,7 @@ import type { Session, SessionVoice, TurnReport } from '../session/session.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AudioEngine, UplinkChannel, UplinkResult } from './audio-engine.js';
 import { Dialogue } from './dialogue.js';
-import { createDownlinkEncoder, type DownlinkEncoder } from './downlink.js';
+import { createDownlinkEncoder, downlinkOpus, type DownlinkEncoder } from './downlink.js';
 import { saveMemory } from './memory.js';
 import { cleanTranscript, commandKey } from './text.js';
 import { toolsFor } from './tools.js';
@@ -237,7 +237,7 @@ export class VoicePipeline implements SessionVoice {
       this.deps.audio,
       rate,
       frameMs,
-      this.session.ctx.config.current.server.opus_complexity,
+      downlinkOpus(this.session.ctx.config.current),
     );
     const session = this.session;
     const deps = {

@@ -84,7 +84,7 @@ function harness(opts: { audioWorkers?: number } = {}) {
   const metrics = new Metrics({ defaultMetrics: false });
   const scope = new Scope('session');
   const engine = opts.audioWorkers ? createWorkerAudio(opts.audioWorkers, silentLogger()) : createInlineAudio();
-  const encoder = createDownlinkEncoder(engine, RATE, FRAME_MS, 0);
+  const encoder = createDownlinkEncoder(engine, RATE, FRAME_MS, { complexity: 0, bitrate: 24000 });
   closers.push(
     () => metrics.close(),
     () => engine.close(),

@@ -3,6 +3,7 @@ import type { Logger } from '../observability/log.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Scope } from '../session/scope.js';
 import { warmAudio, type AudioEngine } from './audio-engine.js';
+import { downlinkOpus } from './downlink.js';
 
 /** Bounds the warm-up: a thread that never answers must not hold the VAD lease for ever. */
 const WARM_UP_LIMIT_MS = 60_000;
@@ -25,7 +26,7 @@ export async function warmUpAudio(deps: {
   let error: string | undefined;
   try {
     error = await Promise.race([
-      warmAudio(audio, { vad: vad?.provider.spec, rate, frameMs, complexity: config.server.opus_complexity }),
+      warmAudio(audio, { vad: vad?.provider.spec, rate, frameMs, opus: downlinkOpus(config) }),
       new Promise<string>((resolve) => {
         cancel = scope.timeout(WARM_UP_LIMIT_MS, () => resolve(`no answer within ${WARM_UP_LIMIT_MS / 1000} s`));
       }),
