@@ -66,7 +66,7 @@ export class InFlight {
 export type AudioPacket = Int16Array | Buffer;
 
 export interface FrameEncoder {
-  /** Gets frames ready to send; with workers they are encoded off the main thread, in order, and the frames' buffers are transferred (unusable after). */
+  /** Gets frames ready to send; with workers they are encoded off the main thread, in order (the frames are copied). */
   prepare(frames: Int16Array[], urgent?: boolean): Promise<AudioPacket[]>;
   /** The Opus packet to send for a prepared frame. */
   packet(prepared: AudioPacket): Buffer;

@@ -72,7 +72,7 @@ describe('audio engines', () => {
     const tone = (f: number) =>
       Int16Array.from({ length: 1440 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * f * i) / 24000)));
     const frames = [tone(440), new Int16Array(1440), tone(880)];
-    const copies = [...frames, tone(220)].map((f) => f.slice()); // prepare() transfers the frames it is given
+    const copies = [...frames, tone(220)].map((f) => f.slice());
     const [first, second] = await Promise.all([encoder.prepare(frames), encoder.prepare([tone(220)])]);
     assert.equal(first.length, 3);
     assert.equal(second.length, 1);

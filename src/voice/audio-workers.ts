@@ -5,7 +5,8 @@
  * - A stream (one session's uplink, or its encoder) is pinned to one worker: codec and VAD state live there.
  * - Messages to a worker are batched per event-loop turn (one postMessage carrying every session's packets),
  *   and the worker answers a batch with one message: the VAD scores all streams' windows in a few model calls.
- * - Buffers cross by transfer, never by copying a shared pool (a view into ws's read buffer would clone all of it).
+ * - A batch's packets, frames and results travel as records in one transferred buffer (src/voice/audio-wire.ts),
+ *   not as objects and typed arrays to clone one by one.
  * - A worker that dies is replaced; its streams reopen on their next packet, pending encodes reject.
  * - close() terminates the threads; work in flight is dropped and pending encodes reject (shutdown drain).
  */
@@ -22,37 +23,42 @@ import {
   type UplinkChannel,
   type UplinkHandlers,
 } from './audio-engine.js';
+import {
+  FLAG_DECODE_ERROR,
+  FLAG_END_OF_UTTERANCE,
+  FLAG_SPEAKING,
+  FROM_WORKER,
+  TO_WORKER,
+  WireReader,
+  WireWriter,
+} from './audio-wire.js';
 import type { OpusSettings } from './opus.js';
-import type { UplinkOptions, UplinkResult } from './uplink.js';
+import type { UplinkOptions } from './uplink.js';
 
-export type WorkerOp =
+/** What opens a stream in a worker: sent as an object (rarely), re-sent after a worker was replaced. */
+export type OpenOp =
   | { t: 'uplink-open'; id: number; opts: UplinkOptions }
-  | { t: 'uplink'; id: number; packet: Uint8Array; vad: boolean }
-  | { t: 'uplink-reset'; id: number }
-  | { t: 'uplink-close'; id: number }
-  | { t: 'encoder-open'; id: number; rate: number; frameMs: number; opus: OpusSettings }
-  | { t: 'encode'; id: number; req: number; frames: Int16Array[]; urgent: boolean }
-  | { t: 'encoder-close'; id: number };
+  | { t: 'encoder-open'; id: number; rate: number; frameMs: number; opus: OpusSettings };
 
+/** A batch: the records (audio-wire.ts TO_WORKER) in the first `length` bytes of `bin`; `opens` in record order. */
 export interface ToWorker {
-  ops: WorkerOp[];
+  bin: ArrayBuffer;
+  length: number;
+  opens: OpenOp[];
 }
 
+/** A batch's answer: records (FROM_WORKER), then what failed. */
 export interface FromWorker {
-  uplink: UplinkResult[];
-  encoded: Array<{ req: number; packets?: Uint8Array[]; error?: string }>;
+  bin: ArrayBuffer;
+  length: number;
   errors: Array<{ id: number; message: string }>;
-}
-
-/** Whether a typed array owns its whole buffer (so the buffer can be transferred without taking others' bytes). */
-export function ownsBuffer(a: ArrayBufferView): boolean {
-  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer;
+  encodeErrors: Array<{ req: number; error: string }>;
 }
 
 interface Stream {
   slot: Slot;
   /** Re-sent first after a worker was replaced. */
-  open: WorkerOp;
+  open: OpenOp;
   needsOpen: boolean;
   uplink?: UplinkHandlers;
 }
@@ -78,8 +84,8 @@ class Slot {
   #worker: Worker | undefined;
   #respawn: NodeJS.Timeout | undefined;
   #crashes = 0;
-  ops: WorkerOp[] = [];
-  transfer: ArrayBuffer[] = [];
+  readonly wire = new WireWriter();
+  opens: OpenOp[] = [];
   scheduled = false;
   readonly streams = new Map<number, Stream>();
   readonly requests = new Map<number, { resolve: (p: Buffer[]) => void; reject: (e: Error) => void }>();
@@ -123,8 +129,8 @@ class Slot {
   /** The worker is gone with its state: pending work fails, every stream reopens on its next packet. */
   #lost(): void {
     this.#worker = undefined;
-    this.ops = [];
-    this.transfer = [];
+    this.wire.clear();
+    this.opens = [];
     this.#failRequests(new AudioEngineClosedError('audio worker exited'));
     for (const s of this.streams.values()) {
       s.needsOpen = true;
@@ -138,14 +144,15 @@ class Slot {
     for (const r of pending) r.reject(err);
   }
 
-  send(stream: Stream, op: WorkerOp, transfer?: ArrayBuffer[]): void {
+  /** Adds a record for `stream` (after its open, when the worker does not have it yet) to this turn's batch. */
+  send(stream: Stream, write: (w: WireWriter) => void): void {
     if (!this.up) return;
     if (stream.needsOpen) {
       stream.needsOpen = false;
-      this.ops.push(stream.open);
+      this.wire.u8(TO_WORKER.open);
+      this.opens.push(stream.open);
     }
-    this.ops.push(op);
-    if (transfer) this.transfer.push(...transfer);
+    write(this.wire);
     if (!this.scheduled) {
       this.scheduled = true;
       // One message per worker per event-loop turn, carrying every packet that arrived in it.
@@ -155,24 +162,55 @@ class Slot {
 
   flush(): void {
     this.scheduled = false;
-    if (!this.ops.length || !this.#worker) return;
-    const msg: ToWorker = { ops: this.ops };
-    const transfer = this.transfer;
-    this.ops = [];
-    this.transfer = [];
-    this.#worker.postMessage(msg, transfer);
+    if (!this.wire.length || !this.#worker) return;
+    const { buffer, length } = this.wire.take();
+    const msg: ToWorker = { bin: buffer, length, opens: this.opens };
+    this.opens = [];
+    this.#worker.postMessage(msg, [buffer]);
   }
 
   #receive(msg: FromWorker): void {
     for (const e of msg.errors) this.streams.get(e.id)?.uplink?.onError(e.message);
-    for (const r of msg.uplink) this.streams.get(r.id)?.uplink?.onResult(r);
-    for (const e of msg.encoded) {
-      const req = this.requests.get(e.req);
-      if (!req) continue;
-      this.requests.delete(e.req);
-      if (e.packets) req.resolve(e.packets.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
-      else req.reject(new Error(e.error ?? 'encode failed'));
+    for (const e of msg.encodeErrors) this.#settle(e.req)?.reject(new Error(e.error));
+    const r = new WireReader(msg.bin, msg.length);
+    while (!r.done) {
+      const kind = r.u8();
+      if (kind === FROM_WORKER.uplinkResult) {
+        const id = r.u32();
+        const flags = r.u8();
+        const epoch = r.u32();
+        // A copy: the PCM may be kept (ASR buffers, pre-roll) long after the batch's buffer is read.
+        const pcm = r.samples(r.u32()).slice();
+        this.streams.get(id)?.uplink?.onResult({
+          id,
+          pcm,
+          decodeError: (flags & FLAG_DECODE_ERROR) !== 0,
+          speaking: (flags & FLAG_SPEAKING) !== 0,
+          endOfUtterance: (flags & FLAG_END_OF_UTTERANCE) !== 0,
+          epoch,
+        });
+      } else if (kind === FROM_WORKER.encoded) {
+        const req = this.#settle(r.u32());
+        const packets: Buffer[] = [];
+        // Views into the batch's buffer, which they keep alive until sent: the packets are not written to.
+        for (let n = r.u32(); n > 0; n--) {
+          const p = r.bytes();
+          packets.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+        }
+        req?.resolve(packets);
+      } else {
+        // A bug, not bad input: the rest of the batch cannot be read; its requests fail when their streams close.
+        this.pool.log.error({ kind, worker: this.index }, 'audio worker sent an unknown record kind');
+        return;
+      }
     }
+  }
+
+  /** The request's callbacks, forgotten: each is answered once. */
+  #settle(req: number): { resolve: (p: Buffer[]) => void; reject: (e: Error) => void } | undefined {
+    const r = this.requests.get(req);
+    this.requests.delete(req);
+    return r;
   }
 
   async terminate(): Promise<void> {
@@ -207,7 +245,7 @@ class WorkerPool implements AudioEngine {
     return this.#slots.reduce((a, b) => (b.streams.size < a.streams.size ? b : a));
   }
 
-  #stream(open: (id: number) => WorkerOp, uplink?: UplinkHandlers): { id: number; stream: Stream } {
+  #stream(open: (id: number) => OpenOp, uplink?: UplinkHandlers): { id: number; stream: Stream } {
     if (this.closed) throw new AudioEngineClosedError();
     const id = this.#nextId++;
     const slot = this.#slot();
@@ -234,15 +272,22 @@ class WorkerPool implements AudioEngine {
     return {
       push(packet, vad) {
         if (closed || !slot.up) return;
-        const own = new Uint8Array(packet); // a copy that owns its bytes, transferred below
         inFlight.sent();
-        slot.send(stream, { t: 'uplink', id, packet: own, vad }, [own.buffer]);
+        slot.send(stream, (w) => {
+          w.u8(TO_WORKER.uplink);
+          w.u32(id);
+          w.u8(vad ? 1 : 0);
+          w.bytes(packet); // copied into the batch: the packet may be a view into the socket's read buffer
+        });
       },
       whenDrained: () => inFlight.drained(),
       resetVad() {
         if (closed) return;
         epoch++;
-        slot.send(stream, { t: 'uplink-reset', id });
+        slot.send(stream, (w) => {
+          w.u8(TO_WORKER.uplinkReset);
+          w.u32(id);
+        });
       },
       get epoch() {
         return epoch;
@@ -250,7 +295,11 @@ class WorkerPool implements AudioEngine {
       close() {
         if (closed) return;
         closed = true;
-        if (!stream.needsOpen) slot.send(stream, { t: 'uplink-close', id });
+        if (!stream.needsOpen)
+          slot.send(stream, (w) => {
+            w.u8(TO_WORKER.uplinkClose);
+            w.u32(id);
+          });
         slot.streams.delete(id);
         inFlight.abandon();
       },
@@ -267,14 +316,19 @@ class WorkerPool implements AudioEngine {
           return Promise.reject(new AudioEngineClosedError(closed ? 'encoder closed' : 'audio worker unavailable'));
         if (!frames.length) return Promise.resolve([]);
         const req = this.#nextReq++;
-        const own = frames.map((f) => (ownsBuffer(f) ? f : f.slice()));
         return new Promise<AudioPacket[]>((resolve, reject) => {
           slot.requests.set(req, { resolve, reject });
-          slot.send(
-            stream,
-            { t: 'encode', id, req, frames: own, urgent },
-            own.map((f) => f.buffer as ArrayBuffer),
-          );
+          slot.send(stream, (w) => {
+            w.u8(TO_WORKER.encode);
+            w.u32(id);
+            w.u32(req);
+            w.u8(urgent ? 1 : 0);
+            w.u32(frames.length);
+            for (const f of frames) {
+              w.u32(f.length);
+              w.samples(f);
+            }
+          });
         });
       },
       packet: (p) => {
@@ -284,7 +338,11 @@ class WorkerPool implements AudioEngine {
       close() {
         if (closed) return;
         closed = true;
-        if (!stream.needsOpen) slot.send(stream, { t: 'encoder-close', id });
+        if (!stream.needsOpen)
+          slot.send(stream, (w) => {
+            w.u8(TO_WORKER.encoderClose);
+            w.u32(id);
+          });
         slot.streams.delete(id);
       },
     };
