@@ -107,6 +107,9 @@ describe('writeWav', () => {
     const wav = readWav(writeWav({ sampleRate: 24000, samples }));
     assert.equal(wav.sampleRate, 24000);
     assert.deepEqual(wav.samples, samples);
+    // A view into a larger buffer writes its own samples only.
+    const view = Int16Array.from([9, 8, -32768, 32767, 7]).subarray(2, 4);
+    assert.deepEqual(readWav(writeWav({ sampleRate: 16000, samples: view })).samples, Int16Array.from([-32768, 32767]));
   });
 
   it('writes a file that the tools accept (sox reads it back)', { skip: !hasSox() }, () => {
