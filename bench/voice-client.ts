@@ -242,7 +242,6 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
   goAtPerf = goAt;
   const until = cfg.seconds > 0 ? goAt + cfg.seconds * 1000 : Infinity;
   let lost = 0;
-  let deviceSeconds = 0;
   const progress = cfg.progressEveryMs
     ? setInterval(() => tell({ kind: 'progress', turns: turnsDone, completed: turnsCompleted }), cfg.progressEveryMs)
     : undefined;
@@ -251,26 +250,21 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
       if (!dev) return;
       const offset = ((cfg.firstIndex + i) / cfg.levelSize) * cfg.staggerMs;
       await sleep(goAt + offset - performance.now());
-      const first = performance.now();
-      try {
-        for (let k = 0; cfg.seconds > 0 ? performance.now() < until : k < turnsPerDevice; k++) {
-          if (dev.closed) {
-            lost++;
-            return;
-          }
-          const began = performance.now();
-          const rec = await dev.turn();
-          turns.push(rec);
-          turnsDone++;
-          if (rec.outcome === 'completed') turnsCompleted++;
-          const pause =
-            cfg.duty === undefined ? cfg.pauseMs : ((performance.now() - began) * (100 - cfg.duty)) / cfg.duty;
-          if (pause) await sleep(pause);
+      for (let k = 0; cfg.seconds > 0 ? performance.now() < until : k < turnsPerDevice; k++) {
+        if (dev.closed) {
+          lost++;
+          return;
         }
-        if (dev.closed) lost++;
-      } finally {
-        deviceSeconds += (performance.now() - first) / 1000;
+        const began = performance.now();
+        const rec = await dev.turn();
+        turns.push(rec);
+        turnsDone++;
+        if (rec.outcome === 'completed') turnsCompleted++;
+        const pause =
+          cfg.duty === undefined ? cfg.pauseMs : ((performance.now() - began) * (100 - cfg.duty)) / cfg.duty;
+        if (pause) await sleep(pause);
       }
+      if (dev.closed) lost++;
     }),
   );
   lag.disable();
@@ -287,7 +281,6 @@ async function run(startAt: number, turnsPerDevice = cfg.turns): Promise<void> {
     loopLagMaxMs: Math.max(0, lag.max / 1e6 - 10),
     lost,
     otherMessages,
-    deviceSeconds,
     ...(cfg.binMs
       ? { timeline: { startAt, binMs: cfg.binMs, intervals: dense(timelineIntervals), late: dense(timelineLate) } }
       : {}),

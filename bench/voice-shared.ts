@@ -118,8 +118,6 @@ export type FromVoiceClient =
       lost: number;
       /** Messages the server sent that a turn does not expect (stats broadcasts...). */
       otherMessages: number;
-      /** Summed over devices: from each device's first listen start to the end of its last turn (pauses included). */
-      deviceSeconds: number;
       timeline?: Timeline;
     }
   | { kind: 'progress'; turns: number; completed: number };

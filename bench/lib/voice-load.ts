@@ -58,6 +58,8 @@ export const LATE_MS = 65;
 /** Sampling interval of the server's monitorEventLoopDelay (src/observability/metrics.ts); its values include it. */
 export const LAG_RESOLUTION_MS = 10;
 const UPLINK_FRAME_MS = 60;
+/** The bench server's xiaozhi.audio_params.frame_duration (the default). */
+const DOWNLINK_FRAME_MS = 60;
 const LEAD_SILENCE_MS = 240;
 const TAIL_SILENCE_MS = 1200;
 
@@ -176,7 +178,10 @@ export interface LevelResult {
     /** The same minus the sampling interval: how late the loop really was. */
     loopLagP99ExcessMs: number;
     cpuPct: number;
-    /** Server CPU (all threads) per second a device spent in its turns cycle (pauses included): ms per device-second. */
+    /**
+     * Server CPU (all threads) per device-second of voice: ÷ the audio the devices sent and received (uplink packets
+     * × 60 ms + reply frames × their duration), so a starved server that got through fewer turns is not cheaper.
+     */
     cpuMsPerDeviceSecond: number;
     /** The same split: the main thread (sockets, pacing, providers) and every other thread (audio workers, GC). */
     mainThreadCpuMsPerDeviceSecond: number;
@@ -592,8 +597,8 @@ function summarize(r: Raw): LevelResult {
   const fakeCpu = cpuDelta(r.c0, r.c1, r.fakePid);
   const benchCpu = cpuDelta(r.c0, r.c1, process.pid);
   const pct = (ms: number): number => (ms / r.windowMs) * 100;
-  const deviceSeconds = r.gens.reduce((s, g) => s + g.deviceSeconds, 0);
-  const perDeviceSecond = (ms: number): number => (deviceSeconds > 0 ? ms / deviceSeconds : NaN);
+  const voiceSeconds = sum((t) => t.packetsSent * UPLINK_FRAME_MS + t.frames * DOWNLINK_FRAME_MS) / 1000;
+  const perDeviceSecond = (ms: number): number => (voiceSeconds > 0 ? ms / voiceSeconds : NaN);
   const lagP99 = metricValue(r.m1, 'linus_event_loop_lag_p99_seconds') * 1000;
   return {
     devices: r.n,

@@ -258,7 +258,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   );
   if (duty !== undefined)
     notes.push(
-      `--duty ${duty}: push-to-talk turns (listen start manual, speech packets, listen stop), each device in turns ${duty} % of the time. CPU per device-second = the server's CPU (/proc, all threads) over the level ÷ the devices' summed time from their first listen start to the end of their last turn; main thread = the event loop, other threads = audio workers + V8/libuv helpers.`,
+      `--duty ${duty}: push-to-talk turns (listen start manual, speech packets, listen stop), each device in turns ${duty} % of the time. CPU per device-second = the server's CPU (/proc, all threads) over the level ÷ the seconds of voice the devices sent and received (uplink packets × 60 ms + reply frames × 60 ms), so a server that got less CPU and served fewer turns does not look cheaper; main thread = the event loop, other threads = audio workers + V8/libuv helpers.`,
     );
   if (delay !== 'zero')
     notes.push('Realistic provider delays: the latency figures include provider time, so they carry no target.');
@@ -297,7 +297,7 @@ export function costFigures(e: { devices: number; chosen: LevelResult }, duty: n
   const c = e.chosen.client;
   return [
     {
-      name: `${p}server CPU per device-second${duty !== undefined ? ` (duty ${duty} %)` : ''}`,
+      name: `${p}server CPU per device-second of voice${duty !== undefined ? ` (duty ${duty} %)` : ''}`,
       value: s.cpuMsPerDeviceSecond,
       unit: 'ms',
       ...(duty === 100
