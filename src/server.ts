@@ -55,6 +55,7 @@ import { createUpgradeHandler } from './transport/upgrade.js';
 import { VERSION } from './version.js';
 import { VoiceHooks } from './voice/hooks.js';
 import { LazyVoice, type VoiceServiceDeps } from './voice/pipeline.js';
+import { SentenceCache } from './voice/sentence-cache.js';
 
 export { StartupError } from './startup-error.js';
 
@@ -344,10 +345,18 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     clientTracking: false,
     maxPayload: initial.server.max_frame_hard_bytes,
   });
+  // One for the server: a fixed sentence said to one device is reused for every other.
+  const sentences = new SentenceCache();
   const onSession = (session: Session): void => {
     sessions.add(session);
     session.scope.add(() => sessions.delete(session));
-    openSession(session, config, voices, { providers, memory: stores.memory, hooks: voiceHooks, audio });
+    openSession(session, config, voices, {
+      providers,
+      memory: stores.memory,
+      hooks: voiceHooks,
+      audio,
+      sentences,
+    });
   };
   const admission = { ctx, activations, accepting: () => !parts.stopping, connectionCount: () => sessions.size };
   http.on('upgrade', createUpgradeHandler({ wss, ...admission, bindings, throttle, onSession }));

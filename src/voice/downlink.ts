@@ -20,11 +20,19 @@ export interface SentenceFrames {
 export interface DownlinkEncoder {
   readonly sampleRate: number;
   readonly frameMs: number;
+  readonly opus: OpusSettings;
   sentence(): SentenceFrames;
   /** Frames → packets ready for the pacer, in order; `urgent` ones (a sentence's first) are answered ahead of batched work. */
   prepare(frames: Int16Array[], urgent?: boolean): Promise<AudioPacket[]>;
   /** The Opus packet of a prepared frame (encodes it now with the inline engine). */
   packet(prepared: AudioPacket): Buffer;
+  /** Another encoder with the same settings and a fresh state (a cached sentence is encoded by one of its own). */
+  fork(): DownlinkEncoder;
+  /**
+   * Starts the Opus state over: the next frame stands alone. After packets of another encoder (a cached sentence),
+   * the device's decoder no longer follows this one's state, so its next frame must not build on it.
+   */
+  restart(): void;
   dispose(): void;
 }
 
@@ -35,11 +43,12 @@ export function createDownlinkEncoder(
   frameMs: number,
   opus: OpusSettings,
 ): DownlinkEncoder {
-  const encoder = engine.openEncoder(sampleRate, frameMs, opus);
+  let encoder = engine.openEncoder(sampleRate, frameMs, opus);
   const frameSamples = (sampleRate * frameMs) / 1000;
   return {
     sampleRate,
     frameMs,
+    opus,
     sentence() {
       let resampler: ReturnType<typeof createResampler> | undefined;
       let resampledFrom = 0;
@@ -78,6 +87,12 @@ export function createDownlinkEncoder(
     },
     prepare: (frames, urgent) => encoder.prepare(frames, urgent),
     packet: (p) => encoder.packet(p),
+    fork: () => createDownlinkEncoder(engine, sampleRate, frameMs, opus),
+    restart() {
+      // In order behind the work already asked of the old one: its pending frames are still encoded.
+      encoder.close();
+      encoder = engine.openEncoder(sampleRate, frameMs, opus);
+    },
     dispose() {
       encoder.close();
     },

@@ -10,6 +10,7 @@ import type { AudioEngine, UplinkChannel, UplinkResult } from './audio-engine.js
 import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder, downlinkOpus, type DownlinkEncoder } from './downlink.js';
 import { saveMemory } from './memory.js';
+import type { SentenceCache } from './sentence-cache.js';
 import { cleanTranscript, commandKey } from './text.js';
 import { toolsFor } from './tools.js';
 import type { VoiceHooks } from './hooks.js';
@@ -20,6 +21,8 @@ export interface VoiceServiceDeps {
   memory: MemoryStore;
   hooks: VoiceHooks;
   audio: AudioEngine;
+  /** The server's fixed sentences, encoded once for every session (none: synthesized each time). */
+  sentences?: SentenceCache;
 }
 
 /** Frames of audio kept before speech starts, so the first syllable is not cut (~600 ms at 60 ms). */
@@ -246,6 +249,7 @@ export class VoicePipeline implements SessionVoice {
       llm,
       tts,
       encoder: this.#encoder,
+      sentences: this.deps.sentences,
       tools: () => toolsFor(session),
       onReport: (report: TurnReport) => session.ctx.events.emit('turn', session, report),
     };

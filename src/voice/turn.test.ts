@@ -20,6 +20,8 @@ import { createInlineAudio } from './audio-engine.js';
 import { createWorkerAudio } from './audio-workers.js';
 import { Dialogue } from './dialogue.js';
 import { createDownlinkEncoder } from './downlink.js';
+import { createOpusDecoder } from './opus.js';
+import { SentenceCache } from './sentence-cache.js';
 import { Turn, type TurnInput, type TurnSession } from './turn.js';
 
 type Json = { type: string } & Record<string, unknown>;
@@ -79,7 +81,7 @@ afterEach(async () => {
  * A session as a turn sees it: the real send path over a fake socket that keeps up (the device), real Opus
  * encoding, real metrics and config; only the providers are fakes.
  */
-function harness(opts: { audioWorkers?: number } = {}) {
+function harness(opts: { audioWorkers?: number; sentences?: SentenceCache } = {}) {
   const config = new ConfigStore(validateConfig({ xiaozhi: { audio_params: { frame_duration: FRAME_MS } } }).config);
   const metrics = new Metrics({ defaultMetrics: false });
   const scope = new Scope('session');
@@ -126,6 +128,7 @@ function harness(opts: { audioWorkers?: number } = {}) {
         llm: llm && lease(llm),
         tts: tts && lease(tts),
         encoder,
+        sentences: opts.sentences,
         tools: () => new Map(),
       },
       input,
@@ -303,5 +306,51 @@ describe('Turn', () => {
     while (!h.closed.length) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(h.closed, ['exit']);
     assert.equal(h.dialogue.history.length, 0, 'a fixed reply is not part of the dialogue');
+  });
+
+  for (const audioWorkers of [0, 1]) {
+    it(`fixed sentences are synthesized and encoded once, then reused; the model's are not (${audioWorkers ? 'worker' : 'inline'} engine)`, async () => {
+      const sentences = new SentenceCache();
+      const h = harness({ audioWorkers, sentences });
+      const tts = fakeTts({ frames: 3 });
+      const audio = () => h.socket.frames.filter((f) => f.binary).map((f) => Buffer.from(f.data as Buffer));
+      for (let i = 0; i < 2; i++) {
+        const turn = h.start({ text: 'bye', echoStt: false, fixedReply: 'Goodbye.' }, undefined, tts.provider);
+        assert.equal(await turn.done, 'completed');
+      }
+      assert.deepEqual(tts.spoken, ['Goodbye.'], 'one TTS request for two turns');
+      assert.equal(sentences.size, 1);
+      const [first, second] = [audio().slice(0, 3), audio().slice(3)];
+      assert.equal(second.length, 3);
+      assert.deepEqual(second, first, 'the same packets (each time from a fresh encoder state)');
+      // A model's sentence is not kept; after the cached audio the session's encoder starts over and still decodes.
+      const llm = fakeLlm(['Fine thanks.']);
+      assert.equal(await h.start({ text: 'hi', echoStt: false }, llm.provider, tts.provider).done, 'completed');
+      assert.equal(await h.start({ text: 'hi', echoStt: false }, llm.provider, tts.provider).done, 'completed');
+      assert.deepEqual(tts.spoken, ['Goodbye.', 'Fine thanks.', 'Fine thanks.']);
+      assert.equal(sentences.size, 1);
+      const decoder = createOpusDecoder(RATE);
+      for (const p of audio()) assert.equal(decoder.decode(p).length, (RATE * FRAME_MS) / 1000);
+      decoder.dispose();
+      // Another TTS instance (another voice, or the same after a reload) is not served the first one's audio.
+      const other = fakeTts({ frames: 3 });
+      await h.start({ text: 'bye', echoStt: false, fixedReply: 'Goodbye.' }, undefined, other.provider).done;
+      assert.deepEqual(other.spoken, ['Goodbye.']);
+    });
+  }
+
+  it('the sentence cache is bounded in entries and bytes, least recently used out first', () => {
+    const cache = new SentenceCache(2, 1000);
+    const packets = (bytes: number) => [Buffer.alloc(bytes)];
+    cache.set('a', packets(100));
+    cache.set('b', packets(100));
+    assert.ok(cache.get('a'));
+    cache.set('c', packets(100)); // 3 entries > 2: b (least recently used) goes
+    assert.deepEqual([!!cache.get('a'), !!cache.get('b'), !!cache.get('c')], [true, false, true]);
+    cache.set('d', packets(900)); // 1100 bytes > 1000: a, then nothing more
+    assert.equal(cache.bytes, 1000);
+    assert.deepEqual([!!cache.get('a'), !!cache.get('c'), !!cache.get('d')], [false, true, true]);
+    cache.set('huge', packets(2000)); // larger than the whole cache: not kept
+    assert.equal(cache.get('huge'), undefined);
   });
 });

@@ -12,6 +12,7 @@ import type { Dialogue } from './dialogue.js';
 import { AudioEngineClosedError, type AudioPacket } from './audio-engine.js';
 import type { DownlinkEncoder } from './downlink.js';
 import { Pacer } from './pacer.js';
+import { SentenceCache } from './sentence-cache.js';
 import { SentenceSplitter } from './sentences.js';
 import { displayText, emotionOf, speakableText } from './text.js';
 import { runTool, type ToolOutcome, type Tools } from './tools.js';
@@ -64,6 +65,8 @@ export interface TurnDeps {
   llm: Lease<LlmProvider> | undefined;
   tts: Lease<TtsProvider> | undefined;
   encoder: DownlinkEncoder;
+  /** Where the server's fixed sentences are kept once encoded (none: always synthesized). */
+  sentences?: SentenceCache | undefined;
   /** The tools offered to the LLM, built when the turn first asks it. */
   tools(): Tools;
   /** Told how the turn ended and its latency by stage (the console shows each device's last turns). */
@@ -157,7 +160,7 @@ export class Turn {
       if (input.echoStt) session.send.json({ type: 'stt', text: input.text, session_id: session.sessionId });
       this.#sendStart();
       if (input.fixedReply !== undefined) {
-        this.#say(input.fixedReply);
+        this.#say(input.fixedReply, true);
       } else {
         dialogue.add({ role: 'user', content: input.text });
         await this.#converse();
@@ -197,7 +200,7 @@ export class Turn {
       session.log.warn(
         'no LLM is configured: set selected_module.LLM to an alias defined under LLM (e.g. an openai block with base_url, model_name, api_key)',
       );
-      this.#say('No language model is configured yet. Please set selected_module LLM in the Linus config.');
+      this.#say('No language model is configured yet. Please set selected_module LLM in the Linus config.', true);
       return;
     }
     const tools = this.#deps.tools();
@@ -241,7 +244,7 @@ export class Turn {
         // A sentence cut off mid-way is dropped: the fallback says why the answer stops there. The fallback is the
         // server's, not the model's: it stays out of the dialogue the model reads next time.
         this.#answered = this.#spoken;
-        this.#say(config.system_error_response);
+        this.#say(config.system_error_response, true);
         return;
       }
       if (!calls.length) break;
@@ -275,24 +278,44 @@ export class Turn {
     session.send.json({ type: 'llm', text: emoji, emotion, session_id: session.sessionId });
   }
 
-  /** Queues one segment: its sentence_start and audio go out in order, paced. */
-  #say(segment: string): void {
+  /** Queues one segment: its sentence_start and audio go out in order, paced. `fixed`: the server's own words. */
+  #say(segment: string, fixed = false): void {
     const speak = speakableText(segment);
     const show = displayText(segment);
     if (!show && !speak) return;
     this.#spoken += (this.#spoken ? ' ' : '') + show;
-    this.#speech = this.#speech.then(() => this.#synthesize(show, speak));
+    this.#speech = this.#speech.then(() => this.#synthesize(show, speak, fixed));
   }
 
-  async #synthesize(show: string, speak: string): Promise<void> {
+  async #synthesize(show: string, speak: string, fixed: boolean): Promise<void> {
     const { session, tts, encoder } = this.#deps;
     if (this.scope.closed) return;
     this.#pacer.enqueueControl({ type: 'tts', state: 'sentence_start', text: show, session_id: session.sessionId });
     if (!tts || !speak || this.#ttsDown) return;
+    const cache = fixed ? this.#deps.sentences : undefined;
+    const key = cache
+      ? SentenceCache.key({
+          tts: tts.provider,
+          rate: encoder.sampleRate,
+          frameMs: encoder.frameMs,
+          opus: encoder.opus,
+          text: speak,
+        })
+      : '';
+    const cached = cache?.get(key);
+    if (cached) {
+      if (this.timings.ttsFirstAudio === undefined) this.timings.ttsFirstAudio = performance.now();
+      for (const p of cached) this.#pacer.enqueueAudio(p);
+      encoder.restart();
+      return;
+    }
+    // A sentence to keep is encoded from a fresh state, so that it can follow any other audio later.
+    const target = cache ? encoder.fork() : encoder;
+    const kept: AudioPacket[] | undefined = cache ? [] : undefined;
     const config = session.ctx.config.current;
     const asked = performance.now();
     try {
-      const out = encoder.sentence();
+      const out = target.sentence();
       for await (const chunk of tts.provider.synthesize(speak, {
         signal: this.scope.signal,
         timeoutMs: config.tts_timeout * 1000,
@@ -302,9 +325,10 @@ export class Turn {
           this.timings.ttsFirstAudio = performance.now();
           this.timings.providerWaitMs += this.timings.ttsFirstAudio - asked;
         }
-        await this.#enqueue(out.push(chunk));
+        await this.#enqueue(target, out.push(chunk), kept);
       }
-      await this.#enqueue(out.end());
+      await this.#enqueue(target, out.end(), kept);
+      if (cache && kept && !this.scope.closed) cache.set(key, kept);
     } catch (err) {
       if (this.scope.closed) return;
       // One sentence failing does not end the turn: the rest is still spoken, and the turn still ends with tts stop.
@@ -318,6 +342,11 @@ export class Turn {
       session.log.warn({ err: errorMessage(err) }, 'TTS failed for a sentence');
       // A TTS that does not answer in time would make every later sentence wait as long again.
       if (kind === 'timeout') this.#ttsDown = true;
+    } finally {
+      if (target !== encoder) {
+        target.dispose();
+        encoder.restart();
+      }
     }
   }
 
@@ -325,12 +354,10 @@ export class Turn {
    * Frames go to the pacer in order once encoded (off the main thread with audio workers). A long TTS chunk is
    * encoded in small pieces, all requested at once: the first frames can leave while the rest are encoded.
    */
-  async #enqueue(frames: Int16Array[]): Promise<void> {
+  async #enqueue(encoder: DownlinkEncoder, frames: Int16Array[], kept?: AudioPacket[]): Promise<void> {
     const pieces: Promise<AudioPacket[]>[] = [];
     for (let i = 0, n = PREBUFFER_FRAMES; i < frames.length; i += n, n = ENCODE_PIECE_FRAMES) {
-      pieces.push(
-        this.#deps.encoder.prepare(frames.slice(i, i + n), i === 0 && this.#pacer.pending < PREBUFFER_FRAMES),
-      );
+      pieces.push(encoder.prepare(frames.slice(i, i + n), i === 0 && this.#pacer.pending < PREBUFFER_FRAMES));
     }
     // Every piece is awaited, so none rejects unobserved when an earlier one fails.
     const settled = pieces.map((p) =>
@@ -344,6 +371,7 @@ export class Turn {
       if ('error' in r) throw r.error;
       if (this.scope.closed) return;
       for (const p of r.packets) this.#pacer.enqueueAudio(p);
+      kept?.push(...r.packets);
     }
   }
 
