@@ -63,3 +63,22 @@ it('talk --transport mqtt: both transports complete their turns and MQTT is comp
   }
   assert.deepEqual(nonFinite(r), [], explainRun(run));
 });
+
+/** `--duty 100`: push-to-talk devices (listen start manual … listen stop); the cost figures of issue #13. */
+it('talk --duty: push-to-talk turns complete; CPU per device-second of voice, split by thread', async () => {
+  const run = await runBench(['talk', '--smoke', '--source', '--json', '--duty', '100']);
+  const r = run.result;
+  assert.equal(run.code, 0, explainRun(run));
+  assert.ok(r.ok, explainRun(run));
+  const level = (r.details as { levels: Array<{ chosen: LevelResult }> }).levels[0]!.chosen;
+  assert.deepEqual(level.turns.outcomes, { completed: 2 }, explainRun(run));
+  // Manual mode: the server's turn starts at listen stop, so every turn has its "VAD end" and a first frame after it.
+  assert.equal(level.client.vadEndToFirstFrameMs.n, 2, explainRun(run));
+  const total = figure(r, '2 devices: server CPU per device-second of voice (duty 100 %)').value as number;
+  const main = figure(r, '2 devices:   of which main thread').value as number;
+  const other = figure(r, '2 devices:   of which other threads').value as number;
+  assert.ok(total > 0, explainRun(run));
+  assert.ok(Math.abs(main + other - total) < 1e-6 * Math.max(1, total), `${main} + ${other} vs ${total}`);
+  assert.equal(typeof figure(r, '2 devices: client: listen stop → first reply frame p99').value, 'number');
+  assert.deepEqual(nonFinite(r), [], explainRun(run));
+});
