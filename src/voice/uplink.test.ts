@@ -50,6 +50,18 @@ describe('uplink processor (decode → 16 kHz → VAD, batched)', () => {
     for (const r of alone(a)) assert.equal(r.pcm.length, FRAME);
   });
 
+  it('runs the model only on windows that could be speech: digital silence is skipped (pre-gate)', () => {
+    const p = new UplinkProcessor();
+    p.open(1, { rate: 16000, vad: spec });
+    const results = a.flatMap((packet) => p.process([{ id: 1, packet, vad: true }]));
+    p.dispose();
+    assert.equal(verdicts(results).split('E').length - 1, 1, 'the utterance is still found');
+    const windows = Math.floor((a.length * FRAME) / 512);
+    // a: 1 s of silence, ~1.9 s of speech, 1.2 s of silence (Opus keeps digital silence silent).
+    assert.ok(p.modelWindows < windows - 50, `${p.modelWindows} of ${windows} windows scored`);
+    assert.ok(p.modelWindows > 40, `${p.modelWindows} of ${windows} windows scored`);
+  });
+
   it('decides every stream as if alone when many streams share one batch, whatever the batch size', () => {
     const expected = [verdicts(alone(a)), verdicts(alone(b))];
     for (const batchPackets of [2, 6, 32]) {

@@ -11,7 +11,7 @@ import type { VadSpec } from '../providers/types.js';
 import { createVadModel, vadModelKey } from '../providers/vad/model.js';
 import { createOpusDecoder, OpusDecodeError, type OpusDecoder } from './opus.js';
 import { createResampler, type Resampler } from './resample.js';
-import { VadDecider, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES, type BatchWindowModel } from './vad-decision.js';
+import { quietWindow, VadDecider, VAD_SAMPLE_RATE, VAD_WINDOW_SAMPLES, type BatchWindowModel } from './vad-decision.js';
 
 const WINDOW_MS = (VAD_WINDOW_SAMPLES * 1000) / VAD_SAMPLE_RATE;
 
@@ -65,12 +65,16 @@ interface Stream {
 interface PendingWindow {
   window: Float32Array;
   result: UplinkResult;
+  /** Quiet: p = 0 without running the model (vad-decision.ts quietWindow). */
+  quiet: boolean;
 }
 
 export class UplinkProcessor {
   readonly #streams = new Map<number, Stream>();
   /** One model (the weights) per kind and file, shared by every stream; refcounted by stream. */
   readonly #models = new Map<string, { model: BatchWindowModel<unknown>; users: number }>();
+  /** Windows the speech model scored (quiet ones skipped), for tests and benches. */
+  modelWindows = 0;
 
   get streams(): number {
     return this.#streams.size;
@@ -157,7 +161,8 @@ export class UplinkProcessor {
         if (v.filled < VAD_WINDOW_SAMPLES) continue;
         v.filled = 0;
         if (!queue) queues.set(s, (queue = []));
-        queue.push({ window: v.window.slice(), result });
+        const window = v.window.slice();
+        queue.push({ window, result, quiet: !!v.model.skip && quietWindow(window) });
       }
     }
     const scored = this.#score(queues);
@@ -182,6 +187,12 @@ export class UplinkProcessor {
           continue;
         }
         const v = s.vad!;
+        if (item.quiet) {
+          v.model.skip!(v.modelState, item.window);
+          this.#decide(s, item, 0, scored);
+          continue;
+        }
+        this.modelWindows++;
         let group = byModel.get(v.model);
         if (!group) byModel.set(v.model, (group = { streams: [], items: [] }));
         group.streams.push(s);
@@ -192,23 +203,25 @@ export class UplinkProcessor {
           streams.map((s) => s.vad!.modelState),
           items.map((i) => i.window),
         );
-        streams.forEach((s, i) => {
-          const v = s.vad!;
-          const item = items[i]!;
-          v.windows++;
-          const verdict = v.decider.update(probabilities[i] ?? 0, v.windows * WINDOW_MS);
-          v.speaking = verdict.speaking;
-          item.result.speaking = verdict.speaking;
-          scored.add(item.result);
-          if (verdict.endOfUtterance) {
-            item.result.endOfUtterance = true;
-            // As the reference after an utterance: the next one starts from a clean state.
-            resetVad(v);
-          }
-        });
+        streams.forEach((s, i) => this.#decide(s, items[i]!, probabilities[i] ?? 0, scored));
       }
     }
     return scored;
+  }
+
+  /** One window's probability through the stream's decision (windows of a stream come here in order). */
+  #decide(s: Stream, item: PendingWindow, p: number, scored: Set<UplinkResult>): void {
+    const v = s.vad!;
+    v.windows++;
+    const verdict = v.decider.update(p, v.windows * WINDOW_MS);
+    v.speaking = verdict.speaking;
+    item.result.speaking = verdict.speaking;
+    scored.add(item.result);
+    if (verdict.endOfUtterance) {
+      item.result.endOfUtterance = true;
+      // As the reference after an utterance: the next one starts from a clean state.
+      resetVad(v);
+    }
   }
 
   /** The packet's 16 kHz PCM, or undefined when it is corrupted. */

@@ -72,8 +72,23 @@ export class VadDecider {
 /** A per-stream speech model: one probability per 512-sample window of 16 kHz audio in [-1, 1). */
 export interface WindowModel {
   probability(window: Float32Array): number;
+  /** See BatchWindowModel.skip. */
+  skip?(window: Float32Array): void;
   reset(): void;
   dispose(): void;
+}
+
+/**
+ * The pre-gate (issue #13): a window below -60 dBFS (a muted or digitally silent microphone) cannot be speech, so a
+ * model that can skip windows is not run on it and the window counts as p = 0. Silero says ~0 on such windows anyway.
+ */
+const QUIET_MEAN_SQUARE = 1e-6;
+
+/** Whether a window (samples in [-1, 1)) is quiet enough to skip the model. */
+export function quietWindow(window: Float32Array): boolean {
+  let sum = 0;
+  for (let i = 0; i < window.length; i++) sum += window[i]! * window[i]!;
+  return sum < QUIET_MEAN_SQUARE * window.length;
 }
 
 /**
@@ -86,14 +101,21 @@ export interface BatchWindowModel<S> {
   resetState(state: S): void;
   /** `windows[i]` belongs to `states[i]`; a stream appears at most once per call. */
   score(states: readonly S[], windows: readonly Float32Array[]): ArrayLike<number>;
+  /**
+   * Models that implement it are not run on quiet windows (quietWindow): this keeps what the stream needs to go on
+   * as if the window had been scored (Silero: the last samples it prepends to the next window).
+   */
+  skip?(state: S, window: Float32Array): void;
   dispose(): void;
 }
 
 /** One stream of a batch model, as a WindowModel (batches of one). */
 export function singleStream<S>(model: BatchWindowModel<S>): WindowModel {
   const state = model.createState();
+  const skip = model.skip?.bind(model);
   return {
     probability: (window) => model.score([state], [window])[0] ?? 0,
+    ...(skip ? { skip: (window: Float32Array) => skip(state, window) } : {}),
     reset: () => model.resetState(state),
     dispose() {},
   };
@@ -119,7 +141,10 @@ export function createWindowedDetector(model: WindowModel, cfg: VadThresholds): 
         if (filled < VAD_WINDOW_SAMPLES) continue;
         filled = 0;
         windows++;
-        const verdict = decider.update(model.probability(window), windows * WINDOW_MS);
+        let p = 0;
+        if (model.skip && quietWindow(window)) model.skip(window);
+        else p = model.probability(window);
+        const verdict = decider.update(p, windows * WINDOW_MS);
         speaking = verdict.speaking;
         endOfUtterance ||= verdict.endOfUtterance;
       }

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProviderError } from '../types.js';
 import type { VadProvider } from '../types.js';
-import { createSileroVad, resolveSileroModel } from './silero.js';
+import { createWindowedDetector, type WindowModel } from '../../voice/vad-decision.js';
+import { createSileroModel, createSileroVad, resolveSileroModel } from './silero.js';
 import {
   CHUNK,
   concat,
@@ -110,6 +111,42 @@ describe('Silero VAD', () => {
       (e: unknown) => e instanceof ProviderError && e.kind === 'config',
     );
     assert.throws(() => createSileroVad('v', { model_path: '/nonexistent.onnx' }), /does not exist/);
+  });
+
+  it('the quiet-window pre-gate skips Silero on digital silence and changes no decision', () => {
+    const model = createSileroModel('gate', resolveSileroModel('gate', {}));
+    const thresholds = { threshold: 0.5, thresholdLow: 0.3, minSilenceMs: MIN_SILENCE_MS };
+    let scored = 0;
+    const counting = (skips: boolean): WindowModel => {
+      const state = model.createState();
+      return {
+        probability: (w) => (scored++, model.score([state], [w])[0] ?? 0),
+        ...(skips ? { skip: (w: Float32Array) => model.skip!(state, w) } : {}),
+        reset: () => model.resetState(state),
+        dispose() {},
+      };
+    };
+    const pcm = concat(silence(1), sentence, silence(1.5), second, silence(1), noise(1), silence(1));
+    const decisions = (skips: boolean) => {
+      scored = 0;
+      const det = createWindowedDetector(counting(skips), thresholds);
+      const out: string[] = [];
+      for (let at = 0; at + CHUNK <= pcm.length; at += CHUNK) {
+        const d = det.process(pcm.subarray(at, at + CHUNK));
+        out.push(`${d.speaking ? 'S' : '.'}${d.endOfUtterance ? 'E' : ''}`);
+      }
+      return { verdicts: out.join(''), scored };
+    };
+    const all = decisions(false);
+    const gated = decisions(true);
+    model.dispose();
+    assert.equal(gated.verdicts, all.verdicts);
+    assert.equal(all.verdicts.split('E').length - 1, 2, all.verdicts);
+    const windows = Math.floor((Math.floor(pcm.length / CHUNK) * CHUNK) / 512);
+    assert.equal(all.scored, windows);
+    // 5.5 s of digital silence ≈ 170 windows not scored; the -50 dBFS noise is scored.
+    assert.ok(gated.scored < windows - 150, `${gated.scored} of ${windows} windows scored`);
+    assert.ok(gated.scored > windows - 200, `${gated.scored} of ${windows} windows scored`);
   });
 
   it('refuses use after the provider is disposed', async () => {

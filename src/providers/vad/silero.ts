@@ -125,6 +125,7 @@ export function createSileroModel(alias: string, modelPath: string): BatchWindow
     );
   }
   const sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(VAD_SAMPLE_RATE)]), []);
+  let silenceState: Float32Array | undefined;
   const row = CONTEXT_SAMPLES + VAD_WINDOW_SAMPLES;
   return {
     createState: () => ({ state: new Float32Array(STATE_SIZE), context: new Float32Array(CONTEXT_SAMPLES) }),
@@ -163,12 +164,28 @@ export function createSileroModel(alias: string, modelPath: string): BatchWindow
       }
       return out.output.data as Float32Array;
     },
+    skip(s, window) {
+      if (!session) throw new ProviderError(alias, 'config', 'VAD used after its provider was disposed');
+      // As if the window had been scored: the state Silero settles in on silence (a stale state made it hear speech
+      // in faint noise after a quiet stretch), and this window's end prepended to the next one.
+      silenceState ??= settleOnSilence(this);
+      s.state.set(silenceState);
+      s.context.set(window.subarray(VAD_WINDOW_SAMPLES - CONTEXT_SAMPLES));
+    },
     dispose() {
       // Frees the native session; a stream still alive then throws on its next window instead of touching freed memory.
       session?.dispose();
       session = undefined;
     },
   };
+}
+
+/** Silero's recurrent state after a second of digital silence: where it settles whatever came before. */
+function settleOnSilence(model: BatchWindowModel<SileroState>): Float32Array {
+  const s = model.createState();
+  const zero = new Float32Array(VAD_WINDOW_SAMPLES);
+  for (let i = 0; i < 32; i++) model.score([s], [zero]);
+  return s.state;
 }
 
 /**
