@@ -170,7 +170,7 @@ class Device {
     if (MANUAL && !isDone && !this.closed) {
       // Push-to-talk: the device marks the end of the utterance; the server's "VAD end" is this listen stop.
       await sleep(Math.max(0, t0 + (END_PACKET - FIRST_PACKET) * UPLINK_FRAME_MS - performance.now()));
-      this.ws.send(LISTEN_STOP);
+      this.link.sendText(LISTEN_STOP);
       lastSentAt = performance.now();
       rec.vadEndSent = lastSentAt - t0;
     }

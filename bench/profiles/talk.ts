@@ -291,8 +291,11 @@ function dutyFlag(f: ProfileContext['flags']): number | undefined {
 }
 
 /** Issue #13's cost figures of a level: server CPU per device-second, split by thread, and the reply's first frame. */
-export function costFigures(e: { devices: number; chosen: LevelResult }, duty: number | undefined): Figure[] {
-  const p = `${e.devices} devices: `;
+export function costFigures(
+  e: { devices: number; chosen: LevelResult; transport?: Parameters<typeof transportLabel>[0] },
+  duty: number | undefined,
+): Figure[] {
+  const p = `${e.devices} devices${e.transport ? transportLabel(e.transport) : ''}: `;
   const s = e.chosen.server;
   const c = e.chosen.client;
   return [
