@@ -13,6 +13,8 @@ import type { LinusConfig } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
 import { errorCode, errorMessage } from './errors.js';
 import { DEVICES_FILE, DeviceDirectory } from './hub/directory.js';
+import { startClusterPart } from './hub/cluster/compose.js';
+import { syncConfig } from './hub/cluster/config-sync.js';
 import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
 import { closeLogger, createLogger, type Logger, type LogOptions } from './observability/log.js';
 import { Metrics } from './observability/metrics.js';
@@ -192,11 +194,8 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
 
   const stores = await openStores({ config: initial, dataDir: opts.dataDir, log }, parts);
   const { db } = stores;
-  if (stores.mode === 'cluster')
-    throw new StartupError(
-      'cluster mode: PostgreSQL is reached and migrated, but Redis routing is not built yet in this version; unset cluster.redis_url and cluster.postgres_url to run one node',
-      'cluster.redis_url',
-    );
+  // Cluster mode: routes, handover, fan-out and presence over Redis (D17); closed after the sessions.
+  const cluster = stores.mode === 'cluster' ? await startClusterPart(initial, log, parts) : undefined;
   const activations = new ActivationStore(db);
   const bindings = new DeviceBindings(db);
   const metrics = parts.start(
@@ -227,7 +226,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   );
   void background.run('system check', () => checkSystemTools(initial, log));
 
-  const registry = new LocalDeviceRegistry();
+  const registry: DeviceRegistry = cluster?.registry ?? new LocalDeviceRegistry();
   const auth = resolveAuthKey(initial, randomBytes(16).toString('hex'));
   if (auth.ephemeral && initial.server.auth.enabled) {
     log.warn(
@@ -237,8 +236,26 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   const messages = new MessageTable<Session>();
   registerCoreHandlers(messages);
   const events = new EventEmitter<SessionEvents>();
-  const ctx: ServerContext = { config, metrics, log, registry, authKey: auth.key, background, messages, events };
+  const ctx: ServerContext = {
+    config,
+    metrics,
+    log,
+    registry,
+    authKey: auth.key,
+    background,
+    messages,
+    events,
+    ...(cluster ? { cluster } : {}),
+  };
   const reloader = opts.reload ? new ConfigReloader(config, opts.reload, log) : undefined;
+  const configSync =
+    cluster && reloader
+      ? parts.start(
+          'cluster config',
+          () => syncConfig(cluster.bus, reloader, log),
+          (s) => s.close(),
+        )
+      : undefined;
   const reload = (source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> =>
     reloader
       ? reloader.reload(source, patch)
@@ -265,6 +282,18 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     connections: () => sessions.size,
     state: () => (parts.stopping ? 'draining' : 'serving'),
     version: VERSION,
+    ...(cluster
+      ? {
+          cluster: () => {
+            const configRejected = configSync?.rejected();
+            return {
+              node: cluster.registry.nodeId,
+              ...cluster.registry.health(),
+              ...(configRejected ? { configRejected } : {}),
+            };
+          },
+        }
+      : {}),
   });
   const directory = parts.start(
     'device directory',

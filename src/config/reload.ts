@@ -10,7 +10,10 @@ import { applyOverrides, type RuntimeOptions } from './runtime.js';
 import type { LinusConfig } from './schema.js';
 import type { ConfigStore } from './store.js';
 
-export type ReloadSource = 'file' | 'signal' | 'admin' | 'device' | 'manager' | 'start';
+export type ReloadSource = 'file' | 'signal' | 'admin' | 'device' | 'manager' | 'start' | 'cluster';
+
+/** Told of every reload's outcome, with the patch it was asked with (cluster mode passes accepted ones on). */
+export type ReloadListener = (result: ReloadResult, patch?: Record<string, unknown>) => void;
 
 export type ReloadResult =
   | { ok: true; source: ReloadSource; changed: string[]; restartRequired: string[]; warnings: string[] }
@@ -37,6 +40,7 @@ export class ConfigReloader {
   #watcher: FSWatcher | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #lastText = '';
+  readonly #listeners = new Set<ReloadListener>();
 
   constructor(
     private readonly store: ConfigStore,
@@ -47,10 +51,20 @@ export class ConfigReloader {
   ) {}
 
   reload(source: ReloadSource, patch?: Record<string, unknown>): Promise<ReloadResult> {
-    const run = this.#queue.then(() => this.#reload(source, patch));
+    const run = this.#queue.then(async () => {
+      const result = await this.#reload(source, patch);
+      for (const listener of this.#listeners) listener(result, patch);
+      return result;
+    });
     // The caller of this reload gets its failure through `run`; the queue only keeps the next one in order.
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Calls `listener` after every reload, whatever its source; returns the disposer. */
+  onReload(listener: ReloadListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Builds the config this process would start with now, without swapping it in. */

@@ -1,4 +1,6 @@
 import { cpus, freemem, totalmem } from 'node:os';
+import { errorMessage } from '../errors.js';
+import { ClusterUnavailableError } from '../hub/cluster/link.js';
 import { Scope } from '../session/scope.js';
 import type { Session } from '../session/session.js';
 import type { Feature, FeatureDeps } from './feature.js';
@@ -81,6 +83,8 @@ export class StatsFeature implements Feature {
     this.#scope = new Scope('stats', (err, where) => log.error({ err, where }, 'stats broadcast failed'));
     this.#scope.on(registry, 'online', () => this.#onPresence());
     this.#scope.on(registry, 'offline', () => this.#onPresence());
+    // Devices coming and going on other nodes change the count this node's devices see.
+    if (deps.ctx.cluster) this.#scope.on(deps.ctx.cluster.registry.presence, 'change', () => this.#onPresence());
     this.#scope.on(deps.ctx.events, 'ready', (session: Session) => {
       if (session.features.presence === false) this.#helloOptOut.set(session.deviceId, session);
       else this.#helloOptOut.delete(session.deviceId);
@@ -95,16 +99,35 @@ export class StatsFeature implements Feature {
     this.#scope.close();
   }
 
-  #build(): StatsMessage {
+  /** Devices online: the whole cluster's in cluster mode (D17), this node's while Redis is away or alone. */
+  async #online(): Promise<{ count: number; ids: string[] }> {
+    const { cluster, log } = this.#deps.ctx;
+    if (cluster) {
+      try {
+        return await cluster.registry.devices(MAX_ONLINE_LISTED);
+      } catch (err) {
+        if (!(err instanceof ClusterUnavailableError)) throw err;
+        // Degraded (shown in /health): this node's own devices are the best count there is now.
+        log.debug({ err: errorMessage(err) }, 'stats: cluster device count unavailable; counting this node');
+      }
+    }
+    return this.#local();
+  }
+
+  #local(): { count: number; ids: string[] } {
     const ids = this.#deps.ctx.registry.deviceIds();
+    return { count: ids.length, ids: ids.length > MAX_ONLINE_LISTED ? ids.slice(0, MAX_ONLINE_LISTED) : ids };
+  }
+
+  #build(online: { count: number; ids: string[] }): StatsMessage {
     const total = totalmem();
     const used = total - freemem();
     return {
       type: 'server',
       event: 'stats',
       ts: Date.now(),
-      deviceCount: ids.length,
-      online: ids.length > MAX_ONLINE_LISTED ? ids.slice(0, MAX_ONLINE_LISTED) : ids,
+      deviceCount: online.count,
+      online: online.ids,
       cpuPercent: this.#cpu.sample(),
       memPercent: total > 0 ? Math.round((used / total) * 1000) / 10 : 0,
       memUsedMB: Math.round(used / 1048576),
@@ -118,9 +141,14 @@ export class StatsFeature implements Feature {
 
   /** To every device; a presence broadcast leaves out those that opted out of it. */
   #broadcast(presence: boolean): void {
-    const { registry } = this.#deps.ctx;
     this.#lastSent = Date.now();
-    const text = JSON.stringify(this.#build());
+    if (!this.#deps.ctx.cluster) this.#send(presence, this.#build(this.#local()));
+    else void this.#scope.run('broadcast', async () => this.#send(presence, this.#build(await this.#online())));
+  }
+
+  #send(presence: boolean, stats: StatsMessage): void {
+    const { registry } = this.#deps.ctx;
+    const text = JSON.stringify(stats);
     const all = registry.deviceIds();
     const targets = presence ? all.filter((id) => this.#wantsPresence(id)) : all;
     const sendSlice = (from: number): void => {

@@ -4,6 +4,7 @@ import type { PrivateConfig } from '../config/private-config.js';
 import type { ConfigStore } from '../config/store.js';
 import { errorCode } from '../errors.js';
 import type { DeviceConnection, DeviceRecord, DeviceRegistry } from '../hub/registry.js';
+import type { ClusterHub } from '../hub/cluster/index.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { decodeFrame, type AudioFrame, type ProtocolVersion } from '../protocol/framing.js';
@@ -31,6 +32,8 @@ export interface ServerContext {
   messages: MessageTable<Session>;
   /** Session lifecycle, for features: registered (route taken), ready (first hello), closed. */
   events: EventEmitter<SessionEvents>;
+  /** Cluster mode only: the Redis routes and bus shared with the other nodes (D17). */
+  cluster?: ClusterHub;
 }
 
 /** How a voice turn ended and its latency by stage (ms): asr, llm, tts, send, total, server. */

@@ -1,7 +1,15 @@
 import type { DeviceRegistry } from '../hub/registry.js';
+import type { LinkHealth } from '../hub/cluster/index.js';
 import type { Metrics } from '../observability/metrics.js';
 import { sendJson } from './http-util.js';
 import type { Router } from './router.js';
+
+/** What /health says of a cluster node (D17). */
+export interface ClusterHealth extends LinkHealth {
+  node: string;
+  /** The last config reload broadcast by another node that this node rejected (it kept its old config). */
+  configRejected?: { from: string; error: string; at: number };
+}
 
 export function registerStatusRoutes(
   router: Router,
@@ -11,13 +19,19 @@ export function registerStatusRoutes(
     connections: () => number;
     state: () => 'serving' | 'draining';
     version: string;
+    /** Cluster mode: the Redis link's health and this node's config state (a reload it rejected, D17). */
+    cluster?: () => ClusterHealth;
   },
 ): void {
   const started = Date.now();
   router.add('GET', '/health', (_req, res) => {
     const serving = deps.state() === 'serving';
+    const cluster = deps.cluster?.();
+    // Degraded still serves (its own devices; cross-node work falls back to PostgreSQL): 200, not 503.
+    const degraded = cluster && (cluster.status !== 'ok' || cluster.configRejected);
     sendJson(res, serving ? 200 : 503, {
-      status: serving ? 'ok' : 'draining',
+      status: serving ? (degraded ? 'degraded' : 'ok') : 'draining',
+      ...(cluster ? { cluster } : {}),
       pid: process.pid,
       version: deps.version,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),

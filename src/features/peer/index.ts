@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { LinusConfig } from '../../config/schema.js';
 import type { DeviceConnection } from '../../hub/registry.js';
+import { ClusterUnavailableError } from '../../hub/cluster/link.js';
+import { errorMessage } from '../../errors.js';
 import { Scope } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
@@ -328,8 +330,38 @@ export class PeerFeature implements Feature {
   async #deliverOrQueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
     const conn = this.#deps.ctx.registry.get(to);
     // `delivered` only once the message has left this process; one the connection could not write is queued.
-    if (conn && (await written(conn, envelope))) return 'delivered';
+    if (conn) return (await written(conn, envelope)) ? 'delivered' : this.#enqueue(to, envelope, cfg);
+    // Cluster mode (D17): the device may be online on another node, which settles once its socket took it.
+    // Offline, not taken, or Redis away / the node silent: the durable (PostgreSQL) queue keeps it.
+    const cluster = this.#deps.ctx.cluster;
+    if (cluster) {
+      try {
+        if ((await cluster.registry.deliver(to, envelope, { written: true })).ok) return 'delivered';
+      } catch (err) {
+        if (!(err instanceof ClusterUnavailableError)) throw err;
+        // Not lost: queued below and delivered by whichever node the device registers on next.
+      }
+    }
     return this.#enqueue(to, envelope, cfg);
+  }
+
+  /** A server notice to a device on this node or, in cluster mode, on another; best effort (receipts). */
+  #notify(deviceId: string, message: { type: string } & Record<string, unknown>): void {
+    const conn = this.#deps.ctx.registry.get(deviceId);
+    if (conn) {
+      conn.deliver(message);
+      return;
+    }
+    const cluster = this.#deps.ctx.cluster;
+    if (!cluster) return;
+    void this.#scope.run('notify', async () => {
+      try {
+        await cluster.registry.deliver(deviceId, message);
+      } catch (err) {
+        // A receipt is a notice, not a message: a sender that cannot be reached now is not owed it later.
+        this.#log.debug({ err: errorMessage(err), device: deviceId }, 'peer: notice to another node not sent');
+      }
+    });
   }
 
   async #enqueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {
@@ -429,7 +461,7 @@ export class PeerFeature implements Feature {
     if (sent || dropped)
       this.#log.info({ device: deviceId, sent, dropped, kept: stopped }, 'peer: offline queue flushed');
     for (const [sender, count] of perSender) {
-      this.#deps.ctx.registry.get(sender)?.deliver({ type: 'peer', event: 'redelivered', to: deviceId, count });
+      this.#notify(sender, { type: 'peer', event: 'redelivered', to: deviceId, count });
     }
   }
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../../errors.js';
 import { Scope } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
 import type { Feature, FeatureDeps } from '../feature.js';
@@ -44,8 +45,23 @@ export class WorkflowFeature implements Feature {
     const scope = new Scope('workflow', (err, where) => log.error({ err, where }, 'error in workflow scope'));
     this.#scope = scope;
     const store = options.store ?? new SqliteTaskStore(deps.db);
-    const service = new WorkflowService({ store, registry: ctx.registry, directory, log });
+    const bus = ctx.cluster?.bus;
+    const announce = bus
+      ? (groups: string[]) =>
+          void bus.broadcast({ kind: 'tasks', groups }).catch((err: unknown) => {
+            // The tasks are stored; devices on other nodes get them with their next snapshot (register, hello).
+            log.warn({ err: errorMessage(err), groups }, '[Workflow] task change not announced to the other nodes');
+          })
+      : undefined;
+    const service = new WorkflowService({
+      store,
+      registry: ctx.registry,
+      directory,
+      log,
+      ...(announce ? { announce } : {}),
+    });
     this.service = service;
+    if (bus) scope.add(bus.on('tasks', (m) => void scope.run('cluster-tasks', () => service.fanOut(m.groups))));
     const working = { modes, config: ctx.config, service };
 
     registerWorkflowEvents(ctx.messages, service);

@@ -50,6 +50,8 @@ export interface WorkflowServiceDeps {
   directory: DeviceDirectory;
   log: Logger;
   now?: () => number;
+  /** Cluster mode: tells the other nodes which groups changed, after this node's own fan-out (D17). */
+  announce?: (groups: string[]) => void;
 }
 
 export interface ChangeOutcome {
@@ -70,6 +72,7 @@ export class WorkflowService {
   readonly #directory: DeviceDirectory;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #announce: ((groups: string[]) => void) | undefined;
   readonly #conns = new WeakMap<DeviceConnection, ConnectionState>();
   readonly #changeListeners = new Set<(groupKey: string) => void>();
 
@@ -79,6 +82,7 @@ export class WorkflowService {
     this.#directory = deps.directory;
     this.#log = deps.log;
     this.#now = deps.now ?? Date.now;
+    this.#announce = deps.announce;
   }
 
   get store(): TaskStore {
@@ -173,6 +177,17 @@ export class WorkflowService {
    * changed tasks. Returns the connections reached.
    */
   async broadcastGroups(groups: Iterable<string>, source: SnapshotSource = 'change'): Promise<Set<DeviceConnection>> {
+    const wanted = [...new Set(groups)];
+    const reached = await this.fanOut(wanted, source);
+    if (wanted.length) this.#announce?.(wanted);
+    return reached;
+  }
+
+  /**
+   * This node's part of a broadcast: the change listeners and the snapshots to its own devices. Called directly
+   * for a change another node announced (it is not announced again).
+   */
+  async fanOut(groups: Iterable<string>, source: SnapshotSource = 'change'): Promise<Set<DeviceConnection>> {
     const wanted = new Set(groups);
     const reached = new Set<DeviceConnection>();
     if (wanted.size === 0) return reached;

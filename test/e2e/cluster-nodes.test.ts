@@ -1,0 +1,248 @@
+/**
+ * Cluster mode end to end (issue #10, D16, D17): three `linus serve` processes on one PostgreSQL schema and one
+ * Redis key prefix of this run, devices over real WebSockets on different nodes. One cluster is shared by the
+ * tests of this file (three node processes are heavy on a small box); the tests run in order and each uses
+ * devices of its own. The schema and the prefix are dropped at the end. Skips, with the reason printed, only when
+ * PostgreSQL or Redis cannot be reached.
+ */
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { freePort, killAllCli, spawnCli, waitForHealth, type CliProcess } from '../support/cli.js';
+import { TestDevice, type Json } from '../support/device.js';
+import { PG_SKIP, testSchema, type TestSchema } from '../support/pg.js';
+import { adminClient, dropPrefix, REDIS_URL, redisSkipReason, testPrefix } from '../support/redis.js';
+import { tempDir } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
+
+const ADMIN = 'cluster-admin-secret';
+const SKIP = PG_SKIP || (await redisSkipReason()) || false;
+
+const isMessage = (m: Json) => m.type === 'peer' && m.event === 'message';
+const isReceipt = (m: Json) => m.type === 'peer' && m.status === 'done';
+const isError = (m: Json) => m.type === 'peer' && m.status === 'error';
+const isAnswer = (m: Json) => isReceipt(m) || (isError(m) && m.code !== 'TARGET_OFFLINE');
+const redeliveredTo = (to: string) => (m: Json) => m.type === 'peer' && m.event === 'redelivered' && m.to === to;
+const isSnap = (m: Json) => m.type === 'workflow' && m.event === 'update' && Array.isArray(m.tasks);
+
+interface Node {
+  id: string;
+  port: number;
+  dir: string;
+  proc: CliProcess;
+}
+
+describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
+  let schema: TestSchema;
+  const prefix = testPrefix();
+  const nodes: Node[] = [];
+  const devices: TestDevice[] = [];
+  const redis = adminClient();
+
+  const startNode = async (id: string, port?: number): Promise<Node> => {
+    const dir = tempDir(`linus-cluster-${id}-`);
+    const p = port ?? (await freePort());
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      stringify({
+        server: {
+          ip: '127.0.0.1',
+          port: p,
+          watch_config: false,
+          admin_secret: ADMIN,
+          audio_workers: 1,
+          stats_interval_ms: 60_000,
+          handover_close_ms: 200,
+        },
+        log: { log_level: 'info' },
+        selected_module: { LLM: '' },
+        cluster: { node_id: id, key_prefix: prefix },
+      }),
+    );
+    const proc = spawnCli(['serve', '--data-dir', dir], {
+      env: { LINUS_DATABASE_URL: schema.url, LINUS_REDIS_URL: REDIS_URL },
+    });
+    await waitForHealth(proc, p, 60_000);
+    return { id, port: p, dir, proc };
+  };
+
+  const connect = async (node: Node, deviceId: string): Promise<TestDevice> => {
+    const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`, deviceId });
+    devices.push(dev);
+    await dev.hello();
+    return dev;
+  };
+
+  const health = async (node: Node): Promise<Json> =>
+    (await (await fetch(`http://127.0.0.1:${node.port}/health`)).json()) as Json;
+
+  /** A device's route in Redis names the node (what another node looks up before delivering to it). */
+  const routed = (node: Node, deviceId: string) =>
+    waitFor(
+      async () => ((await redis.hget(`${prefix}routes`, deviceId)) ?? '').startsWith(`${node.id}\t`),
+      5000,
+      `${deviceId} routed to ${node.id}`,
+    );
+
+  const queued = async (deviceId: string): Promise<number> =>
+    Number(
+      (await schema.db.row<{ n: string }>('SELECT count(*) AS n FROM peer_queue WHERE device_id = $1', [deviceId]))
+        ?.n ?? 0,
+    );
+
+  before(async () => {
+    schema = await testSchema({ migrate: false });
+    // Started together: the migrations run once, under the advisory lock, whoever comes first.
+    nodes.push(...(await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id)))));
+  });
+
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
+    await killAllCli();
+    for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
+    if (schema) await schema.drop();
+    await dropPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('every node serves and reports its cluster link in /health', async () => {
+    for (const n of nodes) {
+      const h = await health(n);
+      assert.equal(h.status, 'ok', JSON.stringify(h));
+      assert.deepEqual((h.cluster as Json | undefined)?.node, n.id);
+      assert.equal((h.cluster as Json).status, 'ok');
+    }
+  });
+
+  it('peer: delivered on another node with a receipt; offline → queued in PostgreSQL, delivered once on reconnect to a third node, sender told redelivered', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const a = await connect(n1, 'cl:a0:00:00:00:01');
+    const b = await connect(n2, 'cl:b0:00:00:00:01');
+    await routed(n2, 'cl:b0:00:00:00:01');
+
+    a.send({ type: 'peer', to: ['cl:b0:00:00:00:01'], payload: { text: 'cross-node hello' } });
+    const receipt = await a.next(isAnswer, 5000);
+    assert.deepEqual(receipt.delivered, ['cl:b0:00:00:00:01'], JSON.stringify(receipt));
+    const got = await b.next(isMessage, 5000);
+    assert.equal((got.payload as Json).text, 'cross-node hello');
+    assert.equal(got.from, 'cl:a0:00:00:00:01');
+
+    await b.close();
+    await waitFor(async () => (await health(n2)).devices === 0, 5000, 'n2 to drop the device');
+    a.send({ type: 'peer', to: ['cl:b0:00:00:00:01'], payload: { text: 'while you were away' } });
+    const second = await a.next(isAnswer, 5000);
+    assert.deepEqual(second.enqueued, ['cl:b0:00:00:00:01'], JSON.stringify(second));
+    assert.equal(await queued('cl:b0:00:00:00:01'), 1, 'the message is in the PostgreSQL queue');
+
+    const b2 = await connect(n3, 'cl:b0:00:00:00:01');
+    const late = await b2.next(isMessage, 5000);
+    assert.equal((late.payload as Json).text, 'while you were away');
+    const told = await a.next(redeliveredTo('cl:b0:00:00:00:01'), 5000);
+    assert.equal(told.count, 1);
+    await waitFor(async () => (await queued('cl:b0:00:00:00:01')) === 0, 5000, 'the queue to be emptied');
+    b2.send({ type: 'ping' });
+    await b2.next('pong');
+    assert.equal(b2.all(isMessage).length, 1, 'delivered once');
+  });
+
+  it('handover across nodes: the holder is told `replaced` and closes; the new node serves the device', async () => {
+    const [n1, n2] = nodes as [Node, Node];
+    const a = await connect(n1, 'cl:a0:00:00:00:02');
+    const old = await connect(n1, 'cl:c0:00:00:00:02');
+    await routed(n1, 'cl:c0:00:00:00:02');
+    const closed = new Promise<void>((resolve) => old.ws.once('close', () => resolve()));
+    const fresh = await connect(n2, 'cl:c0:00:00:00:02');
+    const notice = await old.next((m) => m.type === 'system' && m.event === 'replaced', 5000);
+    assert.equal(notice.event, 'replaced');
+    await closed;
+    await routed(n2, 'cl:c0:00:00:00:02');
+    a.send({ type: 'peer', to: ['cl:c0:00:00:00:02'], payload: { text: 'after the move' } });
+    assert.deepEqual((await a.next(isAnswer, 5000)).delivered, ['cl:c0:00:00:00:02']);
+    assert.equal(((await fresh.next(isMessage, 5000)).payload as Json).text, 'after the move');
+  });
+
+  it('tasks: an update on one node reaches the group on another; the HTTP API of a third shows them', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    // Same workflow group: the first 8 characters of the id.
+    const writer = await connect(n1, 'wfclust1-a');
+    const reader = await connect(n2, 'wfclust1-b');
+    await routed(n2, 'wfclust1-b');
+    writer.send({ type: 'workflow', event: 'update', tasks: [{ id: 'ct1', title: 'shared across nodes' }] });
+    const snap = await reader.next((m) => isSnap(m) && JSON.stringify(m.tasks).includes('ct1'), 5000);
+    assert.equal(snap.groupKey, 'wfclust1');
+    const res = await fetch(`http://127.0.0.1:${n3.port}/supie/workflow?groupKey=wfclust1`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    const body = (await res.json()) as { data: { items: Json[] } };
+    assert.deepEqual(
+      body.data.items.map((t) => t.title),
+      ['shared across nodes'],
+      JSON.stringify(body),
+    );
+  });
+
+  it('stats: the device count and online list are the whole cluster’s', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const watcher = await connect(n1, 'cl:d0:00:00:00:01');
+    await connect(n2, 'cl:d0:00:00:00:02');
+    await connect(n3, 'cl:d0:00:00:00:03');
+    // Presence changes on the other nodes trigger a broadcast here; wait for one that lists all three.
+    const stats = await watcher.next(
+      (m) =>
+        m.type === 'server' &&
+        m.event === 'stats' &&
+        ['cl:d0:00:00:00:02', 'cl:d0:00:00:00:03'].every((id) => (m.online as string[]).includes(id)),
+      10_000,
+    );
+    const local = (await health(n1)).devices as number;
+    assert.ok((stats.deviceCount as number) > local, `cluster count ${String(stats.deviceCount)} vs n1's ${local}`);
+  });
+
+  it('config: a reload accepted on one node is applied by the others', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const r = await fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ patch: { peer: { offline_max_per_device: 0 } } }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    // With the offline queue off, a message to an offline device is refused on every node.
+    for (const n of [n2, n3]) {
+      const dev = await connect(n, `cl:e0:00:00:00:0${n.id.slice(1)}`);
+      await waitFor(
+        async () => {
+          dev.send({ type: 'peer', to: ['cl:ff:00:00:00:99'], payload: { text: 'anyone?' } });
+          const answer = await dev.next(isAnswer, 5000);
+          return (answer.enqueued as string[]).length === 0;
+        },
+        5000,
+        `${n.id} to apply the reload`,
+      );
+    }
+    assert.match(n2.proc.stdout, /config reload from another node applied/);
+  });
+
+  it('kill -9 of a node: a message for its device is queued, not lost; the device reconnects elsewhere and gets it', async () => {
+    const [n1, , n3] = nodes as [Node, Node, Node];
+    // The queue is on again (the previous test turned it off).
+    const r = await fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ patch: { peer: { offline_max_per_device: 100 } } }),
+    });
+    assert.equal(r.status, 200);
+    const a = await connect(n1, 'cl:a0:00:00:00:03');
+    const victim = await connect(n3, 'cl:f0:00:00:00:03');
+    await routed(n3, 'cl:f0:00:00:00:03');
+    await n3.proc.kill();
+    await new Promise<void>((resolve) => (victim.open ? victim.ws.once('close', () => resolve()) : resolve()));
+    // The dead node's lease still names it for a few seconds: the request goes unanswered, the queue keeps it.
+    a.send({ type: 'peer', to: ['cl:f0:00:00:00:03'], payload: { text: 'do not lose me' } });
+    const receipt = await a.next(isAnswer, 10_000);
+    assert.deepEqual(receipt.enqueued, ['cl:f0:00:00:00:03'], JSON.stringify(receipt));
+    const back = await connect(n1, 'cl:f0:00:00:00:03');
+    assert.equal(((await back.next(isMessage, 5000)).payload as Json).text, 'do not lose me');
+  });
+});
