@@ -99,6 +99,13 @@ export class PeerFeature implements Feature {
     this.queue = options.queue ?? new SqlitePeerQueue(deps.db);
     deps.ctx.messages.register('peer', { schema: peerSchema, handle: (session, msg) => this.#onMessage(session, msg) });
     this.#scope.on(deps.ctx.events, 'registered', (session: Session) => this.#onRegistered(session.deviceId));
+    const cluster = deps.ctx.cluster;
+    if (cluster)
+      this.#scope.add(
+        cluster.bus.on('flush', (m) => {
+          if (deps.ctx.registry.get(m.deviceId)) this.#onRegistered(m.deviceId);
+        }),
+      );
     this.#scope.interval(60_000, () => {
       this.#unicast.sweep(1000);
       this.#broadcast.sweep(60_000);
@@ -334,15 +341,37 @@ export class PeerFeature implements Feature {
     // Cluster mode (D17): the device may be online on another node, which settles once its socket took it.
     // Offline, not taken, or Redis away / the node silent: the durable (PostgreSQL) queue keeps it.
     const cluster = this.#deps.ctx.cluster;
-    if (cluster) {
+    if (!cluster) return this.#enqueue(to, envelope, cfg);
+    try {
+      if ((await cluster.registry.deliver(to, envelope, { written: true })).ok) return 'delivered';
+    } catch (err) {
+      if (!(err instanceof ClusterUnavailableError)) throw err;
+      // Not lost: queued below and delivered by whichever node the device registers on next.
+    }
+    const r = await this.#enqueue(to, envelope, cfg);
+    if (r === 'queued') this.#nudge(to);
+    return r;
+  }
+
+  /**
+   * Cluster mode: the device may have registered somewhere between the failed delivery and the commit, and that
+   * node's flush may have read the queue before it. Its node (if any) is asked to flush again; an empty queue
+   * costs it one read.
+   */
+  #nudge(deviceId: string): void {
+    const cluster = this.#deps.ctx.cluster;
+    if (!cluster) return;
+    void this.#scope.run('nudge', async () => {
       try {
-        if ((await cluster.registry.deliver(to, envelope, { written: true })).ok) return 'delivered';
+        const route = await cluster.registry.route(deviceId);
+        if (!route) return;
+        if (route.nodeId === cluster.registry.nodeId) this.#onRegistered(deviceId);
+        else await cluster.bus.send(route.nodeId, { kind: 'flush', deviceId });
       } catch (err) {
         if (!(err instanceof ClusterUnavailableError)) throw err;
-        // Not lost: queued below and delivered by whichever node the device registers on next.
+        // Redis is away: the message stays queued for the device's next registration.
       }
-    }
-    return this.#enqueue(to, envelope, cfg);
+    });
   }
 
   /** A server notice to a device on this node or, in cluster mode, on another; best effort (receipts). */

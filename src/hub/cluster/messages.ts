@@ -56,6 +56,11 @@ const bodies = [
   }),
   /** A device came online on the sending node, or went offline (its route released or its node's lease expired). */
   z.object({ kind: z.literal('presence'), deviceId: id, online: z.boolean() }),
+  /**
+   * Messages for the device were queued (durably) while its route was not yet visible: the receiving node, which
+   * holds it, sends it its queue again (the flush it ran on register may have read before they were committed).
+   */
+  z.object({ kind: z.literal('flush'), deviceId: id }),
 ] as const;
 
 export const busBodySchema = z.discriminatedUnion('kind', bodies);
@@ -66,6 +71,7 @@ export const busMessageSchema = z.discriminatedUnion('kind', [
   bodies[3].extend(envelope),
   bodies[4].extend(envelope),
   bodies[5].extend(envelope),
+  bodies[6].extend(envelope),
 ]);
 
 export type BusBody = z.input<typeof busBodySchema>;
