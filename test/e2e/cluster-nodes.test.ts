@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { freePort, killAllCli, spawnCli, waitForHealth, type CliProcess } from '../support/cli.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { PG_SKIP, testSchema, type TestSchema } from '../support/pg.js';
-import { adminClient, dropPrefix, REDIS_URL, redisSkipReason, testPrefix } from '../support/redis.js';
+import { adminClient, dropPrefix, REDIS_URL, redisSkipReason, TcpProxy, testPrefix } from '../support/redis.js';
 import { tempDir } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
@@ -34,39 +34,40 @@ interface Node {
   proc: CliProcess;
 }
 
+/** One `linus serve` node of the cluster on `schemaUrl` / `redisUrl` / `prefix`, serving once /health answers. */
+async function startNode(id: string, c: { schemaUrl: string; redisUrl: string; prefix: string }): Promise<Node> {
+  const dir = tempDir(`linus-cluster-${id}-`);
+  const p = await freePort();
+  writeFileSync(
+    join(dir, 'config.yaml'),
+    stringify({
+      server: {
+        ip: '127.0.0.1',
+        port: p,
+        watch_config: false,
+        admin_secret: ADMIN,
+        audio_workers: 1,
+        stats_interval_ms: 60_000,
+        handover_close_ms: 200,
+      },
+      log: { log_level: 'info' },
+      selected_module: { LLM: '' },
+      cluster: { node_id: id, key_prefix: c.prefix },
+    }),
+  );
+  const proc = spawnCli(['serve', '--data-dir', dir], {
+    env: { LINUS_DATABASE_URL: c.schemaUrl, LINUS_REDIS_URL: c.redisUrl },
+  });
+  await waitForHealth(proc, p, 60_000);
+  return { id, port: p, dir, proc };
+}
+
 describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
   let schema: TestSchema;
   const prefix = testPrefix();
   const nodes: Node[] = [];
   const devices: TestDevice[] = [];
   const redis = adminClient();
-
-  const startNode = async (id: string, port?: number): Promise<Node> => {
-    const dir = tempDir(`linus-cluster-${id}-`);
-    const p = port ?? (await freePort());
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      stringify({
-        server: {
-          ip: '127.0.0.1',
-          port: p,
-          watch_config: false,
-          admin_secret: ADMIN,
-          audio_workers: 1,
-          stats_interval_ms: 60_000,
-          handover_close_ms: 200,
-        },
-        log: { log_level: 'info' },
-        selected_module: { LLM: '' },
-        cluster: { node_id: id, key_prefix: prefix },
-      }),
-    );
-    const proc = spawnCli(['serve', '--data-dir', dir], {
-      env: { LINUS_DATABASE_URL: schema.url, LINUS_REDIS_URL: REDIS_URL },
-    });
-    await waitForHealth(proc, p, 60_000);
-    return { id, port: p, dir, proc };
-  };
 
   const connect = async (node: Node, deviceId: string): Promise<TestDevice> => {
     const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`, deviceId });
@@ -95,7 +96,8 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
   before(async () => {
     schema = await testSchema({ migrate: false });
     // Started together: the migrations run once, under the advisory lock, whoever comes first.
-    nodes.push(...(await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id)))));
+    const c = { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix };
+    nodes.push(...(await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id, c)))));
   });
 
   after(async () => {
@@ -244,5 +246,65 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     assert.deepEqual(receipt.enqueued, ['cl:f0:00:00:00:03'], JSON.stringify(receipt));
     const back = await connect(n1, 'cl:f0:00:00:00:03');
     assert.equal(((await back.next(isMessage, 5000)).payload as Json).text, 'do not lose me');
+  });
+});
+
+describe('cluster: Redis away', { skip: SKIP }, () => {
+  let schema: TestSchema;
+  let node: Node;
+  const prefix = testPrefix();
+  const proxy = new TcpProxy();
+  const devices: TestDevice[] = [];
+  const health = async (): Promise<Json> =>
+    (await (await fetch(`http://127.0.0.1:${node.port}/health`)).json()) as Json;
+  const connect = async (deviceId: string): Promise<TestDevice> => {
+    const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`, deviceId });
+    devices.push(dev);
+    await dev.hello();
+    return dev;
+  };
+
+  before(async () => {
+    schema = await testSchema();
+    await proxy.up();
+    node = await startNode('solo', { schemaUrl: schema.url, redisUrl: proxy.url, prefix });
+  });
+
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
+    await killAllCli();
+    await proxy.down();
+    if (node) rmSync(node.dir, { recursive: true, force: true });
+    if (schema) await schema.drop();
+    const redis = adminClient();
+    await dropPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('the node keeps serving its own devices, queues what it cannot route, says degraded and why; recovers', async () => {
+    const a = await connect('rd:a0:00:00:00:01');
+    const b = await connect('rd:b0:00:00:00:01');
+    await proxy.down();
+    const degraded = await waitFor(
+      async () => {
+        const h = await health();
+        return h.status === 'degraded' ? h : undefined;
+      },
+      5000,
+      '/health to say degraded',
+    );
+    assert.equal((degraded.cluster as Json).status, 'degraded');
+    assert.ok((degraded.cluster as Json).reason, JSON.stringify(degraded));
+    // Its own devices: delivered as ever.
+    a.send({ type: 'peer', to: ['rd:b0:00:00:00:01'], payload: { text: 'same node' } });
+    assert.deepEqual((await a.next(isAnswer, 5000)).delivered, ['rd:b0:00:00:00:01']);
+    assert.equal(((await b.next(isMessage, 5000)).payload as Json).text, 'same node');
+    // A device it cannot see may be on another node: kept in PostgreSQL, not refused and not lost.
+    a.send({ type: 'peer', to: ['rd:c0:00:00:00:01'], payload: { text: 'somewhere' } });
+    assert.deepEqual((await a.next(isAnswer, 5000)).enqueued, ['rd:c0:00:00:00:01']);
+    await proxy.up();
+    await waitFor(async () => (await health()).status === 'ok', 15_000, '/health to be ok again');
+    const c = await connect('rd:c0:00:00:00:01');
+    assert.equal(((await c.next(isMessage, 5000)).payload as Json).text, 'somewhere');
   });
 });
