@@ -29,6 +29,7 @@ export const PROFILES: Record<string, Loader> = {
   fuzz: () => pick('fuzz', import('./fuzz.js')),
   crash: () => pick('crash', import('./crash.js')),
   bus: () => pick('bus', import('./bus.js')),
+  cluster: () => pick('cluster', import('./cluster.js')),
 };
 
 export const PROFILE_NAMES = Object.keys(PROFILES);
