@@ -185,6 +185,33 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     );
   });
 
+  it('meeting: started on one node, continued on another after the move, one summary; a repeat on a third is idempotent', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const isAck = (m: Json) => m.type === 'meeting' && m.phase === 'snippet' && m.status !== undefined;
+    const isSummary = (m: Json) => m.type === 'meeting' && m.phase === 'summary' && m.checkpoint === false;
+    const snippet = async (dev: TestDevice, text: string) => {
+      dev.send({ type: 'meeting', phase: 'snippet', items: [{ text }] });
+      return dev.next(isAck, 5000);
+    };
+    const first = await connect(n1, 'cl:90:00:00:00:01');
+    first.send({ type: 'mode', state: 'start', mode: 'meeting' });
+    await first.next((m) => m.type === 'mode' && m.state === 'start', 5000);
+    await snippet(first, 'we agreed on the budget');
+    const moved = await connect(n2, 'cl:90:00:00:00:01');
+    await first.next((m) => m.type === 'system' && m.event === 'replaced', 5000);
+    await snippet(moved, 'and we meet again next week');
+    moved.send({ type: 'meeting', phase: 'finalize' });
+    const summary = await moved.next(isSummary, 15_000);
+    assert.equal(summary.sourceSegments, 2, JSON.stringify(summary));
+    assert.equal(summary.idempotent, undefined);
+    await moved.close();
+    const again = await connect(n3, 'cl:90:00:00:00:01');
+    again.send({ type: 'meeting', phase: 'finalize' });
+    const repeat = await again.next(isSummary, 10_000);
+    assert.equal(repeat.idempotent, true, JSON.stringify(repeat));
+    assert.equal(repeat.sessionId, summary.sessionId);
+  });
+
   it('stats: the device count and online list are the whole cluster’s', async () => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
     const watcher = await connect(n1, 'cl:d0:00:00:00:01');
