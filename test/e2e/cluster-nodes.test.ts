@@ -212,11 +212,11 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     assert.equal(repeat.sessionId, summary.sessionId);
   });
 
-  it('stats: the device count and online list are the whole cluster’s', async () => {
+  it('stats and broadcast: the device count, the online list and a peer broadcast are the whole cluster’s', async () => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
     const watcher = await connect(n1, 'cl:d0:00:00:00:01');
-    await connect(n2, 'cl:d0:00:00:00:02');
-    await connect(n3, 'cl:d0:00:00:00:03');
+    const second = await connect(n2, 'cl:d0:00:00:00:02');
+    const third = await connect(n3, 'cl:d0:00:00:00:03');
     // Presence changes on the other nodes trigger a broadcast here; wait for one that lists all three.
     const stats = await watcher.next(
       (m) =>
@@ -227,6 +227,14 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     );
     const local = (await health(n1)).devices as number;
     assert.ok((stats.deviceCount as number) > local, `cluster count ${String(stats.deviceCount)} vs n1's ${local}`);
+
+    // A broadcast names the devices of every node.
+    watcher.send({ type: 'peer', to: ['broadcast'], payload: { text: 'to everyone' } });
+    const receipt = await watcher.next(isAnswer, 5000);
+    for (const id of ['cl:d0:00:00:00:02', 'cl:d0:00:00:00:03'])
+      assert.ok((receipt.delivered as string[]).includes(id), JSON.stringify(receipt));
+    for (const dev of [second, third])
+      assert.equal(((await dev.next(isMessage, 5000)).payload as Json).text, 'to everyone');
   });
 
   it('config: a reload accepted on one node is applied by the others', async () => {

@@ -65,6 +65,8 @@ const FLUSH_PAGE = 100;
 /** Bytes of a flush handed to a connection before waiting for them to be written (well under its overflow limit). */
 const FLUSH_WINDOW_BYTES = 32 * 1024;
 const PURGE_EVERY_MS = 3_600_000;
+/** Devices of the whole cluster a broadcast names at most (the route table's listing is capped). */
+const MAX_BROADCAST_RECIPIENTS = 10_000;
 
 const peerSchema = z.looseObject({ type: z.literal('peer') });
 
@@ -210,7 +212,11 @@ export class PeerFeature implements Feature {
       }
     }
     const message: PeerMessage = { ...accepted, ...(normalized ? { normalized } : {}) };
-    const { delivered, enqueued, offline } = await this.#routeAll(message, recipients, failed, config);
+    const to =
+      request.broadcast && !failed.some((f) => f.to === 'broadcast')
+        ? await this.#everywhere(recipients, accepted.from)
+        : recipients;
+    const { delivered, enqueued, offline } = await this.#routeAll(message, to, failed, config);
     const rid = requestIdOf(request);
     session.send.json({
       type: 'peer',
@@ -326,6 +332,25 @@ export class PeerFeature implements Feature {
       'peer message from the server routed',
     );
     return { id: message.id, delivered, enqueued, failed };
+  }
+
+  /**
+   * A permitted broadcast's recipients: admission listed this node's online devices; in cluster mode the devices
+   * online on the other nodes are added (D17). While Redis is away, this node's devices are all it can name.
+   */
+  async #everywhere(recipients: string[], from: string): Promise<string[]> {
+    const cluster = this.#deps.ctx.cluster;
+    if (!cluster) return recipients;
+    try {
+      const { ids } = await cluster.registry.devices(MAX_BROADCAST_RECIPIENTS);
+      const all = new Set(recipients);
+      for (const id of ids) if (id !== from) all.add(id);
+      return [...all];
+    } catch (err) {
+      if (!(err instanceof ClusterUnavailableError)) throw err;
+      this.#log.warn({ err: errorMessage(err), from }, 'peer: broadcast reaches this node’s devices only (Redis away)');
+      return recipients;
+    }
   }
 
   /** The one way a message reaches a device: its connection, or the queue. */
