@@ -35,7 +35,11 @@ interface Node {
 }
 
 /** One `linus serve` node of the cluster on `schemaUrl` / `redisUrl` / `prefix`, serving once /health answers. */
-async function startNode(id: string, c: { schemaUrl: string; redisUrl: string; prefix: string }): Promise<Node> {
+async function startNode(
+  id: string,
+  c: { schemaUrl: string; redisUrl: string; prefix: string },
+  extra: Record<string, unknown> = {},
+): Promise<Node> {
   const dir = tempDir(`linus-cluster-${id}-`);
   const p = await freePort();
   writeFileSync(
@@ -53,6 +57,7 @@ async function startNode(id: string, c: { schemaUrl: string; redisUrl: string; p
       log: { log_level: 'info' },
       selected_module: { LLM: '' },
       cluster: { node_id: id, key_prefix: c.prefix },
+      ...extra,
     }),
   );
   const proc = spawnCli(['serve', '--data-dir', dir], {
@@ -97,7 +102,11 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     schema = await testSchema({ migrate: false });
     // Started together: the migrations run once, under the advisory lock, whoever comes first.
     const c = { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix };
-    nodes.push(...(await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(id, c)))));
+    // n3 lacks the LLM block the others have: a reload selecting it is valid on n1 and n2 only.
+    const spare = {
+      LLM: { spare: { type: 'openai', base_url: 'http://127.0.0.1:9/v1', model_name: 'm', api_key: 'k' } },
+    };
+    nodes.push(...(await Promise.all([startNode('n1', c, spare), startNode('n2', c, spare), startNode('n3', c)])));
   });
 
   after(async () => {
@@ -259,6 +268,29 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
       );
     }
     assert.match(n2.proc.stdout, /config reload from another node applied/);
+
+    // One that n3 cannot take: it keeps its config and says so; the next one it takes clears that.
+    const select = (llm: string) =>
+      fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ patch: { selected_module: { LLM: llm } } }),
+      });
+    assert.equal((await select('spare')).status, 200);
+    const rejected = await waitFor(
+      async () => {
+        const h = await health(n3);
+        return h.status === 'degraded' ? h : undefined;
+      },
+      5000,
+      'n3 to report the rejected reload',
+    );
+    const why = (rejected.cluster as Json).configRejected as Json;
+    assert.equal(why.from, 'n1');
+    assert.match(String(why.error), /selected_module\.LLM/);
+    assert.equal((await health(n2)).status, 'ok');
+    assert.equal((await select('')).status, 200);
+    await waitFor(async () => (await health(n3)).status === 'ok', 5000, 'n3 to take the next reload');
   });
 
   it('kill -9 of a node: a message for its device is queued, not lost; the device reconnects elsewhere and gets it', async () => {
