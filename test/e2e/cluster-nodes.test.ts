@@ -194,6 +194,18 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     );
   });
 
+  it('relays: a coding event on one node reaches the devices on the others', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const coder = await connect(n1, 'cl:c1:00:00:00:01');
+    const far = [await connect(n2, 'cl:c1:00:00:00:02'), await connect(n3, 'cl:c1:00:00:00:03')];
+    await routed(n3, 'cl:c1:00:00:00:03');
+    coder.send({ type: 'coding', event: 'start' });
+    for (const dev of far) {
+      const m = await dev.next((x) => x.type === 'coding' && x.event === 'start', 5000);
+      assert.equal(m.from, 'cl:c1:00:00:00:01');
+    }
+  });
+
   it('meeting: started on one node, continued on another after the move, one summary; a repeat on a third is idempotent', async () => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
     const isAck = (m: Json) => m.type === 'meeting' && m.phase === 'snippet' && m.status !== undefined;

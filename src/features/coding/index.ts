@@ -1,3 +1,4 @@
+import { relayToCluster } from '../../hub/cluster/fanout.js';
 import { z } from 'zod';
 import type { Disposer } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
@@ -109,11 +110,15 @@ export class CodingFeature implements Feature {
     const scope = this.#config().broadcast;
     if (scope === 'off') return;
     const group = scope === 'group' ? directory.groupOf(session.deviceId) : undefined;
-    for (const id of ctx.registry.deviceIds()) {
-      if (id === session.deviceId) continue;
-      if (group !== undefined && directory.groupOf(id) !== group) continue;
-      ctx.registry.get(id)?.deliver(message);
+    const pick = (online: string[]) =>
+      online.filter((id) => id !== session.deviceId && (group === undefined || directory.groupOf(id) === group));
+    const cluster = ctx.cluster;
+    if (cluster) {
+      // Devices on the other nodes too (D17); in order, as Redis answers one connection's commands in order.
+      void session.scope.run('coding:relay', () => relayToCluster(cluster, pick, message, session.log));
+      return;
     }
+    for (const id of pick(ctx.registry.deviceIds())) ctx.registry.get(id)?.deliver(message);
   }
 
   #reset(session: Session, running: boolean): void {

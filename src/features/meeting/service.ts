@@ -1,3 +1,4 @@
+import { relayToCluster } from '../../hub/cluster/fanout.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../observability/log.js';
 import { Scope } from '../../session/scope.js';
@@ -397,8 +398,15 @@ export class MeetingService {
     const { registry } = this.#deps.ctx;
     const policy = this.config().broadcast;
     if (!policy.enabled || policy.mode === 'off') return;
-    const targets = broadcastTargets(policy, deviceId, registry.deviceIds(), (id) => this.#deps.directory.groupOf(id));
-    for (const id of targets) registry.get(id)?.deliver({ ...message, from: deviceId });
+    const pick = (online: Iterable<string>) =>
+      broadcastTargets(policy, deviceId, online, (id) => this.#deps.directory.groupOf(id));
+    const cluster = this.#deps.ctx.cluster;
+    if (cluster) {
+      // Devices on the other nodes too (D17).
+      void this.#scope.run('relay', () => relayToCluster(cluster, pick, { ...message, from: deviceId }, this.#log));
+      return;
+    }
+    for (const id of pick(registry.deviceIds())) registry.get(id)?.deliver({ ...message, from: deviceId });
   }
 }
 

@@ -61,6 +61,8 @@ const bodies = [
    * holds it, sends it its queue again (the flush it ran on register may have read before they were committed).
    */
   z.object({ kind: z.literal('flush'), deviceId: id }),
+  /** Hand `message` to those of `deviceIds` connected to the receiving node (a relay to many devices, best effort). */
+  z.object({ kind: z.literal('fanout'), deviceIds: z.array(id).max(10_000), message: deviceMessage }),
 ] as const;
 
 export const busBodySchema = z.discriminatedUnion('kind', bodies);
@@ -72,6 +74,7 @@ export const busMessageSchema = z.discriminatedUnion('kind', [
   bodies[4].extend(envelope),
   bodies[5].extend(envelope),
   bodies[6].extend(envelope),
+  bodies[7].extend(envelope),
 ]);
 
 export type BusBody = z.input<typeof busBodySchema>;
