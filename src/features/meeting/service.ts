@@ -1,3 +1,4 @@
+import { errorMessage } from '../../errors.js';
 import { relayToCluster } from '../../hub/cluster/fanout.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../observability/log.js';
@@ -391,7 +392,20 @@ export class MeetingService {
 
   /** To the device's current route (the newest connection); false when it is offline. */
   #deliver(deviceId: string, message: Json): boolean {
-    return this.#deps.ctx.registry.get(deviceId)?.deliver(message) ?? false;
+    const conn = this.#deps.ctx.registry.get(deviceId);
+    if (conn) return conn.deliver(message);
+    const cluster = this.#deps.ctx.cluster;
+    if (!cluster) return false;
+    // The device moved to another node (a finalize asked for here, e.g. over HTTP): its node hands it on (D17).
+    void this.#scope.run('deliver', async () => {
+      try {
+        await cluster.registry.deliver(deviceId, message);
+      } catch (err) {
+        // As for an offline device on one node: the summary stays in the store, read on the next request.
+        this.#log.warn({ err: errorMessage(err), device: deviceId }, 'meeting message not passed to the device’s node');
+      }
+    });
+    return true;
   }
 
   #broadcast(deviceId: string, message: Json): void {
