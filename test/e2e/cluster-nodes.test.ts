@@ -18,6 +18,8 @@ import { tempDir } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 const ADMIN = 'cluster-admin-secret';
+/** How long a cross-node step may take on a busy box (the whole suite runs two files at a time). */
+const WAIT = 10_000;
 const SKIP = PG_SKIP || (await redisSkipReason()) || false;
 
 const isMessage = (m: Json) => m.type === 'peer' && m.event === 'message';
@@ -88,7 +90,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
   const routed = (node: Node, deviceId: string) =>
     waitFor(
       async () => ((await redis.hget(`${prefix}routes`, deviceId)) ?? '').startsWith(`${node.id}\t`),
-      5000,
+      WAIT,
       `${deviceId} routed to ${node.id}`,
     );
 
@@ -134,25 +136,25 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     await routed(n2, 'cl:b0:00:00:00:01');
 
     a.send({ type: 'peer', to: ['cl:b0:00:00:00:01'], payload: { text: 'cross-node hello' } });
-    const receipt = await a.next(isAnswer, 5000);
+    const receipt = await a.next(isAnswer, WAIT);
     assert.deepEqual(receipt.delivered, ['cl:b0:00:00:00:01'], JSON.stringify(receipt));
-    const got = await b.next(isMessage, 5000);
+    const got = await b.next(isMessage, WAIT);
     assert.equal((got.payload as Json).text, 'cross-node hello');
     assert.equal(got.from, 'cl:a0:00:00:00:01');
 
     await b.close();
-    await waitFor(async () => (await health(n2)).devices === 0, 5000, 'n2 to drop the device');
+    await waitFor(async () => (await health(n2)).devices === 0, WAIT, 'n2 to drop the device');
     a.send({ type: 'peer', to: ['cl:b0:00:00:00:01'], payload: { text: 'while you were away' } });
-    const second = await a.next(isAnswer, 5000);
+    const second = await a.next(isAnswer, WAIT);
     assert.deepEqual(second.enqueued, ['cl:b0:00:00:00:01'], JSON.stringify(second));
     assert.equal(await queued('cl:b0:00:00:00:01'), 1, 'the message is in the PostgreSQL queue');
 
     const b2 = await connect(n3, 'cl:b0:00:00:00:01');
-    const late = await b2.next(isMessage, 5000);
+    const late = await b2.next(isMessage, WAIT);
     assert.equal((late.payload as Json).text, 'while you were away');
-    const told = await a.next(redeliveredTo('cl:b0:00:00:00:01'), 5000);
+    const told = await a.next(redeliveredTo('cl:b0:00:00:00:01'), WAIT);
     assert.equal(told.count, 1);
-    await waitFor(async () => (await queued('cl:b0:00:00:00:01')) === 0, 5000, 'the queue to be emptied');
+    await waitFor(async () => (await queued('cl:b0:00:00:00:01')) === 0, WAIT, 'the queue to be emptied');
     b2.send({ type: 'ping' });
     await b2.next('pong');
     assert.equal(b2.all(isMessage).length, 1, 'delivered once');
@@ -165,13 +167,13 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     await routed(n1, 'cl:c0:00:00:00:02');
     const closed = new Promise<void>((resolve) => old.ws.once('close', () => resolve()));
     const fresh = await connect(n2, 'cl:c0:00:00:00:02');
-    const notice = await old.next((m) => m.type === 'system' && m.event === 'replaced', 5000);
+    const notice = await old.next((m) => m.type === 'system' && m.event === 'replaced', WAIT);
     assert.equal(notice.event, 'replaced');
     await closed;
     await routed(n2, 'cl:c0:00:00:00:02');
     a.send({ type: 'peer', to: ['cl:c0:00:00:00:02'], payload: { text: 'after the move' } });
-    assert.deepEqual((await a.next(isAnswer, 5000)).delivered, ['cl:c0:00:00:00:02']);
-    assert.equal(((await fresh.next(isMessage, 5000)).payload as Json).text, 'after the move');
+    assert.deepEqual((await a.next(isAnswer, WAIT)).delivered, ['cl:c0:00:00:00:02']);
+    assert.equal(((await fresh.next(isMessage, WAIT)).payload as Json).text, 'after the move');
   });
 
   it('tasks: an update on one node reaches the group on another; the HTTP API of a third shows them', async () => {
@@ -181,7 +183,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     const reader = await connect(n2, 'wfclust1-b');
     await routed(n2, 'wfclust1-b');
     writer.send({ type: 'workflow', event: 'update', tasks: [{ id: 'ct1', title: 'shared across nodes' }] });
-    const snap = await reader.next((m) => isSnap(m) && JSON.stringify(m.tasks).includes('ct1'), 5000);
+    const snap = await reader.next((m) => isSnap(m) && JSON.stringify(m.tasks).includes('ct1'), WAIT);
     assert.equal(snap.groupKey, 'wfclust1');
     const res = await fetch(`http://127.0.0.1:${n3.port}/supie/workflow?groupKey=wfclust1`, {
       headers: { authorization: `Bearer ${ADMIN}` },
@@ -201,7 +203,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     await routed(n3, 'cl:c1:00:00:00:03');
     coder.send({ type: 'coding', event: 'start' });
     for (const dev of far) {
-      const m = await dev.next((x) => x.type === 'coding' && x.event === 'start', 5000);
+      const m = await dev.next((x) => x.type === 'coding' && x.event === 'start', WAIT);
       assert.equal(m.from, 'cl:c1:00:00:00:01');
     }
   });
@@ -212,14 +214,14 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     const isSummary = (m: Json) => m.type === 'meeting' && m.phase === 'summary' && m.checkpoint === false;
     const snippet = async (dev: TestDevice, text: string) => {
       dev.send({ type: 'meeting', phase: 'snippet', items: [{ text }] });
-      return dev.next(isAck, 5000);
+      return dev.next(isAck, WAIT);
     };
     const first = await connect(n1, 'cl:90:00:00:00:01');
     first.send({ type: 'mode', state: 'start', mode: 'meeting' });
-    await first.next((m) => m.type === 'mode' && m.state === 'start', 5000);
+    await first.next((m) => m.type === 'mode' && m.state === 'start', WAIT);
     await snippet(first, 'we agreed on the budget');
     const moved = await connect(n2, 'cl:90:00:00:00:01');
-    await first.next((m) => m.type === 'system' && m.event === 'replaced', 5000);
+    await first.next((m) => m.type === 'system' && m.event === 'replaced', WAIT);
     await snippet(moved, 'and we meet again next week');
     moved.send({ type: 'meeting', phase: 'finalize' });
     const summary = await moved.next(isSummary, 15_000);
@@ -251,11 +253,11 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
 
     // A broadcast names the devices of every node.
     watcher.send({ type: 'peer', to: ['broadcast'], payload: { text: 'to everyone' } });
-    const receipt = await watcher.next(isAnswer, 5000);
+    const receipt = await watcher.next(isAnswer, WAIT);
     for (const id of ['cl:d0:00:00:00:02', 'cl:d0:00:00:00:03'])
       assert.ok((receipt.delivered as string[]).includes(id), JSON.stringify(receipt));
     for (const dev of [second, third])
-      assert.equal(((await dev.next(isMessage, 5000)).payload as Json).text, 'to everyone');
+      assert.equal(((await dev.next(isMessage, WAIT)).payload as Json).text, 'to everyone');
   });
 
   it('config: a reload accepted on one node is applied by the others', async () => {
@@ -272,10 +274,10 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
       await waitFor(
         async () => {
           dev.send({ type: 'peer', to: ['cl:ff:00:00:00:99'], payload: { text: 'anyone?' } });
-          const answer = await dev.next(isAnswer, 5000);
+          const answer = await dev.next(isAnswer, WAIT);
           return (answer.enqueued as string[]).length === 0;
         },
-        5000,
+        WAIT,
         `${n.id} to apply the reload`,
       );
     }
@@ -294,7 +296,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
         const h = await health(n3);
         return h.status === 'degraded' ? h : undefined;
       },
-      5000,
+      WAIT,
       'n3 to report the rejected reload',
     );
     const why = (rejected.cluster as Json).configRejected as Json;
@@ -302,7 +304,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     assert.match(String(why.error), /selected_module\.LLM/);
     assert.equal((await health(n2)).status, 'ok');
     assert.equal((await select('')).status, 200);
-    await waitFor(async () => (await health(n3)).status === 'ok', 5000, 'n3 to take the next reload');
+    await waitFor(async () => (await health(n3)).status === 'ok', WAIT, 'n3 to take the next reload');
   });
 
   it('kill -9 of a node: a message for its device is queued, not lost; the device reconnects elsewhere and gets it', async () => {
@@ -324,7 +326,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     const receipt = await a.next(isAnswer, 10_000);
     assert.deepEqual(receipt.enqueued, ['cl:f0:00:00:00:03'], JSON.stringify(receipt));
     const back = await connect(n1, 'cl:f0:00:00:00:03');
-    assert.equal(((await back.next(isMessage, 5000)).payload as Json).text, 'do not lose me');
+    assert.equal(((await back.next(isMessage, WAIT)).payload as Json).text, 'do not lose me');
   });
 });
 
@@ -369,21 +371,21 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
         const h = await health();
         return h.status === 'degraded' ? h : undefined;
       },
-      5000,
+      WAIT,
       '/health to say degraded',
     );
     assert.equal((degraded.cluster as Json).status, 'degraded');
     assert.ok((degraded.cluster as Json).reason, JSON.stringify(degraded));
     // Its own devices: delivered as ever.
     a.send({ type: 'peer', to: ['rd:b0:00:00:00:01'], payload: { text: 'same node' } });
-    assert.deepEqual((await a.next(isAnswer, 5000)).delivered, ['rd:b0:00:00:00:01']);
-    assert.equal(((await b.next(isMessage, 5000)).payload as Json).text, 'same node');
+    assert.deepEqual((await a.next(isAnswer, WAIT)).delivered, ['rd:b0:00:00:00:01']);
+    assert.equal(((await b.next(isMessage, WAIT)).payload as Json).text, 'same node');
     // A device it cannot see may be on another node: kept in PostgreSQL, not refused and not lost.
     a.send({ type: 'peer', to: ['rd:c0:00:00:00:01'], payload: { text: 'somewhere' } });
-    assert.deepEqual((await a.next(isAnswer, 5000)).enqueued, ['rd:c0:00:00:00:01']);
+    assert.deepEqual((await a.next(isAnswer, WAIT)).enqueued, ['rd:c0:00:00:00:01']);
     await proxy.up();
     await waitFor(async () => (await health()).status === 'ok', 15_000, '/health to be ok again');
     const c = await connect('rd:c0:00:00:00:01');
-    assert.equal(((await c.next(isMessage, 5000)).payload as Json).text, 'somewhere');
+    assert.equal(((await c.next(isMessage, WAIT)).payload as Json).text, 'somewhere');
   });
 });
