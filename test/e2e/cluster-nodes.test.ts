@@ -333,13 +333,15 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
 describe('cluster: Redis away', { skip: SKIP }, () => {
   let schema: TestSchema;
   let node: Node;
+  /** A second node whose Redis stays up. */
+  let other: Node;
   const prefix = testPrefix();
   const proxy = new TcpProxy();
   const devices: TestDevice[] = [];
   const health = async (): Promise<Json> =>
     (await (await fetch(`http://127.0.0.1:${node.port}/health`)).json()) as Json;
-  const connect = async (deviceId: string): Promise<TestDevice> => {
-    const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`, deviceId });
+  const connect = async (deviceId: string, on = node): Promise<TestDevice> => {
+    const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${on.port}/xiaozhi/v1/`, deviceId });
     devices.push(dev);
     await dev.hello();
     return dev;
@@ -348,14 +350,17 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
   before(async () => {
     schema = await testSchema();
     await proxy.up();
-    node = await startNode('solo', { schemaUrl: schema.url, redisUrl: proxy.url, prefix });
+    [node, other] = await Promise.all([
+      startNode('solo', { schemaUrl: schema.url, redisUrl: proxy.url, prefix }),
+      startNode('other', { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix }),
+    ]);
   });
 
   after(async () => {
     await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
     await killAllCli();
     await proxy.down();
-    if (node) rmSync(node.dir, { recursive: true, force: true });
+    for (const n of [node, other]) if (n) rmSync(n.dir, { recursive: true, force: true });
     if (schema) await schema.drop();
     const redis = adminClient();
     await dropPrefix(redis, prefix);
@@ -365,6 +370,14 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
   it('the node keeps serving its own devices, queues what it cannot route, says degraded and why; recovers', async () => {
     const a = await connect('rd:a0:00:00:00:01');
     const b = await connect('rd:b0:00:00:00:01');
+    const elsewhere = await connect('rd:e0:00:00:00:01', other);
+    const redis = adminClient();
+    await waitFor(
+      async () => ((await redis.hget(`${prefix}routes`, 'rd:e0:00:00:00:01')) ?? '').startsWith('other\t'),
+      WAIT,
+      'the device routed to the other node',
+    );
+    redis.disconnect();
     await proxy.down();
     const degraded = await waitFor(
       async () => {
@@ -383,7 +396,11 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
     // A device it cannot see may be on another node: kept in PostgreSQL, not refused and not lost.
     a.send({ type: 'peer', to: ['rd:c0:00:00:00:01'], payload: { text: 'somewhere' } });
     assert.deepEqual((await a.next(isAnswer, WAIT)).enqueued, ['rd:c0:00:00:00:01']);
+    // One online on the other node all along: queued too, and delivered there once this node's link is back.
+    a.send({ type: 'peer', to: ['rd:e0:00:00:00:01'], payload: { text: 'across the outage' } });
+    assert.deepEqual((await a.next(isAnswer, WAIT)).enqueued, ['rd:e0:00:00:00:01']);
     await proxy.up();
+    assert.equal(((await elsewhere.next(isMessage, 20_000)).payload as Json).text, 'across the outage');
     await waitFor(async () => (await health()).status === 'ok', 15_000, '/health to be ok again');
     const c = await connect('rd:c0:00:00:00:01');
     assert.equal(((await c.next(isMessage, WAIT)).payload as Json).text, 'somewhere');

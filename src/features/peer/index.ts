@@ -88,6 +88,8 @@ export class PeerFeature implements Feature {
   readonly #lanes = new Map<string, Promise<void>>();
   /** Enqueues not yet committed, per target: a flush waits for them before reading. */
   readonly #writes = new Map<string, Set<Promise<unknown>>>();
+  /** Cluster mode: devices with messages queued while Redis was away, nudged again when it is back. */
+  readonly #stranded = new Set<string>();
   /** Per-sender order while a message waits for the LLM. */
   readonly #senderTails = new Map<string, Promise<void>>();
   /** Aborted on shutdown: structuring stops at once and falls back to pass-through. */
@@ -102,12 +104,20 @@ export class PeerFeature implements Feature {
     deps.ctx.messages.register('peer', { schema: peerSchema, handle: (session, msg) => this.#onMessage(session, msg) });
     this.#scope.on(deps.ctx.events, 'registered', (session: Session) => this.#onRegistered(session.deviceId));
     const cluster = deps.ctx.cluster;
-    if (cluster)
+    if (cluster) {
       this.#scope.add(
         cluster.bus.on('flush', (m) => {
           if (deps.ctx.registry.get(m.deviceId)) this.#onRegistered(m.deviceId);
         }),
       );
+      this.#scope.add(
+        cluster.onRecovered(() => {
+          const ids = [...this.#stranded];
+          this.#stranded.clear();
+          for (const id of ids) this.#nudge(id);
+        }),
+      );
+    }
     this.#scope.interval(60_000, () => {
       this.#unicast.sweep(1000);
       this.#broadcast.sweep(60_000);
@@ -394,7 +404,8 @@ export class PeerFeature implements Feature {
         else await cluster.bus.send(route.nodeId, { kind: 'flush', deviceId });
       } catch (err) {
         if (!(err instanceof ClusterUnavailableError)) throw err;
-        // Redis is away: the message stays queued for the device's next registration.
+        // Redis is away: asked again when it is back (the device may be online on another node all along).
+        this.#stranded.add(deviceId);
       }
     });
   }

@@ -28,6 +28,8 @@ export interface ClusterHubOptions {
 export interface ClusterHub {
   registry: ClusterRegistry;
   bus: NodeBus;
+  /** Calls `listener` each time the Redis link is back after an outage; returns the disposer. */
+  onRecovered(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -65,5 +67,14 @@ export async function startClusterHub(o: ClusterHubOptions): Promise<ClusterHub>
     await registry.close();
     throw err;
   }
-  return { registry, bus, close: () => registry.close() };
+  return {
+    registry,
+    bus,
+    onRecovered(listener) {
+      const on = (): void => listener();
+      link.on('ready', on);
+      return () => link.off('ready', on);
+    },
+    close: () => registry.close(),
+  };
 }
