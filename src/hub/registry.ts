@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { bindDeviceState, DeviceState, type DeviceStateStore } from './device-state.js';
 
 /** What the registry needs from a live connection. */
 export interface DeviceConnection {
@@ -21,7 +22,9 @@ export interface DeviceConnection {
 
 /** State that belongs to the device rather than to one connection, so it survives a handover. */
 export class DeviceRecord {
-  readonly state = new Map<string, unknown>();
+  readonly state = new DeviceState();
+  /** Set in cluster mode: settles once the device's kept state (its mode) is loaded from the shared store. */
+  loaded: Promise<void> | undefined;
   constructor(
     readonly deviceId: string,
     readonly firstSeen = Date.now(),
@@ -56,9 +59,21 @@ export interface DeviceRegistry extends EventEmitter<RegistryEvents> {
 export class LocalDeviceRegistry extends EventEmitter<RegistryEvents> implements DeviceRegistry {
   #routes = new Map<string, { conn: DeviceConnection; record: DeviceRecord }>();
 
+  /** `stateStore`: where device-owned state is kept beyond this process (cluster mode); none = the record only. */
+  readonly #stateStore: DeviceStateStore | undefined;
+
+  constructor(stateStore?: DeviceStateStore) {
+    super();
+    this.#stateStore = stateStore;
+  }
+
   register(conn: DeviceConnection): RegisterResult {
     const existing = this.#routes.get(conn.deviceId);
-    const record = existing?.record ?? new DeviceRecord(conn.deviceId);
+    let record = existing?.record;
+    if (!record) {
+      record = new DeviceRecord(conn.deviceId);
+      if (this.#stateStore) bindDeviceState(record, this.#stateStore);
+    }
     this.#routes.set(conn.deviceId, { conn, record });
     if (existing && existing.conn !== conn) {
       existing.conn.replacedBy(conn);

@@ -233,7 +233,17 @@ export class Session implements DeviceConnection {
   markReady(): void {
     if (this.state !== 'connected') return;
     this.state = 'ready';
-    this.#emit('ready');
+    const loaded = this.record?.loaded;
+    if (!loaded) {
+      this.#emit('ready');
+      return;
+    }
+    // Cluster mode: features act on `ready` by the device's mode (working → manual listening), so they wait
+    // for its kept state; the load ends within the Redis command timeout and never fails.
+    void this.scope.run('device-state', async () => {
+      await loaded;
+      if (!this.closed) this.#emit('ready');
+    });
   }
 
   /** Called by the server's sweep: timeout warning, then idle close (A7). */

@@ -235,6 +235,34 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     assert.equal(repeat.sessionId, summary.sessionId);
   });
 
+  it('mode: working mode set on one node holds on another after a reconnect (manual listening, idempotent start); ended, it is gone', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const id = 'cl:b0:00:00:00:01';
+    const isModeAck = (m: Json) => m.type === 'mode' && m.status === 'ok';
+    const isManual = (m: Json) => m.type === 'listen' && m.state === 'start' && m.mode === 'manual';
+    const first = await connect(n1, id);
+    first.send({ type: 'mode', state: 'start', mode: 'working' });
+    assert.equal((await first.next(isModeAck, WAIT)).idempotent, undefined);
+    await waitFor(
+      async () => (await redis.hget(`${prefix}device:${id}:state`, 'mode')) === '"working"',
+      WAIT,
+      'mode kept in Redis',
+    );
+    await first.close();
+    const moved = await connect(n2, id);
+    // Working mode on hello: the node puts the device back in manual listening.
+    await moved.next(isManual, WAIT);
+    moved.send({ type: 'mode', state: 'start', mode: 'working' });
+    assert.equal((await moved.next(isModeAck, WAIT)).idempotent, true);
+    moved.send({ type: 'mode', state: 'end', mode: 'working' });
+    assert.equal((await moved.next(isModeAck, WAIT)).idempotent, undefined);
+    await waitFor(async () => (await redis.hget(`${prefix}device:${id}:state`, 'mode')) === null, WAIT, 'mode removed');
+    await moved.close();
+    const third = await connect(n3, id);
+    third.send({ type: 'mode', state: 'start', mode: 'working' });
+    assert.equal((await third.next(isModeAck, WAIT)).idempotent, undefined);
+  });
+
   it('stats and broadcast: the device count, the online list and a peer broadcast are the whole cluster’s', async () => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
     const watcher = await connect(n1, 'cl:d0:00:00:00:01');

@@ -1,5 +1,6 @@
 import type { Logger } from '../../observability/log.js';
 import { NodeBus } from './bus.js';
+import { RedisDeviceStateStore } from './device-state.js';
 import { RedisLink } from './link.js';
 import { ClusterRegistry } from './registry.js';
 import { RouteTable } from './routes.js';
@@ -59,7 +60,8 @@ export async function startClusterHub(o: ClusterHubOptions): Promise<ClusterHub>
     log: o.log,
     ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
   });
-  const registry = new ClusterRegistry({ link, bus, routes, log: o.log });
+  const deviceState = new RedisDeviceStateStore({ link, keyPrefix: o.keyPrefix, log: o.log });
+  const registry = new ClusterRegistry({ link, bus, routes, deviceState, log: o.log });
   try {
     await bus.start();
     await routes.start();

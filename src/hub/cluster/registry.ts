@@ -11,6 +11,7 @@ import {
   type RegistryEvents,
 } from '../registry.js';
 import type { NodeBus } from './bus.js';
+import type { RedisDeviceStateStore } from './device-state.js';
 import { ClusterUnavailableError, type LinkHealth, type RedisLink } from './link.js';
 import type { BusMessageOf } from './messages.js';
 import type { Route, RouteTable } from './routes.js';
@@ -46,6 +47,8 @@ export interface ClusterRegistryParts {
   link: RedisLink;
   bus: NodeBus;
   routes: RouteTable;
+  /** Where the device's own state (its mode) is kept, so it follows the device to another node. */
+  deviceState: RedisDeviceStateStore;
   log: Logger;
 }
 
@@ -58,7 +61,7 @@ export interface ClusterRegistryParts {
  * claimed again, and a connection that meanwhile lost its device to a newer one elsewhere is told then.
  */
 export class ClusterRegistry extends EventEmitter<RegistryEvents> implements DeviceRegistry {
-  readonly local = new LocalDeviceRegistry();
+  readonly local: LocalDeviceRegistry;
   /** Presence changes on other nodes; this node's own are the registry's `online`/`offline`. */
   readonly presence = new EventEmitter<PresenceEvents>();
   readonly nodeId: string;
@@ -75,6 +78,7 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
   constructor(parts: ClusterRegistryParts) {
     super();
     this.#p = parts;
+    this.local = new LocalDeviceRegistry(parts.deviceState);
     this.#scope = new Scope('cluster-registry', (err, where) =>
       parts.log.error({ err: errorMessage(err), where }, 'cluster registry task failed'),
     );
@@ -198,6 +202,8 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
           log.warn({ err: errorMessage(err) }, 'could not release routes on close; they expire with the lease');
         }
       }
+      // The sessions closed before this part; their last state writes land before the link closes.
+      await this.#p.deviceState.flush();
       routes.close();
       link.close();
       await this.#p.bus.stopped;

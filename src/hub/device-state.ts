@@ -1,0 +1,57 @@
+/**
+ * Device-owned state beyond one node (D17): the DeviceRecord keys that follow a device to another node, and
+ * the store that keeps them. Without a store (single node) the state lives in the record only, as it always
+ * did: nothing is loaded or written, and a record is ready at once.
+ */
+
+/** Keys of `DeviceRecord.state` kept in the store: the device's mode (chat when absent). */
+export const SHARED_DEVICE_KEYS: ReadonlySet<string> = new Set(['mode']);
+
+export interface DeviceStateStore {
+  /** The device's kept keys; `{}` when it has none or the store cannot be reached. Never rejects. */
+  load(deviceId: string): Promise<Record<string, unknown>>;
+  /** Keeps one key (`undefined` removes it). In the background, in call order; a failure is logged, never thrown. */
+  save(deviceId: string, key: string, value: unknown): void;
+}
+
+/** `DeviceRecord.state`: a Map that tells its owner of each change (set/delete), so a store can follow it. */
+export class DeviceState extends Map<string, unknown> {
+  onChange: ((key: string, value: unknown) => void) | undefined;
+
+  override set(key: string, value: unknown): this {
+    super.set(key, value);
+    this.onChange?.(key, value);
+    return this;
+  }
+
+  override delete(key: string): boolean {
+    const had = super.delete(key);
+    if (had) this.onChange?.(key, undefined);
+    return had;
+  }
+
+  /** Sets a key from the store without writing it back. */
+  restore(key: string, value: unknown): void {
+    super.set(key, value);
+  }
+}
+
+/**
+ * Binds a new record to the store: shared keys set on it are saved; the kept ones are loaded into it, except a
+ * key this node set meanwhile (the newer value wins). `loaded` settles once that is done (never rejects).
+ */
+export function bindDeviceState(
+  record: { deviceId: string; state: DeviceState; loaded?: Promise<void> },
+  store: DeviceStateStore,
+): void {
+  const setHere = new Set<string>();
+  record.state.onChange = (key, value) => {
+    if (!SHARED_DEVICE_KEYS.has(key)) return;
+    setHere.add(key);
+    store.save(record.deviceId, key, value);
+  };
+  record.loaded = store.load(record.deviceId).then((kept) => {
+    for (const [key, value] of Object.entries(kept))
+      if (SHARED_DEVICE_KEYS.has(key) && !setHere.has(key)) record.state.restore(key, value);
+  });
+}
