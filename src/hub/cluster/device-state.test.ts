@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import {
+  adminClient,
+  dropPrefix,
+  RecordingConnection,
+  redisSkipReason,
+  startNode,
+  TcpProxy,
+  testPrefix,
+} from '../../../test/support/redis.js';
+import { waitFor } from '../../../test/support/wait.js';
+import type { ClusterHub } from './index.js';
+
+const skip = await redisSkipReason();
+
+/** Registers a connection of `deviceId` on the hub and returns its record once its kept state is loaded. */
+async function registered(hub: ClusterHub, deviceId: string) {
+  const { record } = hub.registry.register(new RecordingConnection(deviceId));
+  assert.ok(record.loaded, 'a cluster record loads its kept state');
+  await record.loaded;
+  return record;
+}
+
+describe('device state in Redis (D17): the mode follows the device to another node', { skip }, () => {
+  let admin: Redis;
+  let prefix: string;
+  const hubs: ClusterHub[] = [];
+  const proxy = new TcpProxy();
+
+  before(() => {
+    admin = adminClient();
+  });
+  after(() => admin.disconnect());
+  afterEach(async () => {
+    for (const h of hubs.splice(0)) await h.close();
+    await proxy.down();
+    await dropPrefix(admin, prefix);
+  });
+
+  it('a mode set on one node is loaded on another; only shared keys are kept, with a TTL; an end removes it', async () => {
+    prefix = testPrefix();
+    const [a, b, c] = await Promise.all([startNode(prefix, 'a'), startNode(prefix, 'b'), startNode(prefix, 'c')]);
+    hubs.push(a, b, c);
+    const key = `${prefix}device:dev-1:state`;
+    const onA = await registered(a, 'dev-1');
+    onA.state.set('mode', 'working');
+    onA.state.set('scratch', 1);
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"working"', 3000, 'mode kept');
+    assert.equal(await admin.hget(key, 'scratch'), null, 'a key that is not shared stays on the node');
+    const ttl = await admin.pttl(key);
+    assert.ok(ttl > 23 * 3600_000 && ttl <= 24 * 3600_000, `ttl ${ttl}`);
+    assert.equal((await registered(b, 'dev-1')).state.get('mode'), 'working');
+
+    // A mode set on the node before the load answered is the newer one: the kept value does not overwrite it.
+    const { record: onC } = c.registry.register(new RecordingConnection('dev-1'));
+    onC.state.set('mode', 'coding');
+    await onC.loaded;
+    assert.equal(onC.state.get('mode'), 'coding');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"coding"', 3000, 'newer mode kept');
+
+    onC.state.delete('mode');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === null, 3000, 'mode removed');
+    c.registry.local.unregister(c.registry.get('dev-1')!);
+    assert.equal((await registered(c, 'dev-1')).state.has('mode'), false);
+  });
+
+  it('Redis away: the load finds nothing and a write is dropped, the node keeps its own state; never throws', async () => {
+    prefix = testPrefix();
+    await proxy.up();
+    const hub = await startNode(prefix, 'p', { redisUrl: proxy.url });
+    hubs.push(hub);
+    await admin.hset(`${prefix}device:dev-2:state`, 'mode', '"meeting"');
+    await proxy.down();
+    await waitFor(() => hub.registry.health().status === 'degraded', 3000, 'degraded');
+    const record = await registered(hub, 'dev-2');
+    assert.equal(record.state.has('mode'), false, 'nothing loaded while Redis is away');
+    record.state.set('mode', 'working');
+    assert.equal(record.state.get('mode'), 'working');
+    assert.equal(await admin.hget(`${prefix}device:dev-2:state`, 'mode'), '"meeting"', 'the write was not kept');
+  });
+});
