@@ -50,7 +50,8 @@ export function enqueueWebhook(db: Db, w: NewWebhook, now: number): void {
   ).run(w.id, w.meetingId, w.url, JSON.stringify(w.headers), w.body, w.timeoutMs, now, now);
 }
 
-interface Row {
+/** A stored outbox row, as both engines' `meeting_webhook_outbox` tables hold it. */
+export interface OutboxRow {
   id: string;
   meeting_id: string;
   url: string;
@@ -61,25 +62,29 @@ interface Row {
   next_attempt_at: number;
 }
 
+export function toWebhookJob(r: OutboxRow): WebhookJob {
+  return {
+    id: r.id,
+    meetingId: r.meeting_id,
+    url: r.url,
+    headers: JSON.parse(r.headers) as Record<string, string>,
+    body: r.body,
+    timeoutMs: r.timeout_ms,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+  };
+}
+
 export class SqliteWebhookOutbox implements WebhookOutbox {
   constructor(private readonly db: Db) {}
 
   async due(now: number, limit: number): Promise<WebhookJob[]> {
     return this.db
-      .prepare<[number, number], Row>(
+      .prepare<[number, number], OutboxRow>(
         "SELECT id, meeting_id, url, headers, body, timeout_ms, attempts, next_attempt_at FROM meeting_webhook_outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
       )
       .all(now, limit)
-      .map((r) => ({
-        id: r.id,
-        meetingId: r.meeting_id,
-        url: r.url,
-        headers: JSON.parse(r.headers) as Record<string, string>,
-        body: r.body,
-        timeoutMs: r.timeout_ms,
-        attempts: r.attempts,
-        nextAttemptAt: r.next_attempt_at,
-      }));
+      .map(toWebhookJob);
   }
 
   async nextDueAt(): Promise<number | undefined> {

@@ -45,3 +45,36 @@ export interface PeerQueue {
   /** Commits anything still pending; later calls reject. */
   close(): Promise<void>;
 }
+
+/** A stored row of the queue, as both engines' `peer_queue` tables hold it. */
+export interface PeerQueueRow {
+  seq: number;
+  device_id: string;
+  msg_id: string;
+  sender: string;
+  envelope: string;
+  queued_at: number;
+  expires_at: number;
+}
+
+export function toQueuedMessage(r: PeerQueueRow): QueuedPeerMessage {
+  return {
+    ref: String(r.seq),
+    deviceId: r.device_id,
+    id: r.msg_id,
+    from: r.sender,
+    envelope: JSON.parse(r.envelope) as PeerEnvelope,
+    queuedAt: r.queued_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+/** A write waiting for the next group commit: an enqueue (outcomes per item) or a removal. */
+export type PendingWrite =
+  | {
+      kind: 'enqueue';
+      items: readonly EnqueueItem[];
+      resolve: (outcomes: EnqueueOutcome[]) => void;
+      reject: (err: unknown) => void;
+    }
+  | { kind: 'remove'; refs: readonly string[]; resolve: () => void; reject: (err: unknown) => void };

@@ -1,7 +1,14 @@
 import type { Statement } from 'better-sqlite3';
 import { applyMigrations, type Db } from '../../store/sqlite.js';
-import type { PeerEnvelope } from './message.js';
-import type { EnqueueItem, EnqueueOutcome, PeerQueue, QueuedPeerMessage } from './queue.js';
+import {
+  toQueuedMessage,
+  type EnqueueItem,
+  type EnqueueOutcome,
+  type PeerQueue,
+  type PeerQueueRow,
+  type PendingWrite,
+  type QueuedPeerMessage,
+} from './queue.js';
 
 /** Schema steps of the `peer` component (applied once per data file, in order). */
 export const PEER_MIGRATIONS: readonly string[] = [
@@ -17,26 +24,6 @@ export const PEER_MIGRATIONS: readonly string[] = [
    CREATE INDEX peer_queue_device ON peer_queue(device_id, seq);
    CREATE INDEX peer_queue_expiry ON peer_queue(expires_at);`,
 ];
-
-interface Row {
-  seq: number;
-  device_id: string;
-  msg_id: string;
-  sender: string;
-  envelope: string;
-  queued_at: number;
-  expires_at: number;
-}
-
-/** A write waiting for the next group commit: an enqueue (outcomes per item) or a removal. */
-type PendingWrite =
-  | {
-      kind: 'enqueue';
-      items: readonly EnqueueItem[];
-      resolve: (outcomes: EnqueueOutcome[]) => void;
-      reject: (err: unknown) => void;
-    }
-  | { kind: 'remove'; refs: readonly string[]; resolve: () => void; reject: (err: unknown) => void };
 
 /** Rows deleted per statement when purging, so a big purge yields to the event loop between chunks. */
 const PURGE_CHUNK = 1000;
@@ -54,7 +41,7 @@ export class SqlitePeerQueue implements PeerQueue {
   readonly #count: Statement<[string, number], { n: number }>;
   /** Index-only (device_id, seq): the cheap count used by enqueue; expired rows are purged only when it says full. */
   readonly #countAll: Statement<[string], { n: number }>;
-  readonly #peek: Statement<[string, number, number], Row>;
+  readonly #peek: Statement<[string, number, number], PeerQueueRow>;
   readonly #waiting: Statement<[number, number], { deviceId: string; count: number }>;
   readonly #delete: Statement<[number]>;
   readonly #purgeAll: Statement<[number, number]>;
@@ -96,15 +83,7 @@ export class SqlitePeerQueue implements PeerQueue {
 
   async peek(deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]> {
     this.#open();
-    return this.#peek.all(deviceId, now, limit).map((r) => ({
-      ref: String(r.seq),
-      deviceId: r.device_id,
-      id: r.msg_id,
-      from: r.sender,
-      envelope: JSON.parse(r.envelope) as PeerEnvelope,
-      queuedAt: r.queued_at,
-      expiresAt: r.expires_at,
-    }));
+    return this.#peek.all(deviceId, now, limit).map(toQueuedMessage);
   }
 
   remove(refs: readonly string[]): Promise<void> {

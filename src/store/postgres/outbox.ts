@@ -1,4 +1,10 @@
-import type { WebhookDelivery, WebhookJob, WebhookOutbox } from '../../features/meeting/outbox.js';
+import {
+  toWebhookJob,
+  type OutboxRow,
+  type WebhookDelivery,
+  type WebhookJob,
+  type WebhookOutbox,
+} from '../../features/meeting/outbox.js';
 import type { PgDb } from './pool.js';
 
 /**
@@ -7,17 +13,6 @@ import type { PgDb } from './pool.js';
  * skip them while this one delivers. A node killed mid-delivery leaves the row pending: once its lease runs out,
  * any node delivers it (at least once, as the SQLite outbox after a crash).
  */
-
-interface Row {
-  id: string;
-  meeting_id: string;
-  url: string;
-  headers: string;
-  body: string;
-  timeout_ms: number;
-  attempts: number;
-  next_attempt_at: number;
-}
 
 /** Beyond the request's own timeout, the time a claim holds (the answer, the status update). */
 const LEASE_MARGIN_MS = 30_000;
@@ -29,7 +24,7 @@ export class PgWebhookOutbox implements WebhookOutbox {
   ) {}
 
   async due(now: number, limit: number): Promise<WebhookJob[]> {
-    const rows = await this.db.rows<Row>(
+    const rows = await this.db.rows<OutboxRow>(
       `WITH claimed AS (
          SELECT id, next_attempt_at FROM meeting_webhook_outbox
          WHERE status = 'pending' AND next_attempt_at <= $1
@@ -41,18 +36,7 @@ export class PgWebhookOutbox implements WebhookOutbox {
                  claimed.next_attempt_at`,
       [now, limit, LEASE_MARGIN_MS, this.nodeId],
     );
-    return rows
-      .sort((a, b) => a.next_attempt_at - b.next_attempt_at)
-      .map((r) => ({
-        id: r.id,
-        meetingId: r.meeting_id,
-        url: r.url,
-        headers: JSON.parse(r.headers) as Record<string, string>,
-        body: r.body,
-        timeoutMs: r.timeout_ms,
-        attempts: r.attempts,
-        nextAttemptAt: r.next_attempt_at,
-      }));
+    return rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at).map(toWebhookJob);
   }
 
   async nextDueAt(): Promise<number | undefined> {

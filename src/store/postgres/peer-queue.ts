@@ -1,5 +1,12 @@
-import type { PeerEnvelope } from '../../features/peer/message.js';
-import type { EnqueueItem, EnqueueOutcome, PeerQueue, QueuedPeerMessage } from '../../features/peer/queue.js';
+import {
+  toQueuedMessage,
+  type EnqueueItem,
+  type EnqueueOutcome,
+  type PeerQueue,
+  type PeerQueueRow,
+  type PendingWrite,
+  type QueuedPeerMessage,
+} from '../../features/peer/queue.js';
 import type { PgDb, Sql } from './pool.js';
 
 /**
@@ -10,25 +17,6 @@ import type { PgDb, Sql } from './pool.js';
  * nodes, a per-device advisory lock makes "count, then insert" one step (the cap holds) and orders the commits,
  * so `seq` order is commit order for each device.
  */
-
-interface Row {
-  seq: number;
-  device_id: string;
-  msg_id: string;
-  sender: string;
-  envelope: string;
-  queued_at: number;
-  expires_at: number;
-}
-
-type PendingWrite =
-  | {
-      kind: 'enqueue';
-      items: readonly EnqueueItem[];
-      resolve: (outcomes: EnqueueOutcome[]) => void;
-      reject: (err: unknown) => void;
-    }
-  | { kind: 'remove'; refs: readonly string[]; resolve: () => void; reject: (err: unknown) => void };
 
 /** Rows deleted per statement when purging, so a big purge does not hold one long transaction. */
 const PURGE_CHUNK = 1000;
@@ -58,19 +46,11 @@ export class PgPeerQueue implements PeerQueue {
 
   async peek(deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]> {
     this.#open();
-    const rows = await this.#db.rows<Row>(
+    const rows = await this.#db.rows<PeerQueueRow>(
       'SELECT * FROM peer_queue WHERE device_id = $1 AND expires_at > $2 ORDER BY seq LIMIT $3',
       [deviceId, now, limit],
     );
-    return rows.map((r) => ({
-      ref: String(r.seq),
-      deviceId: r.device_id,
-      id: r.msg_id,
-      from: r.sender,
-      envelope: JSON.parse(r.envelope) as PeerEnvelope,
-      queuedAt: r.queued_at,
-      expiresAt: r.expires_at,
-    }));
+    return rows.map(toQueuedMessage);
   }
 
   async dropExpired(now: number, deviceId?: string): Promise<number> {
