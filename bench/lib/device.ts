@@ -4,6 +4,7 @@
  * pooled connection (bench/lib/http.ts), so that a bench call never leaves a keep-alive socket (an open fd) in the server.
  */
 import WebSocket from 'ws';
+import { HELLO } from '../shared.js';
 import { httpGet } from './http.js';
 import { parsePrometheus, type Sample } from './prom.js';
 
@@ -199,4 +200,33 @@ export async function deviceWorks(url: string, deviceId: string): Promise<{ ok: 
   } finally {
     await dev?.close(2000);
   }
+}
+
+/**
+ * A hello'd device connection, added to `all` at once so that every path can terminate it; every text frame goes
+ * to `onText`. A later socket error is not thrown: it shows in the profile's figures (messages not received).
+ */
+export function openTextDevice(
+  all: WebSocket[],
+  url: string,
+  deviceId: string,
+  onText: (text: string) => void,
+): Promise<WebSocket> {
+  const ws = new WebSocket(url, {
+    headers: { 'Device-Id': deviceId, 'Client-Id': deviceId, 'Protocol-Version': '1' },
+    perMessageDeflate: false,
+  });
+  all.push(ws);
+  ws.on('message', (data: Buffer, isBinary) => {
+    if (!isBinary) onText(data.toString());
+  });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.off('error', reject);
+      ws.on('error', () => {}); // reported by the profile: what was not received, or a phase that timed out
+      ws.send(HELLO);
+      resolve(ws);
+    });
+    ws.once('error', reject);
+  });
 }

@@ -10,14 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { PgDb, quoteIdent } from '../../src/store/postgres/pool.js';
 import { sleep } from '../lib/children.js';
 import { int } from '../lib/flags.js';
+import { openTextDevice } from '../lib/device.js';
 import { ensureBuilt, startLinus, type LinusProcess } from '../lib/linus-server.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult } from '../lib/profile.js';
 import { bucketize, quantiles } from '../lib/stats.js';
-import { HELLO } from '../shared.js';
 
 const CROSS_P99_MS = 20;
 const BOUNDS = [0.5, 1, 2, 3, 5, 10, 20, 50, 100, 250, Infinity];
@@ -44,27 +44,6 @@ const profile: Profile = {
   run,
 };
 export default profile;
-
-/** A device connection; every text frame goes to `onText`. */
-function open(all: WebSocket[], url: string, deviceId: string, onText: (text: string) => void): Promise<WebSocket> {
-  const ws = new WebSocket(url, {
-    headers: { 'Device-Id': deviceId, 'Client-Id': deviceId, 'Protocol-Version': '1' },
-    perMessageDeflate: false,
-  });
-  all.push(ws);
-  ws.on('message', (data: Buffer, isBinary) => {
-    if (!isBinary) onText(data.toString());
-  });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.off('error', reject);
-      ws.on('error', () => {}); // a later error shows as messages not received, reported in the figures
-      ws.send(HELLO);
-      resolve(ws);
-    });
-    ws.once('error', reject);
-  });
-}
 
 async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const f = ctx.flags;
@@ -138,11 +117,11 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       { id: 'bench:cross2', node: nodes[1]!, kind: cross },
       { id: 'bench:cross3', node: nodes[2]!, kind: cross },
     ];
-    for (const t of targets) await open(sockets, ws(t.node), t.id, onMessage(t.kind));
+    for (const t of targets) await openTextDevice(sockets, ws(t.node), t.id, onMessage(t.kind));
     let refused = 0;
     const senders = await Promise.all(
       Array.from({ length: SENDERS }, (_, i) =>
-        open(sockets, ws(nodes[0]!), `bench:s${i}`, (text) => {
+        openTextDevice(sockets, ws(nodes[0]!), `bench:s${i}`, (text) => {
           if (text.startsWith('{"type":"peer"') && text.includes('"status":"error"')) refused++;
         }),
       ),

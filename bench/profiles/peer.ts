@@ -9,14 +9,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { cpuLayout, pinSelf, sleep } from '../lib/children.js';
 import { int, onOff, serverNodeArgs, SERVER_HELP, SERVER_OPTIONS } from '../lib/flags.js';
+import { openTextDevice } from '../lib/device.js';
 import { ensureBuilt, startLinus } from '../lib/linus-server.js';
 import { cpuMs } from '../lib/proc-stats.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult } from '../lib/profile.js';
 import { bucketize, MiB, quantiles } from '../lib/stats.js';
-import { HELLO } from '../shared.js';
 
 const TARGET_PER_SEC = 5000;
 
@@ -62,27 +62,6 @@ const clientCpu = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
-
-/** A device connection, added to `all` at once so that every path can terminate it. */
-function open(all: WebSocket[], url: string, deviceId: string, onText: (text: string) => void): Promise<WebSocket> {
-  const ws = new WebSocket(url, {
-    headers: { 'Device-Id': deviceId, 'Client-Id': deviceId, 'Protocol-Version': '1' },
-    perMessageDeflate: false,
-  });
-  all.push(ws);
-  ws.on('message', (data: Buffer, isBinary) => {
-    if (!isBinary) onText(data.toString());
-  });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.off('error', reject);
-      ws.on('error', () => {}); // a later error shows as a stuck phase, reported by its timeout
-      ws.send(HELLO);
-      resolve(ws);
-    });
-    ws.once('error', reject);
-  });
-}
 
 /** Waits for `p`, failing after `ms` or on abort; nothing outlives the wait. */
 async function within<T>(p: Promise<T>, ms: number, signal: AbortSignal, what: () => string): Promise<T> {
@@ -163,7 +142,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
             sent++;
           }
         };
-        const ws: WebSocket = await open(sockets, url, `bench:s${s}`, (text) => {
+        const ws: WebSocket = await openTextDevice(sockets, url, `bench:s${s}`, (text) => {
           if (text.includes('"event":"redelivered"')) {
             redeliveredAcks += (JSON.parse(text) as { count: number }).count;
             return;
@@ -216,7 +195,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       // All at once, as devices coming back online would.
       await Promise.all(
         targets.map((id) =>
-          open(sockets, url, id, (text) => {
+          openTextDevice(sockets, url, id, (text) => {
             if (text.startsWith('{"type":"peer","event":"message"') && ++received === enqueued) finishRedelivery();
           }),
         ),
