@@ -33,8 +33,7 @@ import { warmUpAudio } from './voice/warm-up.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { localSelectionError } from './providers/selection.js';
 import { checkSystemTools } from './providers/system-check.js';
-import { ActivationStore } from './store/activation.js';
-import { DeviceBindings } from './store/bindings.js';
+import type { ActivationStore } from './store/activation.js';
 import { openStores } from './store/compose.js';
 import type { Db } from './store/sqlite.js';
 import { StartupError } from './startup-error.js';
@@ -196,8 +195,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   const { db } = stores;
   // Cluster mode: routes, handover, fan-out and presence over Redis (D17); closed after the sessions.
   const cluster = stores.mode === 'cluster' ? await startClusterPart(initial, log, parts) : undefined;
-  const activations = new ActivationStore(db);
-  const bindings = new DeviceBindings(db);
+  const { activations, bindings } = stores;
   const metrics = parts.start(
     'metrics',
     () => new Metrics({ defaultMetrics: opts.defaultMetrics ?? true }),

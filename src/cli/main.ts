@@ -11,8 +11,9 @@ import { signDeviceToken } from '../protocol/auth-token.js';
 import { localSelectionError } from '../providers/selection.js';
 import { normalizeId } from '../protocol/ids.js';
 import { startServer, type LinusServer } from '../server.js';
-import { ActivationStore } from '../store/activation.js';
-import { DeviceBindings } from '../store/bindings.js';
+import { pgCoreStores, sqliteCoreStores, storeMode, type CoreStores } from '../store/compose.js';
+import { migratePg } from '../store/postgres/migrations.js';
+import { connectPg } from '../store/postgres/pool.js';
 import { openDatabase } from '../store/sqlite.js';
 import { VERSION } from '../version.js';
 import { migrateCommand } from './migrate.js';
@@ -105,13 +106,28 @@ async function migrate(flags: CliFlags & { fromSqlite?: string }): Promise<void>
   }
 }
 
-/** Opens the store of the data dir the flags point at, runs `use`, closes it; failures end the command. */
-function withStore<T>(flags: CliFlags, use: (db: ReturnType<typeof openDatabase>) => T): T {
+/**
+ * Opens the activation and binding stores the server of these flags uses (the data dir's SQLite file, or in cluster
+ * mode the cluster's PostgreSQL), runs `use`, closes them; failures end the command.
+ */
+async function withCoreStores<T>(flags: CliFlags, use: (stores: CoreStores) => Promise<T>): Promise<T> {
   try {
     const opts = resolveRuntimeOptions(flags, process.env);
+    const { config } = loadEffectiveConfig(opts, 'read');
+    if (storeMode(config) === 'cluster') {
+      const pg = await connectPg({ url: config.cluster.postgres_url, max: 2 }).catch((err: unknown) => {
+        throw new Error(`${errorMessage(err)}; check cluster.postgres_url (or LINUS_DATABASE_URL)`, { cause: err });
+      });
+      try {
+        await migratePg(pg);
+        return await use(pgCoreStores(pg));
+      } finally {
+        await pg.close();
+      }
+    }
     const db = openDatabase(opts.dataDir);
     try {
-      return use(db);
+      return await use(sqliteCoreStores(db));
     } finally {
       db.close();
     }
@@ -120,24 +136,24 @@ function withStore<T>(flags: CliFlags, use: (db: ReturnType<typeof openDatabase>
   }
 }
 
-function activate(code: string, flags: CliFlags): void {
-  const rec = withStore(flags, (db) => new ActivationStore(db).activateByCode(code));
+async function activate(code: string, flags: CliFlags): Promise<void> {
+  const rec = await withCoreStores(flags, (s) => s.activations.activateByCode(code));
   if (!rec) fail(`no device is waiting with code ${code}`);
   process.stdout.write(`activated ${rec.deviceId}\n`);
 }
 
-function listBindings(flags: CliFlags): void {
-  const rows = withStore(flags, (db) => new DeviceBindings(db).list());
+async function listBindings(flags: CliFlags): Promise<void> {
+  const rows = await withCoreStores(flags, (s) => s.bindings.list());
   if (!rows.length) process.stdout.write('no device is bound to a client id yet\n');
   for (const b of rows) process.stdout.write(`${b.deviceId}\t${b.clientId}\t${new Date(b.boundAt).toISOString()}\n`);
 }
 
-function rebind(deviceId: string, clientId: string | undefined, flags: CliFlags): void {
+async function rebind(deviceId: string, clientId: string | undefined, flags: CliFlags): Promise<void> {
   const dev = normalizeId(deviceId);
   if (!dev) fail('device id is empty');
   const client = clientId === undefined ? undefined : normalizeId(clientId);
   if (clientId !== undefined && !client) fail('client id is empty');
-  const before = withStore(flags, (db) => new DeviceBindings(db).rebind(dev, client));
+  const before = await withCoreStores(flags, (s) => s.bindings.rebind(dev, client));
   const was = before ? ` (was ${before.clientId})` : ' (it was not bound)';
   process.stdout.write(
     client
@@ -205,7 +221,7 @@ export function main(argv: string[]): void {
   )
     .option(
       '--from-sqlite <file>',
-      'SQLite file to copy (data/linus.db): meetings, tasks, queued peer messages, memory, activations',
+      'SQLite file to copy (data/linus.db): meetings, tasks, queued peer messages, memory, activations, device bindings',
     )
     .action((flags: CliFlags & { fromSqlite?: string }) => migrate(flags));
   withConfigFlags(

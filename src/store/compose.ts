@@ -9,7 +9,11 @@ import { SqliteTaskStore } from '../features/workflow/store.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Logger } from '../observability/log.js';
 import { StartupError } from '../startup-error.js';
+import { SqliteActivationStore, type ActivationStore } from './activation.js';
+import { SqliteDeviceBindings, type DeviceBindings } from './bindings.js';
 import { SqliteMemoryStore, type MemoryStore } from './memory.js';
+import { PgActivationStore } from './postgres/activations.js';
+import { PgDeviceBindings } from './postgres/bindings.js';
 import { PgMeetingStore } from './postgres/meetings.js';
 import { PgMemoryStore } from './postgres/memory.js';
 import { migratePg } from './postgres/migrations.js';
@@ -48,10 +52,14 @@ export function nodeIdOf(config: LinusConfig): string {
 export interface Stores {
   mode: StoreMode;
   /**
-   * The embedded SQLite file: every store in single mode. In cluster mode it still holds activations and device
-   * bindings (their stores are synchronous, read on the upgrade path; not moved to PostgreSQL yet).
+   * The embedded SQLite file: every store in single mode. In cluster mode every store is in PostgreSQL and the
+   * file holds nothing a node shares.
    */
   db: Db;
+  /** Device activation codes. */
+  activations: ActivationStore;
+  /** Which client id owns a device id (trust on first use). */
+  bindings: DeviceBindings;
   features: FeatureStores;
   /** Dialogue memory (B7). */
   memory: MemoryStore;
@@ -95,6 +103,21 @@ export async function openPostgres(config: LinusConfig, log: Logger): Promise<Pg
   }
 }
 
+/** The stores of the `core` component: activations, device bindings, dialogue memory. */
+export type CoreStores = Pick<Stores, 'activations' | 'bindings' | 'memory'>;
+
+export function sqliteCoreStores(db: Db): CoreStores {
+  return {
+    activations: new SqliteActivationStore(db),
+    bindings: new SqliteDeviceBindings(db),
+    memory: new SqliteMemoryStore(db),
+  };
+}
+
+export function pgCoreStores(pg: PgDb): CoreStores {
+  return { activations: new PgActivationStore(pg), bindings: new PgDeviceBindings(pg), memory: new PgMemoryStore(pg) };
+}
+
 export function sqliteFeatureStores(db: Db): FeatureStores {
   return {
     meetings: new SqliteMeetingStore(db),
@@ -123,8 +146,8 @@ export async function openStores(
     () => openSqlite(opts.dataDir),
     (db) => void db.close(),
   );
-  if (mode === 'single') return { mode, db, features: sqliteFeatureStores(db), memory: new SqliteMemoryStore(db) };
+  if (mode === 'single') return { mode, db, features: sqliteFeatureStores(db), ...sqliteCoreStores(db) };
   const pg = await openPostgres(opts.config, opts.log);
   parts.add('postgres', () => pg.close());
-  return { mode, db, pg, features: pgFeatureStores(pg, nodeIdOf(opts.config)), memory: new PgMemoryStore(pg) };
+  return { mode, db, pg, features: pgFeatureStores(pg, nodeIdOf(opts.config)), ...pgCoreStores(pg) };
 }

@@ -55,18 +55,18 @@ export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
     const body = (await readJson(req)) as { code?: unknown };
     const code = typeof body.code === 'string' || typeof body.code === 'number' ? String(body.code) : '';
     if (!/^\d{6}$/.test(code.trim())) throw new HttpError(400, 'body must be {"code":"<6 digits>"}');
-    const rec = deps.activations.activateByCode(code);
+    const rec = await deps.activations.activateByCode(code);
     if (!rec) throw new HttpError(404, `no device is waiting with code ${code.trim()}`);
     deps.log.info({ device: rec.deviceId }, 'device activated');
     sendJson(res, 200, { success: true, data: { deviceId: rec.deviceId, activatedAt: rec.activatedAt } });
   });
-  router.add('GET', '/admin/activations', (req, res) => {
+  router.add('GET', '/admin/activations', async (req, res) => {
     requireAdmin(deps, req);
-    sendJson(res, 200, { success: true, data: deps.activations.list() });
+    sendJson(res, 200, { success: true, data: await deps.activations.list() });
   });
-  router.add('GET', '/admin/devices', (req, res) => {
+  router.add('GET', '/admin/devices', async (req, res) => {
     requireAdmin(deps, req);
-    sendJson(res, 200, { success: true, data: deps.bindings.list() });
+    sendJson(res, 200, { success: true, data: await deps.bindings.list() });
   });
   // A re-flashed device has a new client id: it may own its device id again only by the admin's word.
   router.add('POST', '/admin/devices/rebind', async (req, res) => {
@@ -76,7 +76,7 @@ export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
     if (!deviceId) throw new HttpError(400, 'body must be {"deviceId":"...", "clientId"?:"..."}');
     const clientId = body.clientId === undefined ? undefined : normalizeId(body.clientId);
     if (body.clientId !== undefined && !clientId) throw new HttpError(400, 'clientId must be a non-empty string');
-    const before = deps.bindings.rebind(deviceId, clientId);
+    const before = await deps.bindings.rebind(deviceId, clientId);
     deps.log.info({ device: deviceId, from: before?.clientId ?? null, to: clientId ?? null }, 'device rebound');
     sendJson(res, 200, {
       success: true,

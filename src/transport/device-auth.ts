@@ -56,13 +56,13 @@ export type OwnershipDecision = { ok: true } | { ok: false; status: 401 | 409; r
  * secret and may act for any device. An allow-listed device proves nothing, so it may not take the connection
  * of the device id over from another client id (handover): the live connection stays until it ends.
  */
-export function checkOwnership(
+export async function checkOwnership(
   decision: Extract<AuthDecision, { ok: true }>,
   ids: HandshakeIds,
   bindings: DeviceBindings,
   live: Pick<DeviceConnection, 'clientId'> | undefined,
-): OwnershipDecision {
-  if (decision.via === 'token' && !bindings.claim(ids.deviceId, ids.clientId))
+): Promise<OwnershipDecision> {
+  if (decision.via === 'token' && !(await bindings.claim(ids.deviceId, ids.clientId)))
     return { ok: false, status: 401, reason: unboundHint(ids.deviceId) };
   if (decision.via === 'allow_list' && live && live.clientId !== undefined && live.clientId !== ids.clientId)
     return {

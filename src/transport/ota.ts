@@ -127,7 +127,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
           return;
         }
         const perHour = config.server.auth.new_devices_per_hour;
-        if (perHour > 0 && !deps.bindings.get(deviceId) && !newClaims.admit(address, perHour, now)) {
+        if (perHour > 0 && !(await deps.bindings.get(deviceId)) && !newClaims.admit(address, perHour, now)) {
           const seconds = Math.ceil(newClaims.retryAfterMs(address, now) / 1000);
           deps.log.warn({ device: deviceId, address, perHour }, 'OTA token refused: too many new device ids');
           sendJson(
@@ -141,10 +141,10 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
           );
           return;
         }
-        if (!deps.bindings.claim(deviceId, clientId, now)) {
+        if (!(await deps.bindings.claim(deviceId, clientId, now))) {
           deps.throttle.failed(address, 'device');
           deps.log.warn(
-            { device: deviceId, client: clientId, owner: deps.bindings.get(deviceId)?.clientId, address },
+            { device: deviceId, client: clientId, owner: (await deps.bindings.get(deviceId))?.clientId, address },
             'OTA token refused: the device id is bound to another client id',
           );
           sendJson(res, 403, { success: false, message: unboundHint(deviceId) }, CORS);
@@ -154,7 +154,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       }
       websocket.version = config.server.binary_protocol_version;
       const appVersion = typeof body.application?.version === 'string' ? body.application.version : '0.0.0';
-      const awaitingActivation = config.server.activation.enabled && !deps.activations.isActivated(deviceId);
+      const awaitingActivation = config.server.activation.enabled && !(await deps.activations.isActivated(deviceId));
       const board = typeof body.board?.type === 'string' ? body.board.type : headerString(req, 'device-model');
       const { host, tls } = requestOrigin(config, req);
       // The device's own version means "no update"; a device still to be activated gets none.
@@ -183,7 +183,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
           deps.log.warn({ device: deviceId }, 'OTA mqtt block without a password: set server.mqtt_signature_key');
       }
       if (awaitingActivation) {
-        const rec = deps.activations.issue(deviceId, clientId, now);
+        const rec = await deps.activations.issue(deviceId, clientId, now);
         reply.activation = {
           code: rec.code,
           message: `${config.server.activation.message}\n${rec.code}`,
@@ -202,7 +202,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
         return;
       }
       const ids = resolveHandshakeIds(req.url, req.headers, () => '');
-      const rec = ids.deviceId ? deps.activations.get(ids.deviceId) : undefined;
+      const rec = ids.deviceId ? await deps.activations.get(ids.deviceId) : undefined;
       if (!rec) {
         sendJson(res, 404, { success: false, message: 'unknown device: call the OTA URL first to get a code' }, CORS);
         return;

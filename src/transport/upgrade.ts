@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
-import { resolveHandshakeIds } from '../protocol/ids.js';
+import { errorMessage } from '../errors.js';
+import { resolveHandshakeIds, type HandshakeIds } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
 import { Session, type ServerContext } from '../session/session.js';
-import { checkDeviceAuth, checkOwnership, needsDeviceSecret } from './device-auth.js';
+import { checkDeviceAuth, checkOwnership, needsDeviceSecret, type AuthDecision } from './device-auth.js';
 import { headerString } from './http-util.js';
 import { rawHttpResponse, tooManyHeaders } from './request-limits.js';
 import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
@@ -31,6 +32,50 @@ function refuse(socket: Duplex, status: number, message: string, headers: Record
 /** Every check happens before the WebSocket handshake, so a refused device costs one HTTP response (D5). */
 export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { ctx } = deps;
+
+  /** The checks that read the store, then the handshake. */
+  async function admitChecked(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    ids: HandshakeIds,
+    decision: Extract<AuthDecision, { ok: true }>,
+    onSocketError: () => void,
+  ): Promise<void> {
+    const config = ctx.config.current;
+    const owner = await checkOwnership(decision, ids, deps.bindings, ctx.registry.get(ids.deviceId));
+    if (!owner.ok) {
+      ctx.metrics.rejectedUpgrades.labels('not_owner').inc();
+      ctx.log.warn({ device: ids.deviceId, client: ids.clientId, reason: owner.reason }, 'device id not owned');
+      refuse(socket, owner.status, owner.reason);
+      return;
+    }
+    if (config.server.activation.enabled && !(await deps.activations.isActivated(ids.deviceId))) {
+      ctx.metrics.rejectedUpgrades.labels('not_activated').inc();
+      refuse(socket, 401, 'device is not activated: call the OTA URL and enter the code shown');
+      return;
+    }
+    // A stop may have begun while the store answered.
+    if (!deps.accepting()) {
+      ctx.metrics.rejectedUpgrades.labels('draining').inc();
+      refuse(socket, 503, 'server is shutting down');
+      return;
+    }
+    // Copy what the session needs: the callback must not keep the upgrade request alive for the connection's life.
+    const info = {
+      ids,
+      path: (req.url ?? '/').split('?')[0] ?? '/',
+      ...(headerString(req, 'host') ? { host: headerString(req, 'host')! } : {}),
+      ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+    };
+    deps.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', onSocketError);
+      const session = new Session(ws, info, ctx);
+      deps.onSession(session);
+      session.start();
+    });
+  }
+
   return (req, socket, head) => {
     const onSocketError = (): void => void socket.destroy();
     socket.on('error', onSocketError);
@@ -68,30 +113,12 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
       refuse(socket, 401, `authentication failed: ${decision.reason}`);
       return;
     }
-    const owner = checkOwnership(decision, ids, deps.bindings, ctx.registry.get(ids.deviceId));
-    if (!owner.ok) {
-      ctx.metrics.rejectedUpgrades.labels('not_owner').inc();
-      ctx.log.warn({ device: ids.deviceId, client: ids.clientId, reason: owner.reason }, 'device id not owned');
-      refuse(socket, owner.status, owner.reason);
-      return;
-    }
-    if (config.server.activation.enabled && !deps.activations.isActivated(ids.deviceId)) {
-      ctx.metrics.rejectedUpgrades.labels('not_activated').inc();
-      refuse(socket, 401, 'device is not activated: call the OTA URL and enter the code shown');
-      return;
-    }
-    // Copy what the session needs: the callback must not keep the upgrade request alive for the connection's life.
-    const info = {
-      ids,
-      path: (req.url ?? '/').split('?')[0] ?? '/',
-      ...(headerString(req, 'host') ? { host: headerString(req, 'host')! } : {}),
-      ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
-    };
-    deps.wss.handleUpgrade(req, socket, head, (ws) => {
-      socket.off('error', onSocketError);
-      const session = new Session(ws, info, ctx);
-      deps.onSession(session);
-      session.start();
+    // The ownership and activation checks read the store (PostgreSQL in a cluster): the rest of the admission
+    // awaits them; a store that fails answers 503, so the device retries instead of hanging.
+    void admitChecked(req, socket, head, ids, decision, onSocketError).catch((err: unknown) => {
+      ctx.metrics.rejectedUpgrades.labels('store').inc();
+      ctx.log.warn({ device: ids.deviceId, err: errorMessage(err) }, 'upgrade refused: the store is unreachable');
+      refuse(socket, 503, 'the store is unreachable; retry later');
     });
   };
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { normalizeSummary } from '../../src/features/meeting/summary.js';
-import { ActivationStore } from '../../src/store/activation.js';
+import { SqliteActivationStore } from '../../src/store/activation.js';
 import { pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
 import { SqliteMemoryStore } from '../../src/store/memory.js';
 import { DB_FILE, openDatabase } from '../../src/store/sqlite.js';
@@ -156,7 +156,7 @@ describe('linus migrate', { skip: PG_SKIP }, () => {
     );
     await local.peerQueue.close();
     await new SqliteMemoryStore(db).save('dev-1', 'likes tea', 5000);
-    const code = new ActivationStore(db).issue('dev-3', 'client-3', 6000).code;
+    const code = (await new SqliteActivationStore(db).issue('dev-3', 'client-3', 6000)).code;
     db.close();
 
     const file = join(dataDir, DB_FILE);

@@ -224,8 +224,8 @@ describe('OTA: activation with a 6-digit code', () => {
     http(server, 'POST', path, { headers: { 'Device-Id': mac, 'Client-Id': `${mac}-client` }, body: {} });
 
   /** A well-formed code that no device is waiting with. */
-  const unusedCode = (): string => {
-    const taken = new Set(server.activations.list().map((r) => r.code));
+  const unusedCode = async (): Promise<string> => {
+    const taken = new Set((await server.activations.list()).map((r) => r.code));
     for (let n = 123456; ; n = (n + 7919) % 1_000_000) {
       const code = String(n).padStart(6, '0');
       if (!taken.has(code)) return code;
@@ -259,7 +259,7 @@ describe('OTA: activation with a 6-digit code', () => {
       'wrong X-Admin-Token',
     );
     assert.equal((await pollActivate(mac)).status, 202, 'refused admin calls activate nothing');
-    const unknown = await adminActivate(server, { code: unusedCode() }, bearer(ADMIN_SECRET));
+    const unknown = await adminActivate(server, { code: await unusedCode() }, bearer(ADMIN_SECRET));
     assert.equal(unknown.status, 404, unknown.text);
     assert.equal(unknown.json.success, false);
 
@@ -304,7 +304,7 @@ describe('OTA: activation with a 6-digit code', () => {
   });
 
   it('`linus activate` with a code nobody waits with fails with one line', async () => {
-    const cli = await runCli(['activate', unusedCode(), '--data-dir', server.dataDir]);
+    const cli = await runCli(['activate', await unusedCode(), '--data-dir', server.dataDir]);
     assert.notEqual(cli.code, 0);
     assert.equal(cli.stderr.trim().split('\n').length, 1, cli.stderr);
     assert.match(cli.stderr, /code/);
@@ -320,7 +320,7 @@ describe('OTA: admin endpoints without server.admin_secret', () => {
       const res = await adminActivate(server, { code }, bearer('anything'));
       assert.equal(res.status, 403, res.text);
       assert.equal(res.json.success, false);
-      assert.equal(server.activations.isActivated(mac), false);
+      assert.equal(await server.activations.isActivated(mac), false);
     } finally {
       await server.stop();
     }

@@ -5,10 +5,18 @@
  */
 import { rmSync } from 'node:fs';
 import type { FeatureStores } from '../../src/features/feature.js';
-import { nodeIdOf, pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
+import type { ActivationStore } from '../../src/store/activation.js';
+import type { DeviceBindings } from '../../src/store/bindings.js';
+import {
+  nodeIdOf,
+  pgCoreStores,
+  pgFeatureStores,
+  sqliteCoreStores,
+  sqliteFeatureStores,
+  type CoreStores,
+} from '../../src/store/compose.js';
 import { defaultConfig } from '../../src/config/load.js';
-import { SqliteMemoryStore, type MemoryStore } from '../../src/store/memory.js';
-import { PgMemoryStore } from '../../src/store/postgres/memory.js';
+import type { MemoryStore } from '../../src/store/memory.js';
 import { openDatabase, type Db } from '../../src/store/sqlite.js';
 import { PG_SKIP, testSchema } from './pg.js';
 import { tempDir } from './server.js';
@@ -16,6 +24,10 @@ import { tempDir } from './server.js';
 export interface OpenedStores {
   stores: FeatureStores;
   memory: MemoryStore;
+  activations: ActivationStore;
+  bindings: DeviceBindings;
+  /** The core stores (activations, bindings, memory) opened a second time on the same data. */
+  againCore(): CoreStores;
   /** The same stores opened a second time on the same data (another process, another node). */
   again(): FeatureStores;
   close(): Promise<void>;
@@ -42,7 +54,12 @@ const sqlite: Backend = {
     const stores = open();
     return {
       stores,
-      memory: new SqliteMemoryStore(dbs[0]!),
+      ...sqliteCoreStores(dbs[0]!),
+      againCore: () => {
+        const db = openDatabase(dir);
+        dbs.push(db);
+        return sqliteCoreStores(db);
+      },
       again: open,
       async close() {
         await stores.peerQueue.close();
@@ -62,7 +79,8 @@ const postgres: Backend = {
     const stores = pgFeatureStores(schema.db, node);
     return {
       stores,
-      memory: new PgMemoryStore(schema.db),
+      ...pgCoreStores(schema.db),
+      againCore: () => pgCoreStores(schema.open()),
       again: () => pgFeatureStores(schema.open(), `${node}-b`),
       async close() {
         await stores.peerQueue.close();

@@ -48,7 +48,7 @@ export function registerBrokerAuthRoutes(
       deps.metrics.rejectedUpgrades.labels('auth').inc();
       return answer(res, false);
     }
-    if (config.server.activation.enabled && !deps.activations.isActivated(login.deviceId)) {
+    if (config.server.activation.enabled && !(await deps.activations.isActivated(login.deviceId))) {
       deps.metrics.rejectedUpgrades.labels('not_activated').inc();
       return answer(res, false);
     }

@@ -77,21 +77,19 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
 
   /** Devices by client id, from their first message until their channel ends. */
   const devices = new Map<string, HubDevice>();
-  function deviceFor(clientId: string): HubDevice | undefined {
-    const known = devices.get(clientId);
-    if (known) return known;
-    const ids = parseMqttClientId(clientId);
-    if (!ids) return undefined;
-    const { deviceId } = ids;
-    const config = ctx.config.current.server;
-    if (config.activation.enabled && !deps.activations.isActivated(deviceId)) {
-      metrics.rejectedUpgrades.labels('not_activated').inc();
-      return undefined;
-    }
+  /**
+   * Messages of a client id whose activation is being read from the store, in arrival order: delivered once it is
+   * known, so a hello and the audio right behind it stay in order. Bounded: a device does not outrun one read.
+   */
+  const waiting = new Map<string, Buffer[]>();
+  const MAX_WAITING = 64;
+  let stopping = false;
+
+  function attach(clientId: string, deviceId: string, deviceClientId: string): HubDevice {
     const topic = brokerTopics(prefix, clientId).subscribe_topic;
     const device = hub.attach({
       deviceId,
-      clientId: ids.clientId,
+      clientId: deviceClientId,
       publish: (json, cb) => client.publish(topic, json, { qos: 0, retain: false }, (err) => cb(err)),
       reachedAt,
       idle: () => devices.delete(clientId),
@@ -100,9 +98,43 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     return device;
   }
 
+  function onUplink(clientId: string, payload: Buffer): void {
+    const known = devices.get(clientId);
+    if (known) return known.message(payload);
+    const queued = waiting.get(clientId);
+    if (queued) {
+      if (queued.length < MAX_WAITING) queued.push(payload);
+      else metrics.badFrames.labels('mqtt_unknown_device').inc();
+      return;
+    }
+    const ids = parseMqttClientId(clientId);
+    if (!ids) {
+      metrics.badFrames.labels('mqtt_unknown_device').inc();
+      return;
+    }
+    if (!ctx.config.current.server.activation.enabled)
+      return attach(clientId, ids.deviceId, ids.clientId).message(payload);
+    waiting.set(clientId, [payload]);
+    const settle = (activated: boolean): void => {
+      const messages = waiting.get(clientId) ?? [];
+      waiting.delete(clientId);
+      if (stopping) return;
+      if (!activated) {
+        metrics.rejectedUpgrades.labels('not_activated').inc();
+        return;
+      }
+      const device = attach(clientId, ids.deviceId, ids.clientId);
+      for (const m of messages) device.message(m);
+    };
+    deps.activations.isActivated(ids.deviceId).then(settle, (err: unknown) => {
+      // The store is unreachable: the messages are dropped and the device retries (its next message asks again).
+      log.warn({ device: ids.deviceId, err: errorMessage(err) }, 'MQTT device: activation unknown, store unreachable');
+      settle(false);
+    });
+  }
+
   client.on('message', (topic, payload) => {
-    const device = topic.startsWith(uplink) ? deviceFor(topic.slice(uplink.length)) : undefined;
-    if (device) device.message(payload);
+    if (topic.startsWith(uplink)) onUplink(topic.slice(uplink.length), payload);
     else metrics.badFrames.labels('mqtt_unknown_device').inc();
   });
   client.on('error', (err) => log.warn({ err: err.message }, `MQTT broker ${redactedUrl(url)}: ${err.message}`));
@@ -120,6 +152,7 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     broker: { host: url.hostname, topicPrefix: prefix },
     close() {
       closing ??= (async () => {
+        stopping = true;
         hub.closeChannels();
         // The goodbyes just published leave before the connection does.
         await client.endAsync();

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { errorMessage } from '../../errors.js';
 import type { ActivationStore } from '../../store/activation.js';
 import { budgetKey, type SecretThrottle } from '../secret-throttle.js';
 import { verifyMqttLogin, type MqttLogin } from './credentials.js';
@@ -65,13 +66,22 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
         done(refusal('server is shutting down', SERVER_UNAVAILABLE), null);
         return;
       }
-      if (config.server.activation.enabled && !deps.activations.isActivated(login.deviceId)) {
-        metrics.rejectedUpgrades.labels('not_activated').inc();
-        done(refusal('device is not activated', NOT_AUTHORIZED), null);
-        return;
-      }
-      logins.set(client, login);
-      done(null, true);
+      const admit = (): void => {
+        logins.set(client, login);
+        done(null, true);
+      };
+      if (!config.server.activation.enabled) return admit();
+      deps.activations.isActivated(login.deviceId).then(
+        (activated) => {
+          if (activated) return admit();
+          metrics.rejectedUpgrades.labels('not_activated').inc();
+          done(refusal('device is not activated', NOT_AUTHORIZED), null);
+        },
+        (err: unknown) => {
+          log.warn({ client: client.id, err: errorMessage(err) }, 'MQTT login refused: the store is unreachable');
+          done(refusal('the store is unreachable; retry later', SERVER_UNAVAILABLE), null);
+        },
+      );
     },
     // Server messages go straight to their device; nothing a device publishes is forwarded to other clients.
     authorizeForward: (_client, packet) => ((packet as { clientId?: string }).clientId ? null : packet),
