@@ -335,6 +335,47 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     await waitFor(async () => (await health(n3)).status === 'ok', WAIT, 'n3 to take the next reload');
   });
 
+  it('device bindings: a device id bound through OTA on one node is refused (403) to another client id on another', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const auth = (enabled: boolean) =>
+      fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ patch: { server: { auth: { enabled } } } }),
+      });
+    const ota = async (node: Node, deviceId: string, clientId: string) => {
+      const r = await fetch(`http://127.0.0.1:${node.port}/xiaozhi/ota/`, {
+        method: 'POST',
+        headers: { 'device-id': deviceId, 'client-id': clientId, 'content-type': 'application/json' },
+        body: JSON.stringify({ application: { version: '1.0.0' } }),
+      });
+      const body = (await r.json()) as Json;
+      return { status: r.status, token: String((body.websocket as Json | undefined)?.token ?? ''), body };
+    };
+    const dev = 'cl:b0:00:00:00:01';
+    assert.equal((await auth(true)).status, 200);
+    try {
+      const first = await ota(n1, dev, 'owner-client');
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      assert.notEqual(first.token, '');
+      // n2 hands out tokens once it has applied the reload; the owner is accepted there too.
+      await waitFor(async () => (await ota(n2, dev, 'owner-client')).token !== '', WAIT, 'n2 to turn auth on');
+      const other = await ota(n2, dev, 'intruder-client');
+      assert.equal(other.status, 403, JSON.stringify(other.body));
+      assert.match(String(other.body.message), /bound to another client id/);
+      const row = await schema.db.row<{ client_id: string }>(
+        'SELECT client_id FROM device_bindings WHERE device_id = $1',
+        [dev],
+      );
+      assert.equal(row?.client_id, 'owner-client');
+    } finally {
+      assert.equal((await auth(false)).status, 200);
+      // The next tests connect without tokens: every node has auth off again.
+      for (const n of [n1, n2, n3])
+        await waitFor(async () => (await ota(n, dev, 'owner-client')).token === '', WAIT, `${n.id} to turn auth off`);
+    }
+  });
+
   it('kill -9 of a node: a message for its device is queued, not lost; the device reconnects elsewhere and gets it', async () => {
     const [n1, , n3] = nodes as [Node, Node, Node];
     // The queue is on again (the previous test turned it off).
