@@ -33,47 +33,22 @@ function refuse(socket: Duplex, status: number, message: string, headers: Record
 export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { ctx } = deps;
 
-  /** The checks that read the store, then the handshake. */
-  async function admitChecked(
-    req: IncomingMessage,
-    socket: Duplex,
-    head: Buffer,
+  /** The checks that read the store (PostgreSQL in a cluster): the refusal, or undefined to go on. */
+  async function storeRefusal(
     ids: HandshakeIds,
     decision: Extract<AuthDecision, { ok: true }>,
-    onSocketError: () => void,
-  ): Promise<void> {
-    const config = ctx.config.current;
+  ): Promise<{ status: number; message: string } | undefined> {
     const owner = await checkOwnership(decision, ids, deps.bindings, ctx.registry.get(ids.deviceId));
     if (!owner.ok) {
       ctx.metrics.rejectedUpgrades.labels('not_owner').inc();
       ctx.log.warn({ device: ids.deviceId, client: ids.clientId, reason: owner.reason }, 'device id not owned');
-      refuse(socket, owner.status, owner.reason);
-      return;
+      return { status: owner.status, message: owner.reason };
     }
-    if (config.server.activation.enabled && !(await deps.activations.isActivated(ids.deviceId))) {
+    if (ctx.config.current.server.activation.enabled && !(await deps.activations.isActivated(ids.deviceId))) {
       ctx.metrics.rejectedUpgrades.labels('not_activated').inc();
-      refuse(socket, 401, 'device is not activated: call the OTA URL and enter the code shown');
-      return;
+      return { status: 401, message: 'device is not activated: call the OTA URL and enter the code shown' };
     }
-    // A stop may have begun while the store answered.
-    if (!deps.accepting()) {
-      ctx.metrics.rejectedUpgrades.labels('draining').inc();
-      refuse(socket, 503, 'server is shutting down');
-      return;
-    }
-    // Copy what the session needs: the callback must not keep the upgrade request alive for the connection's life.
-    const info = {
-      ids,
-      path: (req.url ?? '/').split('?')[0] ?? '/',
-      ...(headerString(req, 'host') ? { host: headerString(req, 'host')! } : {}),
-      ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
-    };
-    deps.wss.handleUpgrade(req, socket, head, (ws) => {
-      socket.off('error', onSocketError);
-      const session = new Session(ws, info, ctx);
-      deps.onSession(session);
-      session.start();
-    });
+    return undefined;
   }
 
   return (req, socket, head) => {
@@ -113,12 +88,35 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
       refuse(socket, 401, `authentication failed: ${decision.reason}`);
       return;
     }
-    // The ownership and activation checks read the store (PostgreSQL in a cluster): the rest of the admission
-    // awaits them; a store that fails answers 503, so the device retries instead of hanging.
-    void admitChecked(req, socket, head, ids, decision, onSocketError).catch((err: unknown) => {
-      ctx.metrics.rejectedUpgrades.labels('store').inc();
-      ctx.log.warn({ device: ids.deviceId, err: errorMessage(err) }, 'upgrade refused: the store is unreachable');
-      refuse(socket, 503, 'the store is unreachable; retry later');
-    });
+    // The ownership and activation checks read the store: the handshake waits for them; a store that fails
+    // answers 503, so the device retries instead of hanging.
+    storeRefusal(ids, decision).then(
+      (refusal) => {
+        if (refusal) return refuse(socket, refusal.status, refusal.message);
+        // A stop may have begun while the store answered.
+        if (!deps.accepting()) {
+          ctx.metrics.rejectedUpgrades.labels('draining').inc();
+          return refuse(socket, 503, 'server is shutting down');
+        }
+        // Copy what the session needs: the callback must not keep the upgrade request alive for the connection's life.
+        const info = {
+          ids,
+          path: (req.url ?? '/').split('?')[0] ?? '/',
+          ...(headerString(req, 'host') ? { host: headerString(req, 'host')! } : {}),
+          ...(req.socket.remoteAddress ? { remoteAddress: req.socket.remoteAddress } : {}),
+        };
+        deps.wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.off('error', onSocketError);
+          const session = new Session(ws, info, ctx);
+          deps.onSession(session);
+          session.start();
+        });
+      },
+      (err: unknown) => {
+        ctx.metrics.rejectedUpgrades.labels('store').inc();
+        ctx.log.warn({ device: ids.deviceId, err: errorMessage(err) }, 'upgrade refused: the store is unreachable');
+        refuse(socket, 503, 'the store is unreachable; retry later');
+      },
+    );
   };
 }
