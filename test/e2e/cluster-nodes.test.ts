@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { freePort, killAllCli, spawnCli, waitForHealth, type CliProcess } from '../support/cli.js';
-import { TestDevice, type Json } from '../support/device.js';
-import { PG_SKIP, testSchema, type TestSchema } from '../support/pg.js';
+import { TestDevice, UpgradeRefused, type Json } from '../support/device.js';
+import { PG_SKIP, PG_URL, testSchema, type TestSchema } from '../support/pg.js';
 import { adminClient, dropPrefix, REDIS_URL, redisSkipReason, TcpProxy, testPrefix } from '../support/redis.js';
 import { tempDir } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
@@ -473,5 +473,62 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
     await waitFor(async () => (await health()).status === 'ok', 15_000, '/health to be ok again');
     const c = await connect('rd:c0:00:00:00:01');
     assert.equal(((await c.next(isMessage, WAIT)).payload as Json).text, 'somewhere');
+  });
+});
+
+describe('cluster: PostgreSQL away', { skip: SKIP }, () => {
+  let schema: TestSchema;
+  let node: Node;
+  const prefix = testPrefix();
+  const proxy = new TcpProxy(Number(new URL(PG_URL || 'postgres://x:5432').port || 5432));
+
+  before(async () => {
+    schema = await testSchema();
+    await proxy.up();
+    const url = new URL(schema.url);
+    url.hostname = '127.0.0.1';
+    url.port = String(proxy.port);
+    node = await startNode('pgaway', { schemaUrl: url.toString(), redisUrl: REDIS_URL, prefix });
+  });
+
+  after(async () => {
+    await killAllCli();
+    await proxy.down();
+    if (node) rmSync(node.dir, { recursive: true, force: true });
+    if (schema) await schema.drop();
+    const redis = adminClient();
+    await dropPrefix(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('a WebSocket upgrade whose store check cannot reach PostgreSQL is answered 503, and 401 once it is back', async () => {
+    const r = await fetch(`http://127.0.0.1:${node.port}/admin/config/reload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ patch: { server: { activation: { enabled: true } } } }),
+    });
+    assert.equal(r.status, 200, await r.text());
+    const refusal = async (): Promise<UpgradeRefused> => {
+      const err: unknown = await TestDevice.connect({
+        url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`,
+        deviceId: 'pa:00:00:00:00:01',
+      }).then(
+        async (dev) => {
+          await dev.close();
+          return new Error('connected');
+        },
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof UpgradeRefused, String(err));
+      return err;
+    };
+    // The activation check reads PostgreSQL: a device never activated is refused 401.
+    assert.equal((await refusal()).status, 401);
+    await proxy.down();
+    const down = await refusal();
+    assert.equal(down.status, 503);
+    assert.match(down.body, /store is unreachable/);
+    await proxy.up();
+    await waitFor(async () => (await refusal()).status === 401, WAIT, 'the store check to answer again');
   });
 });
