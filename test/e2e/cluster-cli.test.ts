@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { normalizeSummary } from '../../src/features/meeting/summary.js';
 import { SqliteActivationStore } from '../../src/store/activation.js';
-import { pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
+import { pgCoreStores, pgFeatureStores, sqliteFeatureStores } from '../../src/store/compose.js';
 import { SqliteMemoryStore } from '../../src/store/memory.js';
 import { DB_FILE, openDatabase } from '../../src/store/sqlite.js';
 import { freePort, killAllCli, lines, runCli, type CliResult } from '../support/cli.js';
@@ -224,5 +224,41 @@ describe('linus migrate', { skip: PG_SKIP }, () => {
       env: { LINUS_DATABASE_URL: schema.url, LINUS_REDIS_URL: `redis://127.0.0.1:${port}` },
     });
     assertOneLineFailure(t, r, [/cluster\.redis_url/, /ECONNREFUSED/]);
+  });
+});
+
+describe('linus activate / devices with the cluster keys: the cluster’s PostgreSQL', { skip: PG_SKIP }, () => {
+  let schema: TestSchema;
+  before(async () => {
+    schema = await testSchema();
+  });
+  after(() => schema.drop());
+
+  // The CLI reads no Redis; both keys only say "cluster mode", as for `serve`.
+  const cli = (args: string[]) =>
+    runCli([...args, '--data-dir', scratch()], {
+      env: { LINUS_DATABASE_URL: schema.url, LINUS_REDIS_URL: 'redis://127.0.0.1:1' },
+    });
+
+  it('lists and rebinds the bindings and activates a code kept in PostgreSQL', async () => {
+    const { activations, bindings } = pgCoreStores(schema.db);
+    assert.equal(await bindings.claim('cl:d0:00:00:00:01', 'first-client', 1000), true);
+    const list = await cli(['devices', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^cl:d0:00:00:00:01\tfirst-client\t/m);
+
+    const rebound = await cli(['devices', 'rebind', 'cl:d0:00:00:00:01', 'second-client']);
+    assert.equal(rebound.code, 0, rebound.stderr);
+    assert.match(rebound.stdout, /now bound to client second-client \(was first-client\)/);
+    assert.equal((await bindings.get('cl:d0:00:00:00:01'))?.clientId, 'second-client');
+
+    const code = (await activations.issue('cl:d0:00:00:00:02', 'c2', 2000)).code;
+    const activated = await cli(['activate', code]);
+    assert.equal(activated.code, 0, activated.stderr);
+    assert.match(activated.stdout, /^activated cl:d0:00:00:00:02$/m);
+    assert.equal(await activations.isActivated('cl:d0:00:00:00:02'), true);
+    const again = await cli(['activate', code]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /no device is waiting with code/);
   });
 });
