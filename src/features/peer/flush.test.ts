@@ -54,7 +54,17 @@ describe('peer offline queue flush: removed only once written', () => {
     h.online(second);
     await waitFor(() => h.texts(second).length === 3, 3000, 'the rest on the next connection');
     assert.deepEqual(h.texts(second), ['q3', 'q4', 'q5']);
-    assert.equal(await h.peer.queue.count('flush:t', Date.now()), 0);
+    // Removed once written: the removal commits just after the writes settle.
+    await waitFor(
+      async () => (await h.peer.queue.count('flush:t', Date.now())) === 0,
+      3000,
+      'the written messages removed',
+    );
+    await waitFor(
+      () => sender.inbox.filter((m) => m.event === 'redelivered').length === 2,
+      3000,
+      'second redelivered ack',
+    );
     assert.deepEqual(
       sender.inbox.filter((m) => m.event === 'redelivered').map((m) => m.count),
       [2, 3],
