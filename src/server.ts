@@ -40,7 +40,7 @@ import { StartupError } from './startup-error.js';
 import { registerAdminRoutes } from './transport/admin.js';
 import { ApiRoutes } from './transport/api.js';
 import { resolveAuthKey } from './transport/device-auth.js';
-import { HttpError, sendJson, sendText } from './transport/http-util.js';
+import { httpErrorOf, sendJson, sendText } from './transport/http-util.js';
 import { FirmwareStore } from './transport/firmware.js';
 import { registerOtaRoutes } from './transport/ota.js';
 import { limitRequests } from './transport/request-limits.js';
@@ -280,6 +280,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     connections: () => sessions.size,
     state: () => (parts.stopping ? 'draining' : 'serving'),
     version: VERSION,
+    ...(stores.pg ? { store: () => stores.pg!.reach() } : {}),
     ...(cluster
       ? {
           cluster: () => {
@@ -555,7 +556,8 @@ async function handleHttp(router: Router, log: Logger, req: IncomingMessage, res
       res.destroy();
       return;
     }
-    if (err instanceof HttpError) sendJson(res, err.status, { success: false, error: err.message }, err.headers);
+    const known = httpErrorOf(err);
+    if (known) sendJson(res, known.status, { success: false, error: known.message }, known.headers);
     else {
       log.error({ err, path: url.pathname }, 'http handler failed');
       sendJson(res, 500, { success: false, error: 'internal error' });

@@ -3,7 +3,7 @@ import type { ConfigStore } from '../config/store.js';
 import { bearerToken } from '../protocol/ids.js';
 import type { ConsoleAuth } from './console/auth.js';
 import { VERSION } from '../version.js';
-import { HttpError, headerString, isLoopback, sendJson } from './http-util.js';
+import { HttpError, headerString, httpErrorOf, isLoopback, sendJson } from './http-util.js';
 import type { Router } from './router.js';
 import { KeyedRateWindows } from '../rate.js';
 import { budgetKey, checkSecret, type SecretThrottle } from './secret-throttle.js';
@@ -147,8 +147,9 @@ export class ApiRoutes {
   }
 
   #fail(res: ServerResponse, err: unknown): void {
-    if (err instanceof HttpError) {
-      sendJson(res, err.status, { success: false, error: err.message }, { ...CORS, ...err.headers });
+    const known = httpErrorOf(err);
+    if (known) {
+      sendJson(res, known.status, { success: false, error: known.message }, { ...CORS, ...known.headers });
       return;
     }
     sendJson(res, 500, { success: false, error: 'internal error' }, CORS);

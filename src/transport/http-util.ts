@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage } from '../errors.js';
+import { StoreUnavailableError } from '../store/unavailable.js';
 
 export class HttpError extends Error {
   constructor(
@@ -10,6 +11,16 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The error answer of a failed HTTP handler, or undefined for an unexpected failure (a 500, logged): an HttpError
+ * as it says, an unreachable store as 503, so that the caller retries later.
+ */
+export function httpErrorOf(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (err instanceof StoreUnavailableError) return new HttpError(503, err.message, { 'retry-after': '5' });
+  return undefined;
 }
 
 /** Whether a socket's remote address is this machine (IPv4 127/8, IPv6 ::1, or 127/8 mapped into IPv6). */

@@ -531,4 +531,101 @@ describe('cluster: PostgreSQL away', { skip: SKIP }, () => {
     await proxy.up();
     await waitFor(async () => (await refusal()).status === 401, WAIT, 'the store check to answer again');
   });
+
+  it('durable writes and store reads fail with a clear error (503 over HTTP), never an ack; all work again once it is back', async () => {
+    const base = `http://127.0.0.1:${node.port}`;
+    const auth = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    const reload = async (patch: Json) => {
+      const r = await fetch(`${base}/admin/config/reload`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ patch }),
+      });
+      assert.equal(r.status, 200, await r.text());
+    };
+    await reload({ server: { activation: { enabled: false } } });
+    const dev = await TestDevice.connect({
+      url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`,
+      deviceId: 'pa:00:00:00:00:02',
+    });
+    try {
+      await dev.hello();
+      dev.send({ type: 'mode', state: 'start', mode: 'meeting' });
+      await dev.next((m) => m.type === 'mode' && m.state === 'start');
+      // Devices already connected keep their sessions; OTA now needs a binding, which lives in PostgreSQL.
+      await reload({ server: { auth: { enabled: true } } });
+      const snippet = async (text: string) => {
+        dev.send({ type: 'meeting', phase: 'snippet', items: [{ text }] });
+        return dev.next((m) => m.type === 'meeting' && m.phase === 'snippet' && m.status !== undefined, WAIT);
+      };
+      const peer = async () => {
+        dev.send({ type: 'peer', to: ['pa:00:00:00:00:99'], payload: { text: 'later' } });
+        return dev.next(isAnswer, WAIT);
+      };
+      const update = async (title: string) => {
+        dev.send({ type: 'workflow', event: 'update', tasks: [{ id: 'w1', title }] });
+        return dev.next((m) => m.type === 'workflow' && m.event === 'update' && m.status !== undefined, WAIT);
+      };
+      const httpTask = () =>
+        fetch(`${base}/supie/workflow/tasks`, {
+          method: 'POST',
+          headers: auth,
+          body: JSON.stringify({ groupKey: 'pa:group', title: 'over http' }),
+        });
+      const recent = () => fetch(`${base}/supie/meetings/recent?status=all`, { headers: auth });
+      const ota = () =>
+        fetch(`${base}/xiaozhi/ota/`, {
+          method: 'POST',
+          headers: {
+            'device-id': 'pa:00:00:00:00:03',
+            'client-id': 'pa-ota-client',
+            'content-type': 'application/json',
+          },
+          body: '{}',
+        });
+      const unreachable = async (r: Response) => {
+        const body = (await r.json()) as Json;
+        assert.equal(r.status, 503, JSON.stringify(body));
+        assert.equal(body.success, false);
+        assert.match(String(body.error), /store is unreachable/);
+      };
+
+      await proxy.down();
+      const ack = await snippet('said while the store is away');
+      assert.equal(ack.status, 'error', JSON.stringify(ack));
+      assert.match(String(ack.message), /could not be stored/);
+      // The target is offline and its queue is in PostgreSQL: a failure in the receipt, nothing `enqueued`.
+      const receipt = await peer();
+      assert.deepEqual(receipt.enqueued, [], JSON.stringify(receipt));
+      assert.deepEqual(
+        (receipt.failed as Json[]).map((f) => [f.to, f.code]),
+        [['pa:00:00:00:00:99', 'INTERNAL_ERROR']],
+      );
+      const wf = await update('while away');
+      assert.equal(wf.status, 'error', JSON.stringify(wf));
+      assert.match(String(wf.message), /store is unreachable/);
+      await unreachable(await httpTask());
+      await unreachable(await recent());
+      await unreachable(await ota());
+      const health = await fetch(`${base}/health`);
+      assert.equal(health.status, 200, 'the node still serves');
+      const h = (await health.json()) as Json;
+      assert.equal(h.status, 'degraded', JSON.stringify(h));
+      assert.match(String((h.store as Json | undefined)?.error), /store is unreachable/);
+
+      await proxy.up();
+      await waitFor(async () => (await recent()).status === 200, WAIT, 'the store to answer again');
+      assert.equal((await snippet('said once it is back')).status, 'ok');
+      const back = await peer();
+      assert.equal(back.status, 'done', JSON.stringify(back));
+      assert.deepEqual(back.enqueued, ['pa:00:00:00:00:99']);
+      assert.equal((await update('back')).status, 'ok');
+      assert.equal((await httpTask()).status, 200);
+      assert.equal((await ota()).status, 200);
+      const healed = (await (await fetch(`${base}/health`)).json()) as Json;
+      assert.equal(healed.status, 'ok', JSON.stringify(healed));
+    } finally {
+      await dev.close();
+    }
+  });
 });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { MessageTable } from '../../session/message-table.js';
 import type { Session } from '../../session/session.js';
 import { WorkflowInputError, WorkflowNotFoundError, type ChangeOutcome, type WorkflowService } from './service.js';
+import { StoreUnavailableError } from '../../store/unavailable.js';
 import { checkOptionalGroupKey } from './validate.js';
 
 /**
@@ -103,6 +104,7 @@ async function handleEvent(
       return;
     }
     session.log.error({ err, event }, 'workflow event failed');
-    error('INTERNAL_ERROR', 'internal error');
+    // An unreachable store is named (the device may retry); anything else stays an internal error.
+    error('INTERNAL_ERROR', err instanceof StoreUnavailableError ? err.message : 'internal error');
   }
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { redactUrl } from '../../config/load.js';
 import { errorCode, errorMessage } from '../../errors.js';
+import { StoreUnavailableError } from '../unavailable.js';
 
 /**
  * The PostgreSQL connection pool of a node (D16): every PostgreSQL store shares it. Queries go through three small
@@ -45,7 +46,68 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-function helpers(q: (text: string, params?: readonly unknown[]) => Promise<pg.QueryResult>): Sql {
+/**
+ * Whether a failure means the server could not be reached or the connection broke, as opposed to an error in the
+ * statement: a system error (ECONNREFUSED, ECONNRESET...), the pool's connect timeout or a terminated connection,
+ * or a server answer of class 08 (connection exception), 57P0x (shutting down) or 53300 (too many connections).
+ */
+function isConnectionFailure(err: unknown): boolean {
+  const code = errorCode(err);
+  if (err instanceof pg.DatabaseError) return /^08|^57P0|^53300$/.test(code ?? '');
+  if (code && /^E[A-Z]+$/.test(code)) return true;
+  return /timeout|terminated|not queryable|connection/i.test(errorMessage(err));
+}
+
+/** Whether the last store call reached the server (what /health reports). */
+export type StoreReach = { status: 'ok' } | { status: 'unreachable'; error: string; since: number };
+
+/**
+ * Runs one store call; a connection failure becomes a StoreUnavailableError, any other error passes as it is.
+ * `reach` records the outcome.
+ */
+async function reaching<T>(reach: { current: StoreReach }, run: () => Promise<T>): Promise<T> {
+  try {
+    const result = await run();
+    reach.current = { status: 'ok' };
+    return result;
+  } catch (err) {
+    if (err instanceof StoreUnavailableError || !isConnectionFailure(err)) throw err;
+    const unavailable = new StoreUnavailableError(errorMessage(err) || errorCode(err) || 'connection failed', {
+      cause: err,
+    });
+    const since = reach.current.status === 'unreachable' ? reach.current.since : Date.now();
+    reach.current = { status: 'unreachable', error: unavailable.message, since };
+    throw unavailable;
+  }
+}
+
+/**
+ * Checks a client out for `fn`. A checked-out client has no pool listener: a connection cut between two of its
+ * queries would be an unhandled 'error' event (the process ends), so one is held meanwhile and the client leaves
+ * the pool broken instead of going back to it.
+ */
+async function withClient<T>(
+  pool: pg.Pool,
+  reach: { current: StoreReach },
+  fn: (client: pg.PoolClient, broke: (err: Error) => void) => Promise<T>,
+): Promise<T> {
+  const client = await reaching(reach, () => pool.connect());
+  let broken: Error | undefined;
+  const onError = (err: Error) => (broken = err);
+  client.on('error', onError);
+  try {
+    return await fn(client, onError);
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+function helpers(
+  reach: { current: StoreReach },
+  query: (text: string, params?: readonly unknown[]) => Promise<pg.QueryResult>,
+): Sql {
+  const q = (text: string, params?: readonly unknown[]) => reaching(reach, () => query(text, params));
   return {
     rows: async <R>(text: string, params?: readonly unknown[]) => (await q(text, params)).rows as R[],
     row: async <R>(text: string, params?: readonly unknown[]) => (await q(text, params)).rows[0] as R | undefined,
@@ -57,6 +119,8 @@ export class PgDb implements Sql {
   readonly pool: pg.Pool;
   readonly url: string;
   readonly #sql: Sql;
+  /** Updated by every query: until one succeeds again after a failure, the store counts as unreachable. */
+  readonly #reach: { current: StoreReach } = { current: { status: 'ok' } };
   #closing: Promise<void> | undefined;
 
   constructor(opts: PgOptions) {
@@ -72,7 +136,7 @@ export class PgDb implements Sql {
     });
     // Without a listener an idle connection's error (server restart, network cut) would end the process.
     this.pool.on('error', (err) => opts.onError?.(err));
-    this.#sql = helpers((text, params) => this.pool.query(text, params as unknown[]));
+    this.#sql = helpers(this.#reach, (text, params) => this.pool.query(text, params as unknown[]));
   }
 
   rows<R>(text: string, params?: readonly unknown[]): Promise<R[]> {
@@ -88,33 +152,34 @@ export class PgDb implements Sql {
   }
 
   /** Runs `fn` in one transaction on one client: committed when it resolves, rolled back when it throws. */
-  async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await fn(helpers((text, params) => client.query(text, params as unknown[])));
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
-        // The connection itself failed: it leaves the pool instead of going back to it.
-        broken = rollbackErr instanceof Error ? rollbackErr : new Error(errorMessage(rollbackErr));
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+  tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return withClient(this.pool, this.#reach, async (client, broke) => {
+      const sql = helpers(this.#reach, (text, params) => client.query(text, params as unknown[]));
+      await sql.exec('BEGIN');
+      try {
+        const result = await fn(sql);
+        await sql.exec('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+          // The connection itself failed: it leaves the pool instead of going back to it.
+          broke(rollbackErr instanceof Error ? rollbackErr : new Error(errorMessage(rollbackErr)));
+        });
+        throw err;
+      }
+    });
   }
 
   /** Runs `fn` on one dedicated client (session-level locks), released afterwards. */
-  async session<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      return await fn(helpers((text, params) => client.query(text, params as unknown[])));
-    } finally {
-      client.release();
-    }
+  session<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return withClient(this.pool, this.#reach, (client) =>
+      fn(helpers(this.#reach, (text, params) => client.query(text, params as unknown[]))),
+    );
+  }
+
+  /** Whether the last query reached the server, and since when it has not. */
+  reach(): StoreReach {
+    return this.#reach.current;
   }
 
   /** Ends every connection; idempotent. */
@@ -135,8 +200,9 @@ export async function connectPg(opts: PgOptions): Promise<PgDb> {
     return db;
   } catch (err) {
     await db.close();
-    const code = errorCode(err);
-    const cause = errorMessage(err) || code || 'connection failed';
+    // The pg error itself: the start-up message names it without the store-unreachable wrapping.
+    const pgErr = err instanceof StoreUnavailableError ? err.cause : err;
+    const cause = errorMessage(pgErr) || errorCode(pgErr) || 'connection failed';
     throw new Error(`cannot reach PostgreSQL at ${redactUrl(opts.url)}: ${cause}`, { cause: err });
   }
 }
