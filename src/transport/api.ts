@@ -96,6 +96,7 @@ export class ApiRoutes {
         responses: {
           '200': { description: '{"success":true,"data":...}' },
           '4XX': { description: '{"success":false,"error":"..."}' },
+          '503': { description: 'the store is unreachable (cluster mode, PostgreSQL away); retry after Retry-After' },
         },
       };
     }

@@ -182,7 +182,13 @@ describe('console: log-in, cookie, CSRF and rights', () => {
   it('describes the API in GET /api/openapi.json', async () => {
     const doc = (await (await fetch(server.url('/api/openapi.json'))).json()) as {
       openapi: string;
-      paths: Record<string, Record<string, { security: Record<string, unknown>[]; parameters?: { name: string }[] }>>;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { security: Record<string, unknown>[]; parameters?: { name: string }[]; responses: Record<string, unknown> }
+        >
+      >;
     };
     assert.equal(doc.openapi, '3.1.0');
     const put = doc.paths['/supie/workflow/tasks/{id}']?.put;
@@ -196,6 +202,7 @@ describe('console: log-in, cookie, CSRF and rights', () => {
     );
     for (const path of ['/supie/meetings/recent', '/api/devices', '/api/events', '/supie/peer/send'])
       assert.ok(doc.paths[path], path);
+    assert.deepEqual(Object.keys(put?.responses ?? {}).sort(), ['200', '4XX', '503'], 'a store that is away is a 503');
   });
 
   it('the admin secret as a Bearer token writes without a session (API clients)', async () => {
