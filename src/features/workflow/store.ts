@@ -8,7 +8,6 @@ import type {
   Task,
   TaskPage,
   TaskPatch,
-  TaskStatus,
   UpsertResult,
 } from './types.js';
 import { DEFAULT_PRIORITY } from './types.js';
@@ -68,6 +67,45 @@ export const TASK_ORDER = 'ORDER BY status DESC, priority ASC, seq ASC';
 
 export function parseExtra(text: string): Record<string, unknown> {
   return parseJsonObject(text) ?? {};
+}
+
+/** The stored columns a patch writes: a new task's (no row), or an existing one's with the patch over it. */
+export interface TaskColumns {
+  title: string;
+  priority: number;
+  status: string;
+  owner: string | null;
+  extra: string;
+}
+
+/**
+ * What `patch` makes of `row` (both engines' upsert): the columns to insert when there is no row, else the merged
+ * columns, or undefined when the patch changes nothing.
+ */
+export function applyTaskPatch(row: TaskRow | undefined, p: TaskPatch): TaskColumns | undefined {
+  if (!row)
+    return {
+      title: p.title ?? '',
+      priority: p.priority ?? DEFAULT_PRIORITY,
+      status: p.status ?? 'open',
+      owner: p.owner ?? null,
+      extra: JSON.stringify(p.extra ?? {}),
+    };
+  const next: TaskColumns = {
+    title: p.title ?? row.title,
+    priority: p.priority ?? row.priority,
+    status: p.status ?? row.status,
+    owner: p.owner === undefined ? row.owner : p.owner,
+    extra:
+      p.extra && Object.keys(p.extra).length > 0 ? JSON.stringify({ ...parseExtra(row.extra), ...p.extra }) : row.extra,
+  };
+  const same =
+    next.title === row.title &&
+    next.priority === row.priority &&
+    next.status === row.status &&
+    next.owner === row.owner &&
+    next.extra === row.extra;
+  return same ? undefined : next;
 }
 
 export function toTask(row: TaskRow): Task {
@@ -143,39 +181,13 @@ export class SqliteTaskStore implements TaskStore {
       for (const p of patches) {
         ids.push(p.id);
         const row = this.#select.get(p.groupKey, p.id);
+        const next = applyTaskPatch(row, p);
+        if (!next) continue;
+        const { title, priority, status, owner, extra } = next;
         if (!row) {
-          this.#insert.run(
-            p.groupKey,
-            p.id,
-            p.title ?? '',
-            p.priority ?? DEFAULT_PRIORITY,
-            p.status ?? 'open',
-            p.owner ?? null,
-            JSON.stringify(p.extra ?? {}),
-            now,
-            now,
-          );
+          this.#insert.run(p.groupKey, p.id, title, priority, status, owner, extra, now, now);
           created.add(p.id);
-          changed.add(p.groupKey);
-          continue;
-        }
-        const title = p.title ?? row.title;
-        const priority = p.priority ?? row.priority;
-        const status: TaskStatus | string = p.status ?? row.status;
-        const owner = p.owner === undefined ? row.owner : p.owner;
-        const extra =
-          p.extra && Object.keys(p.extra).length > 0
-            ? JSON.stringify({ ...parseExtra(row.extra), ...p.extra })
-            : row.extra;
-        if (
-          title === row.title &&
-          priority === row.priority &&
-          status === row.status &&
-          owner === row.owner &&
-          extra === row.extra
-        )
-          continue;
-        this.#update.run(title, priority, status, owner, extra, now, p.groupKey, p.id);
+        } else this.#update.run(title, priority, status, owner, extra, now, p.groupKey, p.id);
         changed.add(p.groupKey);
       }
       return { ids, created: [...created], changedGroups: [...changed] };

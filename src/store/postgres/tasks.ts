@@ -1,5 +1,5 @@
 import {
-  parseExtra,
+  applyTaskPatch,
   TASK_COLUMNS,
   TASK_ORDER,
   toTask,
@@ -7,7 +7,6 @@ import {
   type TaskStore,
 } from '../../features/workflow/store.js';
 import {
-  DEFAULT_PRIORITY,
   type AssignResult,
   type CompleteResult,
   type DeleteResult,
@@ -76,42 +75,27 @@ export class PgTaskStore implements TaskStore {
       for (const p of patches) {
         ids.push(p.id);
         const row = await sql.row<TaskRow>(SELECT, [p.groupKey, p.id]);
+        const next = applyTaskPatch(row, p);
+        if (!next) continue;
+        const { title, priority, status, owner, extra } = next;
         if (!row) {
           await sql.exec(`INSERT INTO workflow_tasks (${TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, [
             p.groupKey,
             p.id,
-            p.title ?? '',
-            p.priority ?? DEFAULT_PRIORITY,
-            p.status ?? 'open',
-            p.owner ?? null,
-            JSON.stringify(p.extra ?? {}),
+            title,
+            priority,
+            status,
+            owner,
+            extra,
             now,
           ]);
           created.add(p.id);
-          changed.add(p.groupKey);
-          continue;
-        }
-        const title = p.title ?? row.title;
-        const priority = p.priority ?? row.priority;
-        const status = p.status ?? row.status;
-        const owner = p.owner === undefined ? row.owner : p.owner;
-        const extra =
-          p.extra && Object.keys(p.extra).length > 0
-            ? JSON.stringify({ ...parseExtra(row.extra), ...p.extra })
-            : row.extra;
-        if (
-          title === row.title &&
-          priority === row.priority &&
-          status === row.status &&
-          owner === row.owner &&
-          extra === row.extra
-        )
-          continue;
-        await sql.exec(
-          `UPDATE workflow_tasks SET title = $1, priority = $2, status = $3, owner = $4, extra = $5, updated_at = $6
+        } else
+          await sql.exec(
+            `UPDATE workflow_tasks SET title = $1, priority = $2, status = $3, owner = $4, extra = $5, updated_at = $6
            WHERE group_key = $7 AND id = $8`,
-          [title, priority, status, owner, extra, now, p.groupKey, p.id],
-        );
+            [title, priority, status, owner, extra, now, p.groupKey, p.id],
+          );
         changed.add(p.groupKey);
       }
       return { ids, created: [...created], changedGroups: [...changed] };
