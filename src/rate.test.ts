@@ -40,4 +40,21 @@ describe('keyed rate windows', () => {
     w.admit('late', 1, 5000);
     assert.equal(w.size, 1);
   });
+
+  it('live keys are not scanned for every new key: the next sweep waits for the table to double', () => {
+    const w = new KeyedRateWindows(1000);
+    for (let i = 0; i < 10_000; i++) w.admit(`live${i}`, 1, 0);
+    w.admit('x', 1, 0); // a sweep that frees nothing: every window is live
+    assert.equal(w.size, 10_001);
+    w.admit('y', 1, 5000); // the windows have ended, but the table has not doubled: no sweep yet
+    assert.equal(w.size, 10_002);
+    let before: number;
+    let i = 0;
+    do {
+      before = w.size;
+      w.admit(`more${i++}`, 1, 5000);
+    } while (w.size > before);
+    assert.equal(before, 20_000, 'the next sweep came once the table had doubled');
+    assert.ok(w.size < 10_100, `the ended windows went (${w.size} left)`);
+  });
 });

@@ -33,16 +33,24 @@ export class RateWindow {
 /** Sweep the table once it holds this many keys, so that many sources stay bounded. */
 const SWEEP_AT = 10_000;
 
-/** One RateWindow per key (a client address, a device id), swept of idle keys as the table grows. */
+/**
+ * One RateWindow per key (a client address, a device id), swept of idle keys as the table grows. The next sweep
+ * waits until the table has doubled from what a sweep left, so that live keys (long windows: an hour of OTA
+ * claims) do not make every new key scan the whole table: amortized O(1) per key, at most twice the live keys.
+ */
 export class KeyedRateWindows {
   readonly #windows = new Map<string, RateWindow>();
+  #sweepAt = SWEEP_AT;
 
   constructor(readonly windowMs = 1000) {}
 
   take(key: string, n: number, limit: number, now = Date.now()): number {
     let window = this.#windows.get(key);
     if (!window) {
-      if (this.#windows.size >= SWEEP_AT) this.#sweep(now);
+      if (this.#windows.size >= this.#sweepAt) {
+        this.#sweep(now);
+        this.#sweepAt = Math.max(SWEEP_AT, 2 * this.#windows.size);
+      }
       window = new RateWindow(this.windowMs);
       this.#windows.set(key, window);
     }

@@ -71,7 +71,12 @@ async function reaching<T>(reach: { current: StoreReach }, run: () => Promise<T>
     reach.current = { status: 'ok' };
     return result;
   } catch (err) {
-    if (err instanceof StoreUnavailableError || !isConnectionFailure(err)) throw err;
+    if (err instanceof StoreUnavailableError) throw err;
+    if (!isConnectionFailure(err)) {
+      // The server answered (a constraint, a syntax error): it is reachable.
+      reach.current = { status: 'ok' };
+      throw err;
+    }
     const unavailable = new StoreUnavailableError(errorMessage(err) || errorCode(err) || 'connection failed', {
       cause: err,
     });
@@ -129,6 +134,9 @@ export class PgDb implements Sql {
       connectionString: opts.url,
       max: opts.max ?? 10,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 4000,
+      // A server that accepted the connection and then went silent (a cut without a reset) must not hang a
+      // request forever: the query fails and counts as a connection failure.
+      query_timeout: 30_000,
       idleTimeoutMillis: 30_000,
       application_name: 'linus',
       types,

@@ -45,6 +45,9 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     // While the broker is away, messages are dropped rather than queued: a stale reply is worth nothing later.
     queueQoSZero: false,
   });
+  // From the start: an 'error' between the connect and the subscription below must not go unheard (it would
+  // end the process).
+  client.on('error', (err) => log.warn({ err: err.message }, `MQTT broker ${redactedUrl(url)}: ${err.message}`));
   try {
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void => {
@@ -137,7 +140,6 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
     if (topic.startsWith(uplink)) onUplink(topic.slice(uplink.length), payload);
     else metrics.badFrames.labels('mqtt_unknown_device').inc();
   });
-  client.on('error', (err) => log.warn({ err: err.message }, `MQTT broker ${redactedUrl(url)}: ${err.message}`));
   client.on('offline', () => log.warn(`MQTT broker ${redactedUrl(url)} unreachable; reconnecting`));
   const port = Number(url.port) || defaultPort(url);
   log.info(
