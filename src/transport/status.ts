@@ -1,3 +1,4 @@
+import type { RejectedReload } from '../hub/cluster/config-sync.js';
 import type { DeviceRegistry } from '../hub/registry.js';
 import type { LinkHealth } from '../hub/cluster/index.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -9,7 +10,7 @@ import type { StoreReach } from '../store/postgres/pool.js';
 export interface ClusterHealth extends LinkHealth {
   node: string;
   /** The last config reload broadcast by another node that this node rejected (it kept its old config). */
-  configRejected?: { from: string; error: string; at: number };
+  configRejected?: RejectedReload;
 }
 
 export function registerStatusRoutes(

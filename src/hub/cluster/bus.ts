@@ -169,6 +169,9 @@ export class NodeBus {
       });
       this.#pending.set(id, { resolve, reject, cancel });
     });
+    // Awaited only once the write went out: a timeout or close() rejecting it before then (or when the write fails
+    // or finds no node) must not be an unhandled rejection. The await below still sees it.
+    answer.catch(() => undefined);
     const forget = (): void => {
       this.#pending.get(id)?.cancel();
       this.#pending.delete(id);
