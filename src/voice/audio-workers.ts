@@ -192,11 +192,9 @@ class Slot {
       } else if (kind === FROM_WORKER.encoded) {
         const req = this.#settle(r.u32());
         const packets: Buffer[] = [];
-        // Views into the batch's buffer, which they keep alive until sent: the packets are not written to.
-        for (let n = r.u32(); n > 0; n--) {
-          const p = r.bytes();
-          packets.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-        }
+        // Copied out (a packet is ~150 bytes, from Node's pool): a view would keep the whole batch buffer, with
+        // every other session's audio in it, alive for as long as the pacer holds the packet (seconds).
+        for (let n = r.u32(); n > 0; n--) packets.push(Buffer.from(r.bytes()));
         req?.resolve(packets);
       } else {
         // A bug, not bad input: the rest of the batch cannot be read; its requests fail when their streams close.

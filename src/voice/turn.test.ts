@@ -320,6 +320,8 @@ describe('Turn', () => {
       }
       assert.deepEqual(tts.spoken, ['Goodbye.'], 'one TTS request for two turns');
       assert.equal(sentences.size, 1);
+      const rawBytes = 3 * ((RATE * FRAME_MS) / 1000) * 2;
+      assert.ok(sentences.bytes < rawBytes / 4, `kept as Opus, not raw frames (${sentences.bytes} of ${rawBytes} B)`);
       const [first, second] = [audio().slice(0, 3), audio().slice(3)];
       assert.equal(second.length, 3);
       assert.deepEqual(second, first, 'the same packets (each time from a fresh encoder state)');

@@ -328,7 +328,8 @@ export class Turn {
         await this.#enqueue(target, out.push(chunk), kept);
       }
       await this.#enqueue(target, out.end(), kept);
-      if (cache && kept && !this.scope.closed) cache.set(key, kept);
+      // A TTS that sent no audio is not remembered as silence: the next use asks again.
+      if (cache && kept?.length && !this.scope.closed) cache.set(key, kept);
     } catch (err) {
       if (this.scope.closed) return;
       // One sentence failing does not end the turn: the rest is still spoken, and the turn still ends with tts stop.
@@ -370,8 +371,11 @@ export class Turn {
       const r = await piece;
       if ('error' in r) throw r.error;
       if (this.scope.closed) return;
-      for (const p of r.packets) this.#pacer.enqueueAudio(p);
-      kept?.push(...r.packets);
+      // A sentence to keep is turned into Opus now, by its own encoder: with the inline engine prepare() hands
+      // back raw frames, which the pacer would otherwise encode later with the session's encoder.
+      const packets = kept ? r.packets.map((p) => encoder.packet(p)) : r.packets;
+      for (const p of packets) this.#pacer.enqueueAudio(p);
+      kept?.push(...packets);
     }
   }
 
