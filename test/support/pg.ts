@@ -31,6 +31,8 @@ const found = await probe();
 export const PG_URL = 'url' in found ? found.url : '';
 /** Why PostgreSQL tests skip, or false when they run. */
 export const PG_SKIP: string | false = 'skip' in found ? found.skip : false;
+// CI starts PostgreSQL: there a missing one is a failure, not a skip.
+if (PG_SKIP && process.env.LINUS_REQUIRE_SERVICES === '1') throw new Error(`${PG_SKIP}; LINUS_REQUIRE_SERVICES=1`);
 if (PG_SKIP) process.stdout.write(`# PostgreSQL tests skipped: ${PG_SKIP}\n`);
 
 export interface TestSchema {

@@ -27,6 +27,9 @@ export async function redisSkipReason(): Promise<string | undefined> {
     return undefined;
   } catch (err) {
     const reason = `Redis not reachable at ${REDIS_URL} (${cause ?? (err instanceof Error ? err.message : String(err))})`;
+    // CI starts Redis: there a missing one is a failure, not a skip.
+    if (process.env.LINUS_REQUIRE_SERVICES === '1')
+      throw new Error(`${reason}; LINUS_REQUIRE_SERVICES=1`, { cause: err });
     process.stdout.write(`# skipping Redis tests: ${reason}\n`);
     return reason;
   } finally {
