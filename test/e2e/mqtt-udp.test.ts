@@ -101,6 +101,14 @@ describe('built-in MQTT + UDP transport (server.mqtt.enabled)', () => {
     dev.sendDatagram(captured); // a replay: its sequence number was already taken
     await waitFor(async () => (await bad(server, 'udp_stale_sequence')) === stale + 1);
 
+    // Same session, a sequence number far ahead (a forger who saw the ssrc): refused, and the device's own
+    // next packets are still taken (checked by the turn below).
+    const jumps = await bad(server, 'udp_sequence_jump');
+    const leap = Buffer.from(captured);
+    leap.writeUInt32BE((leap.readUInt32BE(12) + 5000) >>> 0, 12);
+    dev.sendDatagram(leap);
+    await waitFor(async () => (await bad(server, 'udp_sequence_jump')) === jumps + 1);
+
     const unknown = await bad(server, 'udp_unknown_session');
     const forged = Buffer.from(captured);
     forged.writeUInt32BE((forged.readUInt32BE(4) + 1) >>> 0, 4); // another ssrc

@@ -6,6 +6,9 @@ import { makeNonce, newUdpKey, openUdpPacket, sealUdpPacket, UDP_ENCRYPTION, typ
 
 const CLOSED = 3;
 
+/** ~60 s of 60 ms packets lost in a row: beyond that the jump is not loss but a forgery. */
+const MAX_SEQUENCE_JUMP = 1000;
+
 export interface UdpPeer {
   address: string;
   port: number;
@@ -73,10 +76,16 @@ export class UdpChannel extends EventEmitter implements DeviceSocket {
   /**
    * A datagram whose ssrc names this channel. Stale or repeated sequence numbers are refused (the reason is
    * returned for counting); a newer one is taken, and its source becomes the peer, which follows NAT rebinding.
+   * After the first packet a jump far ahead is refused too: the device counts up by one per packet, so only a
+   * forged packet (the ssrc is visible on the wire, the payload is not authenticated) leaps thousands ahead, and
+   * taking it would lock the real device out and move its audio to the forger's address. The first packet sets
+   * the start freely: firmware forks that do not reset their counter on a new hello start anywhere.
    */
   receiveUdp(packet: Buffer, header: UdpHeader, from: UdpPeer): string | undefined {
     if (this.readyState !== SOCKET_OPEN) return 'udp_closed_session';
     if (header.sequence <= this.#remoteSequence) return 'udp_stale_sequence';
+    if (this.#remoteSequence !== 0 && header.sequence - this.#remoteSequence > MAX_SEQUENCE_JUMP)
+      return 'udp_sequence_jump';
     this.#remoteSequence = header.sequence;
     if (!this.#peer || this.#peer.address !== from.address || this.#peer.port !== from.port)
       this.#peer = { address: from.address, port: from.port };
