@@ -863,6 +863,15 @@ describe('meeting: HTTP API (D21)', () => {
     assert.equal(recent[0]!.segmentsCount, 7);
     assert.deepEqual((await get('/supie/meetings/recent?deviceId=zz')).body.data, []);
 
+    // An open meeting counts its lines before they are merged into segments (they wait as pending until a push).
+    const open = await device(server, 'ap:00:00:02');
+    await startMeeting(open);
+    await snippet(open, ['open line 1', 'open line 2', 'open line 3']);
+    const listed = (await get('/supie/meetings/recent?deviceId=ap:00:00:02&status=open')).body.data as Json[];
+    assert.equal(listed[0]!.status, 'open');
+    assert.equal(listed[0]!.segmentsCount, 3);
+    await open.close();
+
     const detail = (await get(`/supie/meetings/${meetingId}`)).body.data as Json;
     assert.equal(detail.deviceId, 'ap:00:00:01');
     for (const k of SEVEN) assert.ok(k in (detail.summary as Json), k);

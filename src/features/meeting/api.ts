@@ -49,7 +49,8 @@ function listItem(m: MeetingRecord) {
     endedAt: m.endedAt,
     durationMs: m.durationMs ?? (m.endedAt ? m.endedAt - m.startedAt : null),
     bulletsLength: m.bulletsLength ?? 0,
-    segmentsCount: m.segmentsCount,
+    // An open meeting's snippets wait as pending before they are merged; the list counts them as the fork did.
+    segmentsCount: Math.max(m.segmentsCount, m.linesCount),
   };
 }
 

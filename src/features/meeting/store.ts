@@ -29,6 +29,8 @@ export interface MeetingRecord {
   title: string | null;
   /** Merged segments (pending snippets not included). */
   segmentsCount: number;
+  /** Lines taken so far, merged or pending: every snippet takes the next seq and none is ever removed. */
+  linesCount: number;
   durationMs: number | null;
   bulletsLength: number | null;
 }
@@ -219,6 +221,7 @@ export interface MeetingRow {
   status: MeetingStatus;
   title: string | null;
   segments_count: number;
+  last_seq: number;
   duration_ms: number | null;
   bullets_length: number | null;
 }
@@ -232,7 +235,7 @@ export interface SegmentRow {
 }
 
 export const MEETING_COLUMNS =
-  'id, device_id, session_id, started_at, ended_at, last_snippet_at, status, title, segments_count, duration_ms, bullets_length';
+  'id, device_id, session_id, started_at, ended_at, last_snippet_at, status, title, segments_count, last_seq, duration_ms, bullets_length';
 export const SEGMENT_COLUMNS = 'seq, ts, text, speaker_id, tag';
 
 export function toMeeting(r: MeetingRow): MeetingRecord {
@@ -246,6 +249,7 @@ export function toMeeting(r: MeetingRow): MeetingRecord {
     status: r.status,
     title: r.title,
     segmentsCount: r.segments_count,
+    linesCount: r.last_seq,
     durationMs: r.duration_ms,
     bulletsLength: r.bullets_length,
   };
