@@ -9,7 +9,7 @@ export interface BundleFile {
 }
 export declare function newestMtime(path: string): number;
 export declare function consoleStale(): boolean;
-export declare function bundleSizes(): BundleFile[];
+export declare function bundleSizes(dir?: string): BundleFile[];
 export declare function sizeReport(sizes?: BundleFile[]): string;
 export declare function buildConsole(opts?: { quiet?: boolean }): Promise<BundleFile[]>;
 export declare function buildConsoleIfStale(opts?: { quiet?: boolean }): Promise<boolean>;

@@ -2,7 +2,7 @@
 // serves. `node scripts/console-build.mjs` builds and prints each file's size, raw and gzipped, against the
 // app-shell budget; `--if-stale` builds only when a source is newer than the last build.
 // `npm run build`, `npm start` and the console tests all come through here.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -35,13 +35,13 @@ export function consoleStale() {
 }
 
 /** Each built file with its raw and gzipped size (gzip -9, what a server compressing it would send at best). */
-export function bundleSizes() {
-  return readdirSync(CONSOLE_OUT, { recursive: true })
+export function bundleSizes(dir = CONSOLE_OUT) {
+  return readdirSync(dir, { recursive: true })
     .map(String)
-    .filter((name) => statSync(join(CONSOLE_OUT, name)).isFile())
+    .filter((name) => statSync(join(dir, name)).isFile())
     .sort()
     .map((name) => {
-      const body = readFileSync(join(CONSOLE_OUT, name));
+      const body = readFileSync(join(dir, name));
       return { name, raw: body.length, gzip: gzipSync(body, { level: 9 }).length };
     });
 }
@@ -61,10 +61,34 @@ export function sizeReport(sizes = bundleSizes()) {
   ].join('\n');
 }
 
-/** Builds dist/console; throws when Vite fails or the shell is over budget. */
+/**
+ * Builds dist/console; throws when Vite fails or the shell is over budget. The build goes to a folder beside it and
+ * replaces the old one only once it succeeded: a failed build leaves the last good console served.
+ */
 export async function buildConsole({ quiet = false } = {}) {
   // Loaded here: the server itself never needs Vite, only this build does.
   const { build } = await import('vite');
+  const next = `${CONSOLE_OUT}.next`;
+  rmSync(next, { recursive: true, force: true });
+  try {
+    await buildInto(build, next);
+    const sizes = bundleSizes(next);
+    const gzip = sizes.reduce((t, s) => t + s.gzip, 0);
+    if (!quiet) process.stdout.write(`${sizeReport(sizes)}\n`);
+    if (gzip > BUDGET_GZIP)
+      throw new Error(`the console bundle is ${kb(gzip)} gzipped, over the ${kb(BUDGET_GZIP)} budget`);
+    const old = `${CONSOLE_OUT}.old`;
+    rmSync(old, { recursive: true, force: true });
+    if (existsSync(CONSOLE_OUT)) renameSync(CONSOLE_OUT, old);
+    renameSync(next, CONSOLE_OUT);
+    rmSync(old, { recursive: true, force: true });
+    return sizes;
+  } finally {
+    rmSync(next, { recursive: true, force: true });
+  }
+}
+
+async function buildInto(build, outDir) {
   await build({
     configFile: false,
     root: CONSOLE_SRC,
@@ -73,7 +97,7 @@ export async function buildConsole({ quiet = false } = {}) {
     // Preact's JSX runtime; no Babel, no plugin: Vite's own transform does it.
     oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
     build: {
-      outDir: CONSOLE_OUT,
+      outDir,
       emptyOutDir: true,
       // Flat: the server serves the files of one folder by name.
       assetsDir: '',
@@ -86,12 +110,6 @@ export async function buildConsole({ quiet = false } = {}) {
       reportCompressedSize: false,
     },
   });
-  const sizes = bundleSizes();
-  const gzip = sizes.reduce((t, s) => t + s.gzip, 0);
-  if (!quiet) process.stdout.write(`${sizeReport(sizes)}\n`);
-  if (gzip > BUDGET_GZIP)
-    throw new Error(`the console bundle is ${kb(gzip)} gzipped, over the ${kb(BUDGET_GZIP)} budget`);
-  return sizes;
 }
 
 /** Builds when stale; true when it built. */
