@@ -14,6 +14,7 @@ import { ConfigStore } from './config/store.js';
 import { errorCode, errorMessage } from './errors.js';
 import { DEVICES_FILE, DeviceDirectory } from './hub/directory.js';
 import { startClusterPart } from './hub/cluster/compose.js';
+import { onlineDevices } from './hub/cluster/online.js';
 import { syncConfig } from './hub/cluster/config-sync.js';
 import { LocalDeviceRegistry, type DeviceRegistry } from './hub/registry.js';
 import { closeLogger, createLogger, type Logger, type LogOptions } from './observability/log.js';
@@ -280,6 +281,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     connections: () => sessions.size,
     state: () => (parts.stopping ? 'draining' : 'serving'),
     version: VERSION,
+    online: () => onlineDevices({ registry, cluster }, { limit: 0, log }),
     ...(stores.pg ? { store: () => stores.pg!.reach() } : {}),
     ...(cluster
       ? {
@@ -288,6 +290,7 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
             return {
               node: cluster.registry.nodeId,
               ...cluster.registry.health(),
+              bus: { ...cluster.bus.stats },
               ...(configRejected ? { configRejected } : {}),
             };
           },

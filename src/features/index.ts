@@ -1,3 +1,4 @@
+import { receiveRelays } from '../hub/cluster/fanout.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { CodingFeature } from './coding/index.js';
 import type { Feature, FeatureDeps } from './feature.js';
@@ -35,7 +36,14 @@ export function startFeatures(deps: FeatureDeps, parts: Lifecycle): void {
     parts.add(`feature ${feature.name}`, () => feature.close?.());
     return feature;
   };
-  const { stores } = deps;
+  const { stores, ctx, directory } = deps;
+  // Relays of the other nodes (meeting broadcasts, coding notices) to this node's devices; before the features
+  // that send them, so it stops after them.
+  if (ctx.cluster)
+    parts.add(
+      'cluster relays',
+      receiveRelays(ctx.cluster, (id) => directory.groupOf(id)),
+    );
   start(new MeetingFeature(deps, { store: stores.meetings, outbox: stores.webhooks }));
   const workflow = start(
     new WorkflowFeature(deps, { store: stores.tasks, summaryOf: (id) => meetingSummaryFor(stores.meetings, id) }),
@@ -43,7 +51,12 @@ export function startFeatures(deps: FeatureDeps, parts: Lifecycle): void {
   const peer = start(
     new PeerFeature(deps, { queue: stores.peerQueue, onTask: peerTaskToWorkflow(workflow.service, deps) }),
   );
-  registerPeerApi(deps.api, { peer, registry: deps.ctx.registry, directory: deps.directory });
+  registerPeerApi(deps.api, {
+    peer,
+    registry: deps.ctx.registry,
+    cluster: deps.ctx.cluster,
+    directory: deps.directory,
+  });
   start(new CodingFeature(deps));
   start(new StatsFeature(deps));
   // The console last: it listens to the others, and closes first.

@@ -6,6 +6,11 @@ import type { MessageTable } from '../session/message-table.js';
 export const MODES = ['meeting', 'working', 'coding'] as const;
 export type Mode = (typeof MODES)[number];
 
+/** A device's kept `mode` value (its record, or the shared device state), if it is a mode. */
+export function modeOf(value: unknown): Mode | undefined {
+  return MODES.includes(value as Mode) ? (value as Mode) : undefined;
+}
+
 const modeSchema = z.looseObject({ type: z.literal('mode'), state: z.enum(['start', 'end']), mode: z.enum(MODES) });
 
 export type ModeHook = (session: Session, source: 'device' | 'voice') => void | Promise<void>;
@@ -37,8 +42,7 @@ export class ModeController {
   }
 
   current(session: Session): Mode | undefined {
-    const m = session.record?.state.get('mode');
-    return MODES.includes(m as Mode) ? (m as Mode) : undefined;
+    return modeOf(session.record?.state.get('mode'));
   }
 
   async start(session: Session, mode: Mode, source: 'device' | 'voice'): Promise<void> {

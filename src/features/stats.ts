@@ -1,6 +1,5 @@
 import { cpus, freemem, totalmem } from 'node:os';
-import { errorMessage } from '../errors.js';
-import { ClusterUnavailableError } from '../hub/cluster/link.js';
+import { localDevices, onlineDevices } from '../hub/cluster/online.js';
 import { Scope } from '../session/scope.js';
 import type { Session } from '../session/session.js';
 import type { Feature, FeatureDeps } from './feature.js';
@@ -101,22 +100,13 @@ export class StatsFeature implements Feature {
 
   /** Devices online: the whole cluster's in cluster mode (D17), this node's while Redis is away or alone. */
   async #online(): Promise<{ count: number; ids: string[] }> {
-    const { cluster, log } = this.#deps.ctx;
-    if (cluster) {
-      try {
-        return await cluster.registry.devices(MAX_ONLINE_LISTED);
-      } catch (err) {
-        if (!(err instanceof ClusterUnavailableError)) throw err;
-        // Degraded (shown in /health): this node's own devices are the best count there is now.
-        log.debug({ err: errorMessage(err) }, 'stats: cluster device count unavailable; counting this node');
-      }
-    }
-    return this.#local();
+    const online = await onlineDevices(this.#deps.ctx, { limit: MAX_ONLINE_LISTED, log: this.#deps.ctx.log });
+    return { count: online.count, ids: [...online.devices.keys()] };
   }
 
   #local(): { count: number; ids: string[] } {
     const ids = this.#deps.ctx.registry.deviceIds();
-    return { count: ids.length, ids: ids.length > MAX_ONLINE_LISTED ? ids.slice(0, MAX_ONLINE_LISTED) : ids };
+    return { count: ids.length, ids: [...localDevices(ids, null, MAX_ONLINE_LISTED).keys()] };
   }
 
   #build(online: { count: number; ids: string[] }): StatsMessage {

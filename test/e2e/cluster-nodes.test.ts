@@ -58,6 +58,7 @@ async function startNode(
       },
       log: { log_level: 'info' },
       selected_module: { LLM: '' },
+      meeting: { broadcast: { enabled: true, mode: 'group' } },
       cluster: { node_id: id, key_prefix: c.prefix },
       ...extra,
     }),
@@ -85,6 +86,9 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
 
   const health = async (node: Node): Promise<Json> =>
     (await (await fetch(`http://127.0.0.1:${node.port}/health`)).json()) as Json;
+  /** The devices connected to this node itself (/health's `devices` counts the cluster's). */
+  const localDevices = async (node: Node): Promise<number> =>
+    ((await health(node)).cluster as Json).localDevices as number;
 
   /** A device's route in Redis names the node (what another node looks up before delivering to it). */
   const routed = (node: Node, deviceId: string) =>
@@ -120,12 +124,18 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     redis.disconnect();
   });
 
-  it('every node serves and reports its cluster link in /health', async () => {
+  it('every node serves and reports its cluster link, the live nodes and its bus counters in /health', async () => {
     for (const n of nodes) {
       const h = await health(n);
       assert.equal(h.status, 'ok', JSON.stringify(h));
-      assert.deepEqual((h.cluster as Json | undefined)?.node, n.id);
-      assert.equal((h.cluster as Json).status, 'ok');
+      const cluster = h.cluster as Json;
+      assert.deepEqual(cluster.node, n.id);
+      assert.equal(cluster.status, 'ok');
+      assert.deepEqual((cluster.nodes as string[]).sort(), ['n1', 'n2', 'n3']);
+      const bus = cluster.bus as Json;
+      for (const key of ['sent', 'received', 'failed', 'timeouts', 'invalid', 'expired', 'handlerErrors'])
+        assert.equal(typeof bus[key], 'number', `bus.${key} in ${JSON.stringify(bus)}`);
+      assert.equal(bus.failed, 0);
     }
   });
 
@@ -143,7 +153,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     assert.equal(got.from, 'cl:a0:00:00:00:01');
 
     await b.close();
-    await waitFor(async () => (await health(n2)).devices === 0, WAIT, 'n2 to drop the device');
+    await waitFor(async () => (await localDevices(n2)) === 0, WAIT, 'n2 to drop the device');
     a.send({ type: 'peer', to: ['cl:b0:00:00:00:01'], payload: { text: 'while you were away' } });
     const second = await a.next(isAnswer, WAIT);
     assert.deepEqual(second.enqueued, ['cl:b0:00:00:00:01'], JSON.stringify(second));
@@ -206,6 +216,28 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
       const m = await dev.next((x) => x.type === 'coding' && x.event === 'start', WAIT);
       assert.equal(m.from, 'cl:c1:00:00:00:01');
     }
+  });
+
+  it('relays: a meeting broadcast reaches the origin’s group on the other nodes, and only it', async () => {
+    const [n1, n2, n3] = nodes as [Node, Node, Node];
+    const isRelay = (m: Json) => m.type === 'meeting' && m.phase === 'snippet' && m.from === 'mbclust1-a';
+    // Groups by id (the first 8 characters): mbclust1 on every node, mbother1 a stranger beside one of them.
+    const origin = await connect(n1, 'mbclust1-a');
+    const mates = [await connect(n2, 'mbclust1-b'), await connect(n3, 'mbclust1-d')];
+    const stranger = await connect(n3, 'mbother1-c');
+    origin.send({ type: 'mode', state: 'start', mode: 'meeting' });
+    await origin.next((m) => m.type === 'mode' && m.state === 'start', WAIT);
+    origin.send({ type: 'meeting', phase: 'snippet', items: [{ text: 'for the whole group' }] });
+    for (const dev of mates) {
+      const m = await dev.next(isRelay, WAIT);
+      assert.equal((m.items as Json[])[0]?.text, 'for the whole group');
+    }
+    // n3 handed the relay to its devices in one pass: had the stranger got it, it came before this pong.
+    stranger.send({ type: 'ping' });
+    await stranger.next('pong');
+    assert.equal(stranger.all(isRelay).length, 0, 'another group does not hear it');
+    assert.equal(origin.all(isRelay).length, 0, 'nor does the origin (include_origin off)');
+    origin.send({ type: 'mode', state: 'end', mode: 'meeting' });
   });
 
   it('meeting: started on one node, continued on another after the move, one summary; a repeat on a third is idempotent', async () => {
@@ -276,8 +308,43 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
         ['cl:d0:00:00:00:02', 'cl:d0:00:00:00:03'].every((id) => (m.online as string[]).includes(id)),
       10_000,
     );
-    const local = (await health(n1)).devices as number;
-    assert.ok((stats.deviceCount as number) > local, `cluster count ${String(stats.deviceCount)} vs n1's ${local}`);
+    // The whole cluster's count: every node's own devices together (n1's alone would be short of it).
+    const perNode = await Promise.all(nodes.map(localDevices));
+    const total = perNode.reduce((a, b) => a + b, 0);
+    assert.ok(perNode[1]! > 0 && perNode[2]! > 0, `devices on n2 and n3: ${perNode.join(', ')}`);
+    assert.equal(stats.deviceCount, total, `stats ${String(stats.deviceCount)} vs per node ${perNode.join(', ')}`);
+    assert.equal((stats.online as string[]).length, total, 'every online device listed');
+
+    // /health and the console's device list of n1 show the devices of n2 and n3, with their node and mode.
+    assert.equal((await health(n1)).devices, total);
+    const api = await fetch(`http://127.0.0.1:${n1.port}/api/devices`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    const listed = ((await api.json()) as { data: { devices: Json[] } }).data.devices;
+    const view = (id: string) => listed.find((d) => d.deviceId === id);
+    for (const [id, node] of [
+      ['cl:d0:00:00:00:01', 'n1'],
+      ['cl:d0:00:00:00:02', 'n2'],
+      ['cl:d0:00:00:00:03', 'n3'],
+    ] as const)
+      assert.deepEqual(
+        [view(id)?.online, view(id)?.node, view(id)?.mode],
+        [true, node, 'chat'],
+        JSON.stringify(view(id)),
+      );
+    assert.equal(listed.filter((d) => d.online).length, total);
+    third.send({ type: 'mode', state: 'start', mode: 'working' });
+    await third.next((m) => m.type === 'mode' && m.status === 'ok', WAIT);
+    await waitFor(
+      async () => (await redis.hget(`${prefix}device:cl:d0:00:00:00:03:state`, 'mode')) === '"working"',
+      WAIT,
+      'mode kept in Redis',
+    );
+    const detail = await fetch(`http://127.0.0.1:${n1.port}/api/devices/cl:d0:00:00:00:03`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    const one = ((await detail.json()) as { data: Json }).data;
+    assert.deepEqual([one.online, one.node, one.mode], [true, 'n3', 'working'], JSON.stringify(one));
 
     // A broadcast names the devices of every node.
     watcher.send({ type: 'peer', to: ['broadcast'], payload: { text: 'to everyone' } });

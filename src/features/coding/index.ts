@@ -1,4 +1,4 @@
-import { relayToCluster } from '../../hub/cluster/fanout.js';
+import { relay } from '../../hub/cluster/fanout.js';
 import { z } from 'zod';
 import type { Disposer } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
@@ -104,21 +104,16 @@ export class CodingFeature implements Feature {
     return r;
   }
 
-  /** Relays to the other devices (all, the sender's group, or none), through the registry only. */
+  /** Relays to the other devices (all, the sender's group, or none), on every node of a cluster. */
   #relay(session: Session, message: { type: string } & Record<string, unknown>): void {
     const { ctx, directory } = this.#deps;
     const scope = this.#config().broadcast;
     if (scope === 'off') return;
-    const group = scope === 'group' ? directory.groupOf(session.deviceId) : undefined;
-    const pick = (online: string[]) =>
-      online.filter((id) => id !== session.deviceId && (group === undefined || directory.groupOf(id) === group));
-    const cluster = ctx.cluster;
-    if (cluster) {
-      // Devices on the other nodes too (D17); in order, as Redis answers one connection's commands in order.
-      void session.scope.run('coding:relay', () => relayToCluster(cluster, pick, message, session.log));
-      return;
-    }
-    for (const id of pick(ctx.registry.deviceIds())) ctx.registry.get(id)?.deliver(message);
+    const groupOf = (id: string) => directory.groupOf(id);
+    const except = session.deviceId;
+    const audience = scope === 'group' ? { group: groupOf(except), except } : { all: true, except };
+    // In order: Redis answers one connection's commands in order.
+    void session.scope.run('coding:relay', () => relay(ctx, groupOf, audience, message, session.log));
   }
 
   #reset(session: Session, running: boolean): void {

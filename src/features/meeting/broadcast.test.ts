@@ -1,10 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { broadcastTargets } from './broadcast.js';
+import { pickAudience } from '../../hub/cluster/fanout.js';
+import { broadcastAudience } from './broadcast.js';
 
 const groupOf = (id: string) => id.slice(0, 8);
 const online = ['aa:bb:cc:01', 'aa:bb:cc:02', 'dd:ee:ff:01', 'dd:ee:ff:02'];
-const policy = (p: Partial<Parameters<typeof broadcastTargets>[0]>) => ({
+/** Whom the policy picks among the online devices (as each node picks among its own). */
+const broadcastTargets = (
+  p: Parameters<typeof broadcastAudience>[0],
+  origin: string,
+  ids: string[],
+  groupOf: (id: string) => string,
+) => {
+  const audience = broadcastAudience(p, origin, groupOf);
+  return audience ? pickAudience(audience, ids, groupOf) : [];
+};
+const policy = (p: Partial<Parameters<typeof broadcastAudience>[0]>) => ({
   enabled: true,
   mode: 'group' as const,
   allowed_targets: [],

@@ -1,26 +1,20 @@
+import type { Audience } from '../../hub/cluster/fanout.js';
 import type { MeetingConfig } from './config.js';
 
 /**
  * Who else hears about a device's meeting (snippets, summary, final transcript): the `meeting.broadcast` policy.
  * Off by default. `group`: online devices of the origin's group, plus `allowed_targets`. `session`: only
- * `allowed_targets`. The origin itself only with `include_origin`.
+ * `allowed_targets`. The origin itself only with `include_origin`. Undefined: nobody.
  */
-export function broadcastTargets(
+export function broadcastAudience(
   policy: MeetingConfig['broadcast'],
   origin: string,
-  online: Iterable<string>,
   groupOf: (deviceId: string) => string,
-): string[] {
-  if (!policy.enabled || policy.mode === 'off') return [];
-  const allowed = new Set(policy.allowed_targets);
-  const group = groupOf(origin);
-  const out: string[] = [];
-  for (const id of online) {
-    if (id === origin) {
-      if (policy.include_origin) out.push(id);
-      continue;
-    }
-    if (allowed.has(id) || (policy.mode === 'group' && groupOf(id) === group)) out.push(id);
-  }
-  return out;
+): Audience | undefined {
+  if (!policy.enabled || policy.mode === 'off') return undefined;
+  return {
+    ...(policy.mode === 'group' ? { group: groupOf(origin) } : {}),
+    named: policy.include_origin ? [...policy.allowed_targets, origin] : policy.allowed_targets,
+    ...(policy.include_origin ? {} : { except: origin }),
+  };
 }

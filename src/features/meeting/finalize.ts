@@ -23,8 +23,8 @@ export interface FinalizerDeps {
   summarizer: Summarizer;
   dispatcher: WebhookDispatcher;
   config: () => MeetingConfig;
-  /** Sends to the device's current route (or the given connection when it is still the route). */
-  deliver: (deviceId: string, message: Json) => boolean;
+  /** Sends to the device wherever it is connected, best effort (offline: it reads the result on its next request). */
+  deliver: (deviceId: string, message: Json) => void;
   /** Sends to the devices the broadcast policy names (with `from`). */
   broadcast: (deviceId: string, message: Json) => void;
   scope: Scope;

@@ -1,11 +1,11 @@
 import { errorMessage } from '../../errors.js';
-import { relayToCluster } from '../../hub/cluster/fanout.js';
+import { relay } from '../../hub/cluster/fanout.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../observability/log.js';
 import { Scope } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
 import type { FeatureDeps } from '../feature.js';
-import { broadcastTargets } from './broadcast.js';
+import { broadcastAudience } from './broadcast.js';
 import { meetingConfig, type MeetingConfig } from './config.js';
 import { Finalizer, type Json } from './finalize.js';
 import { RateWindow } from '../../rate.js';
@@ -390,12 +390,15 @@ export class MeetingService {
 
   // ------------------------------------------------------------------ delivery
 
-  /** To the device's current route (the newest connection); false when it is offline. */
-  #deliver(deviceId: string, message: Json): boolean {
+  /** To the device wherever it is connected; nothing when it is offline (it reads the result on its next request). */
+  #deliver(deviceId: string, message: Json): void {
     const conn = this.#deps.ctx.registry.get(deviceId);
-    if (conn) return conn.deliver(message);
+    if (conn) {
+      conn.deliver(message);
+      return;
+    }
     const cluster = this.#deps.ctx.cluster;
-    if (!cluster) return false;
+    if (!cluster) return;
     // The device moved to another node (a finalize asked for here, e.g. over HTTP): its node hands it on (D17).
     void this.#scope.run('deliver', async () => {
       try {
@@ -405,22 +408,16 @@ export class MeetingService {
         this.#log.warn({ err: errorMessage(err), device: deviceId }, 'meeting message not passed to the device’s node');
       }
     });
-    return true;
   }
 
   #broadcast(deviceId: string, message: Json): void {
-    const { registry } = this.#deps.ctx;
-    const policy = this.config().broadcast;
-    if (!policy.enabled || policy.mode === 'off') return;
-    const pick = (online: Iterable<string>) =>
-      broadcastTargets(policy, deviceId, online, (id) => this.#deps.directory.groupOf(id));
-    const cluster = this.#deps.ctx.cluster;
-    if (cluster) {
-      // Devices on the other nodes too (D17).
-      void this.#scope.run('relay', () => relayToCluster(cluster, pick, { ...message, from: deviceId }, this.#log));
-      return;
-    }
-    for (const id of pick(registry.deviceIds())) registry.get(id)?.deliver({ ...message, from: deviceId });
+    const groupOf = (id: string) => this.#deps.directory.groupOf(id);
+    const audience = broadcastAudience(this.config().broadcast, deviceId, groupOf);
+    if (!audience) return;
+    // Devices on the other nodes too (D17): each node picks its own by the audience.
+    void this.#scope.run('relay', () =>
+      relay(this.#deps.ctx, groupOf, audience, { ...message, from: deviceId }, this.#log),
+    );
   }
 }
 

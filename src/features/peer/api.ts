@@ -1,3 +1,5 @@
+import type { ClusterHub } from '../../hub/cluster/index.js';
+import { onlineDevices } from '../../hub/cluster/online.js';
 import type { DeviceDirectory } from '../../hub/directory.js';
 import type { DeviceRegistry } from '../../hub/registry.js';
 import { normalizeId } from '../../protocol/ids.js';
@@ -14,15 +16,20 @@ const QUEUE_PAGE = 100;
  *   POST /supie/peer/send    {to?: [deviceId...], group?: groupKey, text, category?}  (admin) — from `console`
  *   GET  /supie/peer/queue   devices with queued (offline) messages and their counts
  *   GET  /supie/peer/queue/:deviceId   that device's queued messages, oldest first
- * A group means every device of it that is online or named in devices.yaml.
+ * A group means every device of it that is online (on any node of a cluster) or named in devices.yaml.
  */
 export function registerPeerApi(
   api: ApiRoutes,
-  deps: { peer: PeerFeature; registry: DeviceRegistry; directory: DeviceDirectory },
+  deps: { peer: PeerFeature; registry: DeviceRegistry; cluster?: ClusterHub | undefined; directory: DeviceDirectory },
 ): void {
-  const { peer, registry, directory } = deps;
-  const membersOf = (group: string): string[] =>
-    [...new Set([...registry.deviceIds(), ...directory.knownIds()])].filter((id) => directory.groupOf(id) === group);
+  const { peer, directory } = deps;
+  // Online anywhere in the cluster (D17), or named in devices.yaml.
+  const membersOf = async (group: string): Promise<string[]> => {
+    const online = await onlineDevices(deps);
+    return [...new Set([...online.devices.keys(), ...directory.knownIds()])].filter(
+      (id) => directory.groupOf(id) === group,
+    );
+  };
 
   api.add(
     'POST',
@@ -41,7 +48,7 @@ export function registerPeerApi(
       const targets = to.map((raw) => validId(normalizeId(raw), 'device id in to'));
       if (body.group !== undefined) {
         if (typeof body.group !== 'string' || !body.group.trim()) throw new HttpError(400, 'group must be a group key');
-        const members = membersOf(body.group.trim());
+        const members = await membersOf(body.group.trim());
         if (!members.length) throw new HttpError(404, `group ${body.group.trim()} has no known devices`);
         targets.push(...members);
       }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { LinusConfig } from '../../config/schema.js';
 import type { DeviceConnection } from '../../hub/registry.js';
 import { ClusterUnavailableError } from '../../hub/cluster/link.js';
+import { onlineDevices } from '../../hub/cluster/online.js';
 import { errorMessage } from '../../errors.js';
 import { Scope } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
@@ -65,8 +66,6 @@ const FLUSH_PAGE = 100;
 /** Bytes of a flush handed to a connection before waiting for them to be written (well under its overflow limit). */
 const FLUSH_WINDOW_BYTES = 32 * 1024;
 const PURGE_EVERY_MS = 3_600_000;
-/** Devices of the whole cluster a broadcast names at most (the route table's listing is capped). */
-const MAX_BROADCAST_RECIPIENTS = 10_000;
 
 const peerSchema = z.looseObject({ type: z.literal('peer') });
 
@@ -349,18 +348,15 @@ export class PeerFeature implements Feature {
    * online on the other nodes are added (D17). While Redis is away, this node's devices are all it can name.
    */
   async #everywhere(recipients: string[], from: string): Promise<string[]> {
-    const cluster = this.#deps.ctx.cluster;
-    if (!cluster) return recipients;
-    try {
-      const { ids } = await cluster.registry.devices(MAX_BROADCAST_RECIPIENTS);
-      const all = new Set(recipients);
-      for (const id of ids) if (id !== from) all.add(id);
-      return [...all];
-    } catch (err) {
-      if (!(err instanceof ClusterUnavailableError)) throw err;
-      this.#log.warn({ err: errorMessage(err), from }, 'peer: broadcast reaches this node’s devices only (Redis away)');
+    if (!this.#deps.ctx.cluster) return recipients;
+    const online = await onlineDevices(this.#deps.ctx, { log: this.#log });
+    if (!online.cluster) {
+      this.#log.warn({ from }, 'peer: broadcast reaches this node’s devices only (Redis away)');
       return recipients;
     }
+    const all = new Set(recipients);
+    for (const id of online.devices.keys()) if (id !== from) all.add(id);
+    return [...all];
   }
 
   /** The one way a message reaches a device: its connection, or the queue. */

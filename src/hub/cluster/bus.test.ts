@@ -63,13 +63,29 @@ describe('node bus on Redis Streams (D17)', { skip }, () => {
     prefix = testPrefix();
     const [a, b] = [await node('a'), await node('b')];
     b.on('deliver', (m) => b.reply(m, m.deviceId === 'here' ? { ok: true } : { ok: false, reason: 'offline' }));
-    const ok = await a.request('b', { kind: 'deliver', deviceId: 'here', message: { type: 'x' } });
-    assert.equal(ok.ok, true);
-    const no = await a.request('b', { kind: 'deliver', deviceId: 'gone', message: { type: 'x' } });
+    // Posted to the node's inbox as the route table's script does it.
+    const ask = async (to: string, deviceId: string, timeoutMs?: number) =>
+      (await a.requestVia(
+        async (json, stream) => {
+          await admin.xadd(`${stream.inboxPrefix}${to}`, '*', 'm', json);
+          return to;
+        },
+        { kind: 'deliver', deviceId, message: { type: 'x' } },
+        timeoutMs,
+      ))!;
+    const ok = await ask('b', 'here');
+    assert.deepEqual([ok.nodeId, ok.result.ok], ['b', true]);
+    const no = (await ask('b', 'gone')).result;
     assert.deepEqual([no.ok, no.reason], [false, 'offline']);
     await assert.rejects(
-      a.request('nobody', { kind: 'deliver', deviceId: 'x', message: { type: 'x' } }, 200),
+      ask('nobody', 'x', 200),
       (err: Error) => err instanceof ClusterUnavailableError && /no answer from node nobody/.test(err.message),
+    );
+    assert.equal(a.stats.timeouts, 1);
+    assert.equal(
+      await a.requestVia(async () => undefined, { kind: 'deliver', deviceId: 'x', message: { type: 'x' } }),
+      undefined,
+      'no node: nothing sent',
     );
   });
 

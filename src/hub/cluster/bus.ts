@@ -39,6 +39,10 @@ export interface BusStats {
   expired: number;
   /** Handlers that threw or rejected. */
   handlerErrors: number;
+  /** Messages Redis did not take (down, or no answer in time): the caller fell back or gave up. */
+  failed: number;
+  /** Requests not answered in time (the other node is stalled or gone). */
+  timeouts: number;
 }
 
 type Handler<K extends BusKind> = (msg: BusMessageOf<K>) => void | Promise<void>;
@@ -64,7 +68,7 @@ export type Post = (
  */
 export class NodeBus {
   readonly nodeId: string;
-  readonly stats: BusStats = { sent: 0, received: 0, invalid: 0, expired: 0, handlerErrors: 0 };
+  readonly stats: BusStats = { sent: 0, received: 0, invalid: 0, expired: 0, handlerErrors: 0, failed: 0, timeouts: 0 };
   readonly #o: Required<Omit<NodeBusOptions, 'link' | 'log'>> & Pick<NodeBusOptions, 'link' | 'log'>;
   readonly #scope = new Scope('node-bus');
   readonly #handlers = new Map<BusKind, Set<AnyHandler>>();
@@ -130,26 +134,10 @@ export class NodeBus {
   }
 
   /**
-   * A request to one node, settled by its `result` reply; rejects with ClusterUnavailableError when Redis is
-   * down or no answer comes within the timeout (the caller falls back, e.g. to the durable queue).
-   */
-  async request(nodeId: string, body: BusBodyOf<'deliver'>, timeoutMs = this.#o.requestTimeoutMs): Promise<Result> {
-    const inbox = NodeBus.inboxKey(this.#o.keyPrefix, nodeId);
-    const sent = await this.requestVia(
-      async (json) => {
-        await this.#xadd(inbox, json);
-        return nodeId;
-      },
-      body,
-      timeoutMs,
-    );
-    return sent!.result;
-  }
-
-  /**
    * A request whose message `post` writes to the inbox of the node it is for (e.g. a script that finds the node
    * holding a device and writes there in the same round trip), naming that node; undefined when `post` found
-   * no node and wrote nothing. Fails like `request`.
+   * no node and wrote nothing. Rejects with ClusterUnavailableError when Redis is down or no answer comes within
+   * the timeout (the caller falls back, e.g. to the durable queue).
    */
   async requestVia(
     post: Post,
@@ -165,6 +153,7 @@ export class NodeBus {
     const answer = new Promise<Result>((resolve, reject) => {
       const cancel = this.#scope.timeout(timeoutMs, () => {
         this.#pending.delete(id);
+        this.stats.timeouts++;
         reject(new ClusterUnavailableError(`no answer from node ${nodeId ?? '?'} within ${timeoutMs} ms`));
       });
       this.#pending.set(id, { resolve, reject, cancel });
@@ -180,6 +169,7 @@ export class NodeBus {
       nodeId = await post(json, { inboxPrefix: NodeBus.inboxKey(this.#o.keyPrefix, ''), ...this.limits });
     } catch (err) {
       forget();
+      this.stats.failed++;
       throw err;
     }
     if (nodeId === undefined) {
@@ -218,7 +208,12 @@ export class NodeBus {
 
   async #add(stream: string, body: BusBody): Promise<string> {
     const id = randomUUID();
-    await this.#xadd(stream, this.#encode(body, undefined, id));
+    try {
+      await this.#xadd(stream, this.#encode(body, undefined, id));
+    } catch (err) {
+      this.stats.failed++;
+      throw err;
+    }
     this.stats.sent++;
     return id;
   }

@@ -4,7 +4,6 @@ import type { Lifecycle } from '../../lifecycle.js';
 import type { Logger } from '../../observability/log.js';
 import { StartupError } from '../../startup-error.js';
 import { nodeIdOf } from '../../store/compose.js';
-import { receiveRelays } from './fanout.js';
 import { startClusterHub, type ClusterHub } from './index.js';
 
 /**
@@ -27,11 +26,7 @@ export async function startClusterPart(config: LinusConfig, log: Logger, parts: 
     const cause = errorMessage(err).replace(/^cluster\.redis_url: /, '');
     throw new StartupError(`cluster.redis_url (LINUS_REDIS_URL): ${cause}`, 'cluster.redis_url');
   }
-  const stopRelays = receiveRelays(hub);
-  parts.add('cluster hub', async () => {
-    stopRelays();
-    await hub.close();
-  });
+  parts.add('cluster hub', () => hub.close());
   log.info({ node: nodeId, keyPrefix: config.cluster.key_prefix }, 'cluster node joined (Redis routes and bus)');
   return hub;
 }

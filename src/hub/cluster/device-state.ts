@@ -44,6 +44,29 @@ export class RedisDeviceStateStore implements DeviceStateStore {
     }
   }
 
+  /**
+   * One key's kept value for each of `deviceIds` (one round trip), for views of devices on other nodes; a device
+   * without it, or every device while Redis is away, is absent from the map.
+   */
+  async peek(deviceIds: string[], key: string): Promise<Map<string, unknown>> {
+    const kept = new Map<string, unknown>();
+    if (!deviceIds.length) return kept;
+    try {
+      const values = await this.#o.link.call((r) => {
+        const p = r.pipeline();
+        for (const id of deviceIds) p.hget(this.#key(id), key);
+        return p.exec();
+      });
+      values?.forEach(([err, json], i) => {
+        if (!err && typeof json === 'string') kept.set(deviceIds[i]!, JSON.parse(json) as unknown);
+      });
+    } catch (err) {
+      // A view: it shows the devices without their kept state rather than failing.
+      this.#o.log.debug({ err: errorMessage(err) }, 'device state not read for a view');
+    }
+    return kept;
+  }
+
   save(deviceId: string, key: string, value: unknown): void {
     const k = this.#key(deviceId);
     const ttl = this.#o.ttlMs ?? DAY_MS;

@@ -1,49 +1,67 @@
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../observability/log.js';
+import type { DeviceRegistry } from '../registry.js';
 import type { ClusterHub } from './index.js';
-import { ClusterUnavailableError } from './link.js';
-
-/** Devices of the whole cluster one relay names at most (the route table's listing is capped). */
-const MAX_FANOUT = 10_000;
 
 type DeviceMessage = { type: string } & Record<string, unknown>;
 
 /**
- * Relays (meeting broadcasts, coding notices) to devices on every node, best effort as on one node (D17): the
- * targets are picked from the cluster's online devices, this node's get it at once, and one bus broadcast names
- * the others for their nodes. While Redis is away only this node's devices are picked.
+ * Who gets a relay, as the sending feature's policy puts it. Each node picks its own devices by it (the groups
+ * come from devices.yaml, which every node has), so a relay names no device list, whatever the fleet's size.
  */
-export async function relayToCluster(
-  hub: ClusterHub,
-  pick: (online: string[]) => string[],
+export interface Audience {
+  /** Every device. */
+  all?: boolean;
+  /** The devices of this group. */
+  group?: string;
+  /** Devices named by the policy (e.g. `meeting.broadcast.allowed_targets`). */
+  named?: string[];
+  /** Never this one (the device the relay is about), even when named. */
+  except?: string;
+}
+
+/** The devices of `ids` the audience takes, in their order. */
+export function pickAudience(audience: Audience, ids: Iterable<string>, groupOf: (id: string) => string): string[] {
+  const named = new Set(audience.named);
+  const out: string[] = [];
+  for (const id of ids) {
+    if (id === audience.except) continue;
+    if (audience.all || named.has(id) || (audience.group !== undefined && groupOf(id) === audience.group)) out.push(id);
+  }
+  return out;
+}
+
+function deliverLocal(
+  registry: DeviceRegistry,
+  audience: Audience,
+  message: DeviceMessage,
+  groupOf: (id: string) => string,
+): void {
+  for (const id of pickAudience(audience, registry.deviceIds(), groupOf)) registry.get(id)?.deliver(message);
+}
+
+/**
+ * A relay (meeting broadcasts, coding notices) to the audience, best effort (D17): this node's devices get it at
+ * once; in cluster mode one bus broadcast carries the audience and the message, and every other node hands it
+ * to its own devices of that audience (as task fan-out does). While Redis is away only this node's get it.
+ * Resolves once the broadcast went out (or failed, logged).
+ */
+export async function relay(
+  where: { registry: DeviceRegistry; cluster?: ClusterHub | undefined },
+  groupOf: (id: string) => string,
+  audience: Audience,
   message: DeviceMessage,
   log: Logger,
 ): Promise<void> {
-  const local = hub.registry.local;
-  let online: string[];
-  try {
-    online = (await hub.registry.devices(MAX_FANOUT)).ids;
-  } catch (err) {
-    if (!(err instanceof ClusterUnavailableError)) throw err;
-    // Degraded (shown in /health): the devices here are the ones that can be reached.
-    online = local.deviceIds();
-  }
-  const remote: string[] = [];
-  for (const id of pick([...new Set([...online, ...local.deviceIds()])])) {
-    const conn = local.get(id);
-    if (conn) conn.deliver(message);
-    else remote.push(id);
-  }
-  if (!remote.length) return;
-  await hub.bus.broadcast({ kind: 'fanout', deviceIds: remote, message }).catch((err: unknown) => {
+  deliverLocal(where.registry, audience, message, groupOf);
+  if (!where.cluster) return;
+  await where.cluster.bus.broadcast({ kind: 'fanout', audience, message }).catch((err: unknown) => {
     // Best effort, as a relay on one node: devices elsewhere miss this one while Redis is away.
     log.warn({ err: errorMessage(err), type: message.type }, 'relay not passed on to the other nodes');
   });
 }
 
-/** The receiving side: every node hands a relay to its own devices among those named. Returns the disposer. */
-export function receiveRelays(hub: ClusterHub): () => void {
-  return hub.bus.on('fanout', (m) => {
-    for (const id of m.deviceIds) hub.registry.local.get(id)?.deliver(m.message);
-  });
+/** The receiving side: this node hands each relay of another node to its own devices of the audience. */
+export function receiveRelays(hub: ClusterHub, groupOf: (id: string) => string): () => void {
+  return hub.bus.on('fanout', (m) => deliverLocal(hub.registry.local, m.audience, m.message, groupOf));
 }

@@ -61,8 +61,20 @@ const bodies = [
    * holds it, sends it its queue again (the flush it ran on register may have read before they were committed).
    */
   z.object({ kind: z.literal('flush'), deviceId: id }),
-  /** Hand `message` to those of `deviceIds` connected to the receiving node (a relay to many devices, best effort). */
-  z.object({ kind: z.literal('fanout'), deviceIds: z.array(id).max(10_000), message: deviceMessage }),
+  /**
+   * A relay to many devices (best effort): the receiving node hands `message` to its own devices of the audience
+   * (fanout.ts), picked as the sending node would.
+   */
+  z.object({
+    kind: z.literal('fanout'),
+    audience: z.object({
+      all: z.boolean().optional(),
+      group: z.string().optional(),
+      named: z.array(id).max(1000).optional(),
+      except: id.optional(),
+    }),
+    message: deviceMessage,
+  }),
 ] as const;
 
 export const busBodySchema = z.discriminatedUnion('kind', bodies);

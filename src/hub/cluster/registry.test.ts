@@ -49,8 +49,11 @@ describe('cluster registry over real Redis (D6, D17)', { skip }, () => {
     );
     b.registry.register(new RecordingConnection('dev-2'));
     await waitFor(async () => (await a.registry.devices()).count === 2, 3000, 'two devices cluster-wide');
-    const { ids } = await b.registry.devices();
-    assert.deepEqual(ids.sort(), ['dev-1', 'dev-2']);
+    const { devices } = await b.registry.devices();
+    assert.deepEqual([...devices].sort(), [
+      ['dev-1', 'a'],
+      ['dev-2', 'b'],
+    ]);
     assert.equal(a.registry.size, 1, 'size stays this node’s own');
   });
 

@@ -14,7 +14,7 @@ import type { NodeBus } from './bus.js';
 import type { RedisDeviceStateStore } from './device-state.js';
 import { ClusterUnavailableError, type LinkHealth, type RedisLink } from './link.js';
 import type { BusMessageOf } from './messages.js';
-import type { Route, RouteTable } from './routes.js';
+import type { ClusterDevices, Route, RouteTable } from './routes.js';
 
 export interface PresenceEvents {
   /** A device came online or went offline on another node (for the presence broadcast). */
@@ -179,9 +179,17 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
     return result.ok ? { ok: true, nodeId } : { ok: false, reason: result.reason ?? 'not_sent', nodeId };
   }
 
-  /** Devices online in the whole cluster and up to `limit` of their ids (for `stats`); fails fast while degraded. */
-  devices(limit = 100): Promise<{ count: number; ids: string[] }> {
+  /**
+   * The live nodes and the devices online in the whole cluster, up to `limit` of them with their node; fails fast
+   * while degraded. Views use `onlineDevices` (online.ts), which falls back to this node's own.
+   */
+  devices(limit = 100): Promise<ClusterDevices> {
     return this.#p.routes.devices(limit);
+  }
+
+  /** The kept value of one shared key (e.g. `mode`) of each device; absent when it has none or Redis is away. */
+  kept(deviceIds: string[], key: string): Promise<Map<string, unknown>> {
+    return this.#p.deviceState.peek(deviceIds, key);
   }
 
   /**

@@ -52,11 +52,14 @@ describe('route table in Redis (D17)', { skip }, () => {
     });
     assert.equal(await a.release('dev', 'c1'), false, 'the old connection’s release leaves the new route');
     assert.equal((await a.lookup('dev'))?.connectionId, 'c2');
-    assert.deepEqual(await a.devices(), { count: 1, ids: ['dev'] });
+    const listed = await a.devices();
+    assert.equal(listed.count, 1);
+    assert.deepEqual([...listed.devices], [['dev', 'b']], 'each device with its node');
+    assert.deepEqual(listed.nodes.sort(), ['a', 'b'], 'the live nodes, whether they hold devices or not');
     assert.equal(await b.release('dev', 'c2'), true);
     assert.equal(await a.lookup('dev'), undefined);
-    assert.deepEqual(await a.devices(), { count: 0, ids: [] });
-    assert.deepEqual((await a.nodes()).sort(), ['a', 'b']);
+    const none = await a.devices();
+    assert.deepEqual([none.count, none.devices.size, none.nodes.length], [0, 0, 2]);
   });
 
   it('a claim registered earlier than the live route loses and names the newer holder (D6: the newer connection wins)', async () => {
@@ -97,7 +100,7 @@ describe('route table in Redis (D17)', { skip }, () => {
       assert.equal((await b.devices()).count, 0, 'a dead node’s devices are not counted');
       await waitFor(() => swept.length === 2, 5000, 'b to sweep the dead node’s routes');
       assert.deepEqual(swept.sort(), ['dev-k1', 'dev-k2']);
-      assert.deepEqual(await b.nodes(), ['b']);
+      assert.deepEqual((await b.devices()).nodes, ['b']);
       assert.equal(await admin.hlen(`${prefix}routes`), 0);
     } finally {
       child.kill('SIGKILL');

@@ -22,6 +22,16 @@ export interface ClaimResult {
   holder?: Route;
 }
 
+/** What the route table knows of the whole cluster now. */
+export interface ClusterDevices {
+  /** Devices online on live nodes. */
+  count: number;
+  /** Nodes whose lease is alive. */
+  nodes: string[];
+  /** Up to the asked limit of the devices: deviceId → its node. */
+  devices: Map<string, string>;
+}
+
 export interface RouteTableOptions {
   link: RedisLink;
   keyPrefix: string;
@@ -103,21 +113,30 @@ if node ~= ARGV[2] then
 end
 return cur`;
 
-/** KEYS nodes; ARGV prefix, limit → {count, ids...}: devices of live nodes, at most `limit` ids listed. */
-const COUNT = `${NOW}
+/**
+ * KEYS nodes; ARGV prefix, limit → {count, nodeCount, nodes..., (id, node)...}: the live nodes, how many devices
+ * they hold, and up to `limit` of those devices, each with its node.
+ */
+const LIST = `${NOW}
 local nodes = redis.call('ZRANGE', KEYS[1], '(' .. now, '+inf', 'BYSCORE')
-local count = 0
-local ids = {}
 local limit = tonumber(ARGV[2])
+local count = 0
+local listed = 0
+local out = {0, #nodes}
+for _, node in ipairs(nodes) do table.insert(out, node) end
 for _, node in ipairs(nodes) do
   local key = ARGV[1] .. 'node:' .. node .. ':devices'
   count = count + redis.call('SCARD', key)
-  if #ids < limit then
-    for _, id in ipairs(redis.call('SRANDMEMBER', key, limit - #ids)) do table.insert(ids, id) end
+  if listed < limit then
+    for _, id in ipairs(redis.call('SRANDMEMBER', key, limit - listed)) do
+      table.insert(out, id)
+      table.insert(out, node)
+      listed = listed + 1
+    end
   end
 end
-table.insert(ids, 1, count)
-return ids`;
+out[1] = count
+return out`;
 
 /**
  * KEYS routes, nodes; ARGV prefix, nodeId, leaseMs, sweepMax → {lost, deadNode, ids...}. Renews this node's
@@ -177,7 +196,7 @@ const run = {
   release: script(RELEASE),
   lookup: script(LOOKUP),
   post: script(POST),
-  count: script(COUNT),
+  list: script(LIST),
   heartbeat: script(HEARTBEAT),
   leave: script(LEAVE),
 };
@@ -258,20 +277,14 @@ export class RouteTable extends EventEmitter<RouteTableEvents> {
     return parseRoute(v as string | null);
   }
 
-  /** Devices online in the whole cluster, with up to `limit` of their ids. */
-  async devices(limit = 100): Promise<{ count: number; ids: string[] }> {
-    const [count, ...ids] = (await this.#o.link.call((r) =>
-      run.count(r, 1, this.#keys[1], this.#o.keyPrefix, limit),
-    )) as [number, ...string[]];
-    return { count, ids };
-  }
-
-  /** Nodes whose lease is alive. */
-  async nodes(): Promise<string[]> {
-    return this.#o.link.call(async (r) => {
-      const [s, us] = await r.time();
-      return r.zrange(this.#keys[1], `(${Number(s) * 1000 + Math.floor(Number(us) / 1000)}`, '+inf', 'BYSCORE');
-    });
+  /** The live nodes and the devices online on them: how many, and up to `limit` of them with their node. */
+  async devices(limit = 100): Promise<ClusterDevices> {
+    const [count, nodeCount, ...rest] = (await this.#o.link.call((r) =>
+      run.list(r, 1, this.#keys[1], this.#o.keyPrefix, limit),
+    )) as [number, number, ...string[]];
+    const devices = new Map<string, string>();
+    for (let i = nodeCount; i + 1 < rest.length; i += 2) devices.set(rest[i]!, rest[i + 1]!);
+    return { count, nodes: rest.slice(0, nodeCount), devices };
   }
 
   /** Renews the lease once (and sweeps one dead node); the interval calls it, tests and start may too. */

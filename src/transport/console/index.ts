@@ -70,6 +70,7 @@ export class ConsoleFeature implements Feature {
     scope.on(ctx.events, 'draining', () => stream.end());
     const book = new DeviceBook({
       registry: ctx.registry,
+      cluster: ctx.cluster,
       directory: deps.directory,
       modes: deps.modes,
       sessions: deps.sessions,
@@ -83,7 +84,7 @@ export class ConsoleFeature implements Feature {
       devicesPending = true;
       scope.timeout(DEVICES_DEBOUNCE_MS, () => {
         devicesPending = false;
-        stream.send('devices', book.list());
+        void scope.run('devices', async () => stream.send('devices', await book.list()));
       });
     };
     const noted =
@@ -104,6 +105,8 @@ export class ConsoleFeature implements Feature {
       deps.modes.onEnd(mode, noted(`mode ${mode} ended`));
     }
     scope.add(deps.directory.onReload(devicesChanged));
+    // Devices coming and going on the other nodes are in the list too (D17).
+    if (ctx.cluster) scope.on(ctx.cluster.registry.presence, 'change', devicesChanged);
     scope.on(ctx.events, 'meeting', (meetingId: string, change: string) =>
       stream.send('meeting', { meetingId, change }),
     );
@@ -174,17 +177,25 @@ export class ConsoleFeature implements Feature {
     // ---------------------------------------------------------------- the API the pages use
     const priv = { private: true };
     api.document('GET', '/api/events', priv);
-    router.add('GET', '/api/events', (req, res, _params, url) => {
+    router.add('GET', '/api/events', async (req, res, _params, url) => {
       api.limit(req);
       api.authorize(req, url, priv);
-      stream.open(req, res, [{ event: 'devices', data: book.list() }]);
+      stream.open(req, res, [{ event: 'devices', data: await book.list() }]);
     });
-    api.add('GET', '/api/devices', () => ({ devices: book.list(), groups: book.groups() }), priv);
+    api.add(
+      'GET',
+      '/api/devices',
+      async () => {
+        const devices = await book.list();
+        return { devices, groups: DeviceBook.groups(devices) };
+      },
+      priv,
+    );
     api.add(
       'GET',
       '/api/devices/:id',
-      (_req, params) => {
-        const d = book.detail(validId(normalizeId(params.id), 'device id'));
+      async (_req, params) => {
+        const d = await book.detail(validId(normalizeId(params.id), 'device id'));
         if (!d) throw new HttpError(404, 'no such device');
         return d;
       },

@@ -18,6 +18,8 @@ export interface Device {
   group: string;
   role?: string;
   online: boolean;
+  /** Cluster mode: the node it is connected to. */
+  node?: string;
   mode: string;
   connectedAt?: number;
   protocolVersion?: number;
@@ -108,6 +110,7 @@ export function DeviceDetailPage({ id }: { id: string }) {
             {(
               [
                 ['Status', d.online ? 'online' : 'offline'],
+                ...(d.node ? ([['Node', d.node]] as const) : []),
                 ['Group', d.group],
                 ['Role', d.role ?? '—'],
                 ['Mode', d.online ? d.mode : '—'],
