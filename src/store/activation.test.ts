@@ -50,6 +50,29 @@ for (const backend of BACKENDS)
       assert.equal(new Set(pending.map((r) => r.code)).size, pending.length);
     });
 
+    it('a code already pending for another device is not given again: the next one is tried; none free is an error', async () => {
+      // Codes from a list: dev-k1 takes 424242; dev-k2 draws it again (pending for dev-k1), then 515151.
+      const drawn: string[] = [];
+      const fromList = (codes: string[]) => () => {
+        const code = codes.shift() ?? '999999';
+        drawn.push(code);
+        return code;
+      };
+      const store = opened.activationsWith(fromList(['424242', '424242', '515151']));
+      assert.equal((await store.issue('dev-k1', 'c1', 100)).code, '424242');
+      const second = await store.issue('dev-k2', 'c2', 100);
+      assert.equal(second.code, '515151');
+      assert.deepEqual(drawn, ['424242', '424242', '515151'], 'the collision drew another code');
+      assert.equal((await opened.activations.get('dev-k2'))?.code, '515151');
+      // Every draw taken: a clear error, and nothing written for the device.
+      const stuck = opened.activationsWith(() => '424242');
+      await assert.rejects(stuck.issue('dev-k3', 'c3', 100), /could not allocate a free activation code/);
+      assert.equal(await opened.activations.get('dev-k3'), undefined);
+      // An activated device's code is free again.
+      assert.ok(await opened.activations.activateByCode('424242', 200));
+      assert.equal((await stuck.issue('dev-k3', 'c3', 300)).code, '424242');
+    });
+
     it('list gives the records newest first', async () => {
       const { activations } = opened;
       await activations.issue('dev-late', 'c', 9_000_000);

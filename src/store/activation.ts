@@ -63,7 +63,11 @@ export class SqliteActivationStore implements ActivationStore {
   readonly #activate;
   readonly #list;
 
-  constructor(private readonly db: Db) {
+  /** `codes`: the code generator (a test passes one that repeats itself, to make a collision happen). */
+  constructor(
+    private readonly db: Db,
+    private readonly codes: () => string = newActivationCode,
+  ) {
     this.#get = db.prepare<[string], ActivationRow>('SELECT * FROM activations WHERE device_id = ?');
     this.#insert = db.prepare(
       'INSERT INTO activations (device_id, client_id, code, challenge, created_at) VALUES (?, ?, ?, ?, ?)',
@@ -93,7 +97,7 @@ export class SqliteActivationStore implements ActivationStore {
       const existing = this.#read(deviceId);
       if (existing) return existing;
       for (let attempt = 0; attempt < CODE_ATTEMPTS; attempt++) {
-        const code = newActivationCode();
+        const code = this.codes();
         if (this.#byCode.get(code)) continue;
         const challenge = randomBytes(16).toString('hex');
         this.#insert.run(deviceId, clientId, code, challenge, now);

@@ -14,16 +14,16 @@ for (const backend of BACKENDS)
     it('the first client id to claim a device id owns it; another is refused, the owner again accepted', async () => {
       const { bindings } = opened;
       assert.equal(await bindings.get('dev-a'), undefined);
-      assert.equal(await bindings.claim('dev-a', 'client-1', 10), true);
-      assert.equal(await bindings.claim('dev-a', 'client-2', 20), false);
-      assert.equal(await bindings.claim('dev-a', 'client-1', 30), true);
+      assert.equal((await bindings.claim('dev-a', 'client-1', 10)).clientId, 'client-1');
+      assert.equal((await bindings.claim('dev-a', 'client-2', 20)).clientId, 'client-1', 'the owner, not the claimant');
+      assert.equal((await bindings.claim('dev-a', 'client-1', 30)).clientId, 'client-1');
       assert.deepEqual(await bindings.get('dev-a'), { deviceId: 'dev-a', clientId: 'client-1', boundAt: 10 });
     });
 
     it('a claim made through another connection (another node) binds for all', async () => {
       const other = opened.againCore().bindings;
-      assert.equal(await other.claim('dev-b', 'client-1', 10), true);
-      assert.equal(await opened.bindings.claim('dev-b', 'client-2', 20), false);
+      assert.equal((await other.claim('dev-b', 'client-1', 10)).clientId, 'client-1');
+      assert.equal((await opened.bindings.claim('dev-b', 'client-2', 20)).clientId, 'client-1');
       assert.equal((await opened.bindings.get('dev-b'))?.clientId, 'client-1');
     });
 
@@ -31,14 +31,20 @@ for (const backend of BACKENDS)
       const other = opened.againCore().bindings;
       const ids = Array.from({ length: 10 }, (_, i) => `race-${i}`);
       for (const dev of ids) {
+        const claimants = ['client-x', 'client-y', 'client-z'];
         const results = await Promise.all([
           opened.bindings.claim(dev, 'client-x', 1),
           other.claim(dev, 'client-y', 1),
           opened.bindings.claim(dev, 'client-z', 1),
         ]);
-        assert.equal(results.filter(Boolean).length, 1, `${dev}: ${JSON.stringify(results)}`);
         const owner = (await other.get(dev))?.clientId;
-        assert.equal(results[['client-x', 'client-y', 'client-z'].indexOf(owner ?? '')], true);
+        assert.ok(owner && claimants.includes(owner), `${dev}: ${owner}`);
+        // Every claim answers with the one winner: the claimant that won, the others its owner.
+        assert.deepEqual(
+          results.map((b) => b.clientId),
+          [owner, owner, owner],
+          `${dev}: ${JSON.stringify(results)}`,
+        );
       }
     });
 
@@ -47,12 +53,12 @@ for (const backend of BACKENDS)
       await bindings.claim('dev-c', 'old-client', 10);
       const before = await bindings.rebind('dev-c', 'new-client', 20);
       assert.deepEqual(before, { deviceId: 'dev-c', clientId: 'old-client', boundAt: 10 });
-      assert.equal(await bindings.claim('dev-c', 'old-client', 30), false);
-      assert.equal(await bindings.claim('dev-c', 'new-client', 30), true);
+      assert.equal((await bindings.claim('dev-c', 'old-client', 30)).clientId, 'new-client');
+      assert.equal((await bindings.claim('dev-c', 'new-client', 30)).clientId, 'new-client');
       assert.equal((await bindings.rebind('dev-c'))?.clientId, 'new-client');
       assert.equal(await bindings.get('dev-c'), undefined);
       assert.equal(await bindings.rebind('dev-c'), undefined);
-      assert.equal(await bindings.claim('dev-c', 'third-client', 40), true);
+      assert.equal((await bindings.claim('dev-c', 'third-client', 40)).clientId, 'third-client');
     });
 
     it('list gives the bindings newest first', async () => {

@@ -15,8 +15,11 @@ export interface DeviceBinding {
  */
 export interface DeviceBindings {
   get(deviceId: string): Promise<DeviceBinding | undefined>;
-  /** Binds a free device id to this client id, atomically; true when the device id is (now) this client's. */
-  claim(deviceId: string, clientId: string, now?: number): Promise<boolean>;
+  /**
+   * Binds a free device id to this client id, atomically; returns the binding in force after it (this client's
+   * when it was free, else its owner's). A bound device id costs one read.
+   */
+  claim(deviceId: string, clientId: string, now?: number): Promise<DeviceBinding>;
   /**
    * The admin's rebind: to `clientId`, or with none, freed for the next client that obtains a token.
    * Returns the binding it replaced.
@@ -67,10 +70,12 @@ export class SqliteDeviceBindings implements DeviceBindings {
     return row ? toBinding(row) : undefined;
   }
 
-  // The INSERT and the read run back to back on the one connection: nothing else writes in between.
-  async claim(deviceId: string, clientId: string, now = Date.now()): Promise<boolean> {
+  // The read and the INSERT run back to back on the one connection: nothing else writes in between.
+  async claim(deviceId: string, clientId: string, now = Date.now()): Promise<DeviceBinding> {
+    const bound = this.#read(deviceId);
+    if (bound) return bound;
     this.#claim.run(deviceId, clientId, now);
-    return this.#read(deviceId)?.clientId === clientId;
+    return { deviceId, clientId, boundAt: now };
   }
 
   async rebind(deviceId: string, clientId?: string, now = Date.now()): Promise<DeviceBinding | undefined> {

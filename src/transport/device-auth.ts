@@ -2,6 +2,7 @@ import type { LinusConfig } from '../config/schema.js';
 import type { DeviceConnection } from '../hub/registry.js';
 import { secretEquals, verifyDeviceToken } from '../protocol/auth-token.js';
 import { bearerToken, normalizeId, type HandshakeIds } from '../protocol/ids.js';
+import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
 
 export type AuthDecision =
@@ -62,7 +63,7 @@ export async function checkOwnership(
   bindings: DeviceBindings,
   live: Pick<DeviceConnection, 'clientId'> | undefined,
 ): Promise<OwnershipDecision> {
-  if (decision.via === 'token' && !(await bindings.claim(ids.deviceId, ids.clientId)))
+  if (decision.via === 'token' && (await bindings.claim(ids.deviceId, ids.clientId)).clientId !== ids.clientId)
     return { ok: false, status: 401, reason: unboundHint(ids.deviceId) };
   if (decision.via === 'allow_list' && live && live.clientId !== undefined && live.clientId !== ids.clientId)
     return {
@@ -71,6 +72,21 @@ export async function checkOwnership(
       reason: 'the device id is connected from another client id; an allow-listed device cannot take it over',
     };
   return { ok: true };
+}
+
+/**
+ * Whether activation lets the device be served (every transport and OTA ask this): `server.activation.enabled` off,
+ * or its code was entered. A refusal is counted on `refused` when given. Rejects while the store is unreachable.
+ */
+export async function activationPasses(
+  config: LinusConfig,
+  activations: ActivationStore,
+  deviceId: string,
+  refused?: { inc(): void },
+): Promise<boolean> {
+  if (!config.server.activation.enabled || (await activations.isActivated(deviceId))) return true;
+  refused?.inc();
+  return false;
 }
 
 /** The refusal for a client that is not the device id's owner, with the admin's way out. */

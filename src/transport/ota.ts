@@ -6,7 +6,7 @@ import { signDeviceToken } from '../protocol/auth-token.js';
 import { normalizeId, resolveHandshakeIds } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
-import { needsDeviceSecret, unboundHint } from './device-auth.js';
+import { activationPasses, needsDeviceSecret, unboundHint } from './device-auth.js';
 import type { FirmwareStore } from './firmware.js';
 import { HttpError, headerString, readJson, sendJson, sendText } from './http-util.js';
 import { otaMqttBlock } from './mqtt/ota.js';
@@ -141,10 +141,11 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
           );
           return;
         }
-        if (!(await deps.bindings.claim(deviceId, clientId, now))) {
+        const owner = (await deps.bindings.claim(deviceId, clientId, now)).clientId;
+        if (owner !== clientId) {
           deps.throttle.failed(address, 'device');
           deps.log.warn(
-            { device: deviceId, client: clientId, owner: (await deps.bindings.get(deviceId))?.clientId, address },
+            { device: deviceId, client: clientId, owner, address },
             'OTA token refused: the device id is bound to another client id',
           );
           sendJson(res, 403, { success: false, message: unboundHint(deviceId) }, CORS);
@@ -154,7 +155,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
       }
       websocket.version = config.server.binary_protocol_version;
       const appVersion = typeof body.application?.version === 'string' ? body.application.version : '0.0.0';
-      const awaitingActivation = config.server.activation.enabled && !(await deps.activations.isActivated(deviceId));
+      const awaitingActivation = !(await activationPasses(config, deps.activations, deviceId));
       const board = typeof body.board?.type === 'string' ? body.board.type : headerString(req, 'device-model');
       const { host, tls } = requestOrigin(config, req);
       // The device's own version means "no update"; a device still to be activated gets none.

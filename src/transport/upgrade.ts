@@ -6,7 +6,13 @@ import { resolveHandshakeIds, type HandshakeIds } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
 import { Session, type ServerContext } from '../session/session.js';
-import { checkDeviceAuth, checkOwnership, needsDeviceSecret, type AuthDecision } from './device-auth.js';
+import {
+  activationPasses,
+  checkDeviceAuth,
+  checkOwnership,
+  needsDeviceSecret,
+  type AuthDecision,
+} from './device-auth.js';
 import { headerString } from './http-util.js';
 import { rawHttpResponse, tooManyHeaders } from './request-limits.js';
 import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
@@ -44,10 +50,9 @@ export function createUpgradeHandler(deps: UpgradeDeps): (req: IncomingMessage, 
       ctx.log.warn({ device: ids.deviceId, client: ids.clientId, reason: owner.reason }, 'device id not owned');
       return { status: owner.status, message: owner.reason };
     }
-    if (ctx.config.current.server.activation.enabled && !(await deps.activations.isActivated(ids.deviceId))) {
-      ctx.metrics.rejectedUpgrades.labels('not_activated').inc();
+    const refused = ctx.metrics.rejectedUpgrades.labels('not_activated');
+    if (!(await activationPasses(ctx.config.current, deps.activations, ids.deviceId, refused)))
       return { status: 401, message: 'device is not activated: call the OTA URL and enter the code shown' };
-    }
     return undefined;
   }
 

@@ -242,7 +242,7 @@ describe('linus activate / devices with the cluster keys: the cluster’s Postgr
 
   it('lists and rebinds the bindings and activates a code kept in PostgreSQL', async () => {
     const { activations, bindings } = pgCoreStores(schema.db);
-    assert.equal(await bindings.claim('cl:d0:00:00:00:01', 'first-client', 1000), true);
+    assert.equal((await bindings.claim('cl:d0:00:00:00:01', 'first-client', 1000)).clientId, 'first-client');
     const list = await cli(['devices', 'list']);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^cl:d0:00:00:00:01\tfirst-client\t/m);

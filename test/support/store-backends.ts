@@ -5,7 +5,8 @@
  */
 import { rmSync } from 'node:fs';
 import type { FeatureStores } from '../../src/features/feature.js';
-import type { ActivationStore } from '../../src/store/activation.js';
+import { SqliteActivationStore, type ActivationStore } from '../../src/store/activation.js';
+import { PgActivationStore } from '../../src/store/postgres/activations.js';
 import type { DeviceBindings } from '../../src/store/bindings.js';
 import {
   nodeIdOf,
@@ -26,6 +27,8 @@ export interface OpenedStores {
   memory: MemoryStore;
   activations: ActivationStore;
   bindings: DeviceBindings;
+  /** An activation store on the same data whose codes come from `codes` (to make collisions happen). */
+  activationsWith(codes: () => string): ActivationStore;
   /** The core stores (activations, bindings, memory) opened a second time on the same data. */
   againCore(): CoreStores;
   /** The same stores opened a second time on the same data (another process, another node). */
@@ -61,6 +64,7 @@ const sqlite: Backend = {
         return sqliteCoreStores(db);
       },
       again: open,
+      activationsWith: (codes) => new SqliteActivationStore(dbs[0]!, codes),
       async close() {
         await stores.peerQueue.close();
         for (const db of dbs) db.close();
@@ -81,6 +85,7 @@ const postgres: Backend = {
       stores,
       ...pgCoreStores(schema.db),
       againCore: () => pgCoreStores(schema.open()),
+      activationsWith: (codes) => new PgActivationStore(schema.db, codes),
       again: () => pgFeatureStores(schema.open(), `${node}-b`),
       async close() {
         await stores.peerQueue.close();

@@ -265,8 +265,33 @@ export function toSegment(r: SegmentRow): Segment {
   };
 }
 
-function parseJson<T>(text: string): T {
-  return JSON.parse(text) as T;
+/** A `meeting_checkpoints` row as both stores read it (`CHECKPOINT_COLUMNS`). */
+export interface CheckpointRow {
+  idx: number;
+  created_at: number;
+  upto_seq: number;
+  summary: string;
+}
+export const CHECKPOINT_COLUMNS = 'idx, created_at, upto_seq, summary';
+
+export function toCheckpoint(r: CheckpointRow): Checkpoint {
+  return { idx: r.idx, createdAt: r.created_at, uptoSeq: r.upto_seq, summary: JSON.parse(r.summary) as MeetingSummary };
+}
+
+/** A `meeting_summaries` row as both stores read it (`SUMMARY_COLUMNS`). */
+export interface SummaryRow {
+  summary: string;
+  meta: string;
+  created_at: number;
+}
+export const SUMMARY_COLUMNS = 'summary, meta, created_at';
+
+export function toStoredSummary(r: SummaryRow): StoredSummary {
+  return {
+    summary: JSON.parse(r.summary) as MeetingSummary,
+    meta: JSON.parse(r.meta) as SummaryMeta,
+    createdAt: r.created_at,
+  };
 }
 
 /** `s` with LIKE's wildcards escaped (for `ESCAPE '\\'`). */
@@ -455,16 +480,11 @@ export class SqliteMeetingStore implements MeetingStore {
   }
 
   async checkpoints(meetingId: string): Promise<Checkpoint[]> {
-    return this.#sql<[string], { idx: number; created_at: number; upto_seq: number; summary: string }>(
-      'SELECT idx, created_at, upto_seq, summary FROM meeting_checkpoints WHERE meeting_id = ? ORDER BY idx',
+    return this.#sql<[string], CheckpointRow>(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM meeting_checkpoints WHERE meeting_id = ? ORDER BY idx`,
     )
       .all(meetingId)
-      .map((r) => ({
-        idx: r.idx,
-        createdAt: r.created_at,
-        uptoSeq: r.upto_seq,
-        summary: parseJson<MeetingSummary>(r.summary),
-      }));
+      .map(toCheckpoint);
   }
 
   async complete(
@@ -560,16 +580,10 @@ export class SqliteMeetingStore implements MeetingStore {
   }
 
   #summary(meetingId: string): StoredSummary | undefined {
-    const row = this.#sql<[string], { summary: string; meta: string; created_at: number }>(
-      'SELECT summary, meta, created_at FROM meeting_summaries WHERE meeting_id = ?',
+    const row = this.#sql<[string], SummaryRow>(
+      `SELECT ${SUMMARY_COLUMNS} FROM meeting_summaries WHERE meeting_id = ?`,
     ).get(meetingId);
-    return (
-      row && {
-        summary: parseJson<MeetingSummary>(row.summary),
-        meta: parseJson<SummaryMeta>(row.meta),
-        createdAt: row.created_at,
-      }
-    );
+    return row && toStoredSummary(row);
   }
 }
 

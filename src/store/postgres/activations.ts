@@ -12,7 +12,11 @@ import type { PgDb } from './pool.js';
 
 /** Activations in PostgreSQL: the contract of SqliteActivationStore (store/activation.ts), shared by every node. */
 export class PgActivationStore implements ActivationStore {
-  constructor(private readonly db: PgDb) {}
+  /** `codes`: the code generator (a test passes one that repeats itself, to make a collision happen). */
+  constructor(
+    private readonly db: PgDb,
+    private readonly codes: () => string = newActivationCode,
+  ) {}
 
   async get(deviceId: string): Promise<ActivationRecord | undefined> {
     const row = await this.db.row<ActivationRow>('SELECT * FROM activations WHERE device_id = $1', [deviceId]);
@@ -32,11 +36,12 @@ export class PgActivationStore implements ActivationStore {
     for (let attempt = 0; attempt < CODE_ATTEMPTS; attempt++) {
       const existing = await this.get(deviceId);
       if (existing) return existing;
-      await this.db.exec(
+      const row = await this.db.row<ActivationRow>(
         `INSERT INTO activations (device_id, client_id, code, challenge, created_at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT DO NOTHING`,
-        [deviceId, clientId, newActivationCode(), randomBytes(16).toString('hex'), now],
+         ON CONFLICT DO NOTHING RETURNING *`,
+        [deviceId, clientId, this.codes(), randomBytes(16).toString('hex'), now],
       );
+      if (row) return toRecord(row);
     }
     const last = await this.get(deviceId);
     if (last) return last;

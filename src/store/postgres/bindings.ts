@@ -14,15 +14,22 @@ export class PgDeviceBindings implements DeviceBindings {
   }
 
   /**
-   * Atomic across nodes: of two claims racing for a free device id, the primary key lets one INSERT in and the
-   * other do nothing; the read after it sees the committed winner.
+   * One read when the device id is bound (every connection of a bound device). A free one: atomic across nodes, of
+   * two claims racing for it the primary key lets one INSERT in and the other do nothing, then read the winner.
    */
-  async claim(deviceId: string, clientId: string, now = Date.now()): Promise<boolean> {
-    await this.db.exec(
-      'INSERT INTO device_bindings (device_id, client_id, bound_at) VALUES ($1, $2, $3) ON CONFLICT (device_id) DO NOTHING',
+  async claim(deviceId: string, clientId: string, now = Date.now()): Promise<DeviceBinding> {
+    const bound = await this.get(deviceId);
+    if (bound) return bound;
+    const row = await this.db.row<BindingRow>(
+      `INSERT INTO device_bindings (device_id, client_id, bound_at) VALUES ($1, $2, $3)
+       ON CONFLICT (device_id) DO NOTHING RETURNING *`,
       [deviceId, clientId, now],
     );
-    return (await this.get(deviceId))?.clientId === clientId;
+    if (row) return toBinding(row);
+    const winner = await this.get(deviceId);
+    // Claimed and freed again (an admin's rebind) between the two: the next use claims it.
+    if (!winner) throw new Error(`device id ${deviceId} was freed while being claimed; retry`);
+    return winner;
   }
 
   async rebind(deviceId: string, clientId?: string, now = Date.now()): Promise<DeviceBinding | undefined> {

@@ -1,6 +1,12 @@
 import type { NewWebhook } from '../../features/meeting/outbox.js';
 import {
+  CHECKPOINT_COLUMNS,
   likeEscape,
+  SUMMARY_COLUMNS,
+  toCheckpoint,
+  toStoredSummary,
+  type CheckpointRow,
+  type SummaryRow,
   MEETING_COLUMNS,
   SEGMENT_COLUMNS,
   toMeeting,
@@ -213,16 +219,11 @@ export class PgMeetingStore implements MeetingStore {
   }
 
   async checkpoints(meetingId: string): Promise<Checkpoint[]> {
-    const rows = await this.db.rows<{ idx: number; created_at: number; upto_seq: number; summary: string }>(
-      'SELECT idx, created_at, upto_seq, summary FROM meeting_checkpoints WHERE meeting_id = $1 ORDER BY idx',
+    const rows = await this.db.rows<CheckpointRow>(
+      `SELECT ${CHECKPOINT_COLUMNS} FROM meeting_checkpoints WHERE meeting_id = $1 ORDER BY idx`,
       [meetingId],
     );
-    return rows.map((r) => ({
-      idx: r.idx,
-      createdAt: r.created_at,
-      uptoSeq: r.upto_seq,
-      summary: JSON.parse(r.summary) as MeetingSummary,
-    }));
+    return rows.map(toCheckpoint);
   }
 
   complete(
@@ -322,15 +323,8 @@ async function merge(sql: Sql, meetingId: string): Promise<number> {
 }
 
 async function storedSummary(sql: Sql, meetingId: string): Promise<StoredSummary | undefined> {
-  const row = await sql.row<{ summary: string; meta: string; created_at: number }>(
-    'SELECT summary, meta, created_at FROM meeting_summaries WHERE meeting_id = $1',
-    [meetingId],
-  );
-  return (
-    row && {
-      summary: JSON.parse(row.summary) as MeetingSummary,
-      meta: JSON.parse(row.meta) as SummaryMeta,
-      createdAt: row.created_at,
-    }
-  );
+  const row = await sql.row<SummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM meeting_summaries WHERE meeting_id = $1`, [
+    meetingId,
+  ]);
+  return row && toStoredSummary(row);
 }

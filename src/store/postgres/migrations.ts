@@ -105,19 +105,18 @@ export async function migratePg(db: PgDb, components: readonly PgComponent[] = P
           component,
         ]);
         for (let v = row?.version ?? 0; v < steps.length; v++) {
-          await sql.exec('BEGIN');
-          try {
-            await sql.exec(steps[v]!);
-            await sql.exec(
-              `INSERT INTO schema_migrations (component, version) VALUES ($1, $2)
-               ON CONFLICT (component) DO UPDATE SET version = excluded.version`,
-              [component, v + 1],
-            );
-            await sql.exec('COMMIT');
-          } catch (err) {
-            await sql.exec('ROLLBACK');
-            throw new Error(`migration ${component} ${v + 1} failed: ${errorMessage(err)}`, { cause: err });
-          }
+          await sql
+            .tx(async (step) => {
+              await step.exec(steps[v]!);
+              await step.exec(
+                `INSERT INTO schema_migrations (component, version) VALUES ($1, $2)
+                 ON CONFLICT (component) DO UPDATE SET version = excluded.version`,
+                [component, v + 1],
+              );
+            })
+            .catch((err: unknown) => {
+              throw new Error(`migration ${component} ${v + 1} failed: ${errorMessage(err)}`, { cause: err });
+            });
           applied.push({ component, version: v + 1 });
         }
       }

@@ -120,6 +120,33 @@ function helpers(
   };
 }
 
+/** A dedicated client's SQL (PgDb.session), with transactions on that client. */
+export interface SessionSql extends Sql {
+  tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+}
+
+/** `fn` in one transaction on `client`: committed when it resolves, rolled back when it throws. */
+async function transaction<T>(
+  reach: { current: StoreReach },
+  client: pg.PoolClient,
+  broke: (err: Error) => void,
+  fn: (sql: Sql) => Promise<T>,
+): Promise<T> {
+  const sql = helpers(reach, (text, params) => client.query(text, params as unknown[]));
+  await sql.exec('BEGIN');
+  try {
+    const result = await fn(sql);
+    await sql.exec('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+      // The connection itself failed: it leaves the pool instead of going back to it.
+      broke(rollbackErr instanceof Error ? rollbackErr : new Error(errorMessage(rollbackErr)));
+    });
+    throw err;
+  }
+}
+
 export class PgDb implements Sql {
   readonly pool: pg.Pool;
   readonly url: string;
@@ -161,27 +188,19 @@ export class PgDb implements Sql {
 
   /** Runs `fn` in one transaction on one client: committed when it resolves, rolled back when it throws. */
   tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return withClient(this.pool, this.#reach, async (client, broke) => {
-      const sql = helpers(this.#reach, (text, params) => client.query(text, params as unknown[]));
-      await sql.exec('BEGIN');
-      try {
-        const result = await fn(sql);
-        await sql.exec('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
-          // The connection itself failed: it leaves the pool instead of going back to it.
-          broke(rollbackErr instanceof Error ? rollbackErr : new Error(errorMessage(rollbackErr)));
-        });
-        throw err;
-      }
-    });
+    return withClient(this.pool, this.#reach, (client, broke) => transaction(this.#reach, client, broke, fn));
   }
 
-  /** Runs `fn` on one dedicated client (session-level locks), released afterwards. */
-  session<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return withClient(this.pool, this.#reach, (client) =>
-      fn(helpers(this.#reach, (text, params) => client.query(text, params as unknown[]))),
+  /**
+   * Runs `fn` on one dedicated client (session-level locks), released afterwards; its `tx` runs a transaction on
+   * that same client.
+   */
+  session<T>(fn: (sql: SessionSql) => Promise<T>): Promise<T> {
+    return withClient(this.pool, this.#reach, (client, broke) =>
+      fn({
+        ...helpers(this.#reach, (text, params) => client.query(text, params as unknown[])),
+        tx: (inner) => transaction(this.#reach, client, broke, inner),
+      }),
     );
   }
 

@@ -2,6 +2,7 @@ import type { ConfigStore } from '../../config/store.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { secretEquals } from '../../protocol/auth-token.js';
 import type { ActivationStore } from '../../store/activation.js';
+import { activationPasses } from '../device-auth.js';
 import { readJson, sendJson } from '../http-util.js';
 import type { Router } from '../router.js';
 import { verifyMqttLogin } from './credentials.js';
@@ -48,10 +49,8 @@ export function registerBrokerAuthRoutes(
       deps.metrics.rejectedUpgrades.labels('auth').inc();
       return answer(res, false);
     }
-    if (config.server.activation.enabled && !(await deps.activations.isActivated(login.deviceId))) {
-      deps.metrics.rejectedUpgrades.labels('not_activated').inc();
-      return answer(res, false);
-    }
+    const refused = deps.metrics.rejectedUpgrades.labels('not_activated');
+    if (!(await activationPasses(config, deps.activations, login.deviceId, refused))) return answer(res, false);
     answer(res, true, { is_superuser: false });
   });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
 import { errorMessage } from '../../errors.js';
+import { activationPasses } from '../device-auth.js';
 import { parseMqttClientId } from './credentials.js';
 import { startDeviceHub, plainAddress, type HubDevice } from './hub.js';
 import { brokerTopics, brokerUplinkFilter } from './ota.js';
@@ -115,21 +116,17 @@ export async function startBrokerClient(deps: MqttTransportDeps): Promise<MqttTr
       metrics.badFrames.labels('mqtt_unknown_device').inc();
       return;
     }
-    if (!ctx.config.current.server.activation.enabled)
-      return attach(clientId, ids.deviceId, ids.clientId).message(payload);
     waiting.set(clientId, [payload]);
     const settle = (activated: boolean): void => {
       const messages = waiting.get(clientId) ?? [];
       waiting.delete(clientId);
       if (stopping) return;
-      if (!activated) {
-        metrics.rejectedUpgrades.labels('not_activated').inc();
-        return;
-      }
+      if (!activated) return;
       const device = attach(clientId, ids.deviceId, ids.clientId);
       for (const m of messages) device.message(m);
     };
-    deps.activations.isActivated(ids.deviceId).then(settle, (err: unknown) => {
+    const refused = metrics.rejectedUpgrades.labels('not_activated');
+    activationPasses(ctx.config.current, deps.activations, ids.deviceId, refused).then(settle, (err: unknown) => {
       // The store is unreachable: the messages are dropped and the device retries (its next message asks again).
       log.warn({ device: ids.deviceId, err: errorMessage(err) }, 'MQTT device: activation unknown, store unreachable');
       settle(false);

@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { errorMessage } from '../../errors.js';
 import type { ActivationStore } from '../../store/activation.js';
+import { activationPasses } from '../device-auth.js';
 import { budgetKey, type SecretThrottle } from '../secret-throttle.js';
 import { verifyMqttLogin, type MqttLogin } from './credentials.js';
 import { startDeviceHub, plainAddress, type HubDeps, type HubDevice } from './hub.js';
@@ -70,11 +71,9 @@ export async function startMqttTransport(deps: MqttTransportDeps): Promise<MqttT
         logins.set(client, login);
         done(null, true);
       };
-      if (!config.server.activation.enabled) return admit();
-      deps.activations.isActivated(login.deviceId).then(
+      activationPasses(config, deps.activations, login.deviceId, metrics.rejectedUpgrades.labels('not_activated')).then(
         (activated) => {
           if (activated) return admit();
-          metrics.rejectedUpgrades.labels('not_activated').inc();
           done(refusal('device is not activated', NOT_AUTHORIZED), null);
         },
         (err: unknown) => {
