@@ -71,13 +71,30 @@ describe('device state in Redis (D17): the mode follows the device to another no
     await proxy.up();
     const hub = await startNode(prefix, 'p', { redisUrl: proxy.url });
     hubs.push(hub);
-    await admin.hset(`${prefix}device:dev-2:state`, 'mode', '"meeting"');
+    const key = `${prefix}device:dev-2:state`;
+    await admin.hset(key, 'mode', '"meeting"');
     await proxy.down();
     await waitFor(() => hub.registry.health().status === 'degraded', 3000, 'degraded');
     const record = await registered(hub, 'dev-2');
     assert.equal(record.state.has('mode'), false, 'nothing loaded while Redis is away');
     record.state.set('mode', 'working');
     assert.equal(record.state.get('mode'), 'working');
-    assert.equal(await admin.hget(`${prefix}device:dev-2:state`, 'mode'), '"meeting"', 'the write was not kept');
+
+    // Once Redis is back: the dropped write is not replayed late over the kept value, the node's own state holds,
+    // and the next write is kept again.
+    await proxy.up();
+    await waitFor(() => hub.registry.health().status === 'ok', 5000, 'recovered');
+    const { record: probe } = hub.registry.register(new RecordingConnection('dev-probe'));
+    probe.state.set('mode', 'coding');
+    // Writes go out in call order on one connection: once this one is in Redis, any earlier one would be too.
+    await waitFor(
+      async () => (await admin.hget(`${prefix}device:dev-probe:state`, 'mode')) === '"coding"',
+      3000,
+      'probe',
+    );
+    assert.equal(await admin.hget(key, 'mode'), '"meeting"', 'the write made while Redis was away was dropped');
+    assert.equal(record.state.get('mode'), 'working', 'the node goes on with its own state');
+    record.state.set('mode', 'coding');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"coding"', 3000, 'a write after the outage is kept');
   });
 });
