@@ -127,7 +127,9 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
           return;
         }
         const perHour = config.server.auth.new_devices_per_hour;
-        if (perHour > 0 && !(await deps.bindings.get(deviceId)) && !newClaims.admit(address, perHour, now)) {
+        // One read of the binding per request: a bound device id is not claimed again.
+        const bound = await deps.bindings.get(deviceId);
+        if (perHour > 0 && !bound && !newClaims.admit(address, perHour, now)) {
           const seconds = Math.ceil(newClaims.retryAfterMs(address, now) / 1000);
           deps.log.warn({ device: deviceId, address, perHour }, 'OTA token refused: too many new device ids');
           sendJson(
@@ -141,7 +143,7 @@ export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
           );
           return;
         }
-        const owner = (await deps.bindings.claim(deviceId, clientId, now)).clientId;
+        const owner = (bound ?? (await deps.bindings.claim(deviceId, clientId, now))).clientId;
         if (owner !== clientId) {
           deps.throttle.failed(address, 'device');
           deps.log.warn(
