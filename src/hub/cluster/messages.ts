@@ -70,7 +70,8 @@ const bodies = [
     audience: z.object({
       all: z.boolean().optional(),
       group: z.string().optional(),
-      named: z.array(id).max(1000).optional(),
+      // From the sender's validated config (meeting.broadcast.allowed_targets); bounded as any input is.
+      named: z.array(id).max(10_000).optional(),
       except: id.optional(),
     }),
     message: deviceMessage,
