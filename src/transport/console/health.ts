@@ -54,7 +54,8 @@ export class HealthHistory {
 
   constructor(
     private readonly metrics: Metrics,
-    private readonly devices: () => number,
+    /** Devices online: the whole cluster's in cluster mode, as /health counts them. */
+    private readonly devices: () => Promise<number>,
   ) {}
 
   get samples(): readonly HealthSample[] {
@@ -88,7 +89,7 @@ export class HealthHistory {
     const s: HealthSample = {
       at: now.at,
       connections: await sum(this.metrics.connections),
-      devices: this.devices(),
+      devices: await this.devices(),
       turnsPerMin: Math.round(((now.turns - before.turns) / minutes) * 10) / 10,
       turnP50Ms: quantileMs(now.buckets, before.buckets, 0.5),
       turnP99Ms: quantileMs(now.buckets, before.buckets, 0.99),

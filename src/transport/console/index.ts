@@ -14,6 +14,7 @@ import { budgetKey } from '../secret-throttle.js';
 import { HttpError, headerString, readJson, sendJson } from '../http-util.js';
 import { isLoopback } from '../http-util.js';
 import { ConsoleAuth, sameOrigin } from './auth.js';
+import { onlineDevices } from '../../hub/cluster/online.js';
 import { DeviceBook } from './devices.js';
 import { EventStream } from './events.js';
 import { HEALTH_SAMPLE_MS, HealthHistory } from './health.js';
@@ -75,7 +76,7 @@ export class ConsoleFeature implements Feature {
       modes: deps.modes,
       sessions: deps.sessions,
     });
-    const health = new HealthHistory(ctx.metrics, () => ctx.registry.size);
+    const health = new HealthHistory(ctx.metrics, async () => (await onlineDevices(ctx, { limit: 0, log })).count);
 
     // ---------------------------------------------------------------- live updates
     let devicesPending = false;
