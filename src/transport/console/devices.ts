@@ -28,7 +28,6 @@ export interface DeviceEvent {
 }
 
 const KEEP_TURNS = 20;
-
 const KEEP_EVENTS = 50;
 /** Devices remembered by this process (offline ones included); the oldest is forgotten beyond this. */
 const KEEP_DEVICES = 5_000;
@@ -109,12 +108,11 @@ export class DeviceBook {
     const remote = new Map<string, { node: string; mode: unknown }>();
     if (!cluster) return remote;
     const online = await onlineDevices(this.deps);
-    const ids = [...online.devices].filter(([id, node]) => node && !live.has(id)) as Array<[string, string]>;
-    const modes = await cluster.registry.kept(
-      ids.map(([id]) => id),
-      'mode',
-    );
-    for (const [id, node] of ids) remote.set(id, { node, mode: modes.get(id) });
+    const elsewhere = new Map<string, string>();
+    for (const [id, node] of online.devices)
+      if (node && node !== cluster.registry.nodeId && !live.has(id)) elsewhere.set(id, node);
+    const modes = await cluster.registry.kept([...elsewhere.keys()], 'mode');
+    for (const [id, node] of elsewhere) remote.set(id, { node, mode: modes.get(id) });
     return remote;
   }
 
