@@ -8,8 +8,8 @@
 export const SHARED_DEVICE_KEYS: ReadonlySet<string> = new Set(['mode']);
 
 export interface DeviceStateStore {
-  /** The device's kept keys; `{}` when it has none or the store cannot be reached. Never rejects. */
-  load(deviceId: string): Promise<Record<string, unknown>>;
+  /** The device's kept keys (`{}` when it has none); undefined when the store cannot be reached. Never rejects. */
+  load(deviceId: string): Promise<Record<string, unknown> | undefined>;
   /** Keeps one key (`undefined` removes it). In the background, in call order; a failure is logged, never thrown. */
   save(deviceId: string, key: string, value: unknown): void;
 }
@@ -34,24 +34,40 @@ export class DeviceState extends Map<string, unknown> {
   restore(key: string, value: unknown): void {
     super.set(key, value);
   }
+
+  /** Removes a key the store no longer has, without writing it back. */
+  forget(key: string): void {
+    super.delete(key);
+  }
 }
 
 /**
- * Binds a new record to the store: shared keys set on it are saved; the kept ones are loaded into it, except a
- * key this node set meanwhile (the newer value wins). `loaded` settles once that is done (never rejects).
+ * Binds a new record to the store: shared keys set on it are saved, and the kept ones are loaded into it now and
+ * again on each `reload` (every register in cluster mode: another node may have changed them while this record
+ * sat here). A load replaces the shared keys with the store's, except a key this node set since the load began
+ * (the newer value wins); a store that cannot be reached changes nothing. `loaded` settles once the latest load is
+ * done (never rejects).
  */
 export function bindDeviceState(
-  record: { deviceId: string; state: DeviceState; loaded?: Promise<void> },
+  record: { deviceId: string; state: DeviceState; loaded?: Promise<void>; reload?: () => void },
   store: DeviceStateStore,
 ): void {
-  const setHere = new Set<string>();
+  let setHere = new Set<string>();
   record.state.onChange = (key, value) => {
     if (!SHARED_DEVICE_KEYS.has(key)) return;
     setHere.add(key);
     store.save(record.deviceId, key, value);
   };
-  record.loaded = store.load(record.deviceId).then((kept) => {
-    for (const [key, value] of Object.entries(kept))
-      if (SHARED_DEVICE_KEYS.has(key) && !setHere.has(key)) record.state.restore(key, value);
-  });
+  record.reload = () => {
+    const mine = (setHere = new Set());
+    record.loaded = store.load(record.deviceId).then((kept) => {
+      if (!kept) return;
+      for (const key of SHARED_DEVICE_KEYS) {
+        if (mine.has(key)) continue;
+        if (key in kept) record.state.restore(key, kept[key]);
+        else record.state.forget(key);
+      }
+    });
+  };
+  record.reload();
 }

@@ -25,6 +25,8 @@ export class DeviceRecord {
   readonly state = new DeviceState();
   /** Set in cluster mode: settles once the device's kept state (its mode) is loaded from the shared store. */
   loaded: Promise<void> | undefined;
+  /** Set in cluster mode: loads the kept state again (`loaded` follows the new load). */
+  reload: (() => void) | undefined;
   constructor(
     readonly deviceId: string,
     readonly firstSeen = Date.now(),
@@ -73,6 +75,9 @@ export class LocalDeviceRegistry extends EventEmitter<RegistryEvents> implements
     if (!record) {
       record = new DeviceRecord(conn.deviceId);
       if (this.#stateStore) bindDeviceState(record, this.#stateStore);
+    } else {
+      // A record kept here may be stale: another node may have served the device (and changed its mode) since.
+      record.reload?.();
     }
     this.#routes.set(conn.deviceId, { conn, record });
     if (existing && existing.conn !== conn) {

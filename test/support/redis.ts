@@ -69,14 +69,59 @@ export async function killClients(admin: Redis, name: string): Promise<number> {
   return n;
 }
 
+/** One direction of a proxied connection: chunks pass in order, each no earlier than its release time. */
+class ProxyLane {
+  readonly #queue: Array<{ at: number; chunk: Buffer }> = [];
+  #timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly to: Socket,
+    private readonly held: () => boolean,
+  ) {}
+
+  push(chunk: Buffer, delayMs: number): void {
+    if (!delayMs && !this.#queue.length && !this.held()) {
+      this.to.write(chunk);
+      return;
+    }
+    this.#queue.push({ at: Date.now() + delayMs, chunk });
+    this.pump();
+  }
+
+  pump(): void {
+    if (this.#timer) return;
+    while (this.#queue.length && !this.held()) {
+      const wait = this.#queue[0]!.at - Date.now();
+      if (wait > 0) {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.pump();
+        }, wait);
+        return;
+      }
+      const { chunk } = this.#queue.shift()!;
+      if (!this.to.destroyed) this.to.write(chunk);
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#queue.length = 0;
+  }
+}
+
 /**
  * A TCP proxy on a loopback port in front of Redis. `down()` closes the listener and cuts every connection
  * (what a Redis crash looks like to a client: refused reconnects); `up()` listens on the same port again.
+ * `upstreamDelayMs` makes the link slow one way (what the node writes reaches the server that much later, in
+ * order); `hold()` stops what the server sends from reaching the node until `release()` (nothing is lost).
  */
 export class TcpProxy {
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
+  readonly #lanes = new Set<ProxyLane>();
+  #held = false;
   port = 0;
+  upstreamDelayMs = 0;
 
   constructor(
     readonly targetPort = 6379,
@@ -91,13 +136,24 @@ export class TcpProxy {
     if (this.#server) return;
     const server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
-      for (const s of [client, upstream]) {
+      const toServer = new ProxyLane(upstream, () => false);
+      const toClient = new ProxyLane(client, () => this.#held);
+      for (const [s, lane] of [
+        [client, toServer],
+        [upstream, toClient],
+      ] as const) {
         this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
+        this.#lanes.add(lane);
+        s.on('close', () => {
+          this.#sockets.delete(s);
+          this.#lanes.delete(lane);
+          lane.stop();
+        });
         // A reset on one side ends both; the close of the pair is what the client sees.
         s.on('error', () => s.destroy());
       }
-      client.pipe(upstream).pipe(client);
+      client.on('data', (chunk: Buffer) => toServer.push(chunk, this.upstreamDelayMs));
+      upstream.on('data', (chunk: Buffer) => toClient.push(chunk, 0));
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -109,9 +165,20 @@ export class TcpProxy {
     this.#server = server;
   }
 
+  /** What the server sends waits in the proxy (the node reads nothing) until `release()`. */
+  hold(): void {
+    this.#held = true;
+  }
+
+  release(): void {
+    this.#held = false;
+    for (const lane of this.#lanes) lane.pump();
+  }
+
   async down(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    this.#held = false;
     for (const s of this.#sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }

@@ -66,6 +66,45 @@ describe('device state in Redis (D17): the mode follows the device to another no
     assert.equal((await registered(c, 'dev-1')).state.has('mode'), false);
   });
 
+  it('a device back on a node that still holds its record loads the mode another node set meanwhile', async () => {
+    prefix = testPrefix();
+    await proxy.up();
+    const [a, b] = await Promise.all([startNode(prefix, 'a', { redisUrl: proxy.url }), startNode(prefix, 'b')]);
+    hubs.push(a, b);
+    const key = `${prefix}device:dev-3:state`;
+    const first = new RecordingConnection('dev-3');
+    const { record } = a.registry.register(first);
+    await record.loaded;
+    record.state.set('mode', 'working');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"working"', 3000, 'mode kept');
+    await waitFor(
+      async () => (await a.registry.route('dev-3')) !== undefined && (await b.registry.route('dev-3'))?.nodeId === 'a',
+      3000,
+      'routed to a',
+    );
+    // Node a reads nothing for a moment: the notice that b took the device over has not reached it yet.
+    proxy.hold();
+    const onB = await registered(b, 'dev-3');
+    assert.equal(onB.state.get('mode'), 'working');
+    onB.state.set('mode', 'meeting');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"meeting"', 3000, 'mode changed on b');
+    // The device is back on a, whose record of it is still there (the handover notice is on its way).
+    const back = a.registry.register(new RecordingConnection('dev-3'));
+    assert.equal(back.record, record, 'the same record');
+    proxy.release();
+    await back.record.loaded;
+    assert.equal(back.record.state.get('mode'), 'meeting');
+
+    // Ended on b while a still held the record: gone on a too.
+    proxy.hold();
+    b.registry.register(new RecordingConnection('dev-3')).record.state.delete('mode');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === null, 3000, 'mode ended on b');
+    const again = a.registry.register(new RecordingConnection('dev-3'));
+    proxy.release();
+    await again.record.loaded;
+    assert.equal(again.record.state.has('mode'), false);
+  });
+
   it('Redis away: the load finds nothing and a write is dropped, the node keeps its own state; never throws', async () => {
     prefix = testPrefix();
     await proxy.up();

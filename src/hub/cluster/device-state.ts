@@ -16,7 +16,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A device's own state in Redis (D17): one hash per device, `<prefix>device:<id>:state`, each key a JSON value,
- * kept `ttlMs` after the last write. While Redis is away a load finds nothing and a write is dropped (logged):
+ * kept `ttlMs` after the last write. While Redis is away a load reads nothing and a write is dropped (logged):
  * the device goes on with this node's state, as in single-node mode.
  */
 export class RedisDeviceStateStore implements DeviceStateStore {
@@ -31,16 +31,16 @@ export class RedisDeviceStateStore implements DeviceStateStore {
     return `${this.#o.keyPrefix}device:${deviceId}:state`;
   }
 
-  async load(deviceId: string): Promise<Record<string, unknown>> {
+  async load(deviceId: string): Promise<Record<string, unknown> | undefined> {
     try {
       const hash = await this.#o.link.call((r) => r.hgetall(this.#key(deviceId)));
       const kept: Record<string, unknown> = {};
       for (const [key, json] of Object.entries(hash)) kept[key] = JSON.parse(json) as unknown;
       return kept;
     } catch (err) {
-      // Redis away or a value we cannot read: the device starts with no kept state, as on a single node.
-      this.#o.log.warn({ device: deviceId, err: errorMessage(err) }, 'device state not loaded; starting without it');
-      return {};
+      // Redis away or a value we cannot read: the device goes on with this node's state, as on a single node.
+      this.#o.log.warn({ device: deviceId, err: errorMessage(err) }, 'device state not loaded; going on without it');
+      return undefined;
     }
   }
 
