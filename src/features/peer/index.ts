@@ -19,7 +19,7 @@ import {
   type PeerEnvelope,
   type PeerMessage,
 } from './message.js';
-import type { PeerQueue } from './queue.js';
+import type { FlushView, PeerQueue } from './queue.js';
 import { SlidingWindowLimiter } from './rate-limit.js';
 import { SqlitePeerQueue } from './sqlite-queue.js';
 import { structureText } from './structure.js';
@@ -476,19 +476,37 @@ export class PeerFeature implements Feature {
   /**
    * Sends a device its queued messages in order, removing each only once the send path accepted it; stops at the
    * first refusal (the rest stays queued for the next registration). Then one `redelivered` per online sender.
+   * In cluster mode the queue is read as the only flush of the device across nodes: during a handover the old and
+   * the new node may both flush it, and the second then finds only what the first left.
    */
   async #flush(deviceId: string): Promise<void> {
     for (let set = this.#writes.get(deviceId); set?.size; set = this.#writes.get(deviceId))
       await Promise.allSettled([...set]);
     const now = Date.now();
     const dropped = await this.queue.dropExpired(now, deviceId);
+    const { sent, stopped, perSender } = await this.queue.exclusive(deviceId, now, (q) =>
+      this.#drain(deviceId, q, now),
+    );
+    if (sent || dropped)
+      this.#log.info({ device: deviceId, sent, dropped, kept: stopped }, 'peer: offline queue flushed');
+    for (const [sender, count] of perSender) {
+      this.#notify(sender, { type: 'peer', event: 'redelivered', to: deviceId, count });
+    }
+  }
+
+  /** The flush's pages: read, hand over, remove what was written, until empty or refused. */
+  async #drain(
+    deviceId: string,
+    q: FlushView,
+    now: number,
+  ): Promise<{ sent: number; stopped: boolean; perSender: Map<string, number> }> {
     const perSender = new Map<string, number>();
     let sent = 0;
     let stopped = false;
     while (!stopped) {
       const conn = this.#deps.ctx.registry.get(deviceId);
       if (!conn) break;
-      const items = await this.queue.peek(deviceId, FLUSH_PAGE, now);
+      const items = await q.peek(deviceId, FLUSH_PAGE, now);
       if (!items.length) break;
       // Handed over in order, removed only once written to the socket: a message still in a send buffer when the
       // connection or the process dies stays queued and comes again (at least once; never lost). At most
@@ -516,14 +534,10 @@ export class PeerFeature implements Feature {
         const sender = item.from.trim().toLowerCase();
         perSender.set(sender, (perSender.get(sender) ?? 0) + 1);
       });
-      await this.queue.remove(done);
+      await q.remove(done);
       sent += done.length;
     }
-    if (sent || dropped)
-      this.#log.info({ device: deviceId, sent, dropped, kept: stopped }, 'peer: offline queue flushed');
-    for (const [sender, count] of perSender) {
-      this.#notify(sender, { type: 'peer', event: 'redelivered', to: deviceId, count });
-    }
+    return { sent, stopped, perSender };
   }
 
   async #purge(): Promise<void> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../../../test/support/wait.js';
 import { RecordingDevice, startPeerHarness, type PeerHarness } from './peer-fixtures.js';
-import type { EnqueueItem, PeerQueue } from './queue.js';
+import type { EnqueueItem, FlushView, PeerQueue } from './queue.js';
 import { SqlitePeerQueue } from './sqlite-queue.js';
 
 /**
@@ -35,6 +35,9 @@ class SlowQueue implements PeerQueue {
   }
   waiting(now: number, limit: number) {
     return this.inner.waiting(now, limit);
+  }
+  exclusive<T>(_deviceId: string, _now: number, fn: (q: FlushView) => Promise<T>): Promise<T> {
+    return fn(this);
   }
   close() {
     return this.inner.close();

@@ -10,6 +10,7 @@ import type { PeerEnvelope } from './message.js';
  *    A device holding `maxPerDevice` unexpired messages gets `full` (the message is refused, never an older one dropped).
  *  - `peek` returns a device's unexpired messages oldest first (enqueue order); it removes nothing.
  *  - `remove` deletes messages by `ref` once their send succeeded (at-least-once).
+ *  - `exclusive` runs a flush of one device as the only one among every process sharing the store.
  */
 export interface QueuedPeerMessage {
   /** Opaque, store-specific handle (a row id, a stream id). */
@@ -32,6 +33,9 @@ export interface EnqueueItem {
 
 export type EnqueueOutcome = 'queued' | 'full';
 
+/** What a flush reads and removes with while it holds a device's queue (`PeerQueue.exclusive`). */
+export type FlushView = Pick<PeerQueue, 'peek' | 'remove'>;
+
 export interface PeerQueue {
   enqueue(items: readonly EnqueueItem[]): Promise<EnqueueOutcome[]>;
   peek(deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]>;
@@ -42,6 +46,12 @@ export interface PeerQueue {
   count(deviceId: string, now: number): Promise<number>;
   /** Devices with unexpired messages waiting, and how many each (most first), at most `limit` devices. */
   waiting(now: number, limit: number): Promise<{ deviceId: string; count: number }[]>;
+  /**
+   * Runs `fn` as the only flush of the device's queue among every process sharing the store: another waits until
+   * it has ended and its removals are committed, so two nodes flushing one device during a handover hand each
+   * message out once. `fn` reads and removes through the view it is given, nothing else; `now` as for `peek`.
+   */
+  exclusive<T>(deviceId: string, now: number, fn: (q: FlushView) => Promise<T>): Promise<T>;
   /** Commits anything still pending; later calls reject. */
   close(): Promise<void>;
 }

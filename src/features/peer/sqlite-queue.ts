@@ -4,6 +4,7 @@ import {
   toQueuedMessage,
   type EnqueueItem,
   type EnqueueOutcome,
+  type FlushView,
   type PeerQueue,
   type PeerQueueRow,
   type PendingWrite,
@@ -91,6 +92,11 @@ export class SqlitePeerQueue implements PeerQueue {
     if (!refs.length) return Promise.resolve();
     // Group-committed like enqueues: devices flushing at the same time share one commit.
     return new Promise((resolve, reject) => this.#write({ kind: 'remove', refs, resolve, reject }));
+  }
+
+  /** One process owns the SQLite file: the feature's per-device lanes already run one flush at a time. */
+  exclusive<T>(_deviceId: string, _now: number, fn: (q: FlushView) => Promise<T>): Promise<T> {
+    return fn(this);
   }
 
   async dropExpired(now: number, deviceId?: string): Promise<number> {

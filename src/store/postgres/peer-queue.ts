@@ -2,6 +2,7 @@ import {
   toQueuedMessage,
   type EnqueueItem,
   type EnqueueOutcome,
+  type FlushView,
   type PeerQueue,
   type PeerQueueRow,
   type PendingWrite,
@@ -20,6 +21,17 @@ import type { PgDb, Sql } from './pool.js';
 
 /** Rows deleted per statement when purging, so a big purge does not hold one long transaction. */
 const PURGE_CHUNK = 1000;
+
+/** The view of a flush that found nothing: a message queued after that check is flushed by its sender's nudge. */
+const NOTHING_QUEUED: FlushView = { peek: () => Promise.resolve([]), remove: () => Promise.resolve() };
+
+async function peekWith(sql: Sql, deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]> {
+  const rows = await sql.rows<PeerQueueRow>(
+    'SELECT * FROM peer_queue WHERE device_id = $1 AND expires_at > $2 ORDER BY seq LIMIT $3',
+    [deviceId, now, limit],
+  );
+  return rows.map(toQueuedMessage);
+}
 
 export class PgPeerQueue implements PeerQueue {
   readonly #db: PgDb;
@@ -44,13 +56,30 @@ export class PgPeerQueue implements PeerQueue {
     return new Promise((resolve, reject) => this.#write({ kind: 'remove', refs, resolve, reject }));
   }
 
-  async peek(deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]> {
+  peek(deviceId: string, limit: number, now: number): Promise<QueuedPeerMessage[]> {
     this.#open();
-    const rows = await this.#db.rows<PeerQueueRow>(
-      'SELECT * FROM peer_queue WHERE device_id = $1 AND expires_at > $2 ORDER BY seq LIMIT $3',
-      [deviceId, now, limit],
-    );
-    return rows.map(toQueuedMessage);
+    return peekWith(this.#db, deviceId, limit, now);
+  }
+
+  /**
+   * The flush's transaction holds a per-device advisory lock: a flush of the device on another node waits for it
+   * and then reads only what this one left. Its reads and removals run on that transaction's connection (a flush
+   * never waits for a second one from the pool), committed when `fn` ends; a node killed meanwhile rolls them back
+   * (what it wrote to the socket comes again: at least once). A device with nothing queued (most registers)
+   * costs one read and no transaction.
+   */
+  async exclusive<T>(deviceId: string, now: number, fn: (q: FlushView) => Promise<T>): Promise<T> {
+    this.#open();
+    if (!(await this.peek(deviceId, 1, now)).length) return fn(NOTHING_QUEUED);
+    return this.#db.tx(async (sql) => {
+      await sql.exec('SELECT pg_advisory_xact_lock(hashtext($1))', [`peer-flush:${deviceId}`]);
+      return fn({
+        peek: (id, limit, now) => peekWith(sql, id, limit, now),
+        remove: async (refs) => {
+          if (refs.length) await sql.exec('DELETE FROM peer_queue WHERE seq = ANY($1::bigint[])', [refs.map(Number)]);
+        },
+      });
+    });
   }
 
   async dropExpired(now: number, deviceId?: string): Promise<number> {

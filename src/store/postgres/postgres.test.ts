@@ -5,6 +5,7 @@ import { PG_SKIP, PG_URL, testSchema, type TestSchema } from '../../../test/supp
 import { migratePg, PG_COMPONENTS, schemaVersions } from './migrations.js';
 import { enqueueWebhookPg } from './meetings.js';
 import { PgWebhookOutbox } from './outbox.js';
+import { PgPeerQueue } from './peer-queue.js';
 import { redactUrl } from '../../config/load.js';
 import { connectPg } from './pool.js';
 
@@ -68,6 +69,63 @@ describe('postgres webhook outbox', { skip: PG_SKIP }, () => {
     const later = now + 1000 + 30_000 + 1;
     const again = await a.due(later, 100);
     assert.equal(again.length, 19, 'everything not delivered is due again once the claims ran out');
+  });
+});
+
+describe('postgres peer queue: a flush of one device is single-owner across nodes', { skip: PG_SKIP }, () => {
+  let schema: TestSchema;
+  before(async () => {
+    schema = await testSchema();
+  });
+  after(() => schema.drop());
+
+  /** A flush as the peer feature runs it: pages read, handed over (a socket write takes a moment), removed. */
+  const flush = (queue: PgPeerQueue, got: string[]) =>
+    queue.exclusive('hand', 2000, async (q) => {
+      for (;;) {
+        const items = await q.peek('hand', 10, 2000);
+        if (!items.length) return;
+        await new Promise((r) => setTimeout(r, 5));
+        got.push(...items.map((m) => m.id));
+        await q.remove(items.map((m) => m.ref));
+      }
+    });
+
+  it('two nodes flushing one device at once (a handover) hand each queued message out once', async () => {
+    const a = new PgPeerQueue(schema.db);
+    const b = new PgPeerQueue(schema.open());
+    const items = Array.from({ length: 50 }, (_, i) => ({
+      deviceId: 'hand',
+      envelope: {
+        type: 'peer' as const,
+        event: 'message' as const,
+        id: `h${i}`,
+        from: 's',
+        to: 'hand',
+        category: 'chat',
+        payload: { text: `m${i}` },
+        ts: 1000,
+      },
+      queuedAt: 1000,
+      expiresAt: 100_000,
+      maxPerDevice: 100,
+    }));
+    assert.ok((await a.enqueue(items)).every((o) => o === 'queued'));
+    const onA: string[] = [];
+    const onB: string[] = [];
+    await Promise.all([flush(a, onA), flush(b, onB)]);
+    const all = [...onA, ...onB];
+    assert.equal(new Set(all).size, 50, 'every message handed out');
+    assert.equal(all.length, 50, `handed out twice: ${all.length - new Set(all).size}`);
+    assert.deepEqual(
+      all,
+      items.map((i) => i.envelope.id),
+      'in order',
+    );
+    assert.equal(await a.count('hand', 2000), 0);
+    // Nothing queued: no lock and no transaction, the view is empty.
+    assert.deepEqual(await a.exclusive('hand', 2000, (q) => q.peek('hand', 10, 2000)), []);
+    await Promise.all([a.close(), b.close()]);
   });
 });
 
