@@ -503,6 +503,43 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
     redis.disconnect();
   });
 
+  it('a cross-node delivery answered after the sender gave up (a stalled link) reaches the device once, not again from the queue', async () => {
+    const target = await connect('rd:f0:00:00:00:01');
+    const sender = await connect('rd:f1:00:00:00:01', other);
+    const redis = adminClient();
+    await waitFor(
+      async () => ((await redis.hget(`${prefix}routes`, 'rd:f0:00:00:00:01')) ?? '').startsWith('solo\t'),
+      WAIT,
+      'the target routed to its node',
+    );
+    redis.disconnect();
+    // What the target's node writes to Redis stalls: it still reads the request and hands the message over, but
+    // its answer does not get through, so the sender gives up after the bus deadline and queues the message.
+    proxy.hold('toServer');
+    try {
+      sender.send({ type: 'peer', to: ['rd:f0:00:00:00:01'], payload: { text: 'once only' } });
+      assert.equal(((await target.next(isMessage, WAIT)).payload as Json).text, 'once only');
+      const receipt = await sender.next(isAnswer, WAIT);
+      assert.deepEqual(receipt.enqueued, ['rd:f0:00:00:00:01'], JSON.stringify(receipt));
+    } finally {
+      proxy.release();
+    }
+    // The sender's nudge has the target's node flush the queue once its link moves again: removed, not sent again.
+    await waitFor(
+      async () =>
+        (
+          await schema.db.row<{ n: number }>('SELECT count(*)::int AS n FROM peer_queue WHERE device_id = $1', [
+            'rd:f0:00:00:00:01',
+          ])
+        )?.n === 0,
+      WAIT,
+      'the queued copy removed',
+    );
+    target.send({ type: 'ping' });
+    await target.next('pong');
+    assert.equal(target.all(isMessage).length, 1, 'delivered once');
+  });
+
   it('the node keeps serving its own devices, queues what it cannot route, says degraded and why; recovers', async () => {
     const a = await connect('rd:a0:00:00:00:01');
     const b = await connect('rd:b0:00:00:00:01');

@@ -69,42 +69,27 @@ export async function killClients(admin: Redis, name: string): Promise<number> {
   return n;
 }
 
-/** One direction of a proxied connection: chunks pass in order, each no earlier than its release time. */
+/** One direction of a proxied connection: chunks pass in order, or wait while the direction is held. */
 class ProxyLane {
-  readonly #queue: Array<{ at: number; chunk: Buffer }> = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #queue: Buffer[] = [];
   constructor(
     private readonly to: Socket,
     private readonly held: () => boolean,
   ) {}
 
-  push(chunk: Buffer, delayMs: number): void {
-    if (!delayMs && !this.#queue.length && !this.held()) {
-      this.to.write(chunk);
-      return;
-    }
-    this.#queue.push({ at: Date.now() + delayMs, chunk });
+  push(chunk: Buffer): void {
+    this.#queue.push(chunk);
     this.pump();
   }
 
   pump(): void {
-    if (this.#timer) return;
     while (this.#queue.length && !this.held()) {
-      const wait = this.#queue[0]!.at - Date.now();
-      if (wait > 0) {
-        this.#timer = setTimeout(() => {
-          this.#timer = undefined;
-          this.pump();
-        }, wait);
-        return;
-      }
-      const { chunk } = this.#queue.shift()!;
+      const chunk = this.#queue.shift()!;
       if (!this.to.destroyed) this.to.write(chunk);
     }
   }
 
   stop(): void {
-    clearTimeout(this.#timer);
     this.#queue.length = 0;
   }
 }
@@ -112,16 +97,15 @@ class ProxyLane {
 /**
  * A TCP proxy on a loopback port in front of Redis. `down()` closes the listener and cuts every connection
  * (what a Redis crash looks like to a client: refused reconnects); `up()` listens on the same port again.
- * `upstreamDelayMs` makes the link slow one way (what the node writes reaches the server that much later, in
- * order); `hold()` stops what the server sends from reaching the node until `release()` (nothing is lost).
+ * `hold()` stops one direction (what the server sends, or what the node sends) until `release()`: a link that
+ * stalls, nothing lost, order kept.
  */
 export class TcpProxy {
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
   readonly #lanes = new Set<ProxyLane>();
-  #held = false;
+  readonly #held = { toNode: false, toServer: false };
   port = 0;
-  upstreamDelayMs = 0;
 
   constructor(
     readonly targetPort = 6379,
@@ -136,8 +120,8 @@ export class TcpProxy {
     if (this.#server) return;
     const server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
-      const toServer = new ProxyLane(upstream, () => false);
-      const toClient = new ProxyLane(client, () => this.#held);
+      const toServer = new ProxyLane(upstream, () => this.#held.toServer);
+      const toClient = new ProxyLane(client, () => this.#held.toNode);
       for (const [s, lane] of [
         [client, toServer],
         [upstream, toClient],
@@ -152,8 +136,8 @@ export class TcpProxy {
         // A reset on one side ends both; the close of the pair is what the client sees.
         s.on('error', () => s.destroy());
       }
-      client.on('data', (chunk: Buffer) => toServer.push(chunk, this.upstreamDelayMs));
-      upstream.on('data', (chunk: Buffer) => toClient.push(chunk, 0));
+      client.on('data', (chunk: Buffer) => toServer.push(chunk));
+      upstream.on('data', (chunk: Buffer) => toClient.push(chunk));
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -165,20 +149,20 @@ export class TcpProxy {
     this.#server = server;
   }
 
-  /** What the server sends waits in the proxy (the node reads nothing) until `release()`. */
-  hold(): void {
-    this.#held = true;
+  /** What the server sends (`toNode`: the node reads nothing) or the node sends waits in the proxy until `release()`. */
+  hold(direction: 'toNode' | 'toServer' = 'toNode'): void {
+    this.#held[direction] = true;
   }
 
   release(): void {
-    this.#held = false;
+    this.#held.toNode = this.#held.toServer = false;
     for (const lane of this.#lanes) lane.pump();
   }
 
   async down(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
-    this.#held = false;
+    this.#held.toNode = this.#held.toServer = false;
     for (const s of this.#sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }

@@ -503,11 +503,20 @@ export class PeerFeature implements Feature {
     const perSender = new Map<string, number>();
     let sent = 0;
     let stopped = false;
+    const cluster = this.#deps.ctx.cluster;
     while (!stopped) {
       const conn = this.#deps.ctx.registry.get(deviceId);
       if (!conn) break;
       const items = await q.peek(deviceId, FLUSH_PAGE, now);
       if (!items.length) break;
+      // Cluster mode: a message whose cross-node delivery was answered too late was queued by its sender as well,
+      // though the device got it; it is removed without being sent again.
+      const got = cluster
+        ? await cluster.registry.deliveredLate(
+            deviceId,
+            items.map((i) => i.id),
+          )
+        : undefined;
       // Handed over in order, removed only once written to the socket: a message still in a send buffer when the
       // connection or the process dies stays queued and comes again (at least once; never lost). At most
       // FLUSH_WINDOW_BYTES wait for their write at a time, so a slow reader's send queue never overflows.
@@ -515,6 +524,10 @@ export class PeerFeature implements Feature {
       let batch: Promise<boolean>[] = [];
       let batchBytes = 0;
       for (const item of items) {
+        if (got?.has(item.id)) {
+          batch.push(Promise.resolve(true));
+          continue;
+        }
         batch.push(written(conn, item.envelope));
         batchBytes += JSON.stringify(item.envelope).length;
         if (batchBytes < FLUSH_WINDOW_BYTES) continue;

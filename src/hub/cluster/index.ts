@@ -61,7 +61,7 @@ export async function startClusterHub(o: ClusterHubOptions): Promise<ClusterHub>
     ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
   });
   const deviceState = new RedisDeviceStateStore({ link, keyPrefix: o.keyPrefix, log: o.log });
-  const registry = new ClusterRegistry({ link, bus, routes, deviceState, log: o.log });
+  const registry = new ClusterRegistry({ link, bus, routes, deviceState, keyPrefix: o.keyPrefix, log: o.log });
   try {
     await bus.start();
     await routes.start();

@@ -43,12 +43,22 @@ export class RemoteConnection implements DeviceConnection {
   }
 }
 
+/**
+ * A delivery answered this close to the sender's deadline (or later) may have been given up on: the sender then
+ * queued the message too. Such deliveries are noted (below), so the flush of that queue does not send them again.
+ */
+const LATE_MARGIN_MS = 500;
+/** How long a late delivery stays noted: longer than a device stays away in all but rare cases. */
+const LATE_NOTE_TTL_MS = 24 * 3600_000;
+
 export interface ClusterRegistryParts {
   link: RedisLink;
   bus: NodeBus;
   routes: RouteTable;
   /** Where the device's own state (its mode) is kept, so it follows the device to another node. */
   deviceState: RedisDeviceStateStore;
+  /** `cluster.key_prefix`. */
+  keyPrefix: string;
   log: Logger;
 }
 
@@ -73,6 +83,7 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
   readonly #told = new WeakSet<DeviceConnection>();
   /** Routes whose release failed while Redis was down (deviceId → connectionId), released when it is back. */
   readonly #unreleased = new Map<string, string>();
+  readonly #keyPrefix: string;
   #closing: Promise<void> | undefined;
 
   constructor(parts: ClusterRegistryParts) {
@@ -83,6 +94,7 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
       parts.log.error({ err: errorMessage(err), where }, 'cluster registry task failed'),
     );
     this.nodeId = parts.bus.nodeId;
+    this.#keyPrefix = parts.keyPrefix;
     const { bus, routes, link } = parts;
     this.#scope.on(this.local, 'online', (id: string) => this.emit('online', id));
     this.#scope.on(this.local, 'offline', (id: string) => this.emit('offline', id));
@@ -282,7 +294,51 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
   async #onDeliver(m: BusMessageOf<'deliver'>): Promise<void> {
     const conn = this.local.get(m.deviceId);
     const r = conn ? await this.#deliverLocal(conn, m.message, m.written) : ({ ok: false, reason: 'offline' } as const);
-    await this.#p.bus.reply(m, r.ok ? { ok: true } : { ok: false, reason: r.reason });
+    // A message that must not be lost (`written`) has an id the flush of the offline queue can tell again.
+    const id = m.written && r.ok && typeof m.message.id === 'string' ? m.message.id : undefined;
+    const late = (): boolean => m.expiresAt !== undefined && Date.now() > m.expiresAt - LATE_MARGIN_MS;
+    try {
+      await this.#p.bus.reply(m, r.ok ? { ok: true } : { ok: false, reason: r.reason });
+    } catch (err) {
+      if (id) await this.#noteDelivered(m.deviceId, id);
+      throw err;
+    }
+    if (id && late()) await this.#noteDelivered(m.deviceId, id);
+  }
+
+  /** `<prefix>delivered:<deviceId>`: ids of messages handed to the device whose sender may not have learnt it. */
+  #deliveredKey(deviceId: string): string {
+    return `${this.#keyPrefix}delivered:${deviceId}`;
+  }
+
+  /**
+   * Notes a late delivery. Sent on the command connection after the reply, so a flush that reads the notes later on
+   * this node sees it; lost only with Redis itself (then the message may come twice: at least once).
+   */
+  async #noteDelivered(deviceId: string, id: string): Promise<void> {
+    const key = this.#deliveredKey(deviceId);
+    try {
+      await this.#p.link.call((r) => r.multi().sadd(key, id).pexpire(key, LATE_NOTE_TTL_MS).exec());
+    } catch (err) {
+      if (!(err instanceof ClusterUnavailableError)) throw err;
+      this.#p.log.warn({ device: deviceId, id, err: err.message }, 'late delivery not noted; it may come twice');
+    }
+  }
+
+  /**
+   * Which of `ids` were already handed to the device by a delivery whose sender may have given up on it (and
+   * queued it): the flush skips them. Empty while Redis is away (then such a message may come twice).
+   */
+  async deliveredLate(deviceId: string, ids: readonly string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    try {
+      const key = this.#deliveredKey(deviceId);
+      const found = await this.#p.link.call((r) => r.smismember(key, ...ids));
+      return new Set(ids.filter((_, i) => found[i] === 1));
+    } catch (err) {
+      if (!(err instanceof ClusterUnavailableError)) throw err;
+      return new Set();
+    }
   }
 
   /** Presence of a device: told to the other nodes (when it changed here) and to this node's listeners. */
