@@ -76,6 +76,8 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
   const nodes: Node[] = [];
   const devices: TestDevice[] = [];
   const redis = adminClient();
+  /** What a node of this cluster is started with. */
+  let cluster: { schemaUrl: string; redisUrl: string; prefix: string };
 
   const connect = async (node: Node, deviceId: string): Promise<TestDevice> => {
     const dev = await TestDevice.connect({ url: `ws://127.0.0.1:${node.port}/xiaozhi/v1/`, deviceId });
@@ -107,7 +109,7 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
   before(async () => {
     schema = await testSchema({ migrate: false });
     // Started together: the migrations run once, under the advisory lock, whoever comes first.
-    const c = { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix };
+    const c = (cluster = { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix });
     // n3 lacks the LLM block the others have: a reload selecting it is valid on n1 and n2 only.
     const spare = {
       LLM: { spare: { type: 'openai', base_url: 'http://127.0.0.1:9/v1', model_name: 'm', api_key: 'k' } },
@@ -355,14 +357,20 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
       assert.equal(((await dev.next(isMessage, WAIT)).payload as Json).text, 'to everyone');
   });
 
-  it('config: a reload accepted on one node is applied by the others', async () => {
+  it('config: a reload accepted on one node is applied by the others', async (t) => {
     const [n1, n2, n3] = nodes as [Node, Node, Node];
-    const r = await fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ patch: { peer: { offline_max_per_device: 0 } } }),
-    });
+    const queueCap = (cap: number) =>
+      fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ patch: { peer: { offline_max_per_device: cap } } }),
+      });
+    const r = await queueCap(0);
     assert.equal(r.status, 200, await r.text());
+    // The other tests queue messages: the queue is on again afterwards, whatever happens here.
+    t.after(async () => {
+      await queueCap(100);
+    });
     // With the offline queue off, a message to an offline device is refused on every node.
     for (const n of [n2, n3]) {
       const dev = await connect(n, `cl:e0:00:00:00:0${n.id.slice(1)}`);
@@ -444,8 +452,11 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
   });
 
   it('kill -9 of a node: a message for its device is queued, not lost; the device reconnects elsewhere and gets it', async () => {
-    const [n1, , n3] = nodes as [Node, Node, Node];
-    // The queue is on again (the previous test turned it off).
+    const [n1] = nodes as [Node];
+    // A node of its own to kill, so that the other tests keep their three in any order; the queue on, whatever
+    // an earlier test left (n1 routes the message and decides whether to queue it).
+    const doomed = await startNode('n4', cluster);
+    nodes.push(doomed);
     const r = await fetch(`http://127.0.0.1:${n1.port}/admin/config/reload`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -453,9 +464,9 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     });
     assert.equal(r.status, 200);
     const a = await connect(n1, 'cl:a0:00:00:00:03');
-    const victim = await connect(n3, 'cl:f0:00:00:00:03');
-    await routed(n3, 'cl:f0:00:00:00:03');
-    await n3.proc.kill();
+    const victim = await connect(doomed, 'cl:f0:00:00:00:03');
+    await routed(doomed, 'cl:f0:00:00:00:03');
+    await doomed.proc.kill();
     await new Promise<void>((resolve) => (victim.open ? victim.ws.once('close', () => resolve()) : resolve()));
     // The dead node's lease still names it for a few seconds: the request goes unanswered, the queue keeps it.
     a.send({ type: 'peer', to: ['cl:f0:00:00:00:03'], payload: { text: 'do not lose me' } });
@@ -513,9 +524,10 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
       'the target routed to its node',
     );
     redis.disconnect();
-    // What the target's node writes to Redis stalls: it still reads the request and hands the message over, but
-    // its answer does not get through, so the sender gives up after the bus deadline and queues the message.
-    proxy.hold('toServer');
+    // What the target's node writes on its command connection stalls: it still reads the request (on its read
+    // connection) and hands the message over, but its answer does not get through, so the sender gives up after
+    // the bus deadline and queues the message.
+    proxy.hold('toServer', ':cmd');
     try {
       sender.send({ type: 'peer', to: ['rd:f0:00:00:00:01'], payload: { text: 'once only' } });
       assert.equal(((await target.next(isMessage, WAIT)).payload as Json).text, 'once only');

@@ -97,14 +97,16 @@ class ProxyLane {
 /**
  * A TCP proxy on a loopback port in front of Redis. `down()` closes the listener and cuts every connection
  * (what a Redis crash looks like to a client: refused reconnects); `up()` listens on the same port again.
- * `hold()` stops one direction (what the server sends, or what the node sends) until `release()`: a link that
- * stalls, nothing lost, order kept.
+ * `hold()` stops one direction (what the server sends, or what the node sends; of every connection or of those whose
+ * first bytes name a connection, e.g. `:cmd`) until `release()`: a link that stalls, nothing lost, order kept.
  */
 export class TcpProxy {
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
   readonly #lanes = new Set<ProxyLane>();
   readonly #held = { toNode: false, toServer: false };
+  /** Held connections only: those whose first bytes (ioredis sends CLIENT SETNAME first) contain this. */
+  #only: string | undefined;
   port = 0;
 
   constructor(
@@ -120,8 +122,10 @@ export class TcpProxy {
     if (this.#server) return;
     const server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
-      const toServer = new ProxyLane(upstream, () => this.#held.toServer);
-      const toClient = new ProxyLane(client, () => this.#held.toNode);
+      let head = '';
+      const chosen = (): boolean => this.#only === undefined || head.includes(this.#only);
+      const toServer = new ProxyLane(upstream, () => this.#held.toServer && chosen());
+      const toClient = new ProxyLane(client, () => this.#held.toNode && chosen());
       for (const [s, lane] of [
         [client, toServer],
         [upstream, toClient],
@@ -136,7 +140,10 @@ export class TcpProxy {
         // A reset on one side ends both; the close of the pair is what the client sees.
         s.on('error', () => s.destroy());
       }
-      client.on('data', (chunk: Buffer) => toServer.push(chunk));
+      client.on('data', (chunk: Buffer) => {
+        if (head.length < 512) head += chunk.toString('latin1', 0, 512);
+        toServer.push(chunk);
+      });
       upstream.on('data', (chunk: Buffer) => toClient.push(chunk));
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
@@ -149,13 +156,18 @@ export class TcpProxy {
     this.#server = server;
   }
 
-  /** What the server sends (`toNode`: the node reads nothing) or the node sends waits in the proxy until `release()`. */
-  hold(direction: 'toNode' | 'toServer' = 'toNode'): void {
+  /**
+   * What the server sends (`toNode`: the node reads nothing) or the node sends waits in the proxy until
+   * `release()`; with `only`, on the connections whose first bytes contain it (`:cmd`: a node's command connection).
+   */
+  hold(direction: 'toNode' | 'toServer' = 'toNode', only?: string): void {
     this.#held[direction] = true;
+    this.#only = only;
   }
 
   release(): void {
     this.#held.toNode = this.#held.toServer = false;
+    this.#only = undefined;
     for (const lane of this.#lanes) lane.pump();
   }
 
@@ -163,6 +175,7 @@ export class TcpProxy {
     const server = this.#server;
     this.#server = undefined;
     this.#held.toNode = this.#held.toServer = false;
+    this.#only = undefined;
     for (const s of this.#sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
