@@ -13,13 +13,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
-import { Redis } from 'ioredis';
 import { startClusterHub, type ClusterHub } from '../../src/hub/cluster/index.js';
 import type { DeviceConnection } from '../../src/hub/registry.js';
 import { silentLogger } from '../../src/observability/log.js';
 import type { FromBusNode, ToBusNode } from '../bus-node.js';
 import { nextMessage, send, sleep, spawnNode, stopChild, type Child } from '../lib/children.js';
 import { int } from '../lib/flags.js';
+import { openLoop } from '../lib/open-loop.js';
+import { benchRedisUrl, dropPrefix } from '../lib/redis.js';
 import type { Figure, HistogramFigure, Profile, ProfileContext, ProfileResult } from '../lib/profile.js';
 import { bucketize, quantiles } from '../lib/stats.js';
 
@@ -75,7 +76,7 @@ interface DeliverRun {
   seconds: number;
 }
 
-/** Sends `rate`/s for `seconds` on schedule (a tick every 2 ms sends what is due), to targets round robin. */
+/** Sends `rate`/s for `seconds` on schedule (bench/lib/open-loop.ts), to targets round robin. */
 async function deliverRun(
   hub: ClusterHub,
   targets: string[],
@@ -85,36 +86,35 @@ async function deliverRun(
 ): Promise<DeliverRun> {
   const latencies: number[] = [];
   const pending: Array<Promise<void>> = [];
-  let sent = 0;
   let ok = 0;
   let failed = 0;
-  const total = rate * seconds;
-  const t0 = performance.now();
-  while (sent < total && !signal.aborted) {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
-    for (; sent < due; sent++) {
+  const { sent, seconds: took } = await openLoop({
+    rate,
+    total: rate * seconds,
+    signal,
+    send: (i) => {
       const start = performance.now();
-      const p = hub.registry
-        .deliver(targets[sent % targets.length]!, {
-          type: 'peer',
-          event: 'message',
-          id: `m${sent}`,
-          payload: { text: 'bench' },
-        })
-        .then(
-          (r) => {
-            latencies.push(performance.now() - start);
-            if (r.ok) ok++;
-            else failed++;
-          },
-          () => void failed++,
-        );
-      pending.push(p);
-    }
-    await sleep(2);
-  }
+      pending.push(
+        hub.registry
+          .deliver(targets[i % targets.length]!, {
+            type: 'peer',
+            event: 'message',
+            id: `m${i}`,
+            payload: { text: 'bench' },
+          })
+          .then(
+            (r) => {
+              latencies.push(performance.now() - start);
+              if (r.ok) ok++;
+              else failed++;
+            },
+            () => void failed++,
+          ),
+      );
+    },
+  });
   await Promise.all(pending);
-  return { latencies, sent, ok, failed, seconds: (performance.now() - t0) / 1000 };
+  return { latencies, sent, ok, failed, seconds: took };
 }
 
 async function waitRoutes(hub: ClusterHub, ids: string[], nodeId: string, signal: AbortSignal): Promise<void> {
@@ -133,7 +133,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
   const seconds = int(ctx.flags, 'seconds', 1, 3600);
   const devices = int(ctx.flags, 'devices', 1, 100_000);
   const handovers = int(ctx.flags, 'handovers', 1, 100_000);
-  const redisUrl = process.env.LINUS_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisUrl = benchRedisUrl();
   const keyPrefix = `linus-bench:${randomBytes(6).toString('hex')}:`;
   const failures: string[] = [];
   let hub: ClusterHub | undefined;
@@ -257,22 +257,6 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       await nextMessage(child, 'stopped', 5000).catch(() => undefined);
       await stopChild(child, 1000);
     }
-    const admin = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
-    admin.on('error', () => {
-      // Redis gone at the end: its keys are gone with it (it keeps nothing on disk here).
-    });
-    try {
-      await admin.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await admin.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length) await admin.del(...keys);
-      } while (cursor !== '0');
-    } catch {
-      // Nothing to clean when Redis cannot be reached.
-    } finally {
-      admin.disconnect();
-    }
+    await dropPrefix(redisUrl, keyPrefix);
   }
 }
