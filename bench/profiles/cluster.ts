@@ -296,15 +296,24 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
       );
       await sleep(500, ctx.signal); // routes claimed in Redis
       const handoverMs: number[] = [];
+      // Each side on its own, for the details: the new connection's hello answered, the old one told.
+      const servedMs: number[] = [];
+      const toldMs: number[] = [];
       const moves: Promise<void>[] = [];
       for (const id of ids) {
         if (ctx.signal.aborted) break;
         const t0 = performance.now();
-        const oldTold = new Promise<void>((resolve) => told.set(id, resolve));
+        const oldTold = new Promise<void>((resolve) =>
+          told.set(id, () => {
+            toldMs.push(performance.now() - t0);
+            resolve();
+          }),
+        );
         moves.push(
-          Promise.all([openDevice(sockets, ws(n3), id, () => undefined), oldTold]).then(
-            () => void handoverMs.push(performance.now() - t0),
-          ),
+          Promise.all([
+            openDevice(sockets, ws(n3), id, () => undefined).then((d) => void servedMs.push(d.servedMs)),
+            oldTold,
+          ]).then(() => void handoverMs.push(performance.now() - t0)),
         );
         await sleep(10);
       }
@@ -324,7 +333,7 @@ async function run(ctx: ProfileContext): Promise<ProfileResult> {
         },
       );
       histograms.push({ name: 'cross-node handover', unit: 'ms', buckets: bucketize(handoverMs, BOUNDS) });
-      details.handover = h;
+      details.handover = { ...h, served: quantiles(servedMs), told: quantiles(toldMs) };
     }
 
     // ---------------------------------------------------------------- 3. PostgreSQL queue

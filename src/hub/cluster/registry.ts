@@ -83,7 +83,6 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
   readonly #told = new WeakSet<DeviceConnection>();
   /** Routes whose release failed while Redis was down (deviceId → connectionId), released when it is back. */
   readonly #unreleased = new Map<string, string>();
-  readonly #keyPrefix: string;
   #closing: Promise<void> | undefined;
 
   constructor(parts: ClusterRegistryParts) {
@@ -94,7 +93,6 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
       parts.log.error({ err: errorMessage(err), where }, 'cluster registry task failed'),
     );
     this.nodeId = parts.bus.nodeId;
-    this.#keyPrefix = parts.keyPrefix;
     const { bus, routes, link } = parts;
     this.#scope.on(this.local, 'online', (id: string) => this.emit('online', id));
     this.#scope.on(this.local, 'offline', (id: string) => this.emit('offline', id));
@@ -308,7 +306,7 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
 
   /** `<prefix>delivered:<deviceId>`: ids of messages handed to the device whose sender may not have learnt it. */
   #deliveredKey(deviceId: string): string {
-    return `${this.#keyPrefix}delivered:${deviceId}`;
+    return `${this.#p.keyPrefix}delivered:${deviceId}`;
   }
 
   /**
