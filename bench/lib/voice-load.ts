@@ -449,6 +449,7 @@ export class VoiceRig {
         c0,
         c1,
         mainThreadCpuMs: t1.main - t0.main,
+        otherThreadsCpuMs: t1.others - t0.others,
         windowMs: c1.at - c0.at,
         rss: rssBytes(pid),
         fds: openFds(pid),
@@ -506,8 +507,9 @@ interface Raw {
   m1: Sample[];
   c0: CpuSnapshot;
   c1: CpuSnapshot;
-  /** The server's main thread's share of its CPU over the window. */
+  /** The server's CPU over the window: its main thread's, and all its other threads' (read at the same instant). */
   mainThreadCpuMs: number;
+  otherThreadsCpuMs: number;
   windowMs: number;
   rss: number;
   fds: number;
@@ -631,7 +633,7 @@ function summarize(r: Raw): LevelResult {
       cpuPct: pct(serverCpu),
       cpuMsPerDeviceSecond: perDeviceSecond(serverCpu),
       mainThreadCpuMsPerDeviceSecond: perDeviceSecond(r.mainThreadCpuMs),
-      otherThreadsCpuMsPerDeviceSecond: perDeviceSecond(serverCpu - r.mainThreadCpuMs),
+      otherThreadsCpuMsPerDeviceSecond: perDeviceSecond(r.otherThreadsCpuMs),
       cpuPeakPct: r.peak,
       rssMiB: r.rss / 1048576,
       peakRssMiB: peakRssBytes(r.pid) / 1048576,

@@ -73,7 +73,7 @@ export class UplinkProcessor {
   readonly #streams = new Map<number, Stream>();
   /** One model (the weights) per kind and file, shared by every stream; refcounted by stream. */
   readonly #models = new Map<string, { model: BatchWindowModel<unknown>; users: number }>();
-  /** Windows the speech model scored (quiet ones skipped), for tests and benches. */
+  /** Windows the speech model scored (quiet ones skipped): the test's proof that the pre-gate is wired in. */
   modelWindows = 0;
 
   get streams(): number {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProviderError } from '../types.js';
 import type { VadProvider } from '../types.js';
-import { createWindowedDetector, type WindowModel } from '../../voice/vad-decision.js';
+import { createWindowedDetector, singleStream, type WindowModel } from '../../voice/vad-decision.js';
 import { createSileroModel, createSileroVad, resolveSileroModel } from './silero.js';
 import {
   CHUNK,
@@ -117,15 +117,15 @@ describe('Silero VAD', () => {
     const model = createSileroModel('gate', resolveSileroModel('gate', {}));
     const thresholds = { threshold: 0.5, thresholdLow: 0.3, minSilenceMs: MIN_SILENCE_MS };
     let scored = 0;
-    const counting = (skips: boolean): WindowModel => {
-      const state = model.createState();
-      return {
-        probability: (w) => (scored++, model.score([state], [w])[0] ?? 0),
-        ...(skips ? { skip: (w: Float32Array) => model.skip!(state, w) } : {}),
-        reset: () => model.resetState(state),
+    // The detector's own adapter (singleStream) over the model, with its scoring counted and its skip optional.
+    const counting = (skips: boolean): WindowModel =>
+      singleStream({
+        createState: () => model.createState(),
+        resetState: (state) => model.resetState(state),
+        score: (states, windows) => ((scored += windows.length), model.score(states, windows)),
+        ...(skips ? { skip: model.skip!.bind(model) } : {}),
         dispose() {},
-      };
-    };
+      });
     const pcm = concat(silence(1), sentence, silence(1.5), second, silence(1), noise(1), silence(1));
     const decisions = (skips: boolean) => {
       scored = 0;
