@@ -1,7 +1,6 @@
 import { concatPcm } from '../../voice/pcm.js';
-import { toFile } from 'openai';
 import { blockNumber, blockString } from '../block.js';
-import { abortError, openAiClient, toProviderError } from '../openai-common.js';
+import { abortError, multipartBody, openAiEndpoint, toProviderError } from '../openai-common.js';
 import type { ProviderBlock } from '../block.js';
 import { writeWav } from '../../voice/wav.js';
 import { callSignal } from '../types.js';
@@ -19,7 +18,7 @@ const SAMPLE_RATE = 16000;
  */
 export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvider {
   const where = `ASR.${alias}`;
-  const client = openAiClient(block, where);
+  const endpoint = openAiEndpoint(block, where);
   const model = blockString(block, where, ['model_name', 'model']) ?? 'whisper-1';
   const language = blockString(block, where, ['language']);
   const prompt = blockString(block, where, ['prompt']);
@@ -54,14 +53,17 @@ export function createOpenAiAsr(alias: string, block: ProviderBlock): AsrProvide
           }
           const signal = callSignal(call);
           try {
-            const file = await toFile(writeWav({ sampleRate: SAMPLE_RATE, samples: pcm }), 'audio.wav', {
-              type: 'audio/wav',
-            });
-            const res = await client.audio.transcriptions.create(
-              { file, model, ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) },
-              { signal },
+            const body = multipartBody(
+              { model, ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) },
+              {
+                field: 'file',
+                name: 'audio.wav',
+                type: 'audio/wav',
+                data: writeWav({ sampleRate: SAMPLE_RATE, samples: pcm }),
+              },
             );
-            return { text: (res.text ?? '').trim() };
+            const res = (await endpoint.json('/audio/transcriptions', body, signal)) as { text?: unknown };
+            return { text: typeof res.text === 'string' ? res.text.trim() : '' };
           } catch (err) {
             throw toProviderError(alias, err, call, signal);
           } finally {

@@ -1,6 +1,13 @@
-import type OpenAI from 'openai';
 import { blockNumber, blockString, type ProviderBlock } from '../block.js';
-import { abortError, callSignals, openAiClient, toProviderError } from '../openai-common.js';
+import {
+  abortError,
+  callSignals,
+  jsonBody,
+  openAiEndpoint,
+  ProtocolError,
+  sseData,
+  toProviderError,
+} from '../openai-common.js';
 import { stripThink, ThinkFilter } from '../../voice/think-filter.js';
 import { callSignal, ProviderError } from '../types.js';
 import type { CallOptions, ChatMessage, LlmEvent, LlmProvider, LlmRequest, ToolCall } from '../types.js';
@@ -10,9 +17,33 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 
 // ---------------------------------------------------------------- the LLM provider
 
-type OaMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+/** The parts of the chat API's answers read here (a stream's chunks, a whole completion). */
+interface ChatChunk {
+  choices?: Array<{
+    delta?: {
+      content?: string | null;
+      tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>;
+    };
+  }>;
+  error?: { message?: string };
+}
+interface ChatCompletion {
+  choices?: Array<{ message?: { content?: string | null } }>;
+}
 
-function toOpenAiMessage(m: ChatMessage): OaMessage {
+/** One event of the chat stream. A server that fails mid-answer may send an `error` object instead of a chunk. */
+export function parseChatChunk(data: string): ChatChunk {
+  let chunk: ChatChunk;
+  try {
+    chunk = JSON.parse(data) as ChatChunk;
+  } catch (err) {
+    throw new ProtocolError(`a stream event is not JSON: ${data.slice(0, 100)}`, { cause: err });
+  }
+  if (chunk.error) throw new ProtocolError(`the server sent an error mid-answer: ${chunk.error.message ?? '?'}`);
+  return chunk;
+}
+
+function toOpenAiMessage(m: ChatMessage): Record<string, unknown> {
   if (m.role === 'assistant' && m.tool_calls?.length) {
     return {
       role: 'assistant',
@@ -37,7 +68,7 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
   const where = `LLM.${alias}`;
   const model = blockString(block, where, ['model_name', 'model']);
   if (!model) throw new ProviderError(where, 'config', `${where}.model_name is required`);
-  const client = openAiClient(block, where, options.defaultBaseUrl);
+  const endpoint = openAiEndpoint(block, where, options.defaultBaseUrl);
   const maxTokens = blockNumber(block, where, ['max_tokens']);
   const temperature = blockNumber(block, where, ['temperature']);
   const blockTimeout = blockNumber(block, where, ['timeout_ms']);
@@ -73,9 +104,9 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
       const calls: ToolCall[] = [];
       let handedOut = false;
       try {
-        const stream = await client.chat.completions.create({ ...body(req), stream: true }, { signal });
-        for await (const chunk of stream) {
-          const delta = chunk.choices[0]?.delta;
+        const res = await endpoint.post('/chat/completions', jsonBody({ ...body(req), stream: true }), signal);
+        for await (const data of sseData(res)) {
+          const delta = parseChatChunk(data).choices?.[0]?.delta;
           if (!delta) continue;
           if (delta.content) {
             const text = think.push(delta.content);
@@ -99,7 +130,7 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
             if (d.function?.arguments) call.arguments += d.function.arguments;
           }
         }
-        // The SDK ends the iteration quietly when its signal aborts; a cut answer must not look complete.
+        // Should a body ever end quietly on abort, a cut answer must still not look complete.
         if (signal.aborted) throw abortError();
       } catch (err) {
         // The consumer stopped while holding an event; closing the stream may fail, but that is no news to it.
@@ -119,8 +150,12 @@ export function createOpenAiLlm(alias: string, block: ProviderBlock, options: Op
       const opts = withTimeout(req);
       const signal = callSignal(opts);
       try {
-        const res = await client.chat.completions.create({ ...body(req), stream: false }, { signal });
-        return stripThink(res.choices[0]?.message.content ?? '');
+        const res = (await endpoint.json(
+          '/chat/completions',
+          jsonBody({ ...body(req), stream: false }),
+          signal,
+        )) as ChatCompletion;
+        return stripThink(res.choices?.[0]?.message?.content ?? '');
       } catch (err) {
         throw toProviderError(alias, err, opts, signal);
       }

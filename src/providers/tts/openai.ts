@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import { blockNumber, blockString } from '../block.js';
-import { abortError, callSignals, openAiClient, toProviderError, untilAborted } from '../openai-common.js';
+import { abortError, callSignals, jsonBody, openAiEndpoint, toProviderError } from '../openai-common.js';
 import type { ProviderBlock } from '../block.js';
 import { ProviderError } from '../types.js';
 import type { CallOptions, PcmChunk, TtsProvider } from '../types.js';
@@ -14,7 +14,7 @@ const DEFAULT_TIMEOUT_MS = 15_000;
  */
 export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvider {
   const where = `TTS.${alias}`;
-  const client = openAiClient(block, where);
+  const endpoint = openAiEndpoint(block, where);
   const model = blockString(block, where, ['model', 'model_name']) ?? 'tts-1';
   const voice = blockString(block, where, ['voice']) ?? 'alloy';
   const speed = blockNumber(block, where, ['speed']);
@@ -37,13 +37,14 @@ export function createOpenAiTts(alias: string, block: ProviderBlock): TtsProvide
       const reader = format === 'wav' ? new WavReader(alias) : new PcmReader(pcmRate, 1);
       let handedOut = false;
       try {
-        const res = await client.audio.speech.create(
-          { model, voice, input: text, response_format: format, ...(speed ? { speed } : {}) },
-          { signal },
+        const res = await endpoint.post(
+          '/audio/speech',
+          jsonBody({ model, voice, input: text, response_format: format, ...(speed ? { speed } : {}) }),
+          signal,
         );
-        if (!res.body) return;
-        for await (const bytes of untilAborted(res.body, signal)) {
-          const chunk = reader.push(bytes as Uint8Array);
+        // An abort destroys the response: a pending read ends with an error, it does not hang.
+        for await (const bytes of res) {
+          const chunk = reader.push(bytes as Buffer);
           if (!chunk?.samples.length) continue;
           handedOut = true;
           hold();

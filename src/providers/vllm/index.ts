@@ -1,5 +1,5 @@
 import { blockNumber, blockString, type ProviderBlock } from '../block.js';
-import { openAiClient, toProviderError } from '../openai-common.js';
+import { jsonBody, openAiEndpoint, toProviderError } from '../openai-common.js';
 import { stripThink } from '../../voice/think-filter.js';
 import { callSignal, ProviderError, type CallOptions, type VllmProvider } from '../types.js';
 
@@ -15,7 +15,7 @@ export function createVllm(alias: string, block: ProviderBlock): VllmProvider {
   }
   const model = blockString(block, where, ['model_name', 'model']);
   if (!model) throw new ProviderError(where, 'config', `${where}.model_name is required`);
-  const client = openAiClient(block, where);
+  const endpoint = openAiEndpoint(block, where);
   const maxTokens = blockNumber(block, where, ['max_tokens']);
   const blockTimeout = blockNumber(block, where, ['timeout_ms']);
   return {
@@ -24,8 +24,9 @@ export function createVllm(alias: string, block: ProviderBlock): VllmProvider {
       const opts: CallOptions = { signal: req.signal, timeoutMs: blockTimeout ?? req.timeoutMs ?? DEFAULT_TIMEOUT_MS };
       const signal = callSignal(opts);
       try {
-        const res = await client.chat.completions.create(
-          {
+        const res = (await endpoint.json(
+          '/chat/completions',
+          jsonBody({
             model,
             messages: [
               {
@@ -41,10 +42,10 @@ export function createVllm(alias: string, block: ProviderBlock): VllmProvider {
             ],
             ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
             stream: false,
-          },
-          { signal },
-        );
-        return stripThink(res.choices[0]?.message.content ?? '');
+          }),
+          signal,
+        )) as { choices?: Array<{ message?: { content?: string | null } }> };
+        return stripThink(res.choices?.[0]?.message?.content ?? '');
       } catch (err) {
         throw toProviderError(alias, err, opts, signal);
       }
