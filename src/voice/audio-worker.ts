@@ -31,10 +31,16 @@ const encoders = new Map<number, OpusEncoder>();
 const reply = new WireWriter();
 const urgentReply = new WireWriter();
 
-function post(w: WireWriter, errors: FromWorker['errors'], encodeErrors: FromWorker['encodeErrors']): void {
-  if (!w.length && !errors.length && !encodeErrors.length) return;
+/** Sends what `w` holds; `answers` > 0 is sent even when empty: the main thread holds its next batch until then. */
+function post(
+  w: WireWriter,
+  answers: number,
+  errors: FromWorker['errors'] = [],
+  encodeErrors: FromWorker['encodeErrors'] = [],
+): void {
+  if (!answers && !w.length && !errors.length && !encodeErrors.length) return;
   const { buffer, length } = w.take();
-  port.postMessage({ bin: buffer, length, errors, encodeErrors } satisfies FromWorker, [buffer]);
+  port.postMessage({ answers, bin: buffer, length, errors, encodeErrors } satisfies FromWorker, [buffer]);
 }
 
 function writeEncoded(w: WireWriter, req: number, packets: Uint8Array[]): void {
@@ -140,7 +146,7 @@ function handle(batches: ToWorker[]): void {
           // A sentence's first frames are answered at once: they must not wait for the batch's VAD work.
           if (urgent) {
             writeEncoded(urgentReply, req, out);
-            post(urgentReply, [], []);
+            post(urgentReply, 0);
           } else writeEncoded(reply, req, out);
           break;
         }
@@ -150,7 +156,7 @@ function handle(batches: ToWorker[]): void {
     }
   }
   flush();
-  post(reply, errors, encodeErrors);
+  post(reply, batches.length, errors, encodeErrors);
 }
 
 port.on('message', (first: ToWorker) => {

@@ -92,6 +92,35 @@ describe('audio engines', () => {
     encoder.close();
   });
 
+  it('while a batch is with the worker, later records wait and go as one message; urgent frames do not wait', async () => {
+    const engine = createWorkerAudio(1, silentLogger());
+    try {
+      const encoder = engine.openEncoder(24000, 60, OPUS);
+      const seen: UplinkResult[] = [];
+      const uplink = engine.openUplink(
+        { rate: 16000 },
+        { onResult: (r) => seen.push(r), onError: (m) => assert.fail(m) },
+      );
+      // Keeps the worker busy (200 frames to encode) while packets come in one event-loop turn at a time.
+      const long = encoder.prepare(Array.from({ length: 200 }, () => new Int16Array(1440).fill(3000)));
+      for (const p of a.slice(0, 20)) {
+        uplink.push(p, false);
+        await new Promise((r) => setImmediate(r));
+      }
+      const first = encoder.prepare([new Int16Array(1440)], true);
+      assert.equal((await first).length, 1);
+      assert.equal((await long).length, 200);
+      await uplink.whenDrained();
+      assert.equal(seen.length, 20);
+      // One message per turn would be 22; in flight one at a time, the 20 packets wait in a few batches.
+      assert.ok(engine.batchesPosted <= 8, `${engine.batchesPosted} messages`);
+      uplink.close();
+      encoder.close();
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('close() drops work in flight: pending encodes reject, drained streams resolve, later pushes are ignored', async () => {
     const engine = createWorkerAudio(1, silentLogger());
     const encoder = engine.openEncoder(16000, 60, OPUS);

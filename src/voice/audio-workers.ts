@@ -3,8 +3,11 @@
  * for every session, so the main thread (sockets, pacing timers, providers) never waits on a codec or a model.
  *
  * - A stream (one session's uplink, or its encoder) is pinned to one worker: codec and VAD state live there.
- * - Messages to a worker are batched per event-loop turn (one postMessage carrying every session's packets),
- *   and the worker answers a batch with one message: the VAD scores all streams' windows in a few model calls.
+ * - Messages to a worker are batched: one postMessage carries every record of an event-loop turn, and while a
+ *   batch is with the worker the next turns' records wait and go as one when it answers (one batch in flight per
+ *   worker; a sentence's first frames do not wait). The worker answers every message it read at once with one
+ *   message, and the VAD scores all streams' windows in a few model calls. Fewer, larger messages: each costs
+ *   both threads a wake-up and an event-loop pass (issue #13).
  * - A batch's packets, frames and results travel as records in one transferred buffer (src/voice/audio-wire.ts),
  *   not as objects and typed arrays to clone one by one.
  * - A worker that dies is replaced; its streams reopen on their next packet, pending encodes reject.
@@ -49,6 +52,8 @@ export interface ToWorker {
 
 /** A batch's answer: records (FROM_WORKER), then what failed. */
 export interface FromWorker {
+  /** How many batches (ToWorker messages) this answers; 0 for a sentence's first frames, sent ahead. */
+  answers: number;
   bin: ArrayBuffer;
   length: number;
   errors: Array<{ id: number; message: string }>;
@@ -87,6 +92,11 @@ class Slot {
   readonly wire = new WireWriter();
   opens: OpenOp[] = [];
   scheduled = false;
+  /** Batches posted and not answered yet: the next waits for their answer, unless it holds urgent records. */
+  inFlight = 0;
+  urgent = false;
+  /** Batches posted over the slot's life (a figure for tests and benches). */
+  posted = 0;
   readonly streams = new Map<number, Stream>();
   readonly requests = new Map<number, { resolve: (p: Buffer[]) => void; reject: (e: Error) => void }>();
 
@@ -131,6 +141,7 @@ class Slot {
     this.#worker = undefined;
     this.wire.clear();
     this.opens = [];
+    this.inFlight = 0;
     this.#failRequests(new AudioEngineClosedError('audio worker exited'));
     for (const s of this.streams.values()) {
       s.needsOpen = true;
@@ -144,8 +155,11 @@ class Slot {
     for (const r of pending) r.reject(err);
   }
 
-  /** Adds a record for `stream` (after its open, when the worker does not have it yet) to this turn's batch. */
-  send(stream: Stream, write: (w: WireWriter) => void): void {
+  /**
+   * Adds a record for `stream` (after its open, when the worker does not have it yet) to the next batch. `urgent`
+   * (a sentence's first frames) sends the batch at this turn's end even while another is in flight.
+   */
+  send(stream: Stream, write: (w: WireWriter) => void, urgent = false): void {
     if (!this.up) return;
     if (stream.needsOpen) {
       stream.needsOpen = false;
@@ -153,23 +167,32 @@ class Slot {
       this.opens.push(stream.open);
     }
     write(this.wire);
-    if (!this.scheduled) {
+    if (urgent) this.urgent = true;
+    if (!this.scheduled && (this.inFlight === 0 || this.urgent)) {
       this.scheduled = true;
-      // One message per worker per event-loop turn, carrying every packet that arrived in it.
+      // At most one message per worker per event-loop turn, carrying every packet that arrived in it.
       setImmediate(() => this.flush());
     }
   }
 
   flush(): void {
     this.scheduled = false;
-    if (!this.wire.length || !this.#worker) return;
+    if (!this.wire.length || !this.#worker || (this.inFlight > 0 && !this.urgent)) return;
     const { buffer, length } = this.wire.take();
     const msg: ToWorker = { bin: buffer, length, opens: this.opens };
     this.opens = [];
+    this.urgent = false;
+    this.inFlight++;
+    this.posted++;
     this.#worker.postMessage(msg, [buffer]);
   }
 
   #receive(msg: FromWorker): void {
+    if (msg.answers > 0) {
+      this.inFlight = Math.max(0, this.inFlight - msg.answers);
+      // What came in while the worker was busy goes now, as one batch.
+      if (this.inFlight === 0 && this.wire.length && !this.scheduled) this.flush();
+    }
     for (const e of msg.errors) this.streams.get(e.id)?.uplink?.onError(e.message);
     for (const e of msg.encodeErrors) this.#settle(e.req)?.reject(new Error(e.error));
     const r = new WireReader(msg.bin, msg.length);
@@ -222,7 +245,7 @@ class Slot {
   }
 }
 
-class WorkerPool implements AudioEngine {
+class WorkerPool implements WorkerAudioEngine {
   closed = false;
   readonly #slots: Slot[] = [];
   #nextId = 1;
@@ -316,17 +339,21 @@ class WorkerPool implements AudioEngine {
         const req = this.#nextReq++;
         return new Promise<AudioPacket[]>((resolve, reject) => {
           slot.requests.set(req, { resolve, reject });
-          slot.send(stream, (w) => {
-            w.u8(TO_WORKER.encode);
-            w.u32(id);
-            w.u32(req);
-            w.u8(urgent ? 1 : 0);
-            w.u32(frames.length);
-            for (const f of frames) {
-              w.u32(f.length);
-              w.samples(f);
-            }
-          });
+          slot.send(
+            stream,
+            (w) => {
+              w.u8(TO_WORKER.encode);
+              w.u32(id);
+              w.u32(req);
+              w.u8(urgent ? 1 : 0);
+              w.u32(frames.length);
+              for (const f of frames) {
+                w.u32(f.length);
+                w.samples(f);
+              }
+            },
+            urgent,
+          );
         });
       },
       packet: (p) => {
@@ -346,6 +373,10 @@ class WorkerPool implements AudioEngine {
     };
   }
 
+  get batchesPosted(): number {
+    return this.#slots.reduce((n, s) => n + s.posted, 0);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -353,8 +384,13 @@ class WorkerPool implements AudioEngine {
   }
 }
 
+export interface WorkerAudioEngine extends AudioEngine {
+  /** Messages sent to the workers so far (each one a batch of records). */
+  readonly batchesPosted: number;
+}
+
 /** A pool of `workers` audio threads (≥ 1), started on first use. */
-export function createWorkerAudio(workers: number, log: Logger): AudioEngine {
+export function createWorkerAudio(workers: number, log: Logger): WorkerAudioEngine {
   if (!Number.isInteger(workers) || workers < 1)
     throw new RangeError(`audio workers must be a whole number ≥ 1, got ${workers}`);
   return new WorkerPool(workers, log);
