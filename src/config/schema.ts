@@ -127,10 +127,11 @@ export const serverSchema = z
     audio_workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
     /**
      * libopus complexity of the downlink encoder, 0..10 (the reference uses 10). Encoding is most of the audio
-     * CPU: at 24 kHz / 60 ms a frame costs ~300 µs at 5 and ~110 µs at 3 here. Applies to new sessions.
-     * 3 at 32 kbit/s decodes within 1 dB (SNR against the source) of 5 at 24 kbit/s (src/voice/opus.test.ts).
+     * CPU: at 24 kHz / 60 ms a frame costs ~170–330 µs at 5, ~95–140 µs at 3 and ~70 µs at 0 here. Applies to new
+     * sessions. 0 at 32 kbit/s decodes within 1 dB (SNR against the source) of 5 at 24 kbit/s
+     * (src/voice/opus.test.ts).
      */
-    opus_complexity: z.number().int().min(0).max(10).default(3),
+    opus_complexity: z.number().int().min(0).max(10).default(0),
     /** Bit rate of the downlink encoder, bit/s (6,000–128,000). Applies to new sessions. */
     opus_bitrate: z.number().int().min(6000).max(128_000).default(32_000),
     /** Binary protocol version handed to devices in the OTA `websocket.version` field. */
