@@ -6,10 +6,11 @@ import { blockString, type ProviderBlock } from './block.js';
 import { ProviderError } from './types.js';
 import type { CallOptions } from './types.js';
 import { anySignal } from '../signals.js';
+import { createParser } from 'eventsource-parser';
 
 /**
  * Helpers shared by the OpenAI-compatible providers (LLM, ASR, TTS, VLLM): the endpoint's HTTP client, error
- * mapping, call signals. The client is node:http with a keep-alive pool and a small SSE line reader, not the
+ * mapping, call signals. The client is node:http with a keep-alive pool and eventsource-parser, not the
  * OpenAI SDK: a turn makes four requests, and the SDK's fetch, web streams and abort plumbing cost the event loop
  * about a third of its time per talking device (issue #13, README "Voice cost per device").
  */
@@ -182,39 +183,29 @@ function errorDetail(text: string): string {
 
 /**
  * The `data` of each server-sent event of a body, in order, until the `[DONE]` event or the body's end (an
- * OpenAI-compatible chat stream). Comments and other fields are skipped; lines may end in \n or \r\n and be split
- * anywhere between chunks.
+ * OpenAI-compatible chat stream). The event syntax (comments, fields, \r\n, lines split between chunks) is
+ * eventsource-parser's; a server that closes without the blank line after its last event still sent it.
  */
 export async function* sseData(body: AsyncIterable<Buffer>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
-  let carry = '';
-  let data: string[] = [];
-  for await (const chunk of body) {
-    carry += decoder.decode(chunk, { stream: true });
-    let from = 0;
-    for (let nl = carry.indexOf('\n'); nl >= 0; nl = carry.indexOf('\n', from)) {
-      const line = carry.charCodeAt(nl - 1) === 13 ? carry.slice(from, nl - 1) : carry.slice(from, nl);
-      from = nl + 1;
-      if (line === '') {
-        if (!data.length) continue;
-        const event = data.join('\n');
-        data = [];
-        if (event === '[DONE]') return;
-        yield event;
-      } else if (line.startsWith('data:')) {
-        data.push(dataValue(line));
-      }
+  const events: string[] = [];
+  const parser = createParser({ onEvent: (event) => events.push(event.data) });
+  /** The events parsed so far; false once `[DONE]` came. */
+  function* parsed(): Generator<string, boolean> {
+    for (const data of events.splice(0)) {
+      if (data === '[DONE]') return false;
+      yield data;
     }
-    carry = carry.slice(from);
+    return true;
   }
-  // A server that closes without the blank line (or the newline) after its last event still sent it.
-  if (carry.startsWith('data:')) data.push(dataValue(carry));
-  const event = data.join('\n');
-  if (data.length && event !== '[DONE]') yield event;
+  for await (const chunk of body) {
+    parser.feed(decoder.decode(chunk, { stream: true }));
+    if (!(yield* parsed())) return;
+  }
+  // Ends the last line and event, if the server did not (blank lines alone dispatch nothing).
+  parser.feed(`${decoder.decode()}\n\n`);
+  yield* parsed();
 }
-
-/** A `data:` line's value (one space after the colon is part of the syntax). */
-const dataValue = (line: string): string => line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
 
 /** The error a caller sees when its own signal aborted the call: not a provider failure. */
 export function abortError(): Error {
