@@ -202,6 +202,10 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     () => new Metrics({ defaultMetrics: opts.defaultMetrics ?? true }),
     (m) => m.close(),
   );
+  if (cluster) {
+    const off = cluster.bus.onGap((gap) => metrics.clusterBusGaps.labels(gap.reason).inc());
+    parts.add('cluster gap count', () => void off());
+  }
   const throttle = new SecretThrottle(metrics, log, () => config.current.server.failed_secrets);
   const providers = parts.start(
     'providers',
@@ -272,6 +276,8 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
     const r = await reload('start');
     if (!r.ok) log.error(`manager API config not loaded at start (${r.error}); serving the local config`);
   }
+  // A patch the cluster took before this node started is its config too (as the manager API's is at start).
+  await configSync?.catchUp();
 
   const sessions = new Set<Session>();
   const router = new Router();

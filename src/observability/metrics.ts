@@ -112,6 +112,12 @@ export class Metrics {
     help: 'Connections replaced by a newer one of the same device',
     registers: [this.registry],
   });
+  readonly clusterBusGaps = new Counter({
+    name: 'linus_cluster_bus_gaps_total',
+    help: 'Times the cluster bus resumed reading after broadcasts were lost (then resynced)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly idleCloses = new Counter({
     name: 'linus_idle_closes_total',
     help: 'Connections closed for inactivity',

@@ -2,9 +2,17 @@
 export const SNAPSHOT_DEBOUNCE_MS = 1500;
 
 /** What asked for a snapshot; automatic sources go through the gate, the others are answers or changes. */
-export type SnapshotSource = 'register' | 'hello' | 'mode_start' | 'list' | 'pull' | 'command' | 'change' | 'regroup';
+export type SnapshotSource =
+  'register' | 'hello' | 'mode_start' | 'list' | 'pull' | 'command' | 'change' | 'regroup' | 'resync';
 
-export const AUTOMATIC_SOURCES: ReadonlySet<SnapshotSource> = new Set(['register', 'hello', 'mode_start']);
+/**
+ * Through the gate. `resync`: this node may have missed task changes of other nodes (its bus lost broadcasts,
+ * D17), so each device gets its group's list again, debounced like the others.
+ */
+export const AUTOMATIC_SOURCES: ReadonlySet<SnapshotSource> = new Set(['register', 'hello', 'mode_start', 'resync']);
+
+/** Automatic sources of a fresh connection: nothing on its screen to clear, so an empty list is not sent. */
+export const FRESH_SOURCES: ReadonlySet<SnapshotSource> = new Set(['register', 'hello', 'mode_start']);
 
 /**
  * The one snapshot gate of a connection (seed #11). Every snapshot that reaches the connection is recorded

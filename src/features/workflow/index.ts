@@ -61,7 +61,11 @@ export class WorkflowFeature implements Feature {
       ...(announce ? { announce } : {}),
     });
     this.service = service;
-    if (bus) scope.add(bus.on('tasks', (m) => void scope.run('cluster-tasks', () => service.fanOut(m.groups))));
+    if (bus) {
+      scope.add(bus.on('tasks', (m) => void scope.run('cluster-tasks', () => service.fanOut(m.groups))));
+      // Task changes announced while this node could not read are lost with the bus's broadcasts: resend.
+      scope.add(bus.onGap(() => void scope.run('cluster-resync', () => service.resync([...deps.sessions()]))));
+    }
     const working = { modes, config: ctx.config, service };
 
     registerWorkflowEvents(ctx.messages, service);

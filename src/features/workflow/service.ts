@@ -3,7 +3,7 @@ import type { DeviceDirectory } from '../../hub/directory.js';
 import type { DeviceConnection, DeviceRegistry } from '../../hub/registry.js';
 import type { Logger } from '../../observability/log.js';
 import { normalizeId } from '../../protocol/ids.js';
-import { AUTOMATIC_SOURCES, SnapshotGate, type SnapshotSource } from './gate.js';
+import { AUTOMATIC_SOURCES, FRESH_SOURCES, SnapshotGate, type SnapshotSource } from './gate.js';
 import type { TaskStore } from './store.js';
 import {
   taskToWire,
@@ -143,8 +143,8 @@ export class WorkflowService {
 
   /**
    * One snapshot of its own group to one connection. Automatic sources (register, hello, mode start) go through
-   * the connection's gate and are skipped when the list is empty: the firmware ignores empty lists, and a fresh
-   * connection has nothing on screen to clear. Answers (list, pull, command) and change pushes always go,
+   * the connection's gate; those of a fresh connection are skipped when the list is empty: the firmware ignores
+   * empty lists, and a fresh connection has nothing on screen to clear. Answers (list, pull, command) and change pushes always go,
    * empty or not, and restart the gate's window.
    */
   async sendSnapshot(conn: DeviceConnection, source: SnapshotSource): Promise<boolean> {
@@ -158,7 +158,7 @@ export class WorkflowService {
     const group = this.groupOf(conn.deviceId);
     const snap = await this.snapshot(group);
     if (isClosed(conn)) return false;
-    if (automatic && snap.tasks.length === 0) {
+    if (FRESH_SOURCES.has(source) && snap.tasks.length === 0) {
       if (state && admittedAt !== undefined) state.gate.release(admittedAt);
       return false;
     }
@@ -244,6 +244,19 @@ export class WorkflowService {
       await this.sendSnapshot(conn, 'regroup');
     }
     return moved;
+  }
+
+  /**
+   * After this node missed task changes announced by others (cluster bus gap, D17): every tracked connection gets
+   * its group's snapshot again, through its gate (one per connection, debounced). The tasks are in the shared
+   * store, so the snapshot is current. Returns how many were sent.
+   */
+  async resync(conns: Iterable<DeviceConnection>): Promise<number> {
+    let sent = 0;
+    for (const conn of conns) {
+      if (this.#conns.has(conn) && !isClosed(conn) && (await this.sendSnapshot(conn, 'resync'))) sent++;
+    }
+    return sent;
   }
 
   // ------------------------------------------------------------------ operations (each ends with the pushes)

@@ -7,11 +7,12 @@ import {
   killClients,
   REDIS_URL,
   redisSkipReason,
+  TcpProxy,
   testPrefix,
 } from '../../../test/support/redis.js';
 import { waitFor } from '../../../test/support/wait.js';
 import { silentLogger } from '../../observability/log.js';
-import { NodeBus } from './bus.js';
+import { NodeBus, type BusGap } from './bus.js';
 import { ClusterUnavailableError, RedisLink } from './link.js';
 import type { BusMessage } from './messages.js';
 
@@ -21,11 +22,18 @@ describe('node bus on Redis Streams (D17)', { skip }, () => {
   let admin: Redis;
   let prefix: string;
   const open: Array<{ link: RedisLink; bus: NodeBus }> = [];
-  const node = async (nodeId: string): Promise<NodeBus> => {
+  const node = async (nodeId: string, o: { redisUrl?: string; streamTtlMs?: number } = {}): Promise<NodeBus> => {
     const log = silentLogger();
-    const link = new RedisLink({ redisUrl: REDIS_URL, name: `linus:${nodeId}`, log });
+    const link = new RedisLink({ redisUrl: o.redisUrl ?? REDIS_URL, name: `linus:${nodeId}`, log, maxBackoffMs: 200 });
     await link.start();
-    const bus = new NodeBus({ link, keyPrefix: prefix, nodeId, log, blockMs: 500 });
+    const bus = new NodeBus({
+      link,
+      keyPrefix: prefix,
+      nodeId,
+      log,
+      blockMs: 500,
+      ...(o.streamTtlMs ? { streamTtlMs: o.streamTtlMs } : {}),
+    });
     open.push({ link, bus });
     await bus.start();
     return bus;
@@ -137,5 +145,81 @@ describe('node bus on Redis Streams (D17)', { skip }, () => {
     await waitFor(() => got.length === 3, 3000, 'the messages sent while b was down');
     assert.deepEqual(got, ['before', 'during', 'broadcast-during']);
     assert.equal(linkB.health().status, 'ok');
+    assert.equal(b.stats.gaps, 0, 'nothing lost: no gap');
+  });
+
+  describe('a node away longer than the broadcast stream keeps what it missed', () => {
+    const proxy = new TcpProxy();
+    afterEach(() => proxy.down());
+
+    /** b reads through the proxy; `gaps` records what its bus reports. */
+    const pair = async (streamTtlMs?: number) => {
+      prefix = testPrefix();
+      await proxy.up();
+      const a = await node('a', streamTtlMs ? { streamTtlMs } : {});
+      const b = await node('b', { redisUrl: proxy.url, ...(streamTtlMs ? { streamTtlMs } : {}) });
+      const gaps: BusGap[] = [];
+      const got: string[] = [];
+      b.onGap((g) => void gaps.push(g));
+      b.on('tasks', (m) => void got.push(m.groups[0]!));
+      await a.broadcast({ kind: 'tasks', groups: ['before'] });
+      await waitFor(() => got.length === 1, 3000, 'b to read the first broadcast');
+      return { a, b, gaps, got };
+    };
+
+    it('the broadcast stream trimmed past its position is a gap, reported once it reads again, before what is left', async () => {
+      const { a, b, gaps, got } = await pair();
+      // Read up to here: trimming what b has read is no gap.
+      await admin.xtrim(`${prefix}bus:all`, 'MAXLEN', 0);
+      await a.broadcast({ kind: 'tasks', groups: ['kept'] });
+      await waitFor(() => got.length === 2, 3000, 'b to read on');
+      await proxy.down();
+      await a.broadcast({ kind: 'tasks', groups: ['lost'] });
+      await admin.xtrim(`${prefix}bus:all`, 'MAXLEN', 0);
+      await a.broadcast({ kind: 'tasks', groups: ['after-trim'] });
+      let gotAtGap = -1;
+      b.onGap(() => (gotAtGap = got.length));
+      await proxy.up();
+      await waitFor(() => got.length === 3, 5000, 'b to read what is left');
+      assert.deepEqual(got, ['before', 'kept', 'after-trim']);
+      assert.equal(gaps.length, 1, JSON.stringify(gaps));
+      assert.equal(gaps[0]?.reason, 'trimmed');
+      assert.equal(gotAtGap, 2, 'told before it reads on');
+      assert.equal(b.stats.gaps, 1);
+    });
+
+    it('a broadcast stream that expired while the node was away is a gap; a short outage with the stream gone is not', async () => {
+      const { a, b, gaps, got } = await pair(2000);
+      await waitFor(async () => (await admin.exists(`${prefix}bus:all`)) === 0, 5000, 'the stream to expire');
+      // Away for less than the TTL: nothing written since its last read can have expired with the stream.
+      assert.ok((await killClients(admin, 'linus:b:')) >= 1);
+      await a.broadcast({ kind: 'tasks', groups: ['short'] });
+      await waitFor(() => got.length === 2, 5000, 'b to read after a short outage');
+      assert.equal(gaps.length, 0, JSON.stringify(gaps));
+      await proxy.down();
+      await a.broadcast({ kind: 'tasks', groups: ['expired'] });
+      await waitFor(async () => (await admin.exists(`${prefix}bus:all`)) === 0, 5000, 'the stream to expire');
+      await proxy.up();
+      await waitFor(() => gaps.length === 1, 5000, 'the gap');
+      assert.equal(gaps[0]?.reason, 'expired');
+      assert.deepEqual(got, ['before', 'short']);
+      assert.equal(b.stats.gaps, 1);
+    });
+  });
+
+  it('a kept broadcast is numbered, reaches the others, and can be read back by a node that missed it', async () => {
+    prefix = testPrefix();
+    const [a, b] = [await node('a'), await node('b')];
+    const seqs: Array<number | undefined> = [];
+    b.on('config', (m) => void seqs.push(m.seq));
+    assert.equal(await b.lastKept('config'), undefined);
+    assert.equal(await a.broadcastKept({ kind: 'config', source: 'admin', patch: { x: 1 } }), 1);
+    assert.equal(await a.broadcastKept({ kind: 'config', source: 'file' }), 2);
+    await waitFor(() => seqs.length === 2, 3000, 'b to receive both');
+    assert.deepEqual(seqs, [1, 2]);
+    const last = await b.lastKept('config');
+    assert.deepEqual([last?.from, last?.source, last?.seq, last?.patch], ['a', 'file', 2, undefined]);
+    await admin.hset(`${prefix}bus:last:config`, 'm', 'not json');
+    assert.equal(await b.lastKept('config'), undefined, 'a bad kept entry is ignored');
   });
 });

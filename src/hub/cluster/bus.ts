@@ -3,6 +3,7 @@ import { setTimeout as pause } from 'node:timers/promises';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../observability/log.js';
 import { Scope } from '../../session/scope.js';
+import { ReplyError, type Redis } from 'ioredis';
 import { ClusterUnavailableError, type RedisLink } from './link.js';
 import {
   busMessageSchema,
@@ -43,6 +44,20 @@ export interface BusStats {
   failed: number;
   /** Requests not answered in time (the other node is stalled or gone). */
   timeouts: number;
+  /** Times the bus resumed reading and found broadcasts it can no longer read (see BusGap). */
+  gaps: number;
+}
+
+/**
+ * Broadcasts this node missed for good while it could not read: the stream was trimmed past its read position
+ * (`trimmed`), deleted by its TTL and maybe written again meanwhile (`expired`), or Redis is a new, empty server
+ * (`restarted`). What the broadcasts carried must be had another way (config: the last accepted reload kept in
+ * Redis; tasks: fresh snapshots from the store).
+ */
+export interface BusGap {
+  reason: 'trimmed' | 'expired' | 'restarted';
+  /** The broadcast read position the node had (the last entry it handled). */
+  cursor: string;
 }
 
 type Handler<K extends BusKind> = (msg: BusMessageOf<K>) => void | Promise<void>;
@@ -68,7 +83,16 @@ export type Post = (
  */
 export class NodeBus {
   readonly nodeId: string;
-  readonly stats: BusStats = { sent: 0, received: 0, invalid: 0, expired: 0, handlerErrors: 0, failed: 0, timeouts: 0 };
+  readonly stats: BusStats = {
+    sent: 0,
+    received: 0,
+    invalid: 0,
+    expired: 0,
+    handlerErrors: 0,
+    failed: 0,
+    timeouts: 0,
+    gaps: 0,
+  };
   readonly #o: Required<Omit<NodeBusOptions, 'link' | 'log'>> & Pick<NodeBusOptions, 'link' | 'log'>;
   readonly #scope = new Scope('node-bus');
   readonly #handlers = new Map<BusKind, Set<AnyHandler>>();
@@ -84,6 +108,12 @@ export class NodeBus {
   /** When each stream's TTL was last renewed by this node. */
   readonly #expirySet = new Map<string, number>();
   #loop: Promise<void> | undefined;
+  readonly #gapListeners = new Set<(gap: BusGap) => void>();
+  /** Set when a read failed (the connection dropped) or Redis restarted: check for a gap before reading on. */
+  #resumed = false;
+  #restarted = false;
+  /** When the last successful XREAD was issued: everything written before then has been read. */
+  #lastReadAt = Date.now();
 
   constructor(opts: NodeBusOptions) {
     this.#o = { requestTimeoutMs: 2000, maxLen: 10_000, streamTtlMs: 60_000, blockMs: 2000, ...opts };
@@ -93,7 +123,10 @@ export class NodeBus {
     this.#scope.on(opts.link, 'ready', ({ reset }: { reset: boolean }) => {
       // A new Redis server has new, empty streams: read them from the start (its ids could be below our
       // positions if its clock is behind the old server's, and XREAD would skip those entries).
-      if (reset) this.#cursor = { inbox: '0-0', all: '0-0' };
+      if (reset) {
+        this.#cursor = { inbox: '0-0', all: '0-0' };
+        this.#restarted = true;
+      }
     });
   }
 
@@ -111,6 +144,7 @@ export class NodeBus {
       return r.xrevrange(this.#all, '+', '-', 'COUNT', 1);
     });
     this.#cursor = { inbox: '0-0', all: last[0]?.[0] ?? '0-0' };
+    this.#lastReadAt = Date.now();
     this.#loop ??= this.#read();
   }
 
@@ -123,6 +157,15 @@ export class NodeBus {
     return () => set.delete(stored);
   }
 
+  /**
+   * Calls `listener` each time the bus resumes reading after broadcasts were lost (before it reads what is
+   * left); returns the disposer. A throwing listener is logged.
+   */
+  onGap(listener: (gap: BusGap) => void): () => void {
+    this.#gapListeners.add(listener);
+    return () => this.#gapListeners.delete(listener);
+  }
+
   /** To one node's inbox. Rejects with ClusterUnavailableError when Redis cannot take it. */
   send(nodeId: string, body: BusBody): Promise<string> {
     return this.#add(NodeBus.inboxKey(this.#o.keyPrefix, nodeId), body);
@@ -131,6 +174,43 @@ export class NodeBus {
   /** To every other node. */
   broadcast(body: BusBody): Promise<string> {
     return this.#add(this.#all, body);
+  }
+
+  /**
+   * Broadcasts `body` and keeps it in Redis as the last of its kind (`<prefix>bus:last:<kind>`, no TTL), numbered:
+   * the message carries `seq`, one more than the one kept before, written in the same step as the broadcast so
+   * both agree. A node that missed broadcasts reads it back with `lastKept`. Resolves with the number.
+   */
+  async broadcastKept(body: BusBodyOf<'config'>): Promise<number> {
+    const json = this.#encode(body, undefined, randomUUID());
+    let seq: number;
+    try {
+      seq = Number(
+        await this.#o.link.call((r) =>
+          r.eval(KEEP_SCRIPT, 2, this.#lastKey(body.kind), this.#all, json, this.#o.maxLen, this.#o.streamTtlMs),
+        ),
+      );
+    } catch (err) {
+      this.stats.failed++;
+      throw err;
+    }
+    this.stats.sent++;
+    return seq;
+  }
+
+  /** The last message of the kind kept by `broadcastKept` (any node's, this one's included); undefined if none. */
+  async lastKept(kind: 'config'): Promise<BusMessageOf<'config'> | undefined> {
+    const raw = await this.#o.link.call((r) => r.hget(this.#lastKey(kind), 'm'));
+    if (raw === null) return undefined;
+    const parsed = busMessageSchema.safeParse(safeJson(raw));
+    if (parsed.success && parsed.data.kind === kind) return parsed.data;
+    this.stats.invalid++;
+    this.#o.log.warn({ kind }, 'bad kept bus message ignored');
+    return undefined;
+  }
+
+  #lastKey(kind: BusKind): string {
+    return `${this.#o.keyPrefix}bus:last:${kind}`;
   }
 
   /**
@@ -252,6 +332,8 @@ export class NodeBus {
     while (!signal.aborted) {
       try {
         await link.whenReady(signal);
+        if (this.#resumed || this.#restarted) await this.#checkGap();
+        const issuedAt = Date.now();
         const res = await link.read.xread(
           'COUNT',
           1000,
@@ -263,6 +345,8 @@ export class NodeBus {
           this.#cursor.inbox,
           this.#cursor.all,
         );
+        // Everything written before this read was issued has now been read.
+        this.#lastReadAt = issuedAt;
         for (const [stream, entries] of res ?? []) {
           const which = stream === this.#inbox ? 'inbox' : 'all';
           for (const [entryId, fields] of entries) {
@@ -272,12 +356,48 @@ export class NodeBus {
         }
       } catch (err) {
         if (signal.aborted) break;
+        this.#resumed = true;
         // The read connection dropped: the link marks itself degraded and reconnects; read on once it is up.
         // A short pause keeps a connection that fails at once from spinning.
         this.#o.log.debug({ err: errorMessage(err) }, 'bus read interrupted');
         await pause(100, undefined, { signal }).catch(() => {
           // Aborted by close: the loop condition ends the read.
         });
+      }
+    }
+  }
+
+  /**
+   * After an outage: were broadcasts lost? The inbox is not checked: what it carries is a request with a deadline
+   * (its sender has given up and fallen back, e.g. to the durable queue) or the answer to one.
+   */
+  async #checkGap(): Promise<void> {
+    const cursor = this.#cursor.all;
+    let reason: BusGap['reason'] | undefined;
+    if (this.#restarted) reason = 'restarted';
+    else {
+      const info = await this.#o.link.call((r) => streamInfo(r, this.#all));
+      // A deleted stream lived at least 3/4 of its TTL after its last write (the TTL is renewed every quarter):
+      // away for less than that, nothing written since the last read can have gone with it.
+      const longAway = Date.now() - this.#lastReadAt >= (this.#o.streamTtlMs * 3) / 4;
+      const past = info && info.first !== undefined && compareIds(info.first, cursor) > 0;
+      if (info && (compareIds(info.maxDeleted, cursor) > 0 || (past && info.removed)))
+        // Entries after our position were deleted, or the stream was trimmed past it (an entry just after it
+        // may have been the first kept: then this is a gap that lost nothing, resynced all the same).
+        reason = 'trimmed';
+      else if (longAway && (!info || past))
+        // Gone, or begun anew after our position with nothing removed: the stream we read expired.
+        reason = 'expired';
+    }
+    this.#resumed = this.#restarted = false;
+    if (!reason) return;
+    this.stats.gaps++;
+    this.#o.log.warn({ reason, cursor, gaps: this.stats.gaps }, 'bus broadcasts lost while away; resyncing');
+    for (const listener of this.#gapListeners) {
+      try {
+        listener({ reason, cursor });
+      } catch (err) {
+        this.#o.log.error({ err: errorMessage(err) }, 'bus gap listener failed');
       }
     }
   }
@@ -328,4 +448,60 @@ export class NodeBus {
     this.stats.handlerErrors++;
     this.#o.log.error({ err: errorMessage(err), kind: msg.kind, from: msg.from }, 'bus handler failed');
   }
+}
+
+/**
+ * KEYS: the kept message's hash, the broadcast stream. ARGV: the message's JSON (an object), MAXLEN, TTL (ms).
+ * Numbers the message (`seq` added to its JSON), keeps it and broadcasts it, atomically; returns the number.
+ */
+const KEEP_SCRIPT = `
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local json = string.sub(ARGV[1], 1, -2) .. ',"seq":' .. seq .. '}'
+redis.call('HSET', KEYS[1], 'm', json)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'm', json)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return seq
+`;
+
+function safeJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    // Counted as invalid by the caller's schema check.
+    return undefined;
+  }
+}
+
+/**
+ * `XINFO STREAM` of a stream: its first entry, the newest id XDEL removed (trimming does not set it), and
+ * whether entries were ever removed from it (added > kept); undefined when the stream is gone.
+ */
+async function streamInfo(
+  r: Redis,
+  key: string,
+): Promise<{ first: string | undefined; maxDeleted: string; removed: boolean } | undefined> {
+  let reply: unknown[];
+  try {
+    reply = (await r.call('XINFO', 'STREAM', key)) as unknown[];
+  } catch (err) {
+    if (err instanceof ReplyError && /no such key/i.test(errorMessage(err))) return undefined;
+    throw err;
+  }
+  const field = (name: string): unknown => reply[reply.indexOf(name) + 1];
+  const first = field('first-entry') as [string, unknown] | null | undefined;
+  const maxDeleted = field('max-deleted-entry-id');
+  const added = field('entries-added');
+  return {
+    first: first?.[0],
+    maxDeleted: typeof maxDeleted === 'string' ? maxDeleted : '0-0',
+    // Redis < 7 does not count what was added: assume removals (conservative: a gap rather than a silent loss).
+    removed: typeof added === 'number' ? added > Number(field('length')) : true,
+  };
+}
+
+/** Orders two stream entry ids (`<ms>-<seq>`). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
 }

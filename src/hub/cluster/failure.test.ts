@@ -114,6 +114,8 @@ describe('cluster hub when Redis restarts empty (issue #10, failures)', { skip }
     hubs.push(a, b);
     const got: string[] = [];
     b.bus.on('tasks', (m) => void got.push(m.groups[0]!));
+    const gaps: string[] = [];
+    b.bus.onGap((g) => void gaps.push(g.reason));
     // Enough traffic that the stream ids b has read are well past those of a fresh server's first entries.
     for (let i = 0; i < 20; i++) await a.bus.send('b', { kind: 'tasks', groups: [`old-${i}`] });
     const onB = new RecordingConnection('dev-b');
@@ -130,5 +132,8 @@ describe('cluster hub when Redis restarts empty (issue #10, failures)', { skip }
     await a.bus.send('b', { kind: 'tasks', groups: ['new'] });
     await waitFor(() => got.includes('new'), 3000, 'a message on the new server');
     assert.deepEqual(await a.registry.deliver('dev-b', { type: 'x' }), { ok: true, nodeId: 'b' });
+    // What the old server held is gone: b says so (its config and task snapshots are resynced on it).
+    assert.deepEqual(gaps, ['restarted']);
+    assert.equal(b.bus.stats.gaps, 1);
   });
 });

@@ -53,6 +53,8 @@ const bodies = [
     kind: z.literal('config'),
     source: z.string(),
     patch: z.record(z.string(), z.unknown()).optional(),
+    /** Its place in the cluster's accepted reloads (set by the bus when it keeps it, NodeBus.broadcastKept). */
+    seq: z.number().int().positive().optional(),
   }),
   /** A device came online on the sending node, or went offline (its route released or its node's lease expired). */
   z.object({ kind: z.literal('presence'), deviceId: id, online: z.boolean() }),
