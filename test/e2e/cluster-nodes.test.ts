@@ -590,6 +590,60 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
     const c = await connect('rd:c0:00:00:00:01');
     assert.equal(((await c.next(isMessage, WAIT)).payload as Json).text, 'somewhere');
   });
+
+  it('away longer than the bus keeps broadcasts: back, the node applies the config reload it missed and resends task snapshots', async () => {
+    const auth = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    const reload = async (on: Node, patch: Json) => {
+      const r = await fetch(`http://127.0.0.1:${on.port}/admin/config/reload`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ patch }),
+      });
+      assert.equal(r.status, 200, await r.text());
+    };
+    /** The token OTA hands out ('' while server.auth is off): tells which config the node has. */
+    const otaToken = async (on: Node) => {
+      const r = await fetch(`http://127.0.0.1:${on.port}/xiaozhi/ota/`, {
+        method: 'POST',
+        headers: { 'device-id': 'rg:0a:00:00:00:01', 'client-id': 'rg-client', 'content-type': 'application/json' },
+        body: JSON.stringify({ application: { version: '1.0.0' } }),
+      });
+      return String((((await r.json()) as Json).websocket as Json | undefined)?.token ?? '');
+    };
+    const dev = await connect('rg:00:00:00:00:01');
+    const gapsBefore = ((((await health()).cluster as Json).bus as Json).gaps as number) ?? 0;
+    await proxy.down();
+    await waitFor(async () => (await health()).status === 'degraded', WAIT, 'the node cut from Redis');
+    try {
+      // On the other node while this one is away: a reload and a task for the device's group...
+      await reload(other, { server: { auth: { enabled: true } } });
+      const created = await fetch(`http://127.0.0.1:${other.port}/supie/workflow/tasks`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ groupKey: 'rg:00:00', title: 'made while you were away' }),
+      });
+      assert.equal(created.status, 200, await created.text());
+      // ...whose broadcasts are gone before it reads again (as after a long outage: trimmed or expired).
+      const redis = adminClient();
+      await redis.xtrim(`${prefix}bus:all`, 'MAXLEN', 0);
+      redis.disconnect();
+      assert.equal(await otaToken(node), '', 'not applied while away');
+      await proxy.up();
+      const snap = await dev.next(
+        (m) => isSnap(m) && (m.tasks as Json[]).some((t) => t.title === 'made while you were away'),
+        20_000,
+      );
+      assert.equal(snap.groupKey, 'rg:00:00');
+      await waitFor(async () => (await otaToken(node)) !== '', WAIT, 'the missed reload applied');
+      const h = await health();
+      assert.ok((((h.cluster as Json).bus as Json).gaps as number) > gapsBefore, JSON.stringify(h.cluster));
+      assert.match(node.proc.stdout, /config reload missed from another node applied/);
+    } finally {
+      await proxy.up();
+      await reload(other, { server: { auth: { enabled: false } } });
+      await waitFor(async () => (await otaToken(node)) === '', WAIT, 'auth off again');
+    }
+  });
 });
 
 describe('cluster: PostgreSQL away', { skip: SKIP }, () => {

@@ -186,6 +186,14 @@ describe('node bus on Redis Streams (D17)', { skip }, () => {
       assert.equal(gaps[0]?.reason, 'trimmed');
       assert.equal(gotAtGap, 2, 'told before it reads on');
       assert.equal(b.stats.gaps, 1);
+      // Emptied (XTRIM MAXLEN 0) after a broadcast it did not read: a gap too.
+      await proxy.down();
+      await a.broadcast({ kind: 'tasks', groups: ['lost-too'] });
+      await admin.xtrim(`${prefix}bus:all`, 'MAXLEN', 0);
+      await proxy.up();
+      await waitFor(() => gaps.length === 2, 5000, 'the second gap');
+      assert.equal(gaps[1]?.reason, 'trimmed');
+      assert.deepEqual(got, ['before', 'kept', 'after-trim']);
     });
 
     it('a broadcast stream that expired while the node was away is a gap; a short outage with the stream gone is not', async () => {

@@ -381,7 +381,9 @@ export class NodeBus {
       // away for less than that, nothing written since the last read can have gone with it.
       const longAway = Date.now() - this.#lastReadAt >= (this.#o.streamTtlMs * 3) / 4;
       const past = info && info.first !== undefined && compareIds(info.first, cursor) > 0;
-      if (info && (compareIds(info.maxDeleted, cursor) > 0 || (past && info.removed)))
+      // Emptied after an entry past our position was written: that one at least is lost.
+      const emptied = info && info.first === undefined && compareIds(info.lastId, cursor) > 0;
+      if (info && (compareIds(info.maxDeleted, cursor) > 0 || emptied || (past && info.removed)))
         // Entries after our position were deleted, or the stream was trimmed past it (an entry just after it
         // may have been the first kept: then this is a gap that lost nothing, resynced all the same).
         reason = 'trimmed';
@@ -473,13 +475,13 @@ function safeJson(raw: string): unknown {
 }
 
 /**
- * `XINFO STREAM` of a stream: its first entry, the newest id XDEL removed (trimming does not set it), and
+ * `XINFO STREAM` of a stream: its first entry, the id of the last one added, the newest id XDEL removed (trimming does not set it), and
  * whether entries were ever removed from it (added > kept); undefined when the stream is gone.
  */
 async function streamInfo(
   r: Redis,
   key: string,
-): Promise<{ first: string | undefined; maxDeleted: string; removed: boolean } | undefined> {
+): Promise<{ first: string | undefined; lastId: string; maxDeleted: string; removed: boolean } | undefined> {
   let reply: unknown[];
   try {
     reply = (await r.call('XINFO', 'STREAM', key)) as unknown[];
@@ -491,8 +493,10 @@ async function streamInfo(
   const first = field('first-entry') as [string, unknown] | null | undefined;
   const maxDeleted = field('max-deleted-entry-id');
   const added = field('entries-added');
+  const lastId = field('last-generated-id');
   return {
     first: first?.[0],
+    lastId: typeof lastId === 'string' ? lastId : '0-0',
     maxDeleted: typeof maxDeleted === 'string' ? maxDeleted : '0-0',
     // Redis < 7 does not count what was added: assume removals (conservative: a gap rather than a silent loss).
     removed: typeof added === 'number' ? added > Number(field('length')) : true,
