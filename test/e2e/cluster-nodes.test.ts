@@ -610,6 +610,7 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
       });
       return String((((await r.json()) as Json).websocket as Json | undefined)?.token ?? '');
     };
+    let late: Node | undefined;
     const dev = await connect('rg:00:00:00:00:01');
     const gapsBefore = ((((await health()).cluster as Json).bus as Json).gaps as number) ?? 0;
     await proxy.down();
@@ -638,7 +639,14 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
       const h = await health();
       assert.ok((((h.cluster as Json).bus as Json).gaps as number) > gapsBefore, JSON.stringify(h.cluster));
       assert.match(node.proc.stdout, /config reload missed from another node applied/);
+      // A node started after the reload takes it too, as it would take the manager API's config at start.
+      late = await startNode('late', { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix });
+      assert.notEqual(await otaToken(late), '', 'the cluster reload applied at start');
     } finally {
+      if (late) {
+        await late.proc.kill();
+        rmSync(late.dir, { recursive: true, force: true });
+      }
       await proxy.up();
       await reload(other, { server: { auth: { enabled: false } } });
       await waitFor(async () => (await otaToken(node)) === '', WAIT, 'auth off again');
