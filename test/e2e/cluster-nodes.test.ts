@@ -638,6 +638,8 @@ describe('cluster: Redis away', { skip: SKIP }, () => {
       await waitFor(async () => (await otaToken(node)) !== '', WAIT, 'the missed reload applied');
       const h = await health();
       assert.ok((((h.cluster as Json).bus as Json).gaps as number) > gapsBefore, JSON.stringify(h.cluster));
+      const metrics = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+      assert.match(metrics, /linus_cluster_bus_gaps_total\{reason="trimmed"\} [1-9]/);
       assert.match(node.proc.stdout, /config reload missed from another node applied/);
       // A node started after the reload takes it too, as it would take the manager API's config at start.
       late = await startNode('late', { schemaUrl: schema.url, redisUrl: REDIS_URL, prefix });
