@@ -475,8 +475,9 @@ function safeJson(raw: string): unknown {
 }
 
 /**
- * `XINFO STREAM` of a stream: its first entry, the id of the last one added, the newest id XDEL removed (trimming does not set it), and
- * whether entries were ever removed from it (added > kept); undefined when the stream is gone.
+ * `XINFO STREAM` of a stream: its first entry, the id of the last one added, the newest id XDEL removed
+ * (trimming does not set it), and whether entries were ever removed from it (added > kept); undefined when the
+ * stream is gone.
  */
 async function streamInfo(
   r: Redis,
@@ -489,7 +490,10 @@ async function streamInfo(
     if (err instanceof ReplyError && /no such key/i.test(errorMessage(err))) return undefined;
     throw err;
   }
-  const field = (name: string): unknown => reply[reply.indexOf(name) + 1];
+  const field = (name: string): unknown => {
+    const i = reply.indexOf(name);
+    return i < 0 ? undefined : reply[i + 1];
+  };
   const first = field('first-entry') as [string, unknown] | null | undefined;
   const maxDeleted = field('max-deleted-entry-id');
   const added = field('entries-added');
