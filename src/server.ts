@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { makeDirs } from './dirs.js';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { WebSocketServer } from 'ws';
@@ -41,12 +41,11 @@ import { StartupError } from './startup-error.js';
 import { registerAdminRoutes } from './transport/admin.js';
 import { ApiRoutes } from './transport/api.js';
 import { resolveAuthKey } from './transport/device-auth.js';
-import { httpErrorOf, sendJson, sendText } from './transport/http-util.js';
 import { FirmwareStore } from './transport/firmware.js';
 import { registerOtaRoutes } from './transport/ota.js';
 import { limitRequests } from './transport/request-limits.js';
 import { SecretThrottle } from './transport/secret-throttle.js';
-import { Router } from './transport/router.js';
+import { HttpRoutes } from './transport/http-app.js';
 import { registerVisionRoutes } from './transport/vision.js';
 import { registerStatusRoutes } from './transport/status.js';
 import { exposureNotice } from './transport/exposure.js';
@@ -280,7 +279,13 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
   await configSync?.catchUp();
 
   const sessions = new Set<Session>();
-  const router = new Router();
+  // Made here so that routes can be registered on it; listening and its drain come after the features.
+  const http = createServer();
+  const router = new HttpRoutes(
+    http,
+    (server, handle) => server.on('request', limitRequests(server, metrics, handle)),
+    log,
+  );
   registerStatusRoutes(router, {
     metrics,
     registry,
@@ -357,24 +362,19 @@ async function start(opts: StartOptions, config: ConfigStore, log: Logger, parts
 
   // Closed first of the long-lived parts: stop accepting, tell every device, then wait for the connections
   // (until the stop's deadline) before the features and the store they use close.
-  const http = parts.start(
-    'http',
-    () => createServer(),
-    async (http, { deadline }) => {
-      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
-      ctx.events.emit('draining');
-      for (const s of [...sessions]) {
-        s.notify('shutdown', 'The server is shutting down; reconnect in a moment.');
-        s.close(1001, 'server shutdown');
-      }
-      await until(closed, deadline);
-      http.closeAllConnections();
-    },
-  );
-  http.on(
-    'request',
-    limitRequests(http, metrics, (req, res) => void handleHttp(router, log, req, res)),
-  );
+  await router.app.ready();
+  parts.add('http', async ({ deadline }) => {
+    const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+    ctx.events.emit('draining');
+    for (const s of [...sessions]) {
+      s.notify('shutdown', 'The server is shutting down; reconnect in a moment.');
+      s.close(1001, 'server shutdown');
+    }
+    await until(closed, deadline);
+    http.closeAllConnections();
+    // Its plugins' timers; the server itself is ours and closed above.
+    await router.app.close();
+  });
   http.keepAliveTimeout = 5000;
   const wss = new WebSocketServer({
     noServer: true,
@@ -534,42 +534,6 @@ async function listen(http: Server, host: string, port: number, retryMs: number)
     } catch (err) {
       if (errorCode(err) !== 'EADDRINUSE' || Date.now() >= deadline) throw listenError(err, host, port);
       await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-async function handleHttp(router: Router, log: Logger, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const method = req.method ?? 'GET';
-  let url: URL;
-  try {
-    url = new URL(req.url ?? '/', 'http://localhost');
-  } catch {
-    // The client is told; there is nothing else to keep of a URL we cannot read.
-    sendJson(res, 400, { success: false, error: 'bad request URL' });
-    return;
-  }
-  const match = router.match(method, url.pathname);
-  try {
-    if (match.kind === 'found') {
-      await match.handler(req, res, match.params, url);
-    } else if (match.kind === 'method_not_allowed') {
-      sendJson(res, 405, { success: false, error: `method ${method} not allowed` }, { allow: match.allow.join(', ') });
-    } else if (method === 'GET' || method === 'HEAD') {
-      // WebSocket paths are any path; a plain GET on one says the server is up, as the reference does (D1).
-      sendText(res, 200, 'Server is running\n');
-    } else {
-      sendJson(res, 404, { success: false, error: 'not found' });
-    }
-  } catch (err) {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const known = httpErrorOf(err);
-    if (known) sendJson(res, known.status, { success: false, error: known.message }, known.headers);
-    else {
-      log.error({ err, path: url.pathname }, 'http handler failed');
-      sendJson(res, 500, { success: false, error: 'internal error' });
     }
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { OPUS_SAMPLE_RATES } from '../protocol/messages.js';
+import { parseCidr } from './cidr.js';
 
 /**
  * The configuration schema, and with it the one table of defaults: every default lives here and nowhere else.
@@ -170,6 +171,13 @@ export const serverSchema = z
           .default(''),
         /** Prepended to the device topics on an external broker (one Linus per prefix). */
         topic_prefix: z.string().default(''),
+        /**
+         * Who may ask `/mqtt/auth` and `/mqtt/acl` (the external broker): addresses and CIDR blocks. Others get
+         * 403: the answers say which credentials log in, so only the broker should get them. Default: loopback.
+         */
+        broker_auth_allow: z
+          .array(z.string().refine((v) => parseCidr(v) !== undefined, { message: 'an IP address or CIDR block' }))
+          .default(['127.0.0.0/8', '::1/128']),
       })
       .prefault({}),
     udp: z

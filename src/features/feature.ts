@@ -4,7 +4,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import type { ServerContext, Session } from '../session/session.js';
 import type { Db } from '../store/sqlite.js';
 import type { ApiRoutes } from '../transport/api.js';
-import type { Router } from '../transport/router.js';
+import type { HttpRoutes } from '../transport/http-app.js';
 import type { VoiceHooks } from '../voice/hooks.js';
 import type { VoicePipeline } from '../voice/pipeline.js';
 import type { WebhookOutbox } from './meeting/outbox.js';
@@ -37,7 +37,7 @@ export interface FeatureDeps {
   directory: DeviceDirectory;
   /** The data dir (files a feature may keep next to the store, e.g. exports). */
   dataDir: string;
-  router: Router;
+  router: HttpRoutes;
   /** HTTP API routes with the fork's wrapper, token auth, CORS and rate limit (D21). */
   api: ApiRoutes;
   /** Text interceptors and TTS bypass checks for every session's voice pipeline; register once. */

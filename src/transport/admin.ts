@@ -6,7 +6,7 @@ import { bearerToken, normalizeId } from '../protocol/ids.js';
 import type { ActivationStore } from '../store/activation.js';
 import type { DeviceBindings } from '../store/bindings.js';
 import { HttpError, headerString, readJson, sendJson } from './http-util.js';
-import type { Router } from './router.js';
+import type { HttpRoutes } from './http-app.js';
 import { checkSecret, type SecretThrottle } from './secret-throttle.js';
 
 /**
@@ -30,7 +30,7 @@ export interface AdminDeps {
   restart(): void;
 }
 
-export function registerAdminRoutes(router: Router, deps: AdminDeps): void {
+export function registerAdminRoutes(router: HttpRoutes, deps: AdminDeps): void {
   router.add('POST', '/admin/config/reload', async (req, res) => {
     requireAdmin(deps, req);
     const body = (await readJson(req)) as { patch?: unknown };

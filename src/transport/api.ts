@@ -4,7 +4,7 @@ import { bearerToken } from '../protocol/ids.js';
 import type { ConsoleAuth } from './console/auth.js';
 import { VERSION } from '../version.js';
 import { HttpError, headerString, httpErrorOf, isLoopback, sendJson } from './http-util.js';
-import type { Router } from './router.js';
+import type { CorsPolicy, HttpRoutes } from './http-app.js';
 import { KeyedRateWindows } from '../rate.js';
 import { budgetKey, checkSecret, type SecretThrottle } from './secret-throttle.js';
 
@@ -15,11 +15,10 @@ import { budgetKey, checkSecret, type SecretThrottle } from './secret-throttle.j
  * The rate limit counts only requests that passed the token check: wrong tokens are charged to the address's
  * failed-secret budget instead (SecretThrottle), so they cannot use up a valid client's requests.
  */
-const CORS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
-  'access-control-allow-headers': 'authorization, content-type, x-api-token',
-  'access-control-max-age': '600',
+const CORS: CorsPolicy = {
+  methods: 'GET, POST, PUT, DELETE, OPTIONS',
+  headers: 'authorization, content-type, x-api-token',
+  maxAgeSeconds: 600,
 };
 
 export type ApiHandler = (req: IncomingMessage, params: Record<string, string>, url: URL) => unknown | Promise<unknown>;
@@ -64,12 +63,12 @@ export class ApiRoutes {
   readonly #documented: { method: string; path: string; options: ApiRouteOptions }[] = [];
 
   constructor(
-    private readonly router: Router,
+    private readonly router: HttpRoutes,
     private readonly config: ConfigStore,
     /** Also used for secrets checked outside `add` (the console log-in). */
     readonly throttle: SecretThrottle,
   ) {
-    router.add('GET', '/api/openapi.json', (_req, res) => sendJson(res, 200, this.openApi(), CORS));
+    router.add('GET', '/api/openapi.json', (_req, res) => sendJson(res, 200, this.openApi()), { cors: CORS });
   }
 
   /** Lists a route served outside `add` (a stream, the console log-in) in the OpenAPI document. */
@@ -129,31 +128,32 @@ export class ApiRoutes {
     handler: ApiHandler,
     options: ApiRouteOptions = {},
   ): this {
-    this.router.add('OPTIONS', path, (_req, res) => {
-      res.writeHead(204, CORS);
-      res.end();
-    });
     this.#documented.push({ method, path, options });
-    this.router.add(method, path, async (req, res, params, url) => {
-      try {
-        this.authorize(req, url, options);
-        this.limit(req);
-        const data = await handler(req, params, url);
-        sendJson(res, 200, { success: true, data }, CORS);
-      } catch (err) {
-        this.#fail(res, err);
-      }
-    });
+    this.router.add(
+      method,
+      path,
+      async (req, res, params, url) => {
+        try {
+          this.authorize(req, url, options);
+          this.limit(req);
+          const data = await handler(req, params, url);
+          sendJson(res, 200, { success: true, data });
+        } catch (err) {
+          this.#fail(res, err);
+        }
+      },
+      { cors: CORS },
+    );
     return this;
   }
 
   #fail(res: ServerResponse, err: unknown): void {
     const known = httpErrorOf(err);
     if (known) {
-      sendJson(res, known.status, { success: false, error: known.message }, { ...CORS, ...known.headers });
+      sendJson(res, known.status, { success: false, error: known.message }, known.headers);
       return;
     }
-    sendJson(res, 500, { success: false, error: 'internal error' }, CORS);
+    sendJson(res, 500, { success: false, error: 'internal error' });
   }
 
   /** Throws 401/403 unless the caller may use a route of this kind (see ApiRouteOptions). */

@@ -10,9 +10,9 @@ import { activationPasses, needsDeviceSecret, unboundHint } from './device-auth.
 import type { FirmwareStore } from './firmware.js';
 import { HttpError, headerString, readJson, sendJson, sendText } from './http-util.js';
 import { otaMqttBlock } from './mqtt/ota.js';
-import type { Router } from './router.js';
+import type { CorsPolicy, HttpRoutes } from './http-app.js';
 import { KeyedRateWindows } from '../rate.js';
-import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
+import { budgetKey, refusedWhileBackingOff, type SecretThrottle } from './secret-throttle.js';
 
 /** The two URL families devices use: the reference's and the fork's. */
 export const OTA_FAMILIES = [
@@ -20,12 +20,11 @@ export const OTA_FAMILIES = [
   { ota: '/supie/ota', ws: '/supie/v1/' },
 ] as const;
 
-const CORS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'GET, POST, OPTIONS',
-  'access-control-allow-headers':
-    'content-type, device-id, client-id, authorization, activation-version, serial-number',
+const CORS: CorsPolicy = {
+  methods: 'GET, POST, OPTIONS',
+  headers: 'content-type, device-id, client-id, authorization, activation-version, serial-number',
 };
+const cors = { cors: CORS };
 
 /** The reference's default `server.websocket` is a placeholder that must not reach devices. */
 function configuredWebsocketUrl(config: LinusConfig): string | undefined {
@@ -81,138 +80,139 @@ interface OtaBody {
   board?: { type?: unknown };
 }
 
-export function registerOtaRoutes(router: Router, deps: OtaDeps): void {
+export function registerOtaRoutes(router: HttpRoutes, deps: OtaDeps): void {
   const newClaims = new KeyedRateWindows(3_600_000);
   for (const family of OTA_FAMILIES) {
-    router.add('OPTIONS', `${family.ota}/`, (_req, res) => {
-      res.writeHead(204, CORS);
-      res.end();
-    });
-    router.add('OPTIONS', `${family.ota}/activate`, (_req, res) => {
-      res.writeHead(204, CORS);
-      res.end();
-    });
     router.add('GET', `${family.ota}/download/:file`, (req, res, params) =>
       deps.firmware ? deps.firmware.serve(req, res, params.file ?? '') : sendJson(res, 404, { success: false }),
     );
-    router.add('GET', `${family.ota}/`, (req, res) => {
-      sendText(
-        res,
-        200,
-        `OTA interface is running; websocket address: ${websocketUrlFor(deps.config.current, req, family.ws)}\n`,
-        CORS,
-      );
-    });
-    router.add('POST', `${family.ota}/`, async (req, res) => {
-      const config = deps.config.current;
-      const parsed = await readOptionalJson(req);
-      const body: OtaBody = parsed && typeof parsed === 'object' ? (parsed as OtaBody) : {};
-      const ids = resolveHandshakeIds(req.url, req.headers, () => '');
-      const deviceId = ids.deviceId || normalizeId(body.mac_address);
-      if (!deviceId) {
-        sendJson(res, 200, { success: false, message: 'request error: Device-Id header is missing' }, CORS);
-        return;
-      }
-      const clientId = ids.clientId || deviceId;
-      const now = Date.now();
-      const websocket: Record<string, unknown> = { url: websocketUrlFor(config, req, family.ws), token: '' };
-      if (needsDeviceSecret(config, deviceId)) {
-        // Trust on first use: the first client id to get a token owns the device id; another gets none (403), and
-        // its address is charged as for a wrong secret, so claiming other devices' ids is throttled like guessing.
-        const address = budgetKey(req.socket.remoteAddress);
-        const wait = deps.throttle.retryAfterMs(address, 'device');
-        if (wait > 0) {
-          const err = tooManyFailures(wait);
-          sendJson(res, err.status, { success: false, message: err.message }, { ...CORS, ...err.headers });
+    router.add(
+      'GET',
+      `${family.ota}/`,
+      (req, res) => {
+        sendText(
+          res,
+          200,
+          `OTA interface is running; websocket address: ${websocketUrlFor(deps.config.current, req, family.ws)}\n`,
+        );
+      },
+      cors,
+    );
+    router.add(
+      'POST',
+      `${family.ota}/`,
+      async (req, res) => {
+        const config = deps.config.current;
+        const parsed = await readOptionalJson(req);
+        const body: OtaBody = parsed && typeof parsed === 'object' ? (parsed as OtaBody) : {};
+        const ids = resolveHandshakeIds(req.url, req.headers, () => '');
+        const deviceId = ids.deviceId || normalizeId(body.mac_address);
+        if (!deviceId) {
+          sendJson(res, 200, { success: false, message: 'request error: Device-Id header is missing' });
           return;
         }
-        const perHour = config.server.auth.new_devices_per_hour;
-        // One read of the binding per request: a bound device id is not claimed again.
-        const bound = await deps.bindings.get(deviceId);
-        if (perHour > 0 && !bound && !newClaims.admit(address, perHour, now)) {
-          const seconds = Math.ceil(newClaims.retryAfterMs(address, now) / 1000);
-          deps.log.warn({ device: deviceId, address, perHour }, 'OTA token refused: too many new device ids');
-          sendJson(
-            res,
-            429,
-            {
-              success: false,
-              message: `too many new device ids from this address (server.auth.new_devices_per_hour: ${perHour}); retry in ${seconds} s`,
-            },
-            { ...CORS, 'retry-after': String(seconds) },
-          );
-          return;
+        const clientId = ids.clientId || deviceId;
+        const now = Date.now();
+        const websocket: Record<string, unknown> = { url: websocketUrlFor(config, req, family.ws), token: '' };
+        if (needsDeviceSecret(config, deviceId)) {
+          // Trust on first use: the first client id to get a token owns the device id; another gets none (403), and
+          // its address is charged as for a wrong secret, so claiming other devices' ids is throttled like guessing.
+          const address = budgetKey(req.socket.remoteAddress);
+          if (refusedWhileBackingOff(deps.throttle, address, req, res)) return;
+          const perHour = config.server.auth.new_devices_per_hour;
+          // One read of the binding per request: a bound device id is not claimed again.
+          const bound = await deps.bindings.get(deviceId);
+          if (perHour > 0 && !bound && !newClaims.admit(address, perHour, now)) {
+            const seconds = Math.ceil(newClaims.retryAfterMs(address, now) / 1000);
+            deps.log.warn({ device: deviceId, address, perHour }, 'OTA token refused: too many new device ids');
+            sendJson(
+              res,
+              429,
+              {
+                success: false,
+                message: `too many new device ids from this address (server.auth.new_devices_per_hour: ${perHour}); retry in ${seconds} s`,
+              },
+              { 'retry-after': String(seconds) },
+            );
+            return;
+          }
+          const owner = (bound ?? (await deps.bindings.claim(deviceId, clientId, now))).clientId;
+          if (owner !== clientId) {
+            deps.throttle.failed(address, 'device');
+            deps.log.warn(
+              { device: deviceId, client: clientId, owner, address },
+              'OTA token refused: the device id is bound to another client id',
+            );
+            sendJson(res, 403, { success: false, message: unboundHint(deviceId) });
+            return;
+          }
+          websocket.token = signDeviceToken(deps.authKey, clientId, deviceId, now / 1000);
         }
-        const owner = (bound ?? (await deps.bindings.claim(deviceId, clientId, now))).clientId;
-        if (owner !== clientId) {
-          deps.throttle.failed(address, 'device');
-          deps.log.warn(
-            { device: deviceId, client: clientId, owner, address },
-            'OTA token refused: the device id is bound to another client id',
-          );
-          sendJson(res, 403, { success: false, message: unboundHint(deviceId) }, CORS);
-          return;
-        }
-        websocket.token = signDeviceToken(deps.authKey, clientId, deviceId, now / 1000);
-      }
-      websocket.version = config.server.binary_protocol_version;
-      const appVersion = typeof body.application?.version === 'string' ? body.application.version : '0.0.0';
-      const awaitingActivation = !(await activationPasses(config, deps.activations, deviceId));
-      const board = typeof body.board?.type === 'string' ? body.board.type : headerString(req, 'device-model');
-      const { host, tls } = requestOrigin(config, req);
-      // The device's own version means "no update"; a device still to be activated gets none.
-      const firmware =
-        deps.firmware && !awaitingActivation
-          ? await deps.firmware.offer(
-              { id: deviceId, board, version: appVersion },
-              `${tls ? 'https' : 'http'}://${host}${family.ota}/download/`,
-            )
-          : { version: appVersion, url: '' };
-      const reply: Record<string, unknown> = {
-        server_time: { timestamp: now, timezone_offset: Math.round(config.server.timezone_offset * 60) },
-        firmware,
-        websocket,
-      };
-      const ownPort = deps.mqttPort?.();
-      const broker = deps.mqttBroker?.();
-      const own =
-        ownPort === undefined
-          ? undefined
-          : { port: ownPort, host: headerString(req, 'host'), authKey: deps.authKey, ...(broker ? { broker } : {}) };
-      const mqtt = otaMqttBlock(config, deviceId, body, own);
-      if (mqtt) {
-        reply.mqtt = mqtt;
-        if (!mqtt.password)
-          deps.log.warn({ device: deviceId }, 'OTA mqtt block without a password: set server.mqtt_signature_key');
-      }
-      if (awaitingActivation) {
-        const rec = await deps.activations.issue(deviceId, clientId, now);
-        reply.activation = {
-          code: rec.code,
-          message: `${config.server.activation.message}\n${rec.code}`,
-          challenge: rec.challenge,
-          timeout_ms: 30_000,
+        websocket.version = config.server.binary_protocol_version;
+        const appVersion = typeof body.application?.version === 'string' ? body.application.version : '0.0.0';
+        const awaitingActivation = !(await activationPasses(config, deps.activations, deviceId));
+        const board = typeof body.board?.type === 'string' ? body.board.type : headerString(req, 'device-model');
+        const { host, tls } = requestOrigin(config, req);
+        // The device's own version means "no update"; a device still to be activated gets none.
+        const firmware =
+          deps.firmware && !awaitingActivation
+            ? await deps.firmware.offer(
+                { id: deviceId, board, version: appVersion },
+                `${tls ? 'https' : 'http'}://${host}${family.ota}/download/`,
+              )
+            : { version: appVersion, url: '' };
+        const reply: Record<string, unknown> = {
+          server_time: { timestamp: now, timezone_offset: Math.round(config.server.timezone_offset * 60) },
+          firmware,
+          websocket,
         };
-        deps.log.info({ device: deviceId, code: rec.code }, 'device awaits activation');
-      }
-      sendJson(res, 200, reply, CORS);
-    });
-    router.add('POST', `${family.ota}/activate`, async (req, res) => {
-      await readOptionalJson(req);
-      const config = deps.config.current;
-      if (!config.server.activation.enabled) {
-        sendJson(res, 200, { success: true, message: 'activation is not required' }, CORS);
-        return;
-      }
-      const ids = resolveHandshakeIds(req.url, req.headers, () => '');
-      const rec = ids.deviceId ? await deps.activations.get(ids.deviceId) : undefined;
-      if (!rec) {
-        sendJson(res, 404, { success: false, message: 'unknown device: call the OTA URL first to get a code' }, CORS);
-        return;
-      }
-      // 202 tells the firmware to keep polling; 200 ends its activation loop.
-      if (rec.activatedAt === null) sendJson(res, 202, { success: false, message: 'waiting for activation' }, CORS);
-      else sendJson(res, 200, { success: true, message: 'activated' }, CORS);
-    });
+        const ownPort = deps.mqttPort?.();
+        const broker = deps.mqttBroker?.();
+        const own =
+          ownPort === undefined
+            ? undefined
+            : { port: ownPort, host: headerString(req, 'host'), authKey: deps.authKey, ...(broker ? { broker } : {}) };
+        const mqtt = otaMqttBlock(config, deviceId, body, own);
+        if (mqtt) {
+          reply.mqtt = mqtt;
+          if (!mqtt.password)
+            deps.log.warn({ device: deviceId }, 'OTA mqtt block without a password: set server.mqtt_signature_key');
+        }
+        if (awaitingActivation) {
+          const rec = await deps.activations.issue(deviceId, clientId, now);
+          reply.activation = {
+            code: rec.code,
+            message: `${config.server.activation.message}\n${rec.code}`,
+            challenge: rec.challenge,
+            timeout_ms: 30_000,
+          };
+          deps.log.info({ device: deviceId, code: rec.code }, 'device awaits activation');
+        }
+        sendJson(res, 200, reply);
+      },
+      cors,
+    );
+    router.add(
+      'POST',
+      `${family.ota}/activate`,
+      async (req, res) => {
+        await readOptionalJson(req);
+        const config = deps.config.current;
+        if (!config.server.activation.enabled) {
+          sendJson(res, 200, { success: true, message: 'activation is not required' });
+          return;
+        }
+        const ids = resolveHandshakeIds(req.url, req.headers, () => '');
+        const rec = ids.deviceId ? await deps.activations.get(ids.deviceId) : undefined;
+        if (!rec) {
+          sendJson(res, 404, { success: false, message: 'unknown device: call the OTA URL first to get a code' });
+          return;
+        }
+        // 202 tells the firmware to keep polling; 200 ends its activation loop.
+        if (rec.activatedAt === null) sendJson(res, 202, { success: false, message: 'waiting for activation' });
+        else sendJson(res, 200, { success: true, message: 'activated' });
+      },
+      cors,
+    );
   }
 }

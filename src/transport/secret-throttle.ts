@@ -1,7 +1,8 @@
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { secretEquals } from '../protocol/auth-token.js';
-import { HttpError } from './http-util.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpError, sendJson } from './http-util.js';
 
 /** The secrets a client can guess: admin secret, meeting-API token, device token (or static device token). */
 export type SecretKind = 'admin' | 'api' | 'device';
@@ -137,6 +138,25 @@ export function tooManyFailures(waitMs: number): HttpError {
   return new HttpError(429, `too many wrong secrets from this address: retry in ${seconds} s`, {
     'retry-after': String(seconds),
   });
+}
+
+/**
+ * For the device routes that answer the reference's way (`{success:false,message}`: OTA, vision): while the
+ * address backs off after wrong device secrets, answers 429 with Retry-After (the unread body dropped) and
+ * returns true.
+ */
+export function refusedWhileBackingOff(
+  throttle: SecretThrottle,
+  address: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): boolean {
+  const wait = throttle.retryAfterMs(address, 'device');
+  if (wait <= 0) return false;
+  req.resume();
+  const refusal = tooManyFailures(wait);
+  sendJson(res, refusal.status, { success: false, message: refusal.message }, refusal.headers);
+  return true;
 }
 
 /**

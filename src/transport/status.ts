@@ -5,7 +5,7 @@ import type { LinkHealth } from '../hub/cluster/index.js';
 import type { OnlineDevices } from '../hub/cluster/online.js';
 import type { Metrics } from '../observability/metrics.js';
 import { sendJson } from './http-util.js';
-import type { Router } from './router.js';
+import type { HttpRoutes } from './http-app.js';
 import type { StoreReach } from '../store/postgres/pool.js';
 
 /** What /health says of a cluster node (D17). */
@@ -18,7 +18,7 @@ export interface ClusterHealth extends LinkHealth {
 }
 
 export function registerStatusRoutes(
-  router: Router,
+  router: HttpRoutes,
   deps: {
     metrics: Metrics;
     registry: DeviceRegistry;

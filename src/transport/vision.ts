@@ -8,8 +8,8 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import { ProviderError } from '../providers/types.js';
 import { headerString, HttpError, readBody, sendJson, sendText } from './http-util.js';
 import { parseMultipart } from './multipart.js';
-import type { Router } from './router.js';
-import { budgetKey, tooManyFailures, type SecretThrottle } from './secret-throttle.js';
+import type { HttpRoutes } from './http-app.js';
+import { budgetKey, refusedWhileBackingOff, type SecretThrottle } from './secret-throttle.js';
 import { KeyedRateWindows } from '../rate.js';
 
 /**
@@ -21,10 +21,8 @@ import { KeyedRateWindows } from '../rate.js';
  */
 export const VISION_PATH = '/mcp/vision/explain';
 
-const CORS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'GET, POST, OPTIONS',
-  'access-control-allow-headers': 'authorization, client-id, content-type, device-id',
+const cors = {
+  cors: { methods: 'GET, POST, OPTIONS', headers: 'authorization, client-id, content-type, device-id' },
 };
 
 /** Room for the question part and the multipart framing, above the image cap. */
@@ -51,24 +49,24 @@ export function sniffImageType(data: Buffer): string | undefined {
 
 class VisionRefusal extends Error {}
 
-export function registerVisionRoutes(router: Router, deps: VisionDeps): void {
+export function registerVisionRoutes(router: HttpRoutes, deps: VisionDeps): void {
   const perDevice = new KeyedRateWindows(60_000);
-  router.add('OPTIONS', VISION_PATH, (_req, res) => {
-    res.writeHead(204, CORS);
-    res.end();
-  });
-  router.add('GET', VISION_PATH, (_req, res) => {
-    const model = deps.config.current.selected_module.VLLM;
-    sendText(
-      res,
-      200,
-      model
-        ? `MCP vision interface is running; vision model: ${model}\n`
-        : 'MCP vision interface is running, but no vision model is configured (set selected_module.VLLM)\n',
-      CORS,
-    );
-  });
-  router.add('POST', VISION_PATH, (req, res) => explain(deps, perDevice, req, res));
+  router.add(
+    'GET',
+    VISION_PATH,
+    (_req, res) => {
+      const model = deps.config.current.selected_module.VLLM;
+      sendText(
+        res,
+        200,
+        model
+          ? `MCP vision interface is running; vision model: ${model}\n`
+          : 'MCP vision interface is running, but no vision model is configured (set selected_module.VLLM)\n',
+      );
+    },
+    cors,
+  );
+  router.add('POST', VISION_PATH, (req, res) => explain(deps, perDevice, req, res), cors);
 }
 
 async function explain(
@@ -80,13 +78,7 @@ async function explain(
   const config = deps.config.current;
   const ids = resolveHandshakeIds(req.url, req.headers, () => '');
   const address = budgetKey(req.socket.remoteAddress);
-  const wait = deps.throttle.retryAfterMs(address, 'device');
-  if (wait > 0) {
-    req.resume();
-    const refusal = tooManyFailures(wait);
-    sendJson(res, refusal.status, { success: false, message: refusal.message }, { ...CORS, ...refusal.headers });
-    return;
-  }
+  if (refusedWhileBackingOff(deps.throttle, address, req, res)) return;
   // The token handed out in MCP initialize: signed for this device and client id (always required, auth on or
   // off, as in the reference: the model behind this endpoint is usually a paid one).
   const check = verifyDeviceToken(
@@ -101,16 +93,11 @@ async function explain(
     // A token is signed: a wrong one is a guess and counts against the address's budget (an expired one is not).
     if (check.reason !== 'missing' && check.reason !== 'expired') deps.throttle.failed(address, 'device');
     req.resume();
-    sendJson(
-      res,
-      401,
-      { success: false, message: `invalid or expired token (${check.reason.replace('_', ' ')})` },
-      CORS,
-    );
+    sendJson(res, 401, { success: false, message: `invalid or expired token (${check.reason.replace('_', ' ')})` });
     return;
   }
   const fail = (message: string, headers: Record<string, string> = {}): void =>
-    sendJson(res, 200, { success: false, message }, { ...CORS, ...headers });
+    sendJson(res, 200, { success: false, message }, headers);
   const limits = config.server.vision;
   if (limits.requests_per_minute > 0 && !perDevice.admit(ids.deviceId, limits.requests_per_minute)) {
     req.resume();
@@ -161,7 +148,7 @@ async function explain(
         signal: gone.signal,
         timeoutMs: limits.timeout_ms,
       });
-      sendJson(res, 200, { success: true, action: 'RESPONSE', response: answer }, CORS);
+      sendJson(res, 200, { success: true, action: 'RESPONSE', response: answer });
     } finally {
       res.off('close', onClose);
       lease.release();

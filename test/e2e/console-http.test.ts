@@ -7,7 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConsoleIfStale } from '../../scripts/console-build.mjs';
-import { StaticFiles } from '../../src/transport/console/static.js';
+import { registerConsoleFiles } from '../../src/transport/console/static.js';
+import { HttpRoutes } from '../../src/transport/http-app.js';
+import { silentLogger } from '../../src/observability/log.js';
 import { TestDevice } from '../support/device.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -394,10 +396,10 @@ describe('console with no secret set', () => {
 describe('console bundle missing', () => {
   it('answers the page with 503 and says to run npm run build', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'linus-console-'));
-    const files = new StaticFiles(empty);
-    const http: Server = createServer((req, res) => {
-      if (!files.send(res, req.url?.slice('/console/'.length) || 'index.html')) res.writeHead(404).end();
-    });
+    const http: Server = createServer();
+    const routes = new HttpRoutes(http, (server, handle) => server.on('request', handle), silentLogger());
+    registerConsoleFiles(routes.app, { dir: empty });
+    await routes.app.ready();
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     try {
       const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -408,6 +410,7 @@ describe('console bundle missing', () => {
       assert.equal((await fetch(`${base}/console/index-x.js`)).status, 404);
     } finally {
       http.close();
+      await routes.app.close();
       rmSync(empty, { recursive: true, force: true });
     }
   });

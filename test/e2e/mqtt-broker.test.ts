@@ -176,6 +176,23 @@ describe('external MQTT broker (server.mqtt.broker_url, Mosquitto)', { skip }, (
       const res = await fetch(server.url('/mqtt/auth'), { method: 'POST', body });
       assert.deepEqual([res.status, await res.json()], [200, { result: 'deny' }], `body ${body}`);
     }
+    // Only the broker may ask: an address outside server.mqtt.broker_auth_allow gets 403, whatever it sends.
+    const config = server.ctx.config;
+    const before = config.current;
+    config.replace({
+      ...before,
+      server: { ...before.server, mqtt: { ...before.server.mqtt, broker_auth_allow: ['10.0.0.0/8'] } },
+    });
+    try {
+      for (const path of ['/mqtt/auth', '/mqtt/acl']) {
+        const res = await fetch(server.url(path), { method: 'POST', body: JSON.stringify(login) });
+        assert.equal(res.status, 403, path);
+        assert.match(((await res.json()) as { error: string }).error, /server\.mqtt\.broker_auth_allow/);
+      }
+    } finally {
+      config.replace(before);
+    }
+    assert.equal((await ask('/mqtt/auth', login)).result, 'allow');
   });
 
   it('a server stop says goodbye with the session id to the device', async () => {

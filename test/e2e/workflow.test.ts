@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/observability/log.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { openDatabase } from '../../src/store/sqlite.js';
 import { ApiRoutes } from '../../src/transport/api.js';
-import { Router } from '../../src/transport/router.js';
+import { HttpRoutes } from '../../src/transport/http-app.js';
 import { SecretThrottle } from '../../src/transport/secret-throttle.js';
 import { TestDevice, type Json } from '../support/device.js';
 import { metricValue, startTestServer, tempDir, type TestServer } from '../support/server.js';
@@ -650,7 +650,8 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
     id === 'meet-1'
       ? { title: 'Weekly', actions: ['Ship v2', '  ', 'Fix login'], nextSteps: ['Plan Q3'], deviceId: idIn(G, 9) }
       : undefined;
-  const router = new Router();
+  const httpServer = createServer();
+  const router = new HttpRoutes(httpServer, (server, handle) => server.on('request', handle), silentLogger());
   const metrics = new Metrics({ defaultMetrics: false });
   registerWorkflowApi(
     new ApiRoutes(
@@ -678,22 +679,17 @@ describe('import-from-meeting through the meeting seam (summaryOf)', () => {
     deliver: (m) => elsewhere.push(m) > 0,
     deliverText: (j) => elsewhere.push(JSON.parse(j) as Json) > 0,
   };
-  let httpServer: Server;
   const base = { url: (path = '/') => `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}${path}` };
 
   before(async () => {
     registry.register(online);
     registry.register(outside);
-    httpServer = createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const match = router.match(req.method ?? 'GET', url.pathname);
-      if (match.kind === 'found') void match.handler(req, res, match.params, url);
-      else res.writeHead(404).end();
-    });
+    await router.app.ready();
     await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   });
   after(async () => {
     await new Promise((resolve) => httpServer.close(resolve));
+    await router.app.close();
     directory.close();
     metrics.close();
     db.close();

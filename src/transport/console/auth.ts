@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type {} from '@fastify/cookie';
+import type { FastifyInstance } from 'fastify';
 import type { ConfigStore } from '../../config/store.js';
 import { secretEquals } from '../../protocol/auth-token.js';
 import { headerString, isLoopback } from '../http-util.js';
@@ -32,16 +34,6 @@ const MAX_SESSIONS = 10_000;
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
 
-export function cookieValue(req: IncomingMessage, name: string): string | undefined {
-  const header = headerString(req, 'cookie');
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
 /** True when the browser's Origin (if it sent one) is this server as the request addressed it. */
 export function sameOrigin(req: IncomingMessage): boolean {
   const origin = headerString(req, 'origin');
@@ -61,7 +53,16 @@ function loopbackHost(req: IncomingMessage): boolean {
 export class ConsoleAuth {
   readonly #sessions = new Map<string, ConsoleSession>();
 
-  constructor(private readonly config: ConfigStore) {}
+  constructor(
+    private readonly config: ConfigStore,
+    /** Parses and writes the cookie (@fastify/cookie, registered by HttpRoutes without its per-request hook). */
+    private readonly cookies: Pick<FastifyInstance, 'parseCookie' | 'serializeCookie'>,
+  ) {}
+
+  #sessionId(req: IncomingMessage): string | undefined {
+    const header = headerString(req, 'cookie');
+    return header ? this.cookies.parseCookie(header)[SESSION_COOKIE] || undefined : undefined;
+  }
 
   /** `login` when a secret is set; `loopback` when neither is (read-only on loopback, refused elsewhere). */
   get mode(): 'login' | 'loopback' {
@@ -95,7 +96,7 @@ export class ConsoleAuth {
   }
 
   logout(req: IncomingMessage): void {
-    const id = cookieValue(req, SESSION_COOKIE);
+    const id = this.#sessionId(req);
     if (id) this.#sessions.delete(id);
   }
 
@@ -105,7 +106,7 @@ export class ConsoleAuth {
 
   /** The caller's rights, or undefined when it has none (not logged in, expired, or a changed secret). */
   access(req: IncomingMessage): ConsoleAccess | undefined {
-    const id = cookieValue(req, SESSION_COOKIE);
+    const id = this.#sessionId(req);
     const session = id ? this.#sessions.get(id) : undefined;
     if (id && session) {
       const now = Date.now();
@@ -134,11 +135,13 @@ export class ConsoleAuth {
     );
   }
 
-  cookie(id: string): string {
-    return `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(this.ttlMs / 1000)}`;
-  }
-
-  static clearCookie(): string {
-    return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`;
+  /** The session cookie for a log-in; without an id, the one that ends it. */
+  cookie(id?: string): string {
+    return this.cookies.serializeCookie(SESSION_COOKIE, id ?? '', {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'strict',
+      maxAge: id ? Math.floor(this.ttlMs / 1000) : 0,
+    });
   }
 }

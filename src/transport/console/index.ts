@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { checkConfig, redactConfig } from '../../config/load.js';
 import { deepMerge } from '../../config/reload.js';
 import type { LinusConfig } from '../../config/schema.js';
@@ -18,7 +18,7 @@ import { onlineDevices } from '../../hub/cluster/online.js';
 import { DeviceBook } from './devices.js';
 import { EventStream } from './events.js';
 import { HEALTH_SAMPLE_MS, HealthHistory } from './health.js';
-import { CONSOLE_HEADERS, StaticFiles, WEB_DIR } from './static.js';
+import { CONSOLE_HEADERS, consoleBuilt, registerConsoleFiles, WEB_DIR } from './static.js';
 
 export interface ConsoleDeps extends FeatureDeps {
   workflow: WorkflowService;
@@ -33,16 +33,12 @@ async function patchOf(req: IncomingMessage): Promise<Record<string, unknown>> {
   return patch as Record<string, unknown>;
 }
 
-function refusalPage(res: ServerResponse): void {
-  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
+const REFUSAL_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><main class="refusal"><h1>Linus console</h1>
 <p>The console is only open to this machine (loopback) while no secret is set.</p>
 <p>To use it from another address, set <code>server.admin_secret</code> (full rights) or
 <code>server.meeting_api_token</code> (read-only) in the config, then log in with it.</p></main></body></html>`;
-  res.writeHead(403, { 'content-type': 'text/html; charset=utf-8', ...CONSOLE_HEADERS });
-  res.end(html);
-}
 
 /**
  * The web console (issue 11): the page and its files under /console/, log-in/out, the live event stream and the
@@ -62,10 +58,10 @@ export class ConsoleFeature implements Feature {
     const { config, log } = ctx;
     const scope = new Scope('console', (err, where) => log.error({ err, where }, 'error in console scope'));
     this.#scope = scope;
-    const auth = new ConsoleAuth(config);
+    const auth = new ConsoleAuth(config, router.app);
     api.useConsole(auth);
-    const files = new StaticFiles();
-    if (!files.built) log.warn({ dir: WEB_DIR }, 'console not built (its page says so): run npm run build');
+    // Info, not a warning: a checkout that never built the console (tests, API-only use) runs as it should.
+    if (!consoleBuilt()) log.info({ dir: WEB_DIR }, 'console not built (its page says so): run npm run build');
     const stream = new EventStream(scope);
     // Ended when the server drains, not when the console closes: the listener waits for its connections first.
     scope.on(ctx.events, 'draining', () => stream.end());
@@ -118,28 +114,12 @@ export class ConsoleFeature implements Feature {
     });
 
     // ---------------------------------------------------------------- pages and log-in
-    const pageAccess = (req: IncomingMessage, res: ServerResponse): boolean => {
-      if (auth.mode === 'loopback' && !isLoopback(req.socket.remoteAddress)) {
-        refusalPage(res);
-        return false;
-      }
-      return true;
-    };
     router.add('GET', '/', (_req, res) => {
       res.writeHead(302, { location: '/console/' });
       res.end();
     });
-    router.add('GET', '/console', (req, res) => {
-      if (!req.url?.startsWith('/console/')) {
-        res.writeHead(301, { location: '/console/' });
-        res.end();
-        return;
-      }
-      if (pageAccess(req, res)) files.send(res, 'index.html');
-    });
-    router.add('GET', '/console/:file', (req, res, params) => {
-      if (!pageAccess(req, res)) return;
-      if (!files.send(res, params.file ?? '')) sendJson(res, 404, { success: false, error: 'not found' });
+    registerConsoleFiles(router.app, {
+      refusal: (req) => (auth.mode === 'loopback' && !isLoopback(req.socket.remoteAddress) ? REFUSAL_PAGE : undefined),
     });
     router.add('GET', '/console/api/session', (req, res) => {
       // 200 either way: "not logged in" is an answer here, not a failure (the page then shows the log-in form).
@@ -172,7 +152,7 @@ export class ConsoleFeature implements Feature {
     });
     router.add('POST', '/console/api/logout', (req, res) => {
       auth.logout(req);
-      sendJson(res, 200, { success: true, data: {} }, { ...CONSOLE_HEADERS, 'set-cookie': ConsoleAuth.clearCookie() });
+      sendJson(res, 200, { success: true, data: {} }, { ...CONSOLE_HEADERS, 'set-cookie': auth.cookie() });
     });
 
     // ---------------------------------------------------------------- the API the pages use

@@ -1,22 +1,15 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
-import { extname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
 
 /**
  * The console's page, script and styles as Vite built them from web/console (`npm run build`,
  * scripts/console-build.mjs). Same depth from src/ and dist/, so running from the sources serves them too.
  */
 export const WEB_DIR = fileURLToPath(new URL('../../../dist/console/', import.meta.url));
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.ico': 'image/x-icon',
-  '.wav': 'audio/wav',
-};
 
 /** Scripts and styles from this origin only; no inline script, so an injected tag cannot run. */
 export const CONSOLE_HEADERS = {
@@ -31,47 +24,70 @@ export const CONSOLE_HEADERS = {
 const HASHED = /-[\w-]{8}\.(js|css)$/;
 
 /** Served for the page when the bundle is missing: the server runs (the API works), the page says what to do. */
-const NOT_BUILT = Buffer.from(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
+const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><main><h1>Linus console</h1>
 <p>The console is not built. Run <code>npm run build</code> (or start with <code>npm start</code>, which builds
-what changed), then restart the server.</p></main></body></html>`);
+what changed), then restart the server.</p></main></body></html>`;
+
+export function consoleBuilt(dir = WEB_DIR): boolean {
+  return existsSync(join(dir, 'index.html'));
+}
+
+export interface ConsoleFilesOptions {
+  dir?: string;
+  /** A refusal page (403) for a caller that may not see the console, else undefined. */
+  refusal?: (req: IncomingMessage) => string | undefined;
+}
 
 /**
- * The files of WEB_DIR, read once at start (a handful of small files): only names found there are served, so no
- * request path reaches the file system.
+ * Serves the console under /console/ with @fastify/static: `/console` redirects to `/console/`, which is the page;
+ * the built files with the console's CSP, hashed names kept by the browser, the rest asked again each time. An
+ * unknown file (or a path leaving the directory) is a JSON 404. Without a build, the page is a 503 that says
+ * what to run.
  */
-export class StaticFiles {
-  readonly #files = new Map<string, { body: Buffer; type: string; cache: string }>();
-  readonly built: boolean;
-
-  constructor(dir = WEB_DIR) {
-    this.built = existsSync(join(dir, 'index.html'));
-    if (!this.built) {
-      this.#files.set('index.html', { body: NOT_BUILT, type: TYPES['.html'] as string, cache: 'no-cache' });
-      return;
-    }
-    for (const name of readdirSync(dir)) {
-      const type = TYPES[extname(name)];
-      // Vite names each script and style by a hash of its content: a new build is new names, so the browser
-      // may keep these; the page that names them is asked for again each time.
-      const cache = HASHED.test(name) ? 'public, max-age=31536000, immutable' : 'no-cache';
-      if (type) this.#files.set(name, { body: readFileSync(join(dir, name)), type, cache });
-    }
-  }
-
-  /** Sends the file; false when there is no such file. The page answers 503 while the bundle is missing. */
-  send(res: ServerResponse, name: string, status = 200): boolean {
-    const f = this.#files.get(name);
-    if (!f) return false;
-    if (!this.built) status = 503;
-    res.writeHead(status, {
-      'content-type': f.type,
-      'content-length': f.body.length,
-      ...CONSOLE_HEADERS,
-      'cache-control': f.cache,
-    });
-    res.end(f.body);
-    return true;
-  }
+export function registerConsoleFiles(app: FastifyInstance, options: ConsoleFilesOptions = {}): void {
+  const dir = options.dir ?? WEB_DIR;
+  const built = consoleBuilt(dir);
+  const html = { 'content-type': 'text/html; charset=utf-8', ...CONSOLE_HEADERS };
+  void app.register(
+    async (scope) => {
+      const refusal = options.refusal;
+      if (refusal)
+        scope.addHook('onRequest', async (request, reply) => {
+          const page = refusal(request.raw);
+          if (page !== undefined) await reply.code(403).headers(html).send(page);
+        });
+      const notFound = { success: false, error: 'not found' };
+      scope.setNotFoundHandler((_request, reply) => reply.code(404).send(notFound));
+      // send refuses a path out of the directory with 403: to the caller that is a file that is not there.
+      scope.setErrorHandler((err: Error & { statusCode?: number }, _request, reply) =>
+        reply.code(err.statusCode === 403 ? 404 : (err.statusCode ?? 500)).send(notFound),
+      );
+      scope.get('/', async (request, reply) => {
+        if (!request.url.startsWith('/console/')) return reply.redirect('/console/', 301);
+        if (!built) return reply.code(503).headers(html).send(NOT_BUILT);
+        return reply.sendFile('index.html');
+      });
+      if (!built) return;
+      await scope.register(fastifyStatic, {
+        root: dir,
+        index: false,
+        redirect: false,
+        dotfiles: 'deny',
+        cacheControl: false,
+        setHeaders: (reply, path) => {
+          // Vite names each script and style by a hash of its content: a new build is new names, so the browser
+          // may keep these; the page that names them is asked for again each time.
+          reply.headers({
+            ...CONSOLE_HEADERS,
+            'cache-control': HASHED.test(path) ? 'public, max-age=31536000, immutable' : 'no-cache',
+            // The type RFC 9239 names (send's table still says application/javascript).
+            ...(path.endsWith('.js') ? { 'content-type': 'text/javascript; charset=utf-8' } : {}),
+          });
+        },
+      });
+    },
+    { prefix: '/console' },
+  );
 }
