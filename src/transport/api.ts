@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
 import type { ConfigStore } from '../config/store.js';
 import { bearerToken } from '../protocol/ids.js';
 import type { ConsoleAuth } from './console/auth.js';
 import { VERSION } from '../version.js';
-import { HttpError, headerString, httpErrorOf, isLoopback, sendJson } from './http-util.js';
+import { HttpError, headerString, httpErrorOf, isLoopback, readJson, sendJson } from './http-util.js';
 import type { CorsPolicy, HttpRoutes } from './http-app.js';
 import { KeyedRateWindows } from '../rate.js';
 import { budgetKey, checkSecret, type SecretThrottle } from './secret-throttle.js';
@@ -21,7 +22,13 @@ const CORS: CorsPolicy = {
   maxAgeSeconds: 600,
 };
 
-export type ApiHandler = (req: IncomingMessage, params: Record<string, string>, url: URL) => unknown | Promise<unknown>;
+export type ApiHandler<B = undefined> = (
+  req: IncomingMessage,
+  params: Record<string, string>,
+  url: URL,
+  /** The JSON body, checked against the route's `body` schema (undefined for a route without one). */
+  body: B,
+) => unknown;
 
 /** Ids in paths: letters, digits, `_ - . :` only, no `..`, at most 128 chars. */
 export function validId(raw: string | undefined, what = 'id'): string {
@@ -53,14 +60,39 @@ export interface ApiRouteOptions {
    * session (which loopback callers get without log-in while no secret is set).
    */
   private?: boolean;
+  /** The `data` of a 200 answer, for the OpenAPI document. */
+  response?: z.ZodType;
 }
+
+/** A JSON Schema of a zod schema as OpenAPI 3.1 takes it (JSON Schema 2020-12, without `$schema`). */
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+  return rest;
+}
+
+/** A body that does not fit its schema: 400 naming each key path (the first few) and what is wrong there. */
+function bodyError(error: z.ZodError): HttpError {
+  const issues = error.issues
+    .slice(0, 5)
+    .map((issue) => `${['body', ...issue.path.map(String)].join('.')}: ${issue.message}`);
+  return new HttpError(400, issues.join('; '));
+}
+
+interface Documented {
+  method: string;
+  path: string;
+  options: ApiRouteOptions;
+  body?: z.ZodType;
+}
+
+const ERROR_CONTENT = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };
 
 export class ApiRoutes {
   readonly #hits = new KeyedRateWindows();
   #console: ConsoleAuth | undefined;
 
   /** Every route, in registration order, for GET /api/openapi.json. */
-  readonly #documented: { method: string; path: string; options: ApiRouteOptions }[] = [];
+  readonly #documented: Documented[] = [];
 
   constructor(
     private readonly router: HttpRoutes,
@@ -79,7 +111,7 @@ export class ApiRoutes {
   /** An OpenAPI 3.1 document of the routes: paths, path parameters and who may call each. */
   openApi(): Record<string, unknown> {
     const paths: Record<string, Record<string, unknown>> = {};
-    for (const { method, path, options } of this.#documented) {
+    for (const { method, path, options, body } of this.#documented) {
       const params = [...path.matchAll(/:(\w+)/g)].map((m) => m[1]!);
       const security = options.admin
         ? [{ adminToken: [] }, { consoleSession: [] }]
@@ -92,10 +124,31 @@ export class ApiRoutes {
         ...(options.admin
           ? { description: 'Admin rights: the admin secret, or an admin console log-in with its CSRF token.' }
           : {}),
+        ...(body
+          ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(body, 'input') } } } }
+          : {}),
         responses: {
-          '200': { description: '{"success":true,"data":...}' },
-          '4XX': { description: '{"success":false,"error":"..."}' },
-          '503': { description: 'the store is unreachable (cluster mode, PostgreSQL away); retry after Retry-After' },
+          '200': {
+            description: '{"success":true,"data":...}',
+            ...(options.response
+              ? {
+                  content: {
+                    'application/json': {
+                      schema: {
+                        type: 'object',
+                        properties: { success: { const: true }, data: jsonSchema(options.response, 'output') },
+                        required: ['success', 'data'],
+                      },
+                    },
+                  },
+                }
+              : {}),
+          },
+          '4XX': { description: '{"success":false,"error":"..."}', content: ERROR_CONTENT },
+          '503': {
+            description: 'the store is unreachable (cluster mode, PostgreSQL away); retry after Retry-After',
+            content: ERROR_CONTENT,
+          },
         },
       };
     }
@@ -104,6 +157,13 @@ export class ApiRoutes {
       info: { title: 'Linus HTTP API', version: VERSION },
       paths,
       components: {
+        schemas: {
+          Error: {
+            type: 'object',
+            properties: { success: { const: false }, error: { type: 'string' } },
+            required: ['success', 'error'],
+          },
+        },
         securitySchemes: {
           adminToken: { type: 'http', scheme: 'bearer', description: 'server.admin_secret (or X-Admin-Token)' },
           apiToken: {
@@ -122,13 +182,18 @@ export class ApiRoutes {
     this.#console = auth;
   }
 
-  add(
+  /**
+   * A route on the API conventions. With `options.body` the JSON body is read (64 KB at most) and checked before
+   * the handler runs, which gets it parsed; a body that does not fit is a 400 naming the key path.
+   */
+  add<B = undefined>(
     method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
-    handler: ApiHandler,
-    options: ApiRouteOptions = {},
+    handler: ApiHandler<B>,
+    options: ApiRouteOptions & { body?: z.ZodType<B> } = {},
   ): this {
-    this.#documented.push({ method, path, options });
+    const { body: schema, ...rest } = options;
+    this.#documented.push({ method, path, options: rest, ...(schema ? { body: schema } : {}) });
     this.router.add(
       method,
       path,
@@ -136,7 +201,13 @@ export class ApiRoutes {
         try {
           this.authorize(req, url, options);
           this.limit(req);
-          const data = await handler(req, params, url);
+          let body = undefined as B;
+          if (schema) {
+            const parsed = schema.safeParse(await readJson(req));
+            if (!parsed.success) throw bodyError(parsed.error);
+            body = parsed.data;
+          }
+          const data = await handler(req, params, url, body);
           sendJson(res, 200, { success: true, data });
         } catch (err) {
           this.#fail(res, err);

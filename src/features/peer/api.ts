@@ -4,12 +4,21 @@ import type { DeviceDirectory } from '../../hub/directory.js';
 import type { DeviceRegistry } from '../../hub/registry.js';
 import { normalizeId } from '../../protocol/ids.js';
 import { validId, type ApiRoutes } from '../../transport/api.js';
-import { HttpError, readJson } from '../../transport/http-util.js';
+import { z } from 'zod';
+import { HttpError } from '../../transport/http-util.js';
 import type { PeerFeature } from './index.js';
 import { DEFAULT_CATEGORY, normalizeCategory } from './message.js';
 
 const MAX_TEXT = 2000;
 const QUEUE_PAGE = 100;
+
+/** POST /supie/peer/send: checked (and documented) before the handler; it still checks ids and the group. */
+const sendBody = z.object({
+  to: z.array(z.string()).optional().describe('device ids'),
+  group: z.string().optional().describe('a group key: every device of it online or named in devices.yaml'),
+  text: z.string().max(MAX_TEXT),
+  category: z.string().optional().describe('a short word (letters, digits, _ - . :); default: the peer default'),
+});
 
 /**
  * Peer messages over HTTP (the console's Messages page):
@@ -34,20 +43,14 @@ export function registerPeerApi(
   api.add(
     'POST',
     '/supie/peer/send',
-    async (req) => {
-      const body = (await readJson(req)) as Record<string, unknown>;
-      if (!body || typeof body !== 'object' || Array.isArray(body))
-        throw new HttpError(400, 'body must be a JSON object');
-      const text = typeof body.text === 'string' ? body.text.trim() : '';
+    async (_req, _params, _url, body) => {
+      const text = body.text.trim();
       if (!text) throw new HttpError(400, 'text is required');
-      if (text.length > MAX_TEXT) throw new HttpError(400, `text is longer than ${MAX_TEXT} characters`);
       const category = body.category === undefined ? DEFAULT_CATEGORY : normalizeCategory(body.category);
       if (!category) throw new HttpError(400, 'category must be a short word (letters, digits, _ - . :)');
-      const to = body.to === undefined ? [] : body.to;
-      if (!Array.isArray(to)) throw new HttpError(400, 'to must be an array of device ids');
-      const targets = to.map((raw) => validId(normalizeId(raw), 'device id in to'));
+      const targets = (body.to ?? []).map((raw) => validId(normalizeId(raw), 'device id in to'));
       if (body.group !== undefined) {
-        if (typeof body.group !== 'string' || !body.group.trim()) throw new HttpError(400, 'group must be a group key');
+        if (!body.group.trim()) throw new HttpError(400, 'group must be a group key');
         const members = await membersOf(body.group.trim());
         if (!members.length) throw new HttpError(404, `group ${body.group.trim()} has no known devices`);
         targets.push(...members);
@@ -55,7 +58,7 @@ export function registerPeerApi(
       if (!targets.length) throw new HttpError(400, 'give to (device ids) or group');
       return peer.sendFrom('console', targets, category, text);
     },
-    { admin: true },
+    { admin: true, body: sendBody },
   );
 
   // Message contents: never open to everyone, even where the rest of the API is.

@@ -1,9 +1,18 @@
-import type { IncomingMessage } from 'node:http';
 import { normalizeId } from '../../protocol/ids.js';
 import { pagination, validId, type ApiRoutes } from '../../transport/api.js';
-import { HttpError, readJson } from '../../transport/http-util.js';
+import { HttpError } from '../../transport/http-util.js';
 import { WorkflowInputError, WorkflowNotFoundError, type WorkflowService } from './service.js';
 import { taskToWire } from './types.js';
+import {
+  importFromMeetingBody,
+  taskAssignBody,
+  taskChanged,
+  taskCreateBody,
+  taskCreated,
+  taskFields,
+  taskGroupBody,
+  tasksImported,
+} from './http-schemas.js';
 import { MAX_TITLE_LENGTH, normalizeGroupKey } from './validate.js';
 
 /**
@@ -42,13 +51,6 @@ function groupFromQuery(url: URL, service: WorkflowService, required = true): st
   return undefined;
 }
 
-/** A JSON object body, or a 400 that says so. */
-async function objectBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const body = await readJson(req);
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object');
-  return body as Record<string, unknown>;
-}
-
 /** Service input errors as HTTP answers: bad input 400, unknown task 404. */
 async function asHttp<T>(run: () => Promise<T>): Promise<T> {
   try {
@@ -76,24 +78,21 @@ function registerTaskWrites(api: ApiRoutes, service: WorkflowService): void {
     if (!key) throw new HttpError(400, 'groupKey is required');
     return key;
   };
-  const admin = { admin: true };
   api.add(
     'POST',
     '/supie/workflow/tasks',
-    async (req, _params, url) => {
-      const body = await objectBody(req);
+    async (_req, _params, url, body) => {
       const { groupKey: _ignored, ...task } = body;
       const groupKey = groupOf(body, url);
       const r = await asHttp(() => service.upsertTasks(groupKey, [task], BY));
       return { id: r.ids[0], created: r.created.length > 0, groupKey };
     },
-    admin,
+    { admin: true, body: taskCreateBody, response: taskCreated },
   );
   api.add(
     'PUT',
     '/supie/workflow/tasks/:id',
-    async (req, params, url) => {
-      const body = await objectBody(req);
+    async (_req, params, url, body) => {
       const { groupKey: _ignored, ...fields } = body;
       const groupKey = groupOf(body, url);
       const id = (params.id ?? '').trim();
@@ -102,29 +101,28 @@ function registerTaskWrites(api: ApiRoutes, service: WorkflowService): void {
       const r = await asHttp(() => service.upsertTasks(groupKey, [{ ...fields, id }], BY, { requireId: true }));
       return { id, changed: r.changedGroups.length > 0, groupKey };
     },
-    admin,
+    { admin: true, body: taskFields, response: taskChanged },
   );
   api.add(
     'POST',
     '/supie/workflow/tasks/:id/complete',
-    async (req, params, url) => {
-      const groupKey = groupOf(await objectBody(req), url);
+    async (_req, params, url, body) => {
+      const groupKey = groupOf(body, url);
       const r = await asHttp(() => service.completeTasks(groupKey, [params.id ?? ''], BY));
       if (r.notFound.length) throw new HttpError(404, `task ${params.id} not found in group ${groupKey}`);
       return { completed: r.completed, alreadyDone: r.alreadyDone, groupKey };
     },
-    admin,
+    { admin: true, body: taskGroupBody },
   );
   api.add(
     'POST',
     '/supie/workflow/tasks/:id/assign',
-    async (req, params, url) => {
-      const body = await objectBody(req);
+    async (_req, params, url, body) => {
       const groupKey = groupOf(body, url);
       const r = await asHttp(() => service.assignTask(groupKey, params.id ?? '', body.owner, BY));
       return { owner: r.owner, changed: r.result === 'changed', groupKey };
     },
-    admin,
+    { admin: true, body: taskAssignBody },
   );
   api.add(
     'DELETE',
@@ -135,7 +133,7 @@ function registerTaskWrites(api: ApiRoutes, service: WorkflowService): void {
       if (r.notFound.length) throw new HttpError(404, `task ${params.id} not found in group ${groupKey}`);
       return { deleted: r.deleted, groupKey };
     },
-    admin,
+    { admin: true },
   );
 }
 
@@ -152,53 +150,57 @@ export function registerWorkflowApi(api: ApiRoutes, service: WorkflowService, su
     return { items: page.items.map(taskToWire), groupKey, total: page.total, limit, offset };
   });
 
-  api.add('POST', '/supie/workflow/import-from-meeting', async (req, _params, url) => {
-    const b = await objectBody(req);
-    // The fork's tests passed the parameters in the query string and called the id `sessionId`.
-    const pick = (...keys: string[]) => {
-      for (const k of keys) {
-        const v = b[k] ?? url.searchParams.get(k);
-        if (v !== undefined && v !== null && v !== '') return v;
+  api.add(
+    'POST',
+    '/supie/workflow/import-from-meeting',
+    async (_req, _params, url, b) => {
+      // The fork's tests passed the parameters in the query string and called the id `sessionId`.
+      const pick = (...keys: string[]) => {
+        for (const k of keys) {
+          const v = b[k] ?? url.searchParams.get(k);
+          if (v !== undefined && v !== null && v !== '') return v;
+        }
+        return undefined;
+      };
+      const rawId = pick('meetingId', 'sessionId');
+      if (rawId === undefined) throw new HttpError(400, 'meetingId is required');
+      if (typeof rawId !== 'string') throw new HttpError(400, 'invalid meetingId');
+      const meetingId = validId(rawId, 'meetingId');
+      const rawGroup = pick('groupKey');
+      let groupKey: string | undefined;
+      if (rawGroup !== undefined) {
+        groupKey = normalizeGroupKey(rawGroup);
+        if (!groupKey) throw new HttpError(400, 'invalid groupKey');
       }
-      return undefined;
-    };
-    const rawId = pick('meetingId', 'sessionId');
-    if (rawId === undefined) throw new HttpError(400, 'meetingId is required');
-    if (typeof rawId !== 'string') throw new HttpError(400, 'invalid meetingId');
-    const meetingId = validId(rawId, 'meetingId');
-    const rawGroup = pick('groupKey');
-    let groupKey: string | undefined;
-    if (rawGroup !== undefined) {
-      groupKey = normalizeGroupKey(rawGroup);
-      if (!groupKey) throw new HttpError(400, 'invalid groupKey');
-    }
 
-    const summary = await summaryOf(meetingId);
-    if (!summary) throw new HttpError(404, 'meeting not found');
-    if (!groupKey) {
-      const device = normalizeId(summary.deviceId);
-      if (!device) throw new HttpError(400, 'groupKey is required (the meeting names no device)');
-      groupKey = service.groupOf(device);
-    }
+      const summary = await summaryOf(meetingId);
+      if (!summary) throw new HttpError(404, 'meeting not found');
+      if (!groupKey) {
+        const device = normalizeId(summary.deviceId);
+        if (!device) throw new HttpError(400, 'groupKey is required (the meeting names no device)');
+        groupKey = service.groupOf(device);
+      }
 
-    const tasks: Record<string, unknown>[] = [];
-    const add = (items: unknown, kind: 'action' | 'nextStep', letter: 'A' | 'N') => {
-      if (!Array.isArray(items)) return;
-      items.forEach((text, i) => {
-        if (typeof text !== 'string' || text.trim() === '') return;
-        tasks.push({
-          id: `MEET-${meetingId}-${letter}${i + 1}`,
-          title: text.trim().slice(0, MAX_TITLE_LENGTH),
-          source: 'meeting',
-          meetingId,
-          meetingTitle: typeof summary.title === 'string' ? summary.title : '',
-          kind,
+      const tasks: Record<string, unknown>[] = [];
+      const add = (items: unknown, kind: 'action' | 'nextStep', letter: 'A' | 'N') => {
+        if (!Array.isArray(items)) return;
+        items.forEach((text, i) => {
+          if (typeof text !== 'string' || text.trim() === '') return;
+          tasks.push({
+            id: `MEET-${meetingId}-${letter}${i + 1}`,
+            title: text.trim().slice(0, MAX_TITLE_LENGTH),
+            source: 'meeting',
+            meetingId,
+            meetingTitle: typeof summary.title === 'string' ? summary.title : '',
+            kind,
+          });
         });
-      });
-    };
-    add(summary.actions, 'action', 'A');
-    add(summary.nextSteps, 'nextStep', 'N');
-    const r = await service.upsertTasks(groupKey, tasks, `meeting:${meetingId}`);
-    return { imported: tasks.length, ids: r.ids, created: r.created.length, groupKey };
-  });
+      };
+      add(summary.actions, 'action', 'A');
+      add(summary.nextSteps, 'nextStep', 'N');
+      const r = await service.upsertTasks(groupKey, tasks, `meeting:${meetingId}`);
+      return { imported: tasks.length, ids: r.ids, created: r.created.length, groupKey };
+    },
+    { body: importFromMeetingBody, response: tasksImported },
+  );
 }

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
 import { checkConfig, redactConfig } from '../../config/load.js';
 import { deepMerge } from '../../config/reload.js';
 import type { LinusConfig } from '../../config/schema.js';
@@ -26,12 +26,8 @@ export interface ConsoleDeps extends FeatureDeps {
 
 const DEVICES_DEBOUNCE_MS = 100;
 
-async function patchOf(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const patch = ((await readJson(req)) as { patch?: unknown } | undefined)?.patch;
-  if (!patch || typeof patch !== 'object' || Array.isArray(patch))
-    throw new HttpError(400, 'body must be {"patch": {...}} with the keys to change');
-  return patch as Record<string, unknown>;
-}
+/** The config routes' body: the keys to change, as nested objects (`{"patch": {"server": {...}}}`). */
+const patchBody = z.object({ patch: z.record(z.string(), z.unknown()).describe('the keys to change, nested') });
 
 const REFUSAL_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Linus console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -199,24 +195,23 @@ export class ConsoleFeature implements Feature {
     api.add(
       'POST',
       '/api/config/validate',
-      async (req) => {
-        const checked = check(await patchOf(req));
+      async (_req, _params, _url, { patch }) => {
+        const checked = check(patch);
         return checked.ok ? { ok: true, warnings: checked.value.warnings } : { ok: false, errors: checked.errors };
       },
-      priv,
+      { ...priv, body: patchBody },
     );
     api.add(
       'POST',
       '/api/config/apply',
-      async (req) => {
-        const patch = await patchOf(req);
+      async (_req, _params, _url, { patch }) => {
         const checked = check(patch);
         if (!checked.ok) return { ok: false, errors: checked.errors };
         const r = await deps.admin.reload(patch);
         if (!r.ok) return { ok: false, errors: [{ path: '', message: r.error }] };
         return { ok: true, changed: r.changed, restartRequired: r.restartRequired, warnings: r.warnings };
       },
-      { admin: true },
+      { admin: true, body: patchBody },
     );
     // The Talk page is a device: it gets an id of its own and, when device auth is on, a token signed like OTA's.
     api.add(
