@@ -57,6 +57,11 @@ export class HttpRoutes {
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
       logger: false,
       return503OnClosing: false,
+      // A path fastify cannot decode (`/%zz`) or route: answered in the API's shape.
+      frameworkErrors: (err, _request, reply) => {
+        reply.hijack();
+        sendJson(reply.raw, 400, { success: false, error: `bad request URL: ${err.message}` });
+      },
     });
     // CORS per route (its `config.cors`); other routes have none, and their preflight falls through to 404/405.
     // Not strict: a bare OPTIONS to a CORS route is answered as before, without demanding the preflight headers.

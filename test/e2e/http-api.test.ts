@@ -83,12 +83,15 @@ describe('HTTP API on fastify', () => {
     }
   });
 
-  it('keeps the optional trailing slash, HEAD for GET and the JSON 404', async () => {
+  it('keeps the optional trailing slash, HEAD for GET, the JSON 404 and a JSON 400 for an undecodable path', async () => {
     for (const path of ['/health', '/health/']) assert.equal((await fetch(server.url(path))).status, 200, path);
     const head = await fetch(server.url('/health'), { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), '');
     const missing = await fetch(server.url('/supie/nothing-here'), { method: 'POST' });
     assert.deepEqual([missing.status, await missing.json()], [404, { success: false, error: 'not found' }]);
+    const undecodable = await fetch(server.url('/supie/meetings/%zz'));
+    assert.equal(undecodable.status, 400);
+    assert.match(((await undecodable.json()) as Json).error, /^bad request URL/);
   });
 });
