@@ -58,10 +58,13 @@ export function bindDeviceState(
     setHere.add(key);
     store.save(record.deviceId, key, value);
   };
+  let latest = 0;
   record.reload = () => {
     const mine = (setHere = new Set());
+    const load = ++latest;
     record.loaded = store.load(record.deviceId).then((kept) => {
-      if (!kept) return;
+      // A load overtaken by a newer one is dropped: its `mine` no longer sees this node's later changes.
+      if (!kept || load !== latest) return;
       for (const key of SHARED_DEVICE_KEYS) {
         if (mine.has(key)) continue;
         if (key in kept) record.state.restore(key, kept[key]);

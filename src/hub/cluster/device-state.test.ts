@@ -105,6 +105,31 @@ describe('device state in Redis (D17): the mode follows the device to another no
     assert.equal(again.record.state.has('mode'), false);
   });
 
+  it('a load overtaken by a newer register does not put back a mode set after that register', async () => {
+    prefix = testPrefix();
+    await proxy.up();
+    const a = await startNode(prefix, 'a', { redisUrl: proxy.url });
+    hubs.push(a);
+    const key = `${prefix}device:dev-4:state`;
+    const first = await registered(a, 'dev-4');
+    first.state.set('mode', 'working');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"working"', 3000, 'mode kept');
+    // Two registers in a row whose loads both answer "working" (Redis's answers held back until the mode changed
+    // here after them): the older load must not put "working" back.
+    proxy.hold();
+    const one = a.registry.register(new RecordingConnection('dev-4'));
+    const firstLoad = one.record.loaded;
+    const two = a.registry.register(new RecordingConnection('dev-4'));
+    assert.equal(two.record, one.record, 'the same record');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"working"', 3000, 'reads sent');
+    two.record.state.set('mode', 'meeting');
+    await waitFor(async () => (await admin.hget(key, 'mode')) === '"meeting"', 3000, 'the store has the new mode');
+    proxy.release();
+    await firstLoad;
+    await two.record.loaded;
+    assert.equal(two.record.state.get('mode'), 'meeting');
+  });
+
   it('Redis away: the load finds nothing and a write is dropped, the node keeps its own state; never throws', async () => {
     prefix = testPrefix();
     await proxy.up();

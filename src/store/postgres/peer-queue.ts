@@ -72,6 +72,11 @@ export class PgPeerQueue implements PeerQueue {
     this.#open();
     if (!(await this.peek(deviceId, 1, now)).length) return fn(NOTHING_QUEUED);
     return this.#db.tx(async (sql) => {
+      // Bounded both ways: a flush stuck behind a device that stopped reading (or a node cut off from the network)
+      // is ended by PostgreSQL after 30 s idle, which rolls it back and frees the lock (its messages stay queued);
+      // another node waits for the lock at most 5 s, then its flush fails and the messages wait for the next one.
+      await sql.exec("SET LOCAL idle_in_transaction_session_timeout = '30s'");
+      await sql.exec("SET LOCAL lock_timeout = '5s'");
       await sql.exec('SELECT pg_advisory_xact_lock(hashtext($1))', [`peer-flush:${deviceId}`]);
       return fn({
         peek: (id, limit, now) => peekWith(sql, id, limit, now),
