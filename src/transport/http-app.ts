@@ -26,6 +26,9 @@ export interface RouteOptions {
   cors?: CorsPolicy;
 }
 
+/** A media type fastify can parse: `type/subtype`, parameters after it. */
+const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(;|$)/;
+
 /** Path parameters can carry ids up to 128 characters (validId) and URL-encoded device ids. */
 const MAX_PARAM_LENGTH = 1024;
 
@@ -49,7 +52,13 @@ export class HttpRoutes {
   ) {
     this.app = Fastify({
       serverFactory: (handle) => {
-        attach(server, handle);
+        attach(server, (req, res) => {
+          // Devices and gateways send sloppy types ("json", an empty header); the handlers read their bodies
+          // themselves and never relied on the type, so one fastify cannot parse is dropped instead of a 415.
+          const type = req.headers['content-type'];
+          if (type !== undefined && !MEDIA_TYPE.test(type)) delete req.headers['content-type'];
+          handle(req, res);
+        });
         return server;
       },
       // Parser errors are answered by limitRequests's own clientError listener.
@@ -112,8 +121,15 @@ export class HttpRoutes {
     const res = reply.raw;
     // Headers the hooks set on the reply (CORS) go out with whatever the handler writes.
     for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+    let url: URL;
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      // `//` and the like: routed by fastify, but not a URL.
+      sendJson(res, 400, { success: false, error: 'bad request URL' });
+      return;
+    }
+    try {
       await handler(req, res, request.params as Record<string, string>, url);
     } catch (err) {
       this.#fail(req, res, err);

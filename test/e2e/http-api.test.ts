@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -13,6 +14,24 @@ describe('HTTP API on fastify', () => {
     server = await startTestServer({ server: { admin_secret: ADMIN, api_rate_limit: 0 } });
   });
   after(() => server.stop());
+
+  /** One request as written, with no client tidying its path or headers. */
+  const raw = (
+    method: string,
+    path: string,
+    opts: { headers?: Record<string, string>; body?: string } = {},
+  ): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const { hostname, port } = new URL(server.url('/'));
+      const req = request({ host: hostname, port, method, path, headers: opts.headers ?? {} }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end(opts.body);
+    });
 
   const post = (path: string, body: unknown) =>
     fetch(server.url(path), {
@@ -93,5 +112,17 @@ describe('HTTP API on fastify', () => {
     const undecodable = await fetch(server.url('/supie/meetings/%zz'));
     assert.equal(undecodable.status, 400);
     assert.match(((await undecodable.json()) as Json).error, /^bad request URL/);
+    // `//` is routed (to /) but is no URL: a 400, not a 500 (fetch would tidy the path, so a raw request).
+    const slashes = await raw('GET', '//');
+    assert.deepEqual([slashes.status, JSON.parse(slashes.body)], [400, { success: false, error: 'bad request URL' }]);
+  });
+
+  it('serves a device whose Content-Type is not a media type (a sloppy client), as before fastify', async () => {
+    const answer = await raw('POST', '/xiaozhi/ota/', {
+      headers: { 'content-type': 'json', 'device-id': 'aa:bb:cc:dd:ee:01', 'client-id': 'c-1' },
+      body: JSON.stringify({ application: { version: '1.0.0' } }),
+    });
+    assert.equal(answer.status, 200, answer.body);
+    assert.match(String((JSON.parse(answer.body) as Json).websocket?.url), /^ws:\/\//);
   });
 });

@@ -16,7 +16,7 @@ const QUEUE_PAGE = 100;
 const sendBody = z.object({
   to: z.array(z.string()).optional().describe('device ids'),
   group: z.string().optional().describe('a group key: every device of it online or named in devices.yaml'),
-  text: z.string().max(MAX_TEXT),
+  text: z.string().trim().max(MAX_TEXT),
   category: z.string().optional().describe('a short word (letters, digits, _ - . :); default: the peer default'),
 });
 
