@@ -216,12 +216,15 @@ export function startNode(prefix: string, nodeId: string, opts: Partial<ClusterH
 }
 
 /**
- * A Redis server of the test's own on a free loopback port (nothing kept on disk), for what must not be done to
- * the machine's Redis: killing it and starting it again, empty, as after a crash.
+ * A Redis server of the test's own on a free loopback port, for what must not be done to the machine's Redis:
+ * killing it and starting it again, empty, as after a crash. With `snapshotDir` it starts from the snapshot a
+ * `SAVE` left there (nothing is saved on its own), as a server restored from an older snapshot does.
  */
 export class OwnRedis {
   #proc: ChildProcess | undefined;
   port = 0;
+
+  constructor(private readonly snapshotDir?: string) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -231,7 +234,12 @@ export class OwnRedis {
     if (!this.port) this.port = await freePort();
     const proc = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()],
+      [
+        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...(this.snapshotDir
+          ? ['--dir', this.snapshotDir]
+          : ['--dir', tmpdir(), '--dbfilename', `none-${this.port}.rdb`]),
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.#proc = proc;

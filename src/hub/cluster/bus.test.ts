@@ -221,12 +221,18 @@ describe('node bus on Redis Streams (D17)', { skip }, () => {
     const seqs: Array<number | undefined> = [];
     b.on('config', (m) => void seqs.push(m.seq));
     assert.equal(await b.lastKept('config'), undefined);
-    assert.equal(await a.broadcastKept({ kind: 'config', source: 'admin', patch: { x: 1 } }), 1);
-    assert.equal(await a.broadcastKept({ kind: 'config', source: 'file' }), 2);
-    await waitFor(() => seqs.length === 2, 3000, 'b to receive both');
-    assert.deepEqual(seqs, [1, 2]);
+    const first = await a.broadcastKept({ kind: 'config', source: 'admin', patch: { x: 1 } });
+    assert.equal(first.seq, 1);
+    assert.deepEqual(await a.broadcastKept({ kind: 'config', source: 'file' }), { seq: 2, epoch: first.epoch });
+    // A number already used (a Redis restored from an older snapshot) is never handed out again.
+    assert.deepEqual(await a.broadcastKept({ kind: 'config', source: 'file' }, 7), { seq: 8, epoch: first.epoch });
+    await waitFor(() => seqs.length === 3, 3000, 'b to receive them');
+    assert.deepEqual(seqs, [1, 2, 8]);
     const last = await b.lastKept('config');
-    assert.deepEqual([last?.from, last?.source, last?.seq, last?.patch], ['a', 'file', 2, undefined]);
+    assert.deepEqual(
+      [last?.from, last?.source, last?.seq, last?.epoch, last?.patch],
+      ['a', 'file', 8, first.epoch, undefined],
+    );
     await admin.hset(`${prefix}bus:last:config`, 'm', 'not json');
     assert.equal(await b.lastKept('config'), undefined, 'a bad kept entry is ignored');
   });

@@ -178,24 +178,34 @@ export class NodeBus {
 
   /**
    * Broadcasts `body` and keeps it in Redis as the last of its kind (`<prefix>bus:last:<kind>`, no TTL), numbered:
-   * the message carries `seq`, one more than the one kept before, written in the same step as the broadcast so
-   * both agree. A node that missed broadcasts reads it back with `lastKept`. Resolves with the number.
+   * the message carries `seq`, one more than the one kept before and more than `after` (the highest this node has
+   * seen: a Redis restored from an older snapshot must not hand out a number already used), and the numbering's
+   * `epoch` (made by the first kept message on a Redis: a new, empty Redis starts a new one). Written in the same
+   * step as the broadcast so both agree. A node that missed broadcasts reads it back with `lastKept`.
    */
-  async broadcastKept(body: BusBodyOf<'config'>): Promise<number> {
+  async broadcastKept(body: BusBodyOf<'config'>, after = 0): Promise<{ seq: number; epoch: string }> {
     const json = this.#encode(body, undefined, randomUUID());
-    let seq: number;
+    let kept: [number, string];
     try {
-      seq = Number(
-        await this.#o.link.call((r) =>
-          r.eval(KEEP_SCRIPT, 2, this.#lastKey(body.kind), this.#all, json, this.#o.maxLen, this.#o.streamTtlMs),
+      kept = (await this.#o.link.call((r) =>
+        r.eval(
+          KEEP_SCRIPT,
+          2,
+          this.#lastKey(body.kind),
+          this.#all,
+          json,
+          this.#o.maxLen,
+          this.#o.streamTtlMs,
+          randomUUID(),
+          after,
         ),
-      );
+      )) as [number, string];
     } catch (err) {
       this.stats.failed++;
       throw err;
     }
     this.stats.sent++;
-    return seq;
+    return { seq: Number(kept[0]), epoch: String(kept[1]) };
   }
 
   /** The last message of the kind kept by `broadcastKept` (any node's, this one's included); undefined if none. */
@@ -453,16 +463,23 @@ export class NodeBus {
 }
 
 /**
- * KEYS: the kept message's hash, the broadcast stream. ARGV: the message's JSON (an object), MAXLEN, TTL (ms).
- * Numbers the message (`seq` added to its JSON), keeps it and broadcasts it, atomically; returns the number.
+ * KEYS: the kept message's hash, the broadcast stream. ARGV: the message's JSON (an object), MAXLEN, TTL (ms), an
+ * epoch for a hash that has none yet (a uuid), the number the message must be above. Numbers the message (`seq` and
+ * `epoch` added to its JSON), keeps it and broadcasts it, atomically; returns { seq, epoch }.
  */
 const KEEP_SCRIPT = `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[4])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local json = string.sub(ARGV[1], 1, -2) .. ',"seq":' .. seq .. '}'
+if seq <= tonumber(ARGV[5]) then
+  seq = tonumber(ARGV[5]) + 1
+  redis.call('HSET', KEYS[1], 'seq', seq)
+end
+local json = string.sub(ARGV[1], 1, -2) .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '"}'
 redis.call('HSET', KEYS[1], 'm', json)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'm', json)
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return seq
+return { seq, epoch }
 `;
 
 function safeJson(raw: string): unknown {

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import {
   adminClient,
   dropPrefix,
+  OwnRedis,
   REDIS_URL,
   redisSkipReason,
   TcpProxy,
@@ -95,6 +96,38 @@ describe('cluster config after a bus gap or a late start (D17)', { skip }, () =>
     // Reloads run in order: once the next one is in force, the stale one was read first and left alone.
     await waitFor(() => b.cap() === 14, 3000, 'b to apply the next reload');
     assert.deepEqual(applied, [patch(14)]);
+  });
+
+  it('a Redis restored from an older snapshot does not take the cluster back to an older config, nor reuse its number', async () => {
+    prefix = testPrefix();
+    const snapshots = tempDir();
+    const redis = new OwnRedis(snapshots);
+    await redis.start();
+    closers.push(async () => {
+      await redis.kill();
+      rmSync(snapshots, { recursive: true, force: true });
+    });
+    const a = await node('a', redis.url);
+    const b = await node('b', redis.url);
+    assert.equal((await a.reloader.reload('admin', patch(21))).ok, true);
+    await waitFor(() => b.cap() === 21, 3000, 'b to apply the first reload');
+    const direct = new Redis(redis.url);
+    await direct.save();
+    direct.disconnect();
+    assert.equal((await a.reloader.reload('admin', patch(22))).ok, true);
+    await waitFor(() => b.cap() === 22, 3000, 'b to apply the second reload');
+
+    // Redis dies and comes back from the snapshot holding the first reload as the last one.
+    await redis.kill();
+    await redis.start();
+    await waitFor(() => a.bus.stats.gaps === 1 && b.bus.stats.gaps === 1, 8000, 'both to see the restart');
+    // Both caught up and kept the newer config (asked again here, and given the gap's own catch-up time to land).
+    await Promise.all([a.sync.catchUp(), b.sync.catchUp()]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual([a.cap(), b.cap()], [22, 22]);
+    // The next reload gets a number above the ones used before the restore, so the other node takes it.
+    assert.equal((await b.reloader.reload('admin', patch(23))).ok, true);
+    await waitFor(() => a.cap() === 23, 3000, 'a to apply the reload made after the restore');
   });
 
   it('a node started after a reload applies it on catchUp; one it cannot take is shown as rejected, its config kept', async () => {

@@ -33,10 +33,19 @@ export interface ConfigSync {
  */
 export function syncConfig(bus: NodeBus, reloader: ConfigReloader, log: Logger): ConfigSync {
   let rejected: RejectedReload | undefined;
-  /** The highest reload number this node applied, published or is applying: older ones arriving late are skipped. */
+  /**
+   * The highest reload number this node applied, published or is applying, in the numbering `epoch`: older ones
+   * arriving late are skipped. A Redis restored from an older snapshot keeps the epoch (its older kept reload is
+   * skipped); a new, empty one starts a new epoch, whose numbers count again.
+   */
   let seen = 0;
+  let epoch: string | undefined;
   const apply = async (m: BusMessageOf<'config'>, how: string): Promise<void> => {
     if (m.seq !== undefined) {
+      if (m.epoch !== undefined && m.epoch !== epoch) {
+        epoch = m.epoch;
+        seen = 0;
+      }
       if (m.seq <= seen) return;
       seen = m.seq;
     }
@@ -60,8 +69,11 @@ export function syncConfig(bus: NodeBus, reloader: ConfigReloader, log: Logger):
   };
   const offReload = reloader.onReload((result, patch) => {
     if (!result.ok || result.source === 'cluster' || result.source === 'start') return;
-    bus.broadcastKept({ kind: 'config', source: result.source, ...(patch ? { patch } : {}) }).then(
-      (seq) => (seen = Math.max(seen, seq)),
+    bus.broadcastKept({ kind: 'config', source: result.source, ...(patch ? { patch } : {}) }, seen).then(
+      (kept) => {
+        if (kept.epoch !== epoch) [epoch, seen] = [kept.epoch, kept.seq];
+        else seen = Math.max(seen, kept.seq);
+      },
       (err: unknown) => {
         // The local reload stands; the other nodes keep theirs until the next one (Redis is away: degraded).
         log.warn({ err: errorMessage(err) }, 'config reload not passed on to the other nodes');
@@ -69,11 +81,8 @@ export function syncConfig(bus: NodeBus, reloader: ConfigReloader, log: Logger):
     );
   });
   const offBus = bus.on('config', (m) => apply(m, 'from another node'));
-  const offGap = bus.onGap((gap) => {
-    // A new, empty Redis numbers reloads from 1 again.
-    if (gap.reason === 'restarted') seen = 0;
-    void catchUp();
-  });
+  // The epoch tells a new, empty Redis (numbers count again) from one restored from a snapshot (they do not).
+  const offGap = bus.onGap(() => void catchUp());
   return {
     close() {
       offReload();

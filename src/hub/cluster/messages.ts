@@ -55,6 +55,8 @@ const bodies = [
     patch: z.record(z.string(), z.unknown()).optional(),
     /** Its place in the cluster's accepted reloads (set by the bus when it keeps it, NodeBus.broadcastKept). */
     seq: z.number().int().positive().optional(),
+    /** The kept numbering it belongs to: a new one when a new, empty Redis starts numbering again. */
+    epoch: z.string().max(64).optional(),
   }),
   /** A device came online on the sending node, or went offline (its route released or its node's lease expired). */
   z.object({ kind: z.literal('presence'), deviceId: id, online: z.boolean() }),

@@ -304,7 +304,7 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
     if (id && late()) await this.#noteDelivered(m.deviceId, id);
   }
 
-  /** `<prefix>delivered:<deviceId>`: ids of messages handed to the device whose sender may not have learnt it. */
+  /** `<prefix>delivered:<deviceId>` (a sorted set by time): ids of messages handed to the device whose sender may not have learnt it. */
   #deliveredKey(deviceId: string): string {
     return `${this.#p.keyPrefix}delivered:${deviceId}`;
   }
@@ -316,7 +316,17 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
   async #noteDelivered(deviceId: string, id: string): Promise<void> {
     const key = this.#deliveredKey(deviceId);
     try {
-      await this.#p.link.call((r) => r.multi().sadd(key, id).pexpire(key, LATE_NOTE_TTL_MS).exec());
+      // Scored by time: notes older than their lifetime go with the next one, so a device that often gets late
+      // deliveries does not grow its set for as long as it keeps getting them.
+      const now = Date.now();
+      await this.#p.link.call((r) =>
+        r
+          .multi()
+          .zadd(key, now, id)
+          .zremrangebyscore(key, '-inf', now - LATE_NOTE_TTL_MS)
+          .pexpire(key, LATE_NOTE_TTL_MS)
+          .exec(),
+      );
     } catch (err) {
       if (!(err instanceof ClusterUnavailableError)) throw err;
       this.#p.log.warn({ device: deviceId, id, err: err.message }, 'late delivery not noted; it may come twice');
@@ -331,8 +341,11 @@ export class ClusterRegistry extends EventEmitter<RegistryEvents> implements Dev
     if (!ids.length) return new Set();
     try {
       const key = this.#deliveredKey(deviceId);
-      const found = await this.#p.link.call((r) => r.smismember(key, ...ids));
-      return new Set(ids.filter((_, i) => found[i] === 1));
+      const scores = await this.#p.link.call((r) => r.zmscore(key, ...ids));
+      const found = ids.filter((_, i) => scores[i] !== null);
+      // Used once: the flush drops these messages now (a flush rolled back may then send one again: at least once).
+      if (found.length) await this.#p.link.call((r) => r.zrem(key, ...found));
+      return new Set(found);
     } catch (err) {
       if (!(err instanceof ClusterUnavailableError)) throw err;
       return new Set();
