@@ -29,6 +29,15 @@ const isAnswer = (m: Json) => isReceipt(m) || (isError(m) && m.code !== 'TARGET_
 const redeliveredTo = (to: string) => (m: Json) => m.type === 'peer' && m.event === 'redelivered' && m.to === to;
 const isSnap = (m: Json) => m.type === 'workflow' && m.event === 'update' && Array.isArray(m.tasks);
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 interface Node {
   id: string;
   port: number;
@@ -474,6 +483,50 @@ describe('cluster: three nodes on PostgreSQL + Redis', { skip: SKIP }, () => {
     assert.deepEqual(receipt.enqueued, ['cl:f0:00:00:00:03'], JSON.stringify(receipt));
     const back = await connect(n1, 'cl:f0:00:00:00:03');
     assert.equal(((await back.next(isMessage, WAIT)).payload as Json).text, 'do not lose me');
+  });
+
+  it('POST /admin/restart of one node drains only it: its device is served by another, the others keep theirs', async () => {
+    const [n1, , n3] = nodes as [Node, Node, Node];
+    // A node of its own to restart, as for kill -9: the other tests keep their three in any order.
+    const restarting = await startNode('n5', cluster);
+    nodes.push(restarting);
+    const stay1 = await connect(n1, 'cl:a0:00:00:00:05');
+    const stay3 = await connect(n3, 'cl:c0:00:00:00:05');
+    const moving = await connect(restarting, 'cl:e0:00:00:00:05');
+    await routed(restarting, 'cl:e0:00:00:00:05');
+    const firstPid = (await health(restarting)).pid as number;
+    const r = await fetch(`http://127.0.0.1:${restarting.port}/admin/restart`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    assert.equal(r.status, 202);
+    assert.equal((await moving.closed).code, 1001);
+    assert.ok(moving.received.some((m) => m.type === 'system' && m.event === 'shutdown'));
+
+    // The device reconnects to another node and is served there; the other nodes' devices never left.
+    const back = await connect(n1, 'cl:e0:00:00:00:05');
+    await routed(n1, 'cl:e0:00:00:00:05');
+    assert.equal(stay1.open && stay3.open, true, 'the devices of the other nodes stay connected');
+    stay3.send({ type: 'peer', to: ['cl:e0:00:00:00:05'], payload: { text: 'after the restart' } });
+    assert.equal(((await back.next(isMessage, WAIT)).payload as Json).text, 'after the restart');
+
+    // The node comes back as a new process on its port (D14) and serves devices of the cluster again.
+    const next = await waitFor(
+      async () => {
+        const h = await health(restarting).catch(() => undefined);
+        return h && h.pid !== firstPid ? h : undefined;
+      },
+      30_000,
+      'the replacement process',
+    );
+    const pid = next.pid as number;
+    try {
+      await connect(restarting, 'cl:e1:00:00:00:05');
+      await routed(restarting, 'cl:e1:00:00:00:05');
+    } finally {
+      process.kill(pid, 'SIGTERM');
+      await waitFor(() => !alive(pid), WAIT, 'the replacement to stop');
+    }
   });
 });
 
