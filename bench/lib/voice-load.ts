@@ -631,7 +631,9 @@ function summarize(r: Raw): LevelResult {
       loopLagMaxMs: metricValue(r.m1, 'linus_event_loop_lag_max_seconds') * 1000,
       loopLagP99ExcessMs: Math.max(0, lagP99 - LAG_RESOLUTION_MS),
       cpuPct: pct(serverCpu),
-      cpuMsPerDeviceSecond: perDeviceSecond(serverCpu),
+      // From the same two readings as its split (the window's snapshot is a moment apart: a 10 ms tick between
+      // them was a visible gap in short runs).
+      cpuMsPerDeviceSecond: perDeviceSecond(r.mainThreadCpuMs + r.otherThreadsCpuMs),
       mainThreadCpuMsPerDeviceSecond: perDeviceSecond(r.mainThreadCpuMs),
       otherThreadsCpuMsPerDeviceSecond: perDeviceSecond(r.otherThreadsCpuMs),
       cpuPeakPct: r.peak,
