@@ -1,5 +1,5 @@
 import { errorMessage } from '../../errors.js';
-import { relay } from '../../hub/cluster/fanout.js';
+import { deliverTo, relay } from '../../hub/cluster/fanout.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../observability/log.js';
 import { Scope } from '../../session/scope.js';
@@ -392,22 +392,11 @@ export class MeetingService {
 
   /** To the device wherever it is connected; nothing when it is offline (it reads the result on its next request). */
   #deliver(deviceId: string, message: Json): void {
-    const conn = this.#deps.ctx.registry.get(deviceId);
-    if (conn) {
-      conn.deliver(message);
-      return;
-    }
-    const cluster = this.#deps.ctx.cluster;
-    if (!cluster) return;
-    // The device moved to another node (a finalize asked for here, e.g. over HTTP): its node hands it on (D17).
-    void this.#scope.run('deliver', async () => {
-      try {
-        await cluster.registry.deliver(deviceId, message);
-      } catch (err) {
-        // As for an offline device on one node: the summary stays in the store, read on the next request.
-        this.#log.warn({ err: errorMessage(err), device: deviceId }, 'meeting message not passed to the device’s node');
-      }
-    });
+    // The device may have moved to another node (a finalize asked for here, e.g. over HTTP): its node hands it on
+    // (D17). When that fails it is as for an offline device: the summary stays in the store for the next request.
+    deliverTo(this.#deps.ctx, this.#scope, deviceId, message, (err) =>
+      this.#log.warn({ err: errorMessage(err), device: deviceId }, 'meeting message not passed to the device’s node'),
+    );
   }
 
   #broadcast(deviceId: string, message: Json): void {

@@ -4,6 +4,7 @@ import type { LinusConfig } from '../../config/schema.js';
 import type { DeviceConnection } from '../../hub/registry.js';
 import { ClusterUnavailableError } from '../../hub/cluster/link.js';
 import { onlineDevices } from '../../hub/cluster/online.js';
+import { deliverTo } from '../../hub/cluster/fanout.js';
 import { errorMessage } from '../../errors.js';
 import { Scope } from '../../session/scope.js';
 import type { Session } from '../../session/session.js';
@@ -408,21 +409,10 @@ export class PeerFeature implements Feature {
 
   /** A server notice to a device on this node or, in cluster mode, on another; best effort (receipts). */
   #notify(deviceId: string, message: { type: string } & Record<string, unknown>): void {
-    const conn = this.#deps.ctx.registry.get(deviceId);
-    if (conn) {
-      conn.deliver(message);
-      return;
-    }
-    const cluster = this.#deps.ctx.cluster;
-    if (!cluster) return;
-    void this.#scope.run('notify', async () => {
-      try {
-        await cluster.registry.deliver(deviceId, message);
-      } catch (err) {
-        // A receipt is a notice, not a message: a sender that cannot be reached now is not owed it later.
-        this.#log.debug({ err: errorMessage(err), device: deviceId }, 'peer: notice to another node not sent');
-      }
-    });
+    // A receipt is a notice, not a message: a sender that cannot be reached now is not owed it later.
+    deliverTo(this.#deps.ctx, this.#scope, deviceId, message, (err) =>
+      this.#log.debug({ err: errorMessage(err), device: deviceId }, 'peer: notice to another node not sent'),
+    );
   }
 
   async #enqueue(to: string, envelope: PeerEnvelope, cfg: PeerConfig): Promise<RouteResult> {

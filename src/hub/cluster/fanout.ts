@@ -61,6 +61,34 @@ export async function relay(
   });
 }
 
+/**
+ * To one device, best effort: at once when it is on this node; in cluster mode through the node that holds it, as
+ * a task of `scope` (`failed` hears why it was not handed on: Redis away, no answer in time). Nothing when it is
+ * offline: the callers' messages are notices or results the device reads again on its next request.
+ */
+export function deliverTo(
+  where: { registry: DeviceRegistry; cluster?: ClusterHub | undefined },
+  scope: { run(name: string, task: () => Promise<unknown>): Promise<void> },
+  deviceId: string,
+  message: DeviceMessage,
+  failed: (err: unknown) => void,
+): void {
+  const conn = where.registry.get(deviceId);
+  if (conn) {
+    conn.deliver(message);
+    return;
+  }
+  const cluster = where.cluster;
+  if (!cluster) return;
+  void scope.run('deliver', async () => {
+    try {
+      await cluster.registry.deliver(deviceId, message);
+    } catch (err) {
+      failed(err);
+    }
+  });
+}
+
 /** The receiving side: this node hands each relay of another node to its own devices of the audience. */
 export function receiveRelays(hub: ClusterHub, groupOf: (id: string) => string): () => void {
   return hub.bus.on('fanout', (m) => deliverLocal(hub.registry.local, m.audience, m.message, groupOf));
